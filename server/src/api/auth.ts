@@ -1,0 +1,74 @@
+import type { FastifyRequest } from 'fastify';
+import type { Db } from '../storage/database.ts';
+import { resolveKey, touchKey, type ResolvedKey } from '../workspaces/store.ts';
+import { ApiError } from './errors.ts';
+
+const CACHE_MS = 2_000;
+
+/**
+ * Resolves presented keys with a short cache: collection requests arrive hundreds of times a
+ * second with the same key. Admin changes in this process clear it at once; changes made by
+ * another process (the CLI) take effect within CACHE_MS.
+ */
+export function createKeyResolver(db: Db) {
+  const cache = new Map<string, { value: ResolvedKey | null; until: number }>();
+  return {
+    async resolve(key: string): Promise<ResolvedKey | null> {
+      const now = Date.now();
+      const hit = cache.get(key);
+      if (hit && hit.until > now) return hit.value;
+      const value = await resolveKey(db, key);
+      if (cache.size > 10_000) cache.clear();
+      cache.set(key, { value, until: now + CACHE_MS });
+      if (value) void touchKey(db, value.workspaceId, value.keyId).catch(() => undefined);
+      return value;
+    },
+    invalidate(): void {
+      cache.clear();
+    },
+  };
+}
+export type KeyResolver = ReturnType<typeof createKeyResolver>;
+
+function basicUsername(header: string | undefined): string | undefined {
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  return (colon === -1 ? decoded : decoded.slice(0, colon)) || undefined;
+}
+
+function bearer(header: string | undefined): string | undefined {
+  return header?.startsWith('Bearer ') ? header.slice(7).trim() || undefined : undefined;
+}
+
+/** Segment clients send the write key as the Basic username, in `X-Write-Key`, or as `writeKey` in the body. */
+export function presentedWriteKey(request: FastifyRequest, body: unknown): string | undefined {
+  const fromBasic = basicUsername(request.headers.authorization);
+  if (fromBasic) return fromBasic;
+  const header = request.headers['x-write-key'];
+  if (typeof header === 'string' && header) return header;
+  if (body && typeof body === 'object' && typeof (body as { writeKey?: unknown }).writeKey === 'string') {
+    return (body as { writeKey: string }).writeKey;
+  }
+  return undefined;
+}
+
+/** A secret key for the read APIs: `Authorization: Bearer <key>` or Basic with the key as username. */
+export function presentedSecret(request: FastifyRequest): string | undefined {
+  return bearer(request.headers.authorization) ?? basicUsername(request.headers.authorization);
+}
+
+export async function requireServerKey(resolver: KeyResolver, request: FastifyRequest): Promise<ResolvedKey> {
+  const key = presentedSecret(request);
+  if (!key) throw new ApiError(401, 'unauthorized', 'A server key is required (Authorization: Bearer <key>)');
+  const resolved = await resolver.resolve(key);
+  if (!resolved) throw new ApiError(401, 'unauthorized', 'Unknown, disabled or expired key');
+  if (resolved.kind !== 'server') throw new ApiError(403, 'forbidden', 'Write keys can only send events; use a server key to read');
+  return resolved;
+}
+
+export function requireAdmin(verify: (token: string) => boolean, request: FastifyRequest): void {
+  const token = bearer(request.headers.authorization);
+  if (!token) throw new ApiError(401, 'unauthorized', 'The admin token is required (Authorization: Bearer <token>)');
+  if (!verify(token)) throw new ApiError(401, 'unauthorized', 'Invalid admin token');
+}

@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import type { Db } from '../storage/database.ts';
+import type { Metrics } from './metrics.ts';
+
+/** `GET /health`, `GET /metrics` (Prometheus) and request metrics for every route. */
+export async function operationsRoutes(app: FastifyInstance, options: { db: Db; metrics: Metrics }): Promise<void> {
+  const { db, metrics } = options;
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
+    metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
+  });
+
+  app.get(
+    '/health',
+    {
+      schema: {
+        summary: 'Liveness and database reachability',
+        tags: ['operations'],
+        response: {
+          200: { type: 'object', properties: { status: { type: 'string' }, database: { type: 'string' } } },
+          503: { type: 'object', properties: { status: { type: 'string' }, database: { type: 'string' }, message: { type: 'string' } } },
+        },
+      },
+    },
+    async (_request, reply) => {
+      try {
+        await db.query('select 1');
+        return { status: 'ok', database: 'ok' };
+      } catch (error) {
+        return reply.code(503).send({ status: 'unavailable', database: 'unreachable', message: (error as Error).message });
+      }
+    },
+  );
+
+  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
+    reply.header('content-type', metrics.registry.contentType);
+    return metrics.registry.metrics();
+  });
+}

@@ -1,0 +1,65 @@
+import cors from '@fastify/cors';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { collectionRoutes } from '../ingest/routes.ts';
+import type { Db } from '../storage/database.ts';
+import { createKeyResolver } from './auth.ts';
+import { registerErrorHandler } from './errors.ts';
+import { createMetrics } from './metrics.ts';
+import { operationsRoutes } from './operations.ts';
+
+export interface ServerOptions {
+  db: Db;
+  verifyAdmin: (token: string) => boolean;
+  /** Pino log level, or false for silence (tests). */
+  logLevel?: string | false;
+  maxInflightIngest?: number;
+  /** The server clock (receivedAt); injectable so tests control time. */
+  now?: () => Date;
+}
+
+/** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger:
+      options.logLevel === false
+        ? false
+        : { level: options.logLevel ?? 'info', redact: ['req.headers.authorization', 'req.headers["x-write-key"]'] },
+    bodyLimit: 1024 * 1024,
+    trustProxy: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  const metrics = createMetrics();
+  const keys = createKeyResolver(options.db);
+  const now = options.now ?? (() => new Date());
+
+  registerErrorHandler(app);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Touchpoint API', version: '0.1.0', description: 'Customer Data Platform: collection, admin and read APIs' },
+      components: {
+        securitySchemes: {
+          basicAuth: { type: 'http', scheme: 'basic', description: 'Write key as the username, empty password' },
+          writeKey: { type: 'apiKey', in: 'header', name: 'X-Write-Key' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'Admin token or server key' },
+        },
+      },
+    },
+  });
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(operationsRoutes, { db: options.db, metrics });
+  await app.register(async (collection) => {
+    // Browsers post from any site that embeds the SDK; write keys are public by design.
+    await collection.register(cors, { origin: true, methods: ['POST', 'OPTIONS'], maxAge: 86_400 });
+    await collection.register(collectionRoutes, {
+      db: options.db,
+      keys,
+      metrics,
+      now,
+      maxInflight: options.maxInflightIngest ?? 512,
+    });
+  });
+  return app;
+}

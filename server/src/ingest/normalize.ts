@@ -1,0 +1,202 @@
+import crypto from 'node:crypto';
+import { FormatRegistry } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { EVENT_TYPES, EventSchema, LIMITS, type EventType, type IncomingEvent } from './schemas.ts';
+
+// Instants outside this range are almost always client bugs (epoch 0, year 20240) and would
+// create absurd partitions; they are rejected with a reason instead.
+const MIN_TIME = Date.UTC(1970, 0, 2);
+const MAX_TIME = Date.UTC(2200, 0, 1);
+const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+
+// JSON.stringify escapes exactly these: NUL and lone surrogates, which PostgreSQL's jsonb refuses.
+const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
+
+if (!FormatRegistry.Has('date-time')) {
+  FormatRegistry.Set('date-time', (value) => ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)));
+}
+const checkEvent = TypeCompiler.Compile(EventSchema);
+
+/** An event ready to store: identities as strings, instants as Dates, spec fields separated from extras. */
+export interface NormalizedEvent {
+  messageId: string;
+  type: EventType;
+  event: string | null;
+  name: string | null;
+  category: string | null;
+  userId: string | null;
+  anonymousId: string | null;
+  previousId: string | null;
+  groupId: string | null;
+  properties: Record<string, unknown> | null;
+  traits: Record<string, unknown> | null;
+  context: Record<string, unknown> | null;
+  integrations: Record<string, unknown> | null;
+  extra: Record<string, unknown> | null;
+  timestamp: Date;
+  originalTimestamp: Date | null;
+  sentAt: Date | null;
+  receivedAt: Date;
+}
+
+export interface Rejection {
+  /** Machine-readable reason, e.g. `missing_identity`. */
+  error: string;
+  field: string | null;
+  message: string;
+  messageId: string | null;
+  /** The item as received (after batch defaults were merged), kept for quarantine and replay. */
+  payload: unknown;
+}
+
+export type NormalizeResult = { ok: true; event: NormalizedEvent } | { ok: false; rejection: Rejection };
+
+export interface NormalizeOptions {
+  receivedAt: Date;
+  /** The call type fixed by the endpoint (`/v1/track` …); batch items carry their own `type`. */
+  type?: EventType;
+  /** `/v1/import`: historical data, timestamps are taken as given with no clock-skew correction. */
+  historical?: boolean;
+  /** Batch-level `context`, `integrations` and `sentAt`, merged into each item (the item wins). */
+  batch?: { context?: Record<string, unknown>; integrations?: Record<string, unknown>; sentAt?: string };
+}
+
+const SPEC_FIELDS = new Set([
+  'type', 'messageId', 'userId', 'anonymousId', 'previousId', 'groupId', 'event', 'name', 'category',
+  'properties', 'traits', 'context', 'integrations', 'timestamp', 'originalTimestamp', 'sentAt', 'receivedAt', 'writeKey',
+]);
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Ids may arrive as numbers; blank strings mean "absent". */
+function idString(value: unknown): string | null {
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (typeof value === 'string' && value.trim() !== '') return value;
+  return null;
+}
+
+function instant(value: string | undefined): Date | null | 'invalid' {
+  if (value === undefined) return null;
+  const ms = Date.parse(value);
+  if (Number.isNaN(ms) || ms < MIN_TIME || ms >= MAX_TIME) return 'invalid';
+  return new Date(ms);
+}
+
+function mergeDefaults(item: Record<string, unknown>, batch: NormalizeOptions['batch']): Record<string, unknown> {
+  if (!batch) return item;
+  const merged = { ...item };
+  if (batch.context) merged.context = { ...batch.context, ...(isObject(item.context) ? item.context : {}) };
+  if (batch.integrations) merged.integrations = { ...batch.integrations, ...(isObject(item.integrations) ? item.integrations : {}) };
+  if (batch.sentAt !== undefined && item.sentAt === undefined) merged.sentAt = batch.sentAt;
+  return merged;
+}
+
+/**
+ * Validates one event against the Segment spec and computes its times:
+ * `timestamp = receivedAt − (sentAt − originalTimestamp)` corrects the client's clock skew.
+ */
+export function normalizeEvent(raw: unknown, options: NormalizeOptions): NormalizeResult {
+  const reject = (error: string, field: string | null, message: string, payload: unknown = raw): NormalizeResult => ({
+    ok: false,
+    rejection: {
+      error,
+      field,
+      message,
+      payload,
+      messageId: isObject(raw) && typeof raw.messageId === 'string' ? raw.messageId.slice(0, 200) : null,
+    },
+  });
+  if (!isObject(raw)) return reject('not_an_object', null, 'Each event must be a JSON object');
+
+  const item = mergeDefaults(raw, options.batch);
+  const json = JSON.stringify(raw);
+  const bytes = Buffer.byteLength(json);
+  if (bytes > LIMITS.eventBytes) {
+    return reject('event_too_large', null, `Event is ${bytes} bytes; the limit is ${LIMITS.eventBytes} bytes (32 KB)`, item);
+  }
+
+  if (UNSTORABLE_ESCAPE.test(json)) {
+    return reject('invalid_character', null, 'Strings must not contain U+0000 or unpaired UTF-16 surrogates', item);
+  }
+
+  const type = options.type ?? (item.type as EventType | undefined);
+  if (typeof type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(type)) {
+    return reject('invalid_type', 'type', `type must be one of ${EVENT_TYPES.join(', ')}`, item);
+  }
+
+  if (!checkEvent.Check(item)) {
+    const first = checkEvent.Errors(item).First();
+    const field = first ? first.path.replace(/^\//, '').replaceAll('/', '.') || null : null;
+    if (field === 'messageId' && typeof item.messageId === 'string' && item.messageId.length > LIMITS.messageIdLength) {
+      return reject('message_id_too_long', 'messageId', `messageId must be at most ${LIMITS.messageIdLength} characters`, item);
+    }
+    if (field && ['timestamp', 'originalTimestamp', 'sentAt'].includes(field)) {
+      return reject('invalid_timestamp', field, `${field} must be an ISO-8601 date-time`, item);
+    }
+    return reject('invalid_field', field, `${field ?? 'event'}: ${first?.message ?? 'invalid'}`, item);
+  }
+  const event = item as IncomingEvent & Record<string, unknown>;
+
+  const userId = idString(event.userId);
+  const anonymousId = idString(event.anonymousId);
+  const previousId = idString(event.previousId);
+  const groupId = idString(event.groupId);
+  if (type === 'alias') {
+    if (!previousId) return reject('missing_previous_id', 'previousId', 'alias requires previousId', item);
+    if (!userId) return reject('missing_identity', 'userId', 'alias requires userId', item);
+  } else if (!userId && !anonymousId) {
+    return reject('missing_identity', 'userId', 'userId or anonymousId is required', item);
+  }
+  if (type === 'track' && (typeof event.event !== 'string' || event.event.trim() === '')) {
+    return reject('missing_event', 'event', 'track requires a non-empty event name', item);
+  }
+  if (type === 'group' && !groupId) return reject('missing_group_id', 'groupId', 'group requires groupId', item);
+
+  const original = instant(event.originalTimestamp ?? event.timestamp);
+  const originalField = event.originalTimestamp !== undefined ? 'originalTimestamp' : 'timestamp';
+  if (original === 'invalid') return reject('invalid_timestamp', originalField, `${originalField} is out of range (1970–2200)`, item);
+  const sentAt = instant(event.sentAt);
+  if (sentAt === 'invalid') return reject('invalid_timestamp', 'sentAt', 'sentAt is out of range (1970–2200)', item);
+
+  const receivedAt = options.receivedAt;
+  let timestamp: Date;
+  if (!original) timestamp = receivedAt;
+  else if (sentAt && !options.historical) timestamp = new Date(receivedAt.getTime() - (sentAt.getTime() - original.getTime()));
+  else timestamp = original;
+  if (timestamp.getTime() < MIN_TIME || timestamp.getTime() >= MAX_TIME) {
+    return reject('invalid_timestamp', 'sentAt', 'the clock-skew corrected timestamp is out of range', item);
+  }
+
+  let extra: Record<string, unknown> | null = null;
+  for (const key of Object.keys(event)) {
+    if (SPEC_FIELDS.has(key)) continue;
+    extra ??= {};
+    extra[key] = event[key];
+  }
+
+  return {
+    ok: true,
+    event: {
+      messageId: event.messageId ?? crypto.randomUUID(),
+      type,
+      event: type === 'track' ? (event.event as string) : null,
+      name: typeof event.name === 'string' ? event.name : null,
+      category: typeof event.category === 'string' ? event.category : null,
+      userId,
+      anonymousId,
+      previousId,
+      groupId,
+      properties: event.properties ?? null,
+      traits: event.traits ?? null,
+      context: event.context ?? null,
+      integrations: event.integrations ?? null,
+      extra,
+      timestamp,
+      originalTimestamp: original,
+      sentAt,
+      receivedAt,
+    },
+  };
+}

@@ -1,0 +1,198 @@
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { presentedWriteKey, type KeyResolver } from '../api/auth.ts';
+import { ApiError } from '../api/errors.ts';
+import type { Metrics } from '../api/metrics.ts';
+import type { Db } from '../storage/database.ts';
+import type { ResolvedKey } from '../workspaces/store.ts';
+import { readJsonBody } from './body.ts';
+import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
+import { createRateLimiter } from './rate-limit.ts';
+import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
+import { quarantine, storeEvents } from './store.ts';
+
+export interface CollectionOptions {
+  db: Db;
+  keys: KeyResolver;
+  metrics: Metrics;
+  now: () => Date;
+  /** Requests in flight before new ones are shed with 429. */
+  maxInflight: number;
+}
+
+const SINGLE_ENDPOINTS: Array<[EventType, string]> = [
+  ['track', 't'],
+  ['identify', 'i'],
+  ['page', 'p'],
+  ['screen', 's'],
+  ['group', 'g'],
+  ['alias', 'a'],
+];
+const checkBatch = TypeCompiler.Compile(BatchSchema);
+
+const ErrorResponse = {
+  type: 'object',
+  properties: {
+    error: { type: 'string' },
+    message: { type: 'string' },
+    field: { type: 'string' },
+    quarantineId: { type: 'string' },
+  },
+} as const;
+
+// Bodies are read and validated per item by the handler (so one bad item of a batch is
+// quarantined, not the whole request); the schemas below are the same ones normalize.ts checks
+// with, attached for the OpenAPI document. Fastify's own validation is turned off for them.
+const documentOnly = () => () => true;
+
+const COLLECTION_SECURITY: Array<Record<string, string[]>> = [{ basicAuth: [] }, { writeKey: [] }];
+
+function routeSchema(summary: string, body: unknown) {
+  return {
+    summary,
+    tags: ['collection'],
+    security: COLLECTION_SECURITY,
+    body,
+    response: { 200: IngestResponseSchema, 400: ErrorResponse, 401: ErrorResponse, 413: ErrorResponse, 429: ErrorResponse },
+  };
+}
+
+/** The Segment-compatible tracking API: `/v1/{track,identify,page,screen,group,alias,batch,import}` and short forms. */
+export async function collectionRoutes(app: FastifyInstance, options: CollectionOptions): Promise<void> {
+  const { db, keys, metrics, now } = options;
+  const limiter = createRateLimiter();
+  let inflight = 0;
+
+  // Bodies are read raw by readJsonBody (gzip, any content type, limit after decompression).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, _payload, done) => {
+    readJsonBody(request.raw, LIMITS.batchBytes).then(
+      (body) => done(null, body),
+      (error: Error) => done(error, undefined),
+    );
+  });
+
+  app.addHook('onRequest', async (_request, reply) => {
+    if (inflight >= options.maxInflight) {
+      metrics.requestsRejected.inc({ reason: 'overloaded' });
+      throw new ApiError(429, 'overloaded', 'Too many requests in flight; retry shortly', undefined, { 'retry-after': '1' });
+    }
+    inflight++;
+    reply.raw.once('close', () => inflight--);
+  });
+
+  async function authenticate(request: FastifyRequest): Promise<ResolvedKey & { sourceId: string }> {
+    const key = presentedWriteKey(request, request.body);
+    if (!key) {
+      metrics.requestsRejected.inc({ reason: 'unauthorized' });
+      throw new ApiError(401, 'unauthorized', 'A write key is required: HTTP Basic username, X-Write-Key header, or writeKey in the body');
+    }
+    const resolved = await keys.resolve(key);
+    if (!resolved || resolved.kind !== 'write' || !resolved.sourceId) {
+      metrics.requestsRejected.inc({ reason: 'unauthorized' });
+      throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
+    }
+    return resolved as ResolvedKey & { sourceId: string };
+  }
+
+  function checkRate(source: ResolvedKey, count: number): void {
+    if (!source.rateLimitPerSecond || count === 0) return;
+    const wait = limiter.take(source.sourceId!, source.rateLimitPerSecond, count, Date.now());
+    if (wait > 0) {
+      metrics.requestsRejected.inc({ reason: 'rate_limited' });
+      throw new ApiError(
+        429,
+        'rate_limited',
+        `This source accepts ${source.rateLimitPerSecond} events per second; retry after ${wait}s`,
+        undefined,
+        { 'retry-after': String(wait) },
+      );
+    }
+  }
+
+  async function ingest(
+    source: ResolvedKey & { sourceId: string },
+    endpoint: string,
+    results: Array<{ ok: true; event: NormalizedEvent } | { ok: false; rejection: Rejection }>,
+  ) {
+    const valid: NormalizedEvent[] = [];
+    const invalid: Array<{ index: number; rejection: Rejection }> = [];
+    results.forEach((result, index) => (result.ok ? valid.push(result.event) : invalid.push({ index, rejection: result.rejection })));
+    const ref = { workspaceId: source.workspaceId, sourceId: source.sourceId };
+    const quarantined = await quarantine(db, ref, endpoint, invalid.map((item) => item.rejection));
+    const stored = await storeEvents(db, ref, valid, endpoint);
+    for (const item of quarantined) metrics.eventsRejected.inc({ endpoint, reason: item.error });
+    for (const item of stored.failed) metrics.eventsRejected.inc({ endpoint, reason: item.error });
+    metrics.eventsAccepted.inc({ endpoint }, stored.stored.length);
+    metrics.eventsDuplicate.inc({ endpoint }, stored.duplicates);
+    const rejected: IngestResponse['rejected'] = quarantined.map((item, i) => ({
+      index: invalid[i]!.index,
+      messageId: item.messageId,
+      error: item.error,
+      field: item.field,
+      message: item.message,
+      quarantineId: item.quarantineId,
+    }));
+    for (const item of stored.failed) {
+      rejected.push({
+        index: results.findIndex((r) => r.ok && r.event.messageId === item.messageId),
+        messageId: item.messageId,
+        error: item.error,
+        field: item.field,
+        message: item.message,
+        quarantineId: item.quarantineId,
+      });
+    }
+    return { accepted: stored.stored.length, duplicates: stored.duplicates, rejected };
+  }
+
+  for (const [type, short] of SINGLE_ENDPOINTS) {
+    const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+      const source = await authenticate(request);
+      checkRate(source, 1);
+      const result = normalizeEvent(request.body, { type, receivedAt: now() });
+      const outcome = await ingest(source, type, [result]);
+      const rejected = outcome.rejected[0];
+      if (rejected) {
+        return reply.code(400).send({
+          error: rejected.error,
+          message: rejected.message,
+          ...(rejected.field ? { field: rejected.field } : {}),
+          quarantineId: rejected.quarantineId,
+        });
+      }
+      return { success: true, ...outcome };
+    };
+    const schema = routeSchema(`Record one ${type} call (Segment spec)`, EventSchema);
+    app.post(`/v1/${type}`, { schema, validatorCompiler: documentOnly }, handler);
+    app.post(`/v1/${short}`, { schema: { ...schema, hide: true }, validatorCompiler: documentOnly }, handler);
+  }
+
+  const batchHandler = (historical: boolean) => async (request: FastifyRequest) => {
+    const source = await authenticate(request);
+    const body = request.body;
+    if (!checkBatch.Check(body)) {
+      const first = checkBatch.Errors(body).First();
+      const field = first?.path.replace(/^\//, '').replaceAll('/', '.') || 'batch';
+      throw new ApiError(400, 'invalid_request', `${field}: ${first?.message ?? 'a batch body is {"batch": [events]}'}`, field);
+    }
+    if (body.batch.length > LIMITS.batchEvents) {
+      metrics.requestsRejected.inc({ reason: 'too_many_events' });
+      throw new ApiError(400, 'too_many_events', `A batch holds at most ${LIMITS.batchEvents} events; this one has ${body.batch.length}`, 'batch');
+    }
+    checkRate(source, body.batch.length);
+    const receivedAt = now();
+    const defaults = { context: body.context, integrations: body.integrations, sentAt: body.sentAt };
+    const results = body.batch.map((item) => normalizeEvent(item, { receivedAt, historical, batch: defaults }));
+    const endpoint = historical ? 'import' : 'batch';
+    return { success: true, ...(await ingest(source, endpoint, results)) };
+  };
+  const batchSchema = routeSchema('Record up to 2,500 events of any type (Segment batch)', BatchSchema);
+  app.post('/v1/batch', { schema: batchSchema, validatorCompiler: documentOnly }, batchHandler(false));
+  app.post('/v1/b', { schema: { ...batchSchema, hide: true }, validatorCompiler: documentOnly }, batchHandler(false));
+  app.post(
+    '/v1/import',
+    { schema: routeSchema('Import historical events: timestamps are kept as sent, without clock-skew correction', BatchSchema), validatorCompiler: documentOnly },
+    batchHandler(true),
+  );
+}

@@ -1,0 +1,219 @@
+import crypto from 'node:crypto';
+import { observeEvents } from '../catalogue/observe.ts';
+import type { Db, DbClient } from '../storage/database.ts';
+import { ensureMonthlyPartitions } from '../storage/partitions.ts';
+import type { NormalizedEvent, Rejection } from './normalize.ts';
+
+export interface SourceRef {
+  workspaceId: string;
+  sourceId: string;
+}
+
+export interface StoreResult {
+  /** Events stored by this call (first copy of their messageId in the workspace). */
+  stored: NormalizedEvent[];
+  /** Events skipped because their messageId was already stored (retries, re-imports). */
+  duplicates: number;
+  /** Events PostgreSQL refused to store (e.g. a value it cannot represent), now in quarantine. */
+  failed: QuarantinedItem[];
+}
+
+export interface QuarantinedItem extends Rejection {
+  quarantineId: string;
+}
+
+// Column list of jsonb_to_recordset: the whole batch travels as one JSON parameter, so a batch
+// of any size is one statement and PostgreSQL parses it in a single pass.
+const RECORD_COLUMNS = `message_id text, timestamp timestamptz, type text, event text, name text, category text,
+  user_id text, anonymous_id text, previous_id text, group_id text, properties jsonb, traits jsonb, context jsonb,
+  integrations jsonb, extra jsonb, original_timestamp timestamptz, sent_at timestamptz, received_at timestamptz`;
+
+const INSERT_EVENTS = `
+  with incoming as (
+    select * from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})
+  ), fresh as (
+    -- Sorted so concurrent batches sharing messageIds lock them in the same order (no deadlock).
+    insert into event_message_ids (workspace_id, message_id, timestamp, seq, received_at)
+    select $1, message_id, timestamp, nextval('events_seq'), received_at from incoming order by message_id
+    on conflict do nothing
+    returning message_id, seq
+  )
+  insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
+    anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
+    sent_at, received_at)
+  select $1, i.timestamp, f.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
+    i.previous_id, i.group_id, i.properties, i.traits, i.context, i.integrations, i.extra, i.original_timestamp,
+    i.sent_at, i.received_at
+  from incoming i join fresh f using (message_id)
+  returning message_id`;
+
+function toRecord(event: NormalizedEvent) {
+  return {
+    message_id: event.messageId,
+    timestamp: event.timestamp.toISOString(),
+    type: event.type,
+    event: event.event,
+    name: event.name,
+    category: event.category,
+    user_id: event.userId,
+    anonymous_id: event.anonymousId,
+    previous_id: event.previousId,
+    group_id: event.groupId,
+    properties: event.properties,
+    traits: event.traits,
+    context: event.context,
+    integrations: event.integrations,
+    extra: event.extra,
+    original_timestamp: event.originalTimestamp?.toISOString() ?? null,
+    sent_at: event.sentAt?.toISOString() ?? null,
+    received_at: event.receivedAt.toISOString(),
+  };
+}
+
+// Catalogue observations accumulate in a few batch jobs per workspace (graphile-worker appends
+// array payloads to a pending job with the same key), so the worker upserts once a second or
+// so instead of once per request. Several keys spread the row lock that appending takes.
+const CATALOGUE_SHARDS = 4;
+const CATALOGUE_DELAY_SECONDS = 1;
+
+async function enqueueCatalogue(client: DbClient, workspaceId: string, stored: NormalizedEvent[]): Promise<void> {
+  if (stored.length === 0) return;
+  const shard = crypto.randomInt(CATALOGUE_SHARDS);
+  await client.query(
+    `select graphile_worker.add_job('catalogue.observe', $1::json,
+       job_key => $2, job_key_mode => 'preserve_run_at',
+       run_at => now() + make_interval(secs => $3), max_attempts => 10)`,
+    [JSON.stringify([{ workspaceId, observations: observeEvents(stored) }]), `catalogue:${workspaceId}:${shard}`, CATALOGUE_DELAY_SECONDS],
+  );
+}
+
+function isRetryable(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+/** SQLSTATE class 22: the data itself was refused (bad encoding, out-of-range value, …). */
+function isDataError(error: unknown): boolean {
+  const code = (error as { code?: string } | null)?.code;
+  return typeof code === 'string' && code.startsWith('22');
+}
+
+async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[]): Promise<NormalizedEvent[]> {
+  for (let attempt = 1; ; attempt++) {
+    const client = await db.connect();
+    try {
+      await client.query('begin');
+      const { rows } = await client.query<{ message_id: string }>(INSERT_EVENTS, [
+        source.workspaceId,
+        source.sourceId,
+        JSON.stringify(events.map(toRecord)),
+      ]);
+      const storedIds = new Set(rows.map((row) => row.message_id));
+      const stored = events.filter((event) => storedIds.has(event.messageId));
+      await enqueueCatalogue(client, source.workspaceId, stored);
+      await client.query('commit');
+      return stored;
+    } catch (error) {
+      await client.query('rollback').catch(() => undefined);
+      if (attempt < 5 && isRetryable(error)) continue;
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/**
+ * Durably stores events, exactly once per (workspace, messageId): when this resolves, the events
+ * are committed. Duplicates inside the batch and of earlier batches are counted, not stored.
+ */
+export async function storeEvents(db: Db, source: SourceRef, events: readonly NormalizedEvent[], endpoint = 'batch'): Promise<StoreResult> {
+  const unique: NormalizedEvent[] = [];
+  const seen = new Set<string>();
+  for (const event of events) {
+    if (seen.has(event.messageId)) continue;
+    seen.add(event.messageId);
+    unique.push(event);
+  }
+  const inBatchDuplicates = events.length - unique.length;
+  if (unique.length === 0) return { stored: [], duplicates: inBatchDuplicates, failed: [] };
+  await ensureMonthlyPartitions(db, 'events', unique.map((event) => event.timestamp));
+
+  try {
+    const stored = await insertBatch(db, source, unique);
+    return { stored, duplicates: inBatchDuplicates + unique.length - stored.length, failed: [] };
+  } catch (error) {
+    if (!isDataError(error) || unique.length === 1) {
+      if (isDataError(error)) {
+        const failed = await quarantineFailures(db, source, unique, endpoint, error);
+        return { stored: [], duplicates: inBatchDuplicates, failed };
+      }
+      throw error;
+    }
+  }
+  // One event PostgreSQL refuses must not cost the others: store them one by one.
+  const stored: NormalizedEvent[] = [];
+  const failed: QuarantinedItem[] = [];
+  let duplicates = inBatchDuplicates;
+  for (const event of unique) {
+    const result = await storeEvents(db, source, [event], endpoint);
+    stored.push(...result.stored);
+    failed.push(...result.failed);
+    duplicates += result.duplicates;
+  }
+  return { stored, duplicates, failed };
+}
+
+async function quarantineFailures(
+  db: Db,
+  source: SourceRef,
+  events: NormalizedEvent[],
+  endpoint: string,
+  error: unknown,
+): Promise<QuarantinedItem[]> {
+  const message = error instanceof Error ? error.message : String(error);
+  return quarantine(
+    db,
+    source,
+    endpoint,
+    events.map((event) => ({
+      error: 'storage_rejected',
+      field: null,
+      message: `PostgreSQL refused the event: ${message}`,
+      messageId: event.messageId,
+      payload: toRecord(event),
+    })),
+  );
+}
+
+/** Keeps rejected items with their payload and reason; returns them with their quarantine ids. */
+export async function quarantine(
+  db: Pick<Db, 'query'>,
+  source: { workspaceId: string; sourceId: string | null },
+  endpoint: string,
+  rejections: readonly Rejection[],
+): Promise<QuarantinedItem[]> {
+  if (rejections.length === 0) return [];
+  const items = rejections.map((rejection) => ({ ...rejection, quarantineId: crypto.randomUUID() }));
+  await db.query(
+    `insert into quarantine (workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload)
+     select $1, x.id, $2, $3, x.message_id, x.reason, x.field, x.errors, x.payload
+       from jsonb_to_recordset($4::jsonb) as x(id uuid, message_id text, reason text, field text, errors jsonb, payload text)`,
+    [
+      source.workspaceId,
+      source.sourceId,
+      endpoint,
+      JSON.stringify(
+        items.map((item) => ({
+          id: item.quarantineId,
+          message_id: item.messageId,
+          reason: item.error,
+          field: item.field,
+          errors: [{ error: item.error, field: item.field, message: item.message }],
+          payload: JSON.stringify(item.payload) ?? 'null',
+        })),
+      ),
+    ],
+  );
+  return items;
+}

