@@ -1,3 +1,4 @@
+import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import type { Config } from '../config.ts';
 import { createPool, type Db } from './database.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
@@ -29,7 +30,11 @@ export async function openStorage(
   }
   const db = createPool(url, options.poolSize);
   try {
-    if (options.migrate !== false) await migrate(db);
+    if (options.migrate !== false) {
+      await migrate(db);
+      // The ingest transaction enqueues jobs, so the job queue's schema is part of ours.
+      await runWorkerMigrations({ pgPool: db });
+    }
   } catch (error) {
     await db.end();
     await stopEmbedded();

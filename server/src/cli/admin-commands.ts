@@ -1,0 +1,105 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import type { Db } from '../storage/database.ts';
+import { SOURCE_KINDS, SOURCE_MODES, SOURCE_PARTIES, type CreateSource } from '../workspaces/schemas.ts';
+import { createKey, createSource, createWorkspace, getWorkspace, listSources, listWorkspaces } from '../workspaces/store.ts';
+
+type OpenDb = () => Promise<{ db: Db; close(): Promise<void> }>;
+
+function choice<T extends string>(values: readonly T[], name: string) {
+  return (value: string): T => {
+    if (!(values as readonly string[]).includes(value)) {
+      throw new InvalidArgumentError(`${name} must be one of ${values.join(', ')}`);
+    }
+    return value as T;
+  };
+}
+
+async function withDb<T>(openDb: OpenDb, work: (db: Db) => Promise<T>): Promise<T> {
+  const { db, close } = await openDb();
+  try {
+    return await work(db);
+  } finally {
+    await close();
+  }
+}
+
+function print(json: boolean, value: unknown, human: string): void {
+  console.log(json ? JSON.stringify(value, null, 2) : human);
+}
+
+/** `workspace`, `source` and `key` commands: the admin API's essentials without a running server. */
+export function registerAdminCommands(program: Command, openDb: OpenDb): void {
+  const workspace = program.command('workspace').description('Manage workspaces (tenants)');
+  workspace
+    .command('create')
+    .description('Create a workspace')
+    .requiredOption('--slug <slug>', 'short unique name: lower-case letters, digits, dashes')
+    .option('--name <name>', 'display name (defaults to the slug)')
+    .option('--time-zone <zone>', 'IANA time zone, e.g. Asia/Shanghai', 'UTC')
+    .option('--json', 'print JSON')
+    .action(async (options: { slug: string; name?: string; timeZone: string; json?: boolean }) => {
+      const created = await withDb(openDb, (db) =>
+        createWorkspace(db, { slug: options.slug, name: options.name ?? options.slug, timeZone: options.timeZone }),
+      );
+      print(!!options.json, created, `Created workspace ${created.slug} (${created.id})`);
+    });
+  workspace
+    .command('list')
+    .description('List workspaces')
+    .option('--json', 'print JSON')
+    .action(async (options: { json?: boolean }) => {
+      const all = await withDb(openDb, (db) => listWorkspaces(db));
+      print(!!options.json, all, all.map((w) => `${w.slug}\t${w.id}\t${w.status}\t${w.timeZone}`).join('\n') || 'No workspaces yet');
+    });
+
+  const source = program.command('source').description('Manage sources (touchpoints that send data)');
+  source
+    .command('create')
+    .description('Create a source and print its write key')
+    .requiredOption('--workspace <slug-or-id>', 'workspace')
+    .requiredOption('--name <name>', 'source name, unique in the workspace')
+    .requiredOption('--kind <kind>', `one of ${SOURCE_KINDS.join(', ')}`, choice(SOURCE_KINDS, '--kind'))
+    .option('--party <party>', `one of ${SOURCE_PARTIES.join(', ')}`, choice(SOURCE_PARTIES, '--party'))
+    .option('--mode <mode>', `one of ${SOURCE_MODES.join(', ')}`, choice(SOURCE_MODES, '--mode'))
+    .option('--json', 'print JSON')
+    .action(async (options: { workspace: string; name: string; kind: CreateSource['kind']; party?: CreateSource['party']; mode?: CreateSource['mode']; json?: boolean }) => {
+      const result = await withDb(openDb, async (db) => {
+        const ws = await getWorkspace(db, options.workspace);
+        return createSource(db, ws.id, { name: options.name, kind: options.kind, party: options.party, mode: options.mode });
+      });
+      print(
+        !!options.json,
+        result,
+        `Created source "${result.source.name}" (${result.source.kind}, ${result.source.mode}) ${result.source.id}\n` +
+          `Write key (shown once): ${result.writeKey.key}`,
+      );
+    });
+  source
+    .command('list')
+    .description('List the sources of a workspace')
+    .requiredOption('--workspace <slug-or-id>', 'workspace')
+    .option('--json', 'print JSON')
+    .action(async (options: { workspace: string; json?: boolean }) => {
+      const all = await withDb(openDb, async (db) => listSources(db, (await getWorkspace(db, options.workspace)).id));
+      print(!!options.json, all, all.map((s) => `${s.name}\t${s.id}\t${s.kind}\t${s.mode}\t${s.status}`).join('\n') || 'No sources yet');
+    });
+
+  const key = program.command('key').description('Manage API keys');
+  key
+    .command('create')
+    .description('Create a server (secret, read) key for a workspace, or another write key for a source')
+    .requiredOption('--workspace <slug-or-id>', 'workspace')
+    .option('--source <name-or-id>', 'source, for a write key')
+    .option('--json', 'print JSON')
+    .action(async (options: { workspace: string; source?: string; json?: boolean }) => {
+      const issued = await withDb(openDb, async (db) => {
+        const ws = await getWorkspace(db, options.workspace);
+        if (!options.source) return createKey(db, ws.id, { kind: 'server' });
+        const sources = await listSources(db, ws.id);
+        const match = sources.find((s) => s.id === options.source || s.name === options.source);
+        if (!match) throw new Error(`Source "${options.source}" not found in workspace ${ws.slug}`);
+        return createKey(db, ws.id, { kind: 'write', sourceId: match.id });
+      });
+      print(!!options.json, issued, `Created ${issued.kind} key ${issued.id}\nKey (shown once): ${issued.key}`);
+    });
+}

@@ -1,0 +1,57 @@
+import { Command, CommanderError } from 'commander';
+import { loadConfig } from '../config.ts';
+import { StartupError } from '../storage/embedded.ts';
+import { openStorage } from '../storage/connect.ts';
+import { ConflictError, NotFoundError } from '../workspaces/store.ts';
+import { registerAdminCommands } from './admin-commands.ts';
+import { startTouchpoint } from './start.ts';
+
+const program = new Command()
+  .name('touchpoint')
+  .description('Touchpoint customer data platform')
+  .showHelpAfterError()
+  .exitOverride();
+
+/** Opens the configured database (attaching to a running embedded server if there is one). */
+async function openDb() {
+  const storage = await openStorage(loadConfig());
+  return { db: storage.db, close: storage.close };
+}
+
+program
+  .command('start')
+  .description('Run the API and the background worker (embedded PostgreSQL unless DATABASE_URL is set)')
+  .action(async () => {
+    await startTouchpoint(loadConfig());
+  });
+
+program
+  .command('migrate')
+  .description('Apply pending database migrations and exit')
+  .action(async () => {
+    const { db, close } = await openDb();
+    const { rows } = await db.query<{ name: string }>('select name from schema_migrations order by version');
+    console.log(`Database schema is up to date (${rows.length} migrations: ${rows.map((row) => row.name).join(', ')})`);
+    await close();
+  });
+
+registerAdminCommands(program, openDb);
+
+try {
+  const { registerImportCommand } = await import('./import-command.ts');
+  registerImportCommand(program, openDb);
+} catch (error) {
+  if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  // Expected failures (bad input, port in use, unknown workspace) get one line, not a stack.
+  if (error instanceof StartupError || error instanceof NotFoundError || error instanceof ConflictError || error instanceof RangeError) {
+    console.error(`touchpoint: ${error.message}`);
+    process.exit(1);
+  }
+  throw error;
+}

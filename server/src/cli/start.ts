@@ -1,0 +1,69 @@
+import type { Config } from '../config.ts';
+import { buildServer } from '../api/server.ts';
+import { openStorage } from '../storage/connect.ts';
+import { StartupError } from '../storage/embedded.ts';
+import { ensureAdminToken } from '../workspaces/admin-token.ts';
+
+/**
+ * `touchpoint start`: storage (embedded PostgreSQL unless DATABASE_URL), migrations, the HTTP API
+ * and the background worker in one process. SIGINT/SIGTERM stop them in reverse order, so
+ * in-flight requests finish and the embedded PostgreSQL shuts down cleanly.
+ */
+export async function startTouchpoint(config: Config): Promise<void> {
+  const log = (message: string) => console.error(JSON.stringify({ level: 'info', time: Date.now(), msg: message }));
+  log(config.databaseUrl ? 'Using DATABASE_URL' : `Starting embedded PostgreSQL in ${config.dataDir}`);
+  const storage = await openStorage(config);
+  const admin = await ensureAdminToken(storage.db, config.adminToken);
+  if (admin.generated) {
+    console.log(
+      `\nAdmin token (shown once; keep it, or set TOUCHPOINT_ADMIN_TOKEN to choose your own):\n\n  ${admin.generated}\n`,
+    );
+  }
+
+  const app = await buildServer({
+    db: storage.db,
+    verifyAdmin: admin.verify,
+    logLevel: config.logLevel,
+    maxInflightIngest: config.maxInflightIngest,
+  });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (error) {
+    await storage.close();
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new StartupError(`Port ${config.port} is already in use: stop the program using it or set TOUCHPOINT_PORT to a free port.`);
+    }
+    throw error;
+  }
+
+  let worker: { stop(): Promise<void> } | undefined;
+  if (config.runWorker) {
+    const { startWorker } = await import('../worker/runner.ts');
+    worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency });
+  }
+  log(`Touchpoint is running at http://${config.host}:${config.port} (API docs: /openapi.json)`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal} received: shutting down`);
+    const timer = setTimeout(() => {
+      console.error('Shutdown took longer than 20 s; exiting');
+      process.exit(1);
+    }, 20_000);
+    try {
+      await app.close();
+      await worker?.stop();
+      await storage.close();
+      log('Stopped cleanly');
+      clearTimeout(timer);
+      process.exit(0);
+    } catch (error) {
+      console.error(error);
+      process.exit(1);
+    }
+  };
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+}

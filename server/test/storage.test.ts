@@ -1,0 +1,101 @@
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migrate, listMigrations } from '../src/storage/migrate.ts';
+import { ensureMonthlyPartitions, partitionName, monthStart } from '../src/storage/partitions.ts';
+import { startEmbeddedPostgres, StartupError, EMBEDDED_PG_MAJOR } from '../src/storage/embedded.ts';
+import { createPool } from '../src/storage/database.ts';
+import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { freePort } from './support/ports.ts';
+
+describe('migrations', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => t.drop());
+
+  it('are recorded and re-running applies nothing', async () => {
+    const { rows } = await t.db.query<{ name: string }>('select name from schema_migrations order by version');
+    expect(rows.map((row) => row.name)).toEqual(listMigrations().map((m) => m.name));
+    expect(await migrate(t.db)).toEqual([]);
+  });
+
+  it('refuse to run when an applied migration file was edited', async () => {
+    const edited = listMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'different' } : m));
+    await expect(migrate(t.db, edited)).rejects.toThrow(/was changed after it was applied/);
+  });
+
+  it('roll back a failing migration and keep the schema as it was', async () => {
+    const bad = [...listMigrations(), { version: 9999, name: '9999_broken', sql: 'create table half_done (id int); select 1/0;', checksum: 'x' }];
+    await expect(migrate(t.db, bad)).rejects.toThrow(/9999_broken failed/);
+    const { rows } = await t.db.query("select to_regclass('half_done') as t");
+    expect(rows[0].t).toBeNull();
+  });
+
+  it('keep every tenant table keyed by workspace first', async () => {
+    const { rows } = await t.db.query<{ table_name: string; first_key: string }>(`
+      select c.relname as table_name, a.attname as first_key
+        from pg_index i join pg_class c on c.oid = i.indrelid join pg_namespace n on n.oid = c.relnamespace
+        join pg_attribute a on a.attrelid = c.oid and a.attnum = i.indkey[0]
+       where i.indisprimary and n.nspname = 'public' and not c.relispartition
+         and c.relname not in ('workspaces', 'schema_migrations', 'instance_settings')`);
+    expect(rows.length).toBeGreaterThan(5);
+    for (const row of rows) expect({ table: row.table_name, key: row.first_key }).toEqual({ table: row.table_name, key: 'workspace_id' });
+  });
+});
+
+describe('monthly partitions', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => t.drop());
+
+  it('are created on demand, once, also when writers race', async () => {
+    const times = [new Date('2011-03-15T10:00:00Z'), new Date('2011-03-31T23:59:59.999Z'), new Date('2011-04-01T00:00:00Z')];
+    // Separate pools stand for separate processes, each with its own cache of known partitions.
+    const pools = [t.db, ...Array.from({ length: 3 }, () => createPool(t.url, 2))];
+    await Promise.all(pools.map((db) => ensureMonthlyPartitions(db, 'events', times)));
+    await Promise.all(pools.slice(1).map((db) => db.end()));
+    const { rows } = await t.db.query<{ name: string }>(
+      `select c.relname as name from pg_inherits i join pg_class c on c.oid = i.inhrelid
+        where i.inhparent = 'events'::regclass order by 1`,
+    );
+    expect(rows.map((row) => row.name)).toEqual(['events_y2011m03', 'events_y2011m04']);
+    expect(partitionName('events', monthStart(times[1]!))).toBe('events_y2011m03');
+  });
+});
+
+describe('embedded PostgreSQL start-up errors', () => {
+  it('names the port and the setting when the port is taken', async () => {
+    const port = await freePort();
+    const blocker = net.createServer().listen(port, '127.0.0.1');
+    await new Promise((resolve) => blocker.once('listening', resolve));
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-port-'));
+    try {
+      const error = await startEmbeddedPostgres({ dataDir, port }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupError);
+      expect((error as Error).message).toMatch(new RegExp(`Port ${port} .*in use.*TOUCHPOINT_PG_PORT`));
+      expect((error as Error).message).not.toContain('\n');
+    } finally {
+      blocker.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses a data folder from another PostgreSQL major version and says what to do', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-version-'));
+    fs.mkdirSync(path.join(dataDir, 'pg'));
+    fs.writeFileSync(path.join(dataDir, 'pg', 'PG_VERSION'), `${EMBEDDED_PG_MAJOR - 3}\n`);
+    try {
+      const error = await startEmbeddedPostgres({ dataDir, port: await freePort() }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(StartupError);
+      expect((error as Error).message).toMatch(/created by PostgreSQL 14.*embeds PostgreSQL 17.*TOUCHPOINT_DATA_DIR/);
+    } finally {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
