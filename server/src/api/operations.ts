@@ -2,15 +2,18 @@ import type { FastifyInstance } from 'fastify';
 import type { Db } from '../storage/database.ts';
 import type { Metrics } from './metrics.ts';
 
-/** `GET /health`, `GET /metrics` (Prometheus) and request metrics for every route. */
-export async function operationsRoutes(app: FastifyInstance, options: { db: Db; metrics: Metrics }): Promise<void> {
-  const { db, metrics } = options;
-
+/** Counts and times every request; added on the root instance so it sees all plugins' routes. */
+export function registerRequestMetrics(app: FastifyInstance, metrics: Metrics): void {
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     metrics.httpRequests.inc({ method: request.method, route, status: String(reply.statusCode) });
     metrics.httpDuration.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
+}
+
+/** `GET /health` and `GET /metrics` (Prometheus). */
+export async function operationsRoutes(app: FastifyInstance, options: { db: Db; metrics: Metrics }): Promise<void> {
+  const { db, metrics } = options;
 
   app.get(
     '/health',

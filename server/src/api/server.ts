@@ -7,7 +7,7 @@ import type { Db } from '../storage/database.ts';
 import { createKeyResolver } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { createMetrics } from './metrics.ts';
-import { operationsRoutes } from './operations.ts';
+import { operationsRoutes, registerRequestMetrics } from './operations.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -34,6 +34,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const now = options.now ?? (() => new Date());
 
   registerErrorHandler(app);
+  registerRequestMetrics(app, metrics);
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
