@@ -4,10 +4,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { collectionRoutes } from '../ingest/routes.ts';
 import type { Db } from '../storage/database.ts';
+import { adminRoutes } from './admin-routes.ts';
 import { createKeyResolver } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { operationsRoutes, registerRequestMetrics } from './operations.ts';
+import { readRoutes } from './read-routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -28,6 +30,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
         : { level: options.logLevel ?? 'info', redact: ['req.headers.authorization', 'req.headers["x-write-key"]'] },
     bodyLimit: 1024 * 1024,
     trustProxy: true,
+    // Fastify's default strips unknown body fields silently; we answer 400 naming the field instead.
+    ajv: { customOptions: { removeAdditional: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   const metrics = createMetrics();
   const keys = createKeyResolver(options.db);
@@ -62,5 +66,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       maxInflight: options.maxInflightIngest ?? 512,
     });
   });
+  await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
+  await app.register(readRoutes, { db: options.db, keys });
   return app;
 }

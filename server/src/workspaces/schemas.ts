@@ -78,3 +78,49 @@ export type ApiKey = Static<typeof ApiKeySchema>;
 /** A key record plus its plaintext, returned only by create and rotate. */
 export const IssuedKeySchema = Type.Intersect([ApiKeySchema, Type.Object({ key: Type.String() })]);
 export type IssuedKey = Static<typeof IssuedKeySchema>;
+
+export const UpdateWorkspaceSchema = Type.Object(
+  {
+    status: Type.Optional(Status),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    timeZone: Type.Optional(Type.String({ minLength: 1, description: 'IANA time zone, e.g. Asia/Shanghai' })),
+  },
+  { additionalProperties: false, minProperties: 1 },
+);
+export type UpdateWorkspace = Static<typeof UpdateWorkspaceSchema>;
+
+export const CreateKeySchema = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('write'), Type.Literal('server')], {
+      description: "'write': a public key that sends events for one source; 'server': a secret key that reads this workspace",
+    }),
+    sourceId: Type.Optional(Type.String({ minLength: 1, description: 'Source id or name; required for write keys, refused for server keys' })),
+  },
+  { additionalProperties: false },
+);
+export type CreateKey = Static<typeof CreateKeySchema>;
+
+export const UpdateKeySchema = Type.Object({ status: Status }, { additionalProperties: false });
+export type UpdateKey = Static<typeof UpdateKeySchema>;
+
+/** Longest grace a rotated key may keep working: long enough for an app-store release cycle. */
+export const MAX_ROTATION_GRACE_SECONDS = 30 * 24 * 3600;
+
+export const RotateKeySchema = Type.Object(
+  {
+    graceSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: MAX_ROTATION_GRACE_SECONDS,
+        description: 'Seconds the old key keeps working (0, the default, disables it at once)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export type RotateKey = Static<typeof RotateKeySchema>;
+
+export const RotatedKeySchema = Type.Object({
+  key: IssuedKeySchema,
+  previous: ApiKeySchema,
+});

@@ -1,6 +1,6 @@
 import type { Db, Queryable } from '../storage/database.ts';
 import { generateKey, hashKey, keyPrefix } from './keys.ts';
-import type { ApiKey, CreateSource, CreateWorkspace, IssuedKey, Source, UpdateSource, Workspace } from './schemas.ts';
+import type { ApiKey, CreateSource, CreateWorkspace, IssuedKey, Source, UpdateSource, UpdateWorkspace, Workspace } from './schemas.ts';
 
 /** A domain error the API maps to an HTTP status. */
 export class NotFoundError extends Error {
@@ -126,6 +126,24 @@ export async function setWorkspaceStatus(db: Queryable, id: string, status: Work
   return toWorkspace(rows[0]);
 }
 
+/** Changes a workspace's name, time zone or status; absent fields keep their value. */
+export async function updateWorkspace(db: Queryable, id: string, input: UpdateWorkspace): Promise<Workspace> {
+  if (input.timeZone !== undefined && !isValidTimeZone(input.timeZone)) {
+    throw new RangeError(`timeZone "${input.timeZone}" is not an IANA time zone`);
+  }
+  const { rows } = await db.query<WorkspaceRow>(
+    `update workspaces set
+       name = coalesce($2, name),
+       time_zone = coalesce($3, time_zone),
+       status = coalesce($4, status),
+       updated_at = now()
+     where id = $1 returning *`,
+    [id, input.name ?? null, input.timeZone ?? null, input.status ?? null],
+  );
+  if (!rows[0]) throw new NotFoundError(`Workspace "${id}" not found`);
+  return toWorkspace(rows[0]);
+}
+
 /** Creates a source and its first write key. */
 export async function createSource(
   db: Db,
@@ -176,15 +194,21 @@ export async function getSource(db: Queryable, workspaceId: string, sourceId: st
 }
 
 export async function updateSource(db: Queryable, workspaceId: string, sourceId: string, input: UpdateSource): Promise<Source> {
-  const { rows } = await db.query<SourceRow>(
-    `update sources set
-       name = coalesce($3, name),
-       status = coalesce($4, status),
-       rate_limit_per_second = case when $5::boolean then $6::integer else rate_limit_per_second end,
-       updated_at = now()
-     where workspace_id = $1 and id = $2 returning *`,
-    [workspaceId, sourceId, input.name ?? null, input.status ?? null, 'rateLimitPerSecond' in input, input.rateLimitPerSecond ?? null],
-  );
+  let rows: SourceRow[];
+  try {
+    ({ rows } = await db.query<SourceRow>(
+      `update sources set
+         name = coalesce($3, name),
+         status = coalesce($4, status),
+         rate_limit_per_second = case when $5::boolean then $6::integer else rate_limit_per_second end,
+         updated_at = now()
+       where workspace_id = $1 and id = $2 returning *`,
+      [workspaceId, sourceId, input.name ?? null, input.status ?? null, 'rateLimitPerSecond' in input, input.rateLimitPerSecond ?? null],
+    ));
+  } catch (error) {
+    if (isUniqueViolation(error)) throw new ConflictError(`A source named "${input.name}" already exists in this workspace`);
+    throw error;
+  }
   if (!rows[0]) throw new NotFoundError(`Source "${sourceId}" not found in this workspace`);
   return toSource(rows[0]);
 }
