@@ -1,0 +1,79 @@
+/**
+ * `npm run bench`: runs every benchmark in sequence (ingest, then import when bench/import.ts
+ * exists), prints a summary and writes bench/results/<name>-<date>.json.
+ *
+ *   npm run bench                        all benchmarks
+ *   npm run bench -- --only ingest       one of them (ingest | import)
+ *   BENCH_EVENTS=100000 npm run bench    fewer events (ingest default: 1,000,000)
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { benchIngest } from './ingest.ts';
+
+type Benchmark = () => Promise<Record<string, unknown>>;
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const RESULTS = path.join(HERE, 'results');
+const NAMES = ['ingest', 'import'] as const;
+
+function eventsOverride(): number | undefined {
+  const raw = process.env.BENCH_EVENTS;
+  if (raw === undefined || raw === '') return undefined;
+  const value = Number(raw.replaceAll('_', ''));
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`BENCH_EVENTS must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | string> {
+  if (name === 'ingest') {
+    const events = eventsOverride();
+    return () => benchIngest({ events });
+  }
+  const file = path.join(HERE, 'import.ts');
+  if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';
+  const module = (await import(file)) as { benchImport?: Benchmark };
+  return module.benchImport ?? 'bench/import.ts does not export benchImport';
+}
+
+function print(name: string, result: Record<string, unknown>): void {
+  console.log(`\n== ${name} ==`);
+  const summary = result.summary;
+  if (Array.isArray(summary) && summary.every((line) => typeof line === 'string')) console.log(summary.join('\n'));
+  else console.log(JSON.stringify(result, null, 2));
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { only: { type: 'string' } } });
+  const only = values.only;
+  if (only !== undefined && !(NAMES as readonly string[]).includes(only)) {
+    throw new Error(`--only takes one of ${NAMES.join(', ')}, got "${only}"`);
+  }
+  const command = `npm run bench${only ? ` -- --only ${only}` : ''}${process.env.BENCH_EVENTS ? ` (BENCH_EVENTS=${process.env.BENCH_EVENTS})` : ''}`;
+  fs.mkdirSync(RESULTS, { recursive: true });
+  let failed = false;
+  for (const name of NAMES) {
+    if (only && only !== name) continue;
+    const benchmark = await loadBenchmark(name);
+    if (typeof benchmark === 'string') {
+      console.log(`\n== ${name} == skipped: ${benchmark}`);
+      continue;
+    }
+    console.log(`\n== ${name} == running …`);
+    try {
+      const result = { command, ...(await benchmark()) };
+      const stamp = new Date().toISOString().replace(/\.\d+Z$/, 'Z').replaceAll(':', '-');
+      const file = path.join(RESULTS, `${name}-${stamp}.json`);
+      fs.writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+      print(name, result);
+      console.log(`results: ${path.relative(process.cwd(), file)}`);
+    } catch (error) {
+      failed = true;
+      console.error(`\n== ${name} == failed:`, error);
+    }
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+await main();
