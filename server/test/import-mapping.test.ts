@@ -1,8 +1,10 @@
+import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { ImportError } from '../src/ingest/import/errors.ts';
 import { parseMappings } from '../src/ingest/import/mapping.ts';
 import { rowMessageId } from '../src/ingest/import/message-id.ts';
 import { createProgressReporter, estimateRemainingMs, formatProgressLine } from '../src/ingest/import/progress.ts';
+import { lineBreaks, readCsv, type CsvItem } from '../src/ingest/import/read.ts';
 import { planImport } from '../src/ingest/import/run.ts';
 import { createCsvRowConverter, createJsonRowConverter, type RowOptions } from '../src/ingest/import/row-event.ts';
 import { createDateParser, parseDateTime } from '../src/ingest/import/time.ts';
@@ -121,6 +123,38 @@ describe('date-times', () => {
     const parse = createDateParser('Europe/London', 2);
     const values = ['2011-06-01 10:00', '2011-06-02 10:00', '2011-06-01 10:00', '2011-06-03 10:00', '2011-06-01 10:00'];
     expect(values.map((value) => parse(value)?.toISOString())).toEqual(values.map((value) => parseDateTime(value, 'Europe/London')?.toISOString()));
+  });
+});
+
+describe('readCsv', () => {
+  async function read(text: string, chunkSize = 5): Promise<CsvItem[]> {
+    // Small chunks: records and line breaks split across reads must not matter.
+    const chunks = [];
+    for (let i = 0; i < text.length; i += chunkSize) chunks.push(Buffer.from(text.slice(i, i + chunkSize)));
+    const items: CsvItem[] = [];
+    for await (const array of readCsv(Readable.from(chunks))) items.push(...array);
+    return items;
+  }
+
+  it('gives each record the physical line it starts on, across CRLF, blank lines and quoted line breaks', async () => {
+    const items = await read('\uFEFFa,b\r\n1,2\r\n\r\n"x\r\ny",3\r\n"p\nq\rr",4\r\n5,6');
+    expect(items).toEqual([
+      { kind: 'header', line: 1, fields: ['a', 'b'] },
+      { kind: 'row', line: 2, fields: ['1', '2'] },
+      { kind: 'row', line: 4, fields: ['x\r\ny', '3'] },
+      { kind: 'row', line: 6, fields: ['p\nq\rr', '4'] },
+      { kind: 'row', line: 9, fields: ['5', '6'] },
+    ]);
+    expect(lineBreaks(['p\nq\rr', 'x\r\ny'])).toBe(3);
+  });
+
+  it('hands back a quote never closed, in file order, with the text it swallowed', async () => {
+    const items = await read('a,b\n1,2\n3,"open\n4,5\n');
+    expect(items).toEqual([
+      { kind: 'header', line: 1, fields: ['a', 'b'] },
+      { kind: 'row', line: 2, fields: ['1', '2'] },
+      { kind: 'malformed', line: 3, message: expect.stringContaining('Quote Not Closed'), raw: '3,"open\n4,5\n' },
+    ]);
   });
 });
 

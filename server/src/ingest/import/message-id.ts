@@ -6,6 +6,6 @@ import crypto from 'node:crypto';
  * duplicates instead of stored twice; identical rows on different lines stay distinct events.
  */
 export function rowMessageId(sourceId: string, line: number, rowText: string): string {
-  const digest = crypto.createHash('sha256').update(`${sourceId}\n${line}\n${rowText}`).digest('hex');
+  const digest = crypto.hash('sha256', `${sourceId}\n${line}\n${rowText}`, 'hex');
   return `import-${digest.slice(0, 40)}`;
 }

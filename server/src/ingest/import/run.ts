@@ -252,23 +252,23 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
     if (failure) throw failure.error;
   };
 
-  const handle = async (line: number, result: RowResult, row: () => unknown) => {
+  /** Validates one row into the batch or the rejects file; true when the batch is full. */
+  const handle = (line: number, result: RowResult, row: () => unknown): boolean => {
     stats.rowsRead++;
+    if (stats.rowsRead % 1000 === 0) progress();
     if (!result.ok) {
       reject(line, result.reason, result.field, result.message, row());
-    } else {
-      const normalized = normalizeEvent(result.event, { receivedAt, historical: true });
-      if (!normalized.ok) {
-        const { error, field, message } = normalized.rejection;
-        reject(line, error, field, `${message}${describeColumn(plan.row.mappings, field)}`, row());
-      } else {
-        stats.valid++;
-        batch.push({ event: normalized.event, line, row });
-        if (batch.length >= plan.batchSize) await flush();
-      }
+      return false;
     }
-    if (rejects.writableNeedDrain) await once(rejects, 'drain');
-    if (stats.rowsRead % 1000 === 0) progress();
+    const normalized = normalizeEvent(result.event, { receivedAt, historical: true });
+    if (!normalized.ok) {
+      const { error, field, message } = normalized.rejection;
+      reject(line, error, field, `${message}${describeColumn(plan.row.mappings, field)}`, row());
+      return false;
+    }
+    stats.valid++;
+    batch.push({ event: normalized.event, line, row });
+    return batch.length >= plan.batchSize;
   };
 
   try {
@@ -276,24 +276,32 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
       if (plan.format === 'csv') {
         let header: string[] = [];
         let convert: ((fields: readonly string[], line: number) => RowResult) | undefined;
-        for await (const item of readCsv(file.content)) {
-          if (item.kind === 'header') {
-            header = headerNames(item.fields);
-            convert = createCsvRowConverter(item.fields, rowOptions);
-          } else if (item.kind === 'malformed') {
-            stats.rowsRead++;
-            reject(item.line, 'malformed_csv', null, item.message, item.raw);
-          } else if (!convert) {
-            throw new ImportError('no_header', `${plan.file} has no readable header row (line 1 must name the columns)`, '--file');
-          } else {
-            const fields = item.fields;
-            await handle(item.line, convert(fields, item.line), () => csvRowValue(header, fields));
+        for await (const items of readCsv(file.content)) {
+          for (const item of items) {
+            if (item.kind === 'header') {
+              header = headerNames(item.fields);
+              convert = createCsvRowConverter(item.fields, rowOptions);
+              continue;
+            }
+            if (item.kind === 'malformed') {
+              stats.rowsRead++;
+              reject(item.line, 'malformed_csv', null, item.message, item.raw);
+            } else if (!convert) {
+              throw new ImportError('no_header', `${plan.file} has no readable header row (line 1 must name the columns)`, '--file');
+            } else {
+              const fields = item.fields;
+              if (handle(item.line, convert(fields, item.line), () => csvRowValue(header, fields))) await flush();
+            }
+            if (rejects.writableNeedDrain) await once(rejects, 'drain');
           }
         }
       } else {
         const convert = createJsonRowConverter(rowOptions);
-        for await (const { line, text } of readNdjson(file.content)) {
-          await handle(line, convert(text, line), () => jsonRowValue(text));
+        for await (const items of readNdjson(file.content)) {
+          for (const { line, text } of items) {
+            if (handle(line, convert(text, line), () => jsonRowValue(text))) await flush();
+            if (rejects.writableNeedDrain) await once(rejects, 'drain');
+          }
         }
       }
       await flush();
