@@ -1,4 +1,4 @@
-import { Logger, parseCronItems, run, type LogFunctionFactory } from 'graphile-worker';
+import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } from 'graphile-worker';
 import type { Db } from '../storage/database.ts';
 import { createTaskList } from './tasks.ts';
 
@@ -11,6 +11,8 @@ export interface WorkerOptions {
   concurrency: number;
   /** Where the worker's messages go; by default warnings and errors as JSON lines on stderr. */
   logger?: WorkerLog;
+  /** Tasks added to the built-in ones (a name already taken is refused). */
+  tasks?: TaskList;
 }
 
 export interface RunningWorker {
@@ -35,11 +37,16 @@ function toGraphileLogger(log: WorkerLog): Logger {
  * caller (`touchpoint start` stops the HTTP server first, then the worker, then storage).
  */
 export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const taskList = createTaskList(options.db);
+  for (const [name, task] of Object.entries(options.tasks ?? {})) {
+    if (name in taskList) throw new Error(`Task "${name}" is built in and cannot be replaced`);
+    taskList[name] = task;
+  }
   const runner = await run({
     pgPool: options.db,
     concurrency: options.concurrency,
     noHandleSignals: true,
-    taskList: createTaskList(options.db),
+    taskList,
     // No crontab: without this graphile-worker would look for a ./crontab file in the cwd.
     parsedCronItems: parseCronItems([]),
     logger: toGraphileLogger(options.logger ?? jsonLines),
