@@ -314,6 +314,21 @@ describe('batch import', () => {
     expect(error).toBeInstanceOf(ImportError);
     expect(error).toMatchObject({ code: 'unknown_column', message: 'Column "customer" is not in the file\'s header (user, sku)' });
     expect(await events(workspace.id)).toEqual([]);
+    expect(fs.existsSync(`${file}.rejects.ndjson`)).toBe(false);
+  });
+
+  it('stops on a truncated gzip file with a clear error, keeping the batches already stored', async () => {
+    const { workspace, writeKey } = await newSource();
+    const lines = Array.from({ length: 5000 }, (_, i) => JSON.stringify({ userId: `u${i}`, event: 'Seen', properties: { n: i, pad: 'x'.repeat(i % 97) } }));
+    const gzip = zlib.gzipSync(lines.join('\n'));
+    const file = writeFile('cut.ndjson.gz', gzip.subarray(0, Math.floor(gzip.length / 2)));
+    const error = await importFile({ file, writeKey, type: 'track', batchSize: 100 }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportError);
+    expect(error).toMatchObject({ code: 'read_failed', message: expect.stringMatching(/failed after \d+ rows, \d+ of them stored \(unexpected end of file\)/) });
+    const stored = Number(/(\d+) of them stored/.exec((error as Error).message)![1]);
+    expect(stored).toBeGreaterThan(0);
+    const { rows } = await t.db.query('select count(*)::int as count from events where workspace_id = $1', [workspace.id]);
+    expect(rows[0].count).toBe(stored);
   });
 
   it('checks every row in a dry run without storing any', async () => {

@@ -271,57 +271,64 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
     return batch.length >= plan.batchSize;
   };
 
-  try {
-    try {
-      if (plan.format === 'csv') {
-        let header: string[] = [];
-        let convert: ((fields: readonly string[], line: number) => RowResult) | undefined;
-        for await (const items of readCsv(file.content)) {
-          for (const item of items) {
-            if (item.kind === 'header') {
-              header = headerNames(item.fields);
-              convert = createCsvRowConverter(item.fields, rowOptions);
-              continue;
-            }
-            if (item.kind === 'malformed') {
-              stats.rowsRead++;
-              reject(item.line, 'malformed_csv', null, item.message, item.raw);
-            } else if (!convert) {
-              throw new ImportError('no_header', `${plan.file} has no readable header row (line 1 must name the columns)`, '--file');
-            } else {
-              const fields = item.fields;
-              if (handle(item.line, convert(fields, item.line), () => csvRowValue(header, fields))) await flush();
-            }
-            if (rejects.writableNeedDrain) await once(rejects, 'drain');
+  const readAll = async () => {
+    if (plan.format === 'csv') {
+      let header: string[] = [];
+      let convert: ((fields: readonly string[], line: number) => RowResult) | undefined;
+      for await (const items of readCsv(file.content)) {
+        for (const item of items) {
+          if (item.kind === 'header') {
+            header = headerNames(item.fields);
+            convert = createCsvRowConverter(item.fields, rowOptions);
+            continue;
           }
-        }
-      } else {
-        const convert = createJsonRowConverter(rowOptions);
-        for await (const items of readNdjson(file.content)) {
-          for (const { line, text } of items) {
-            if (handle(line, convert(text, line), () => jsonRowValue(text))) await flush();
-            if (rejects.writableNeedDrain) await once(rejects, 'drain');
+          if (item.kind === 'malformed') {
+            stats.rowsRead++;
+            reject(item.line, 'malformed_csv', null, item.message, item.raw);
+          } else if (!convert) {
+            throw new ImportError('no_header', `${plan.file} has no readable header row (line 1 must name the columns)`, '--file');
+          } else {
+            const fields = item.fields;
+            if (handle(item.line, convert(fields, item.line), () => csvRowValue(header, fields))) await flush();
           }
+          if (rejects.writableNeedDrain) await once(rejects, 'drain');
         }
       }
-      await flush();
-    } catch (error) {
-      if (error instanceof ImportError) throw error;
-      if (failure && error === failure.error) throw storeFailed(error);
-      throw new ImportError('read_failed', `Reading ${plan.file} failed after ${stats.rowsRead} rows: ${(error as Error).message}`, '--file');
-    } finally {
-      await Promise.all(inflight);
+    } else {
+      const convert = createJsonRowConverter(rowOptions);
+      for await (const items of readNdjson(file.content)) {
+        for (const { line, text } of items) {
+          if (handle(line, convert(text, line), () => jsonRowValue(text))) await flush();
+          if (rejects.writableNeedDrain) await once(rejects, 'drain');
+        }
+      }
     }
-    if (failure) throw storeFailed(failure.error);
-  } finally {
-    await closeStream(rejects);
+    await flush();
+  };
+
+  let stopped: { error: unknown } | undefined;
+  try {
+    await readAll();
+  } catch (error) {
+    stopped = { error };
+  }
+  // Batches already sent finish either way, so the counts below say what is stored.
+  await Promise.all(inflight);
+  await closeStream(rejects);
+  // An empty rejects file (also after a refused mapping) would only suggest there were rejects.
+  if (stats.rejected === 0) await fs.promises.rm(plan.rejectsFile, { force: true });
+  if (stopped?.error instanceof ImportError) throw stopped.error;
+  if (failure) throw storeFailed(failure.error);
+  if (stopped) {
+    throw new ImportError(
+      'read_failed',
+      `Reading ${plan.file} failed after ${stats.rowsRead} rows, ${stats.stored} of them stored (${(stopped.error as Error).message}). ` +
+        'Running the same import again after fixing the file is safe: rows already stored count as duplicates.',
+      '--file',
+    );
   }
 
-  let rejectsFile: string | null = plan.rejectsFile;
-  if (stats.rejected === 0) {
-    await fs.promises.rm(plan.rejectsFile, { force: true });
-    rejectsFile = null;
-  }
+  const rejectsFile = stats.rejected > 0 ? plan.rejectsFile : null;
   progress();
   const elapsedMs = Date.now() - started;
   return {
