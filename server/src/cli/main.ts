@@ -4,6 +4,7 @@ import { StartupError } from '../storage/embedded.ts';
 import { openStorage } from '../storage/connect.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { registerAdminCommands } from './admin-commands.ts';
+import { registerImportCommand } from './import-command.ts';
 import { startTouchpoint } from './start.ts';
 
 const program = new Command()
@@ -37,12 +38,7 @@ program
 
 registerAdminCommands(program, openDb);
 
-try {
-  const { registerImportCommand } = await import('./import-command.ts');
-  registerImportCommand(program, openDb);
-} catch (error) {
-  if ((error as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw error;
-}
+registerImportCommand(program, openDb);
 
 try {
   await program.parseAsync(process.argv);

@@ -2,6 +2,7 @@ import type { Config } from '../config.ts';
 import { buildServer } from '../api/server.ts';
 import { openStorage } from '../storage/connect.ts';
 import { StartupError } from '../storage/embedded.ts';
+import { startWorker } from '../worker/runner.ts';
 import { ensureAdminToken } from '../workspaces/admin-token.ts';
 
 /**
@@ -38,7 +39,6 @@ export async function startTouchpoint(config: Config): Promise<void> {
 
   let worker: { stop(): Promise<void> } | undefined;
   if (config.runWorker) {
-    const { startWorker } = await import('../worker/runner.ts');
     worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency });
   }
   log(`Touchpoint is running at http://${config.host}:${config.port} (API docs: /openapi.json)`);
