@@ -291,6 +291,7 @@ describe('planImport', () => {
 
   it.each([
     [{ file: 'data.txt' }, 'unknown_format', '--format'],
+    [{ file: 'events.json' }, 'unknown_format', '--format'],
     [{ timeZone: 'Mars/Olympus' }, 'invalid_option', '--timezone'],
     [{}, 'invalid_option', '--type'],
     [{ type: 'track' as const }, 'invalid_option', '--event'],

