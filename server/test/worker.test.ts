@@ -58,6 +58,8 @@ describe('background worker', () => {
     } finally {
       await worker.stop();
     }
+    // Every connection the worker used (jobs, LISTEN) is back in the pool, so storage can close.
+    expect(t.db.totalCount).toBe(t.db.idleCount);
     // stop() is idempotent.
     await worker.stop();
   });
