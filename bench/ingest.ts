@@ -3,6 +3,7 @@
  * with (a) the same server answering without storing and (b) a bare multi-row INSERT through the
  * driver. Everything runs on one embedded PostgreSQL started in a temporary folder.
  */
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -66,6 +67,8 @@ interface CpuSplit {
   machineBusySeconds: number;
   /** Busy CPU that was none of the above: other work on the machine competing with the run. */
   otherSeconds: number;
+  /** (server + client + postgres) CPU per event: robust to other load, unlike events/s. */
+  microsPerEvent: number;
 }
 
 export interface PhaseResult {
@@ -86,7 +89,7 @@ export interface PhaseResult {
 }
 
 interface Meter {
-  finish(clientSeconds: number): { peakRssMb: number; cpu: CpuSplit };
+  finish(clientSeconds: number, events: number): { peakRssMb: number; cpu: CpuSplit };
 }
 
 function startMeter(pgPid: number): Meter {
@@ -95,7 +98,7 @@ function startMeter(pgPid: number): Meter {
   const pgCpu = clusterCpuSeconds(pgPid);
   const busy = machineBusySeconds();
   return {
-    finish(clientSeconds) {
+    finish(clientSeconds, events) {
       const round = (value: number) => Math.round(value * 10) / 10;
       const serverSeconds = processCpuSeconds() - server;
       const postgresSeconds = clusterCpuSeconds(pgPid) - pgCpu;
@@ -108,6 +111,7 @@ function startMeter(pgPid: number): Meter {
           postgresSeconds: round(postgresSeconds),
           machineBusySeconds: round(machineSeconds),
           otherSeconds: round(Math.max(0, machineSeconds - serverSeconds - clientSeconds - postgresSeconds)),
+          microsPerEvent: Math.round(((serverSeconds + clientSeconds + postgresSeconds) / Math.max(1, events)) * 1e6),
         },
       };
     },
@@ -160,7 +164,7 @@ async function runClientPhase(config: ClientConfig, pgPid: number): Promise<Phas
   const answer = (await message()) as { report?: ClientReport; error?: string };
   if (!answer.report) throw new Error(`The load client failed: ${answer.error}`);
   const report = answer.report;
-  const { peakRssMb, cpu } = meter.finish(report.cpuSeconds);
+  const { peakRssMb, cpu } = meter.finish(report.cpuSeconds, report.events);
   const wholeSeconds = report.eventsPerSecond.slice(0, Math.floor(report.seconds));
   return {
     events: report.events,
@@ -267,7 +271,7 @@ async function runBareInsertPhase(
   await Promise.all(Array.from({ length: options.connections }, () => connection()));
   const seconds = (performance.now() - start) / 1000;
   // The harness is the "client" here; its CPU is inside serverSeconds.
-  const { peakRssMb, cpu } = meter.finish(0);
+  const { peakRssMb, cpu } = meter.finish(0, inserted);
   await pool.end();
   latencies.sort((a, b) => a - b);
   const wholeSeconds = perSecond.slice(0, Math.floor(seconds));
@@ -291,14 +295,34 @@ async function runBareInsertPhase(
 interface WorkerHandle {
   stop(): Promise<void>;
 }
-type StartWorker = (options: { db: Db; concurrency: number }) => Promise<WorkerHandle>;
+type WorkerLog = (level: string, message: string, meta?: Record<string, unknown>) => void;
+type StartWorker = (options: { db: Db; concurrency: number; logger?: WorkerLog }) => Promise<WorkerHandle>;
+
+interface BenchWorker extends WorkerHandle {
+  /** Errors and warnings the worker logged while the benchmark ran (not during shutdown). */
+  problems: { count: number; first: string | null };
+}
 
 /** The background worker, when this checkout has one; its catalogue jobs are part of ingest's cost. */
-async function startWorkerIfPresent(db: Db, concurrency: number): Promise<WorkerHandle | undefined> {
+async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchWorker | undefined> {
   if (!fs.existsSync(WORKER_RUNNER)) return undefined;
   const runner = (await import(WORKER_RUNNER)) as { startWorker?: StartWorker };
   if (typeof runner.startWorker !== 'function') return undefined;
-  return runner.startWorker({ db, concurrency });
+  const problems = { count: 0, first: null as string | null };
+  let stopping = false;
+  const logger: WorkerLog = (level, message) => {
+    if (stopping || (level !== 'error' && level !== 'warning')) return;
+    problems.count++;
+    problems.first ??= `${level}: ${message}`;
+  };
+  const handle = await runner.startWorker({ db, concurrency, logger });
+  return {
+    problems,
+    stop: () => {
+      stopping = true;
+      return handle.stop();
+    },
+  };
 }
 
 async function pendingJobs(db: Db): Promise<{ jobs: number; payloadMb: number }> {
@@ -334,7 +358,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
   // The same pool size as `touchpoint start` (createPool's default).
   const db = createPool(pg.url);
   let app: FastifyInstance | undefined;
-  let worker: WorkerHandle | undefined;
+  let worker: BenchWorker | undefined;
   try {
     await migrate(db);
     await runWorkerMigrations({ pgPool: db });
@@ -435,8 +459,14 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
       machine: {
         ...machine(),
         postgres: versionRows[0]?.version ?? 'unknown',
-        postgresSettings: Object.fromEntries(settingRows.map((row) => [row.name, `${row.setting}${row.unit ? ` ${row.unit}` : ''}`])),
+        postgresSettings: Object.fromEntries(
+          settingRows.map((row) => [
+            row.name,
+            row.unit === '8kB' ? `${(Number(row.setting) * 8) / 1024} MB` : `${row.setting}${row.unit ? ` ${row.unit}` : ''}`,
+          ]),
+        ),
         dataDir,
+        dataDisk: diskOf(dataDir),
       },
       config: {
         events,
@@ -444,7 +474,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
         connections,
         averageEventBytes: Math.round(averageEventBytes(batchSize)),
         poolSize: 20,
-        worker: worker ? { ran: true, concurrency: config.workerConcurrency } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
+        worker: worker ? { ran: true, concurrency: config.workerConcurrency, problems: worker.problems } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
         idleServerRssMb: idleRssMb,
       },
       phases: { noStore, bareInsert: bare, stored },
@@ -460,6 +490,17 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     await db.end().catch(() => undefined);
     await pg.stop();
     fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+/** Filesystem type and device of the cluster's folder: fsync cost depends on it. */
+function diskOf(folder: string): string {
+  try {
+    const line = execFileSync('df', ['-T', folder], { encoding: 'utf8' }).trim().split('\n')[1] ?? '';
+    const [device, type] = line.split(/\s+/);
+    return `${type} on ${device}`;
+  } catch {
+    return 'unknown';
   }
 }
 
@@ -492,10 +533,10 @@ function summaryLines(input: {
     `${name.padEnd(26)} ${String(phase.eventsPerSecond).padStart(8)} ${String(phase.medianEventsPerSecond).padStart(8)} ` +
     `${String(phase.latencyMs.p50).padStart(7)} ${String(phase.latencyMs.p99).padStart(7)} ${String(phase.peakRssMb).padStart(6)} ` +
     `${String(phase.cpu.serverSeconds).padStart(6)} ${String(phase.cpu.clientSeconds).padStart(6)} ${String(phase.cpu.postgresSeconds).padStart(6)} ` +
-    `${String(phase.cpu.otherSeconds).padStart(6)} ${String(phase.seconds).padStart(6)}`;
+    `${String(phase.cpu.otherSeconds).padStart(6)} ${String(phase.cpu.microsPerEvent).padStart(6)} ${String(phase.seconds).padStart(6)}`;
   return [
-    `${'phase'.padEnd(26)} ${'ev/s'.padStart(8)} ${'median'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'RSS MB'.padStart(6)} ${'srvCPU'.padStart(6)} ${'cliCPU'.padStart(6)} ${'pgCPU'.padStart(6)} ${'other'.padStart(6)} ${'wall s'.padStart(6)}`,
-    '(CPU in seconds over the phase; "other" is busy CPU of processes outside this run)',
+    `${'phase'.padEnd(26)} ${'ev/s'.padStart(8)} ${'median'.padStart(8)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'RSS MB'.padStart(6)} ${'srvCPU'.padStart(6)} ${'cliCPU'.padStart(6)} ${'pgCPU'.padStart(6)} ${'other'.padStart(6)} ${'µs/ev'.padStart(6)} ${'wall s'.padStart(6)}`,
+    '(CPU in seconds over the phase; "other" is busy CPU of processes outside this run; µs/ev is this run\'s CPU per event)',
     row('(a) server, no storing', input.noStore),
     row('(b) bare INSERT (driver)', input.bare),
     row('POST /v1/batch, stored', input.stored),
