@@ -19,7 +19,8 @@ export function createKeyResolver(db: Db) {
       if (hit && hit.until > now) return hit.value;
       const value = await resolveKey(db, key);
       if (cache.size > 10_000) cache.clear();
-      cache.set(key, { value, until: now + CACHE_MS });
+      const expires = value?.expiresAt?.getTime() ?? Infinity;
+      cache.set(key, { value, until: Math.min(now + CACHE_MS, expires) });
       if (value) void touchKey(db, value.workspaceId, value.keyId).catch(() => undefined);
       return value;
     },

@@ -282,6 +282,8 @@ export interface ResolvedKey {
   kind: 'write' | 'server';
   /** Events per second the source accepts; null when unlimited. */
   rateLimitPerSecond: number | null;
+  /** End of a rotated key's grace period; caches must not keep the key past it. */
+  expiresAt: Date | null;
 }
 
 /** The workspace and source a presented key acts for, or null when unknown, disabled or expired. */
@@ -292,8 +294,9 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     source_id: string | null;
     kind: 'write' | 'server';
     rate_limit_per_second: number | null;
+    expires_at: Date | null;
   }>(
-    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second
+    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second, k.expires_at
        from api_keys k
        join workspaces w on w.id = k.workspace_id and w.status = 'active'
        left join sources s on s.workspace_id = k.workspace_id and s.id = k.source_id
@@ -310,6 +313,7 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     sourceId: row.source_id,
     kind: row.kind,
     rateLimitPerSecond: row.rate_limit_per_second,
+    expiresAt: row.expires_at,
   };
 }
 
