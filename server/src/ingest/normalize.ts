@@ -7,13 +7,36 @@ import { EVENT_TYPES, EventSchema, LIMITS, type EventType, type IncomingEvent } 
 // create absurd partitions; they are rejected with a reason instead.
 const MIN_TIME = Date.UTC(1970, 0, 2);
 const MAX_TIME = Date.UTC(2200, 0, 1);
-const ISO_DATE = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/;
+const ISO_INSTANT =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?(?:([Zz])|([+-])(\d{2}):?(\d{2}))?)?$/;
 
 // JSON.stringify escapes exactly these: NUL and lone surrogates, which PostgreSQL's jsonb refuses.
 const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
 
+/**
+ * Milliseconds since the epoch of an ISO-8601 date or date-time, or null. Stricter than
+ * Date.parse, which reads a time without a zone in the server's local zone (so the stored
+ * instant would depend on where the server runs) and rolls 30 February over into March.
+ * A time without a zone is UTC.
+ */
+export function parseInstant(value: string): number | null {
+  const match = ISO_INSTANT.exec(value);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [
+    number, number, number, number, number, number,
+  ];
+  const date = new Date(Date.UTC(year, month - 1, day));
+  if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
+  const offsetHour = Number(match[10] ?? 0);
+  const offsetMinute = Number(match[11] ?? 0);
+  if (hour > 23 || minute > 59 || second > 59 || offsetHour > 23 || offsetMinute > 59) return null;
+  const millis = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
+  const offsetMs = (match[9] === '-' ? -1 : 1) * (offsetHour * 60 + offsetMinute) * 60_000;
+  return date.getTime() + ((hour * 60 + minute) * 60 + second) * 1000 + millis - offsetMs;
+}
+
 if (!FormatRegistry.Has('date-time')) {
-  FormatRegistry.Set('date-time', (value) => ISO_DATE.test(value) && !Number.isNaN(Date.parse(value)));
+  FormatRegistry.Set('date-time', (value) => parseInstant(value) !== null);
 }
 const checkEvent = TypeCompiler.Compile(EventSchema);
 
@@ -70,6 +93,10 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+function isEventType(value: unknown): value is EventType {
+  return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
+}
+
 /** Ids may arrive as numbers; blank strings mean "absent". */
 function idString(value: unknown): string | null {
   if (typeof value === 'number' && Number.isFinite(value)) return String(value);
@@ -79,16 +106,22 @@ function idString(value: unknown): string | null {
 
 function instant(value: string | undefined): Date | null | 'invalid' {
   if (value === undefined) return null;
-  const ms = Date.parse(value);
-  if (Number.isNaN(ms) || ms < MIN_TIME || ms >= MAX_TIME) return 'invalid';
+  const ms = parseInstant(value);
+  if (ms === null || ms < MIN_TIME || ms >= MAX_TIME) return 'invalid';
   return new Date(ms);
 }
 
 function mergeDefaults(item: Record<string, unknown>, batch: NormalizeOptions['batch']): Record<string, unknown> {
   if (!batch) return item;
   const merged = { ...item };
-  if (batch.context) merged.context = { ...batch.context, ...(isObject(item.context) ? item.context : {}) };
-  if (batch.integrations) merged.integrations = { ...batch.integrations, ...(isObject(item.integrations) ? item.integrations : {}) };
+  // An item's own value that is not an object is left alone, so validation reports it rather
+  // than the batch's object silently replacing it.
+  if (batch.context && (item.context === undefined || isObject(item.context))) {
+    merged.context = { ...batch.context, ...item.context };
+  }
+  if (batch.integrations && (item.integrations === undefined || isObject(item.integrations))) {
+    merged.integrations = { ...batch.integrations, ...item.integrations };
+  }
   if (batch.sentAt !== undefined && item.sentAt === undefined) merged.sentAt = batch.sentAt;
   return merged;
 }
@@ -111,23 +144,25 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
   if (!isObject(raw)) return reject('not_an_object', null, 'Each event must be a JSON object');
 
   const item = mergeDefaults(raw, options.batch);
-  const json = JSON.stringify(raw);
-  const bytes = Buffer.byteLength(json);
+  const bytes = Buffer.byteLength(JSON.stringify(raw));
   if (bytes > LIMITS.eventBytes) {
     return reject('event_too_large', null, `Event is ${bytes} bytes; the limit is ${LIMITS.eventBytes} bytes (32 KB)`, item);
   }
 
-  if (UNSTORABLE_ESCAPE.test(json)) {
+  // Checked after merging: a NUL in the batch's context would otherwise reach PostgreSQL.
+  if (UNSTORABLE_ESCAPE.test(JSON.stringify(item))) {
     return reject('invalid_character', null, 'Strings must not contain U+0000 or unpaired UTF-16 surrogates', item);
   }
 
-  const type = options.type ?? (item.type as EventType | undefined);
-  if (typeof type !== 'string' || !(EVENT_TYPES as readonly string[]).includes(type)) {
+  // The endpoint's type wins over a `type` the body may carry (as Segment does).
+  const type = options.type ?? item.type;
+  if (!isEventType(type)) {
     return reject('invalid_type', 'type', `type must be one of ${EVENT_TYPES.join(', ')}`, item);
   }
 
-  if (!checkEvent.Check(item)) {
-    const first = checkEvent.Errors(item).First();
+  const typed = { ...item, type };
+  if (!checkEvent.Check(typed)) {
+    const first = checkEvent.Errors(typed).First();
     const field = first ? first.path.replace(/^\//, '').replaceAll('/', '.') || null : null;
     if (field === 'messageId' && typeof item.messageId === 'string' && item.messageId.length > LIMITS.messageIdLength) {
       return reject('message_id_too_long', 'messageId', `messageId must be at most ${LIMITS.messageIdLength} characters`, item);
@@ -137,7 +172,7 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
     }
     return reject('invalid_field', field, `${field ?? 'event'}: ${first?.message ?? 'invalid'}`, item);
   }
-  const event = item as IncomingEvent & Record<string, unknown>;
+  const event: IncomingEvent & Record<string, unknown> = typed;
 
   const userId = idString(event.userId);
   const anonymousId = idString(event.anonymousId);
@@ -154,15 +189,21 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
   }
   if (type === 'group' && !groupId) return reject('missing_group_id', 'groupId', 'group requires groupId', item);
 
+  const hasOriginal = event.originalTimestamp !== undefined;
   const original = instant(event.originalTimestamp ?? event.timestamp);
-  const originalField = event.originalTimestamp !== undefined ? 'originalTimestamp' : 'timestamp';
+  const originalField = hasOriginal ? 'originalTimestamp' : 'timestamp';
   if (original === 'invalid') return reject('invalid_timestamp', originalField, `${originalField} is out of range (1970–2200)`, item);
+  // RudderStack's SDKs send both when the caller sets `timestamp` (originalTimestamp is then when
+  // the call was made); like RudderStack's server, that explicit time is kept as given.
+  const explicit = hasOriginal ? instant(event.timestamp) : null;
+  if (explicit === 'invalid') return reject('invalid_timestamp', 'timestamp', 'timestamp is out of range (1970–2200)', item);
   const sentAt = instant(event.sentAt);
   if (sentAt === 'invalid') return reject('invalid_timestamp', 'sentAt', 'sentAt is out of range (1970–2200)', item);
 
   const receivedAt = options.receivedAt;
   let timestamp: Date;
-  if (!original) timestamp = receivedAt;
+  if (explicit) timestamp = explicit;
+  else if (!original) timestamp = receivedAt;
   else if (sentAt && !options.historical) timestamp = new Date(receivedAt.getTime() - (sentAt.getTime() - original.getTime()));
   else timestamp = original;
   if (timestamp.getTime() < MIN_TIME || timestamp.getTime() >= MAX_TIME) {
@@ -171,7 +212,8 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
 
   let extra: Record<string, unknown> | null = null;
   for (const key of Object.keys(event)) {
-    if (SPEC_FIELDS.has(key)) continue;
+    // `event` only has a column for track; other types keep it as an extra field.
+    if (SPEC_FIELDS.has(key) && !(key === 'event' && type !== 'track')) continue;
     extra ??= {};
     extra[key] = event[key];
   }
