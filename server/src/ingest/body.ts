@@ -33,7 +33,8 @@ export async function readJsonBody(request: IncomingMessage, limitBytes: number)
     if (error instanceof ApiError) throw error;
     throw new ApiError(400, 'malformed_body', `The body could not be decoded as ${encoding}: ${(error as Error).message}`);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
+  // A byte-order mark (some Windows clients write one) is not part of the JSON.
+  const text = Buffer.concat(chunks).toString('utf8').replace(/^\uFEFF/, '');
   if (text.trim() === '') throw new ApiError(400, 'malformed_json', 'The request body is empty');
   try {
     return JSON.parse(text) as unknown;

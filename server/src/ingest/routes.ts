@@ -45,6 +45,17 @@ const ErrorResponse = {
 // with, attached for the OpenAPI document. Fastify's own validation is turned off for them.
 const documentOnly = () => () => true;
 
+// Browsers only let scripts read response headers that are exposed, and clients back off by Retry-After.
+function retryAfter(seconds: number): Record<string, string> {
+  return { 'retry-after': String(seconds), 'access-control-expose-headers': 'Retry-After' };
+}
+
+/** A request without a body never reaches the body parser; it is as malformed as an empty one. */
+function requireBody(request: FastifyRequest): unknown {
+  if (request.body === undefined) throw new ApiError(400, 'malformed_json', 'The request body is empty');
+  return request.body;
+}
+
 const COLLECTION_SECURITY: Array<Record<string, string[]>> = [{ basicAuth: [] }, { writeKey: [] }];
 
 function routeSchema(summary: string, body: unknown) {
@@ -75,7 +86,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
   app.addHook('onRequest', async (_request, reply) => {
     if (inflight >= options.maxInflight) {
       metrics.requestsRejected.inc({ reason: 'overloaded' });
-      throw new ApiError(429, 'overloaded', 'Too many requests in flight; retry shortly', undefined, { 'retry-after': '1' });
+      throw new ApiError(429, 'overloaded', 'Too many requests in flight; retry shortly', undefined, retryAfter(1));
     }
     inflight++;
     reply.raw.once('close', () => inflight--);
@@ -105,7 +116,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
         'rate_limited',
         `This source accepts ${source.rateLimitPerSecond} events per second; retry after ${wait}s`,
         undefined,
-        { 'retry-after': String(wait) },
+        retryAfter(wait),
       );
     }
   }
@@ -148,9 +159,10 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
 
   for (const [type, short] of SINGLE_ENDPOINTS) {
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+      const body = requireBody(request);
       const source = await authenticate(request);
       checkRate(source, 1);
-      const result = normalizeEvent(request.body, { type, receivedAt: now() });
+      const result = normalizeEvent(body, { type, receivedAt: now() });
       const outcome = await ingest(source, type, [result]);
       const rejected = outcome.rejected[0];
       if (rejected) {
@@ -169,8 +181,8 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
   }
 
   const batchHandler = (historical: boolean) => async (request: FastifyRequest) => {
+    const body = requireBody(request);
     const source = await authenticate(request);
-    const body = request.body;
     if (!checkBatch.Check(body)) {
       const first = checkBatch.Errors(body).First();
       const field = first?.path.replace(/^\//, '').replaceAll('/', '.') || 'batch';
