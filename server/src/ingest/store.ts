@@ -37,6 +37,10 @@ const INSERT_EVENTS = `
     select $1, message_id, timestamp, nextval('events_seq'), received_at from incoming order by message_id
     on conflict do nothing
     returning message_id, seq
+  ), queued as (
+    -- Identity resolution picks events up from here, in seq order (identity/queue.ts).
+    insert into identity_queue (workspace_id, seq, timestamp)
+    select $1, f.seq, i.timestamp from incoming i join fresh f using (message_id)
   )
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,

@@ -1,5 +1,6 @@
 import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } from 'graphile-worker';
 import type { Db } from '../storage/database.ts';
+import { startIdentityLoop } from '../identity/loop.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -51,10 +52,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     parsedCronItems: parseCronItems([]),
     logger: toGraphileLogger(options.logger ?? jsonLines),
   });
+  // Identity resolution drains its own ordered queue (identity_queue) rather than jobs: it must
+  // take events in arrival order, per workspace, in large batches.
+  const log = options.logger ?? jsonLines;
+  const identity = startIdentityLoop({
+    db: options.db,
+    onError: (error) => log('error', 'identity resolution failed', { error }),
+  });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= runner.stop();
+      stopped ??= Promise.all([runner.stop(), identity.stop()]).then(() => undefined);
       return stopped;
     },
   };

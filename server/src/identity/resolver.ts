@@ -1,0 +1,300 @@
+import crypto from 'node:crypto';
+import type { Db, DbClient } from '../storage/database.ts';
+import { withTransaction } from '../storage/database.ts';
+import { resolveBatch, splitKey, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
+import { extractIdentifiers, identifierKey } from './extract.ts';
+import type { Identifier } from './resolve.ts';
+import { loadWorkspaceIdentity } from './settings-store.ts';
+import type { TraitSet, TraitSource } from './traits.ts';
+
+/**
+ * The lock every change of a workspace's identity graph takes (resolution batches, unmerge,
+ * unbind): one writer per workspace at a time keeps per-person order and the one-owner invariant
+ * without row-level choreography; workspaces resolve in parallel.
+ */
+export async function lockWorkspaceIdentity(client: DbClient, workspaceId: string): Promise<void> {
+  await client.query(`select pg_advisory_xact_lock(hashtext('identity:' || $1::text))`, [workspaceId]);
+}
+
+/** Workspaces with events waiting for resolution. */
+export async function workspacesWithQueuedEvents(db: Db, limit = 100): Promise<string[]> {
+  const { rows } = await db.query<{ workspace_id: string }>(
+    `select distinct workspace_id from identity_queue limit $1`,
+    [limit],
+  );
+  return rows.map((row) => row.workspace_id);
+}
+
+/**
+ * Resolves up to `batchSize` queued events of a workspace, oldest first, in one transaction.
+ * Returns how many were taken off the queue (0 when none were waiting).
+ */
+export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize = 1000): Promise<number> {
+  return withTransaction(db, async (client) => {
+    await lockWorkspaceIdentity(client, workspaceId);
+    const { rows: queued } = await client.query<{ seq: number; timestamp: Date }>(
+      `delete from identity_queue where workspace_id = $1 and seq in (
+         select seq from identity_queue where workspace_id = $1 order by seq limit $2)
+       returning seq, timestamp`,
+      [workspaceId, batchSize],
+    );
+    if (queued.length === 0) return 0;
+    queued.sort((a, b) => a.seq - b.seq);
+    const events = await loadEvents(client, workspaceId, queued);
+    const identity = await loadWorkspaceIdentity(client, workspaceId);
+
+    const keys = new Map<string, Identifier>();
+    for (const event of events) {
+      for (const identifier of extractIdentifiers(event, identity.config).identifiers) {
+        keys.set(identifierKey(identifier), { type: identifier.type, value: identifier.value });
+      }
+    }
+    const profiles = await loadOwnerProfiles(client, workspaceId, [...keys.values()]);
+    const splits = await loadSplits(client, workspaceId, profiles.map((profile) => profile.id));
+    const sources = await loadSources(client, workspaceId);
+    const result = resolveBatch({
+      config: identity.config,
+      strategies: identity.strategies,
+      events,
+      profiles,
+      splits,
+      sources,
+      newProfileId: () => crypto.randomUUID(),
+    });
+    await writeBatch(client, workspaceId, result);
+    return queued.length;
+  });
+}
+
+async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{ seq: number; timestamp: Date }>): Promise<QueuedEvent[]> {
+  const { rows } = await client.query<{
+    seq: number;
+    message_id: string;
+    timestamp: Date;
+    source_id: string;
+    type: QueuedEvent['type'];
+    user_id: string | null;
+    anonymous_id: string | null;
+    previous_id: string | null;
+    traits: Record<string, unknown> | null;
+    context: Record<string, unknown> | null;
+  }>(
+    `select e.seq, e.message_id, e.timestamp, e.source_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.traits, e.context
+       from unnest($2::timestamptz[], $3::bigint[]) as q(timestamp, seq)
+       join events e on e.workspace_id = $1 and e.timestamp = q.timestamp and e.seq = q.seq
+      order by e.seq`,
+    [workspaceId, queued.map((q) => q.timestamp), queued.map((q) => q.seq)],
+  );
+  return rows.map((row) => ({
+    seq: row.seq,
+    messageId: row.message_id,
+    timestamp: row.timestamp,
+    sourceId: row.source_id,
+    type: row.type,
+    userId: row.user_id,
+    anonymousId: row.anonymous_id,
+    previousId: row.previous_id,
+    traits: row.traits,
+    context: row.context,
+  }));
+}
+
+async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
+  if (identifiers.length === 0) return [];
+  const { rows } = await client.query<{ id: string; created_at: Date; identifiers: Identifier[]; traits: TraitSet | null }>(
+    `with owners as (
+       select distinct pi.profile_id
+         from unnest($2::text[], $3::text[]) as k(type, value)
+         join profile_identifiers pi on pi.workspace_id = $1 and pi.type = k.type and pi.value = k.value and pi.unbound_at is null)
+     select p.id, p.created_at,
+       (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value) order by i.id), '[]')
+          from profile_identifiers i where i.workspace_id = $1 and i.profile_id = p.id and i.unbound_at is null) as identifiers,
+       (select json_object_agg(t.key, json_build_object('value', t.value, 'source', json_build_object('kind', t.source_kind, 'name', t.source_name),
+                 'eventId', t.message_id, 'at', t.observed_at))
+          from profile_traits t where t.workspace_id = $1 and t.profile_id = p.id) as traits
+       from owners o join profiles p on p.workspace_id = $1 and p.id = o.profile_id`,
+    [workspaceId, identifiers.map((i) => i.type), identifiers.map((i) => i.value)],
+  );
+  return rows.map((row) => ({
+    id: row.id,
+    createdAt: row.created_at,
+    identifiers: row.identifiers,
+    traits: Object.fromEntries(
+      Object.entries(row.traits ?? {}).map(([key, trait]) => [key, { ...trait, at: new Date(trait.at as unknown as string) }]),
+    ),
+  }));
+}
+
+async function loadSplits(client: DbClient, workspaceId: string, profileIds: string[]): Promise<Set<string>> {
+  if (profileIds.length === 0) return new Set();
+  const { rows } = await client.query<{ profile_a: string; profile_b: string }>(
+    `select profile_a, profile_b from identity_splits where workspace_id = $1 and (profile_a = any($2::uuid[]) or profile_b = any($2::uuid[]))`,
+    [workspaceId, profileIds],
+  );
+  return new Set(rows.map((row) => splitKey(row.profile_a, row.profile_b)));
+}
+
+async function loadSources(client: DbClient, workspaceId: string): Promise<Map<string, TraitSource>> {
+  const { rows } = await client.query<{ id: string; kind: string; name: string }>(
+    'select id, kind, name from sources where workspace_id = $1',
+    [workspaceId],
+  );
+  return new Map(rows.map((row) => [row.id, { kind: row.kind, name: row.name }]));
+}
+
+async function writeBatch(client: DbClient, ws: string, result: BatchResult): Promise<void> {
+  if (result.newProfiles.length > 0) {
+    await client.query(
+      `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
+       select $1, id, now(), first_seen, first_seen from unnest($2::uuid[], $3::timestamptz[]) as n(id, first_seen)`,
+      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => p.firstSeen)],
+    );
+  }
+
+  for (const merge of result.merges) {
+    const absorbedIds = merge.absorbed.map((a) => a.profileId);
+    await client.query(
+      `update profiles set merged_into = $2, merged_at = now(), updated_at = now()
+        where workspace_id = $1 and (id = any($3::uuid[]) or merged_into = any($3::uuid[]))`,
+      [ws, merge.survivorId, absorbedIds],
+    );
+    await client.query(
+      `update profile_identifiers set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[]) and unbound_at is null`,
+      [ws, merge.survivorId, absorbedIds],
+    );
+    await client.query(
+      `update events set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`,
+      [ws, merge.survivorId, absorbedIds],
+    );
+    await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
+    await client.query(
+      `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
+         cause_identifier_type, cause_identifier_value)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [
+        ws,
+        merge.kind,
+        merge.survivorId,
+        absorbedIds,
+        JSON.stringify({ absorbed: merge.absorbed }),
+        merge.messageId,
+        merge.seq,
+        merge.cause.type,
+        merge.cause.value,
+      ],
+    );
+  }
+
+  if (result.links.length > 0) {
+    const links = result.links;
+    await client.query(
+      `insert into profile_identifiers (workspace_id, profile_id, type, value, source_id, first_seen, last_seen,
+         linked_by_message_id, linked_by_seq, linked_via)
+       select $1, * from unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::timestamptz[],
+         $8::text[], $9::bigint[], $10::text[])`,
+      [
+        ws,
+        links.map((l) => l.profileId),
+        links.map((l) => l.type),
+        links.map((l) => l.value),
+        links.map((l) => l.sourceId),
+        links.map((l) => l.firstSeen),
+        links.map((l) => l.lastSeen),
+        links.map((l) => l.messageId),
+        links.map((l) => l.seq),
+        links.map((l) => l.via),
+      ],
+    );
+  }
+
+  if (result.seen.size > 0) {
+    const seen = [...result.seen.values()];
+    await client.query(
+      `update profile_identifiers pi set last_seen = greatest(pi.last_seen, s.at)
+         from unnest($2::text[], $3::text[], $4::timestamptz[]) as s(type, value, at)
+        where pi.workspace_id = $1 and pi.type = s.type and pi.value = s.value and pi.unbound_at is null`,
+      [ws, seen.map((s) => s.identifier.type), seen.map((s) => s.identifier.value), seen.map((s) => s.at)],
+    );
+  }
+
+  if (result.assignments.length > 0) {
+    await client.query(
+      `update events e set profile_id = a.profile_id
+         from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
+        where e.workspace_id = $1 and e.timestamp = a.timestamp and e.seq = a.seq`,
+      [ws, result.assignments.map((a) => a.timestamp), result.assignments.map((a) => a.seq), result.assignments.map((a) => a.profileId)],
+    );
+  }
+
+  if (result.activity.size > 0) {
+    const ids = [...result.activity.keys()];
+    await client.query(
+      `update profiles p set first_seen = least(coalesce(p.first_seen, a.first), a.first),
+         last_seen = greatest(coalesce(p.last_seen, a.last), a.last), updated_at = now()
+         from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as a(id, first, last)
+        where p.workspace_id = $1 and p.id = a.id`,
+      [ws, ids, ids.map((id) => result.activity.get(id)!.first), ids.map((id) => result.activity.get(id)!.last)],
+    );
+  }
+
+  await writeTraits(client, ws, result);
+
+  if (result.refusals.length > 0) {
+    const r = result.refusals;
+    await client.query(
+      `insert into identity_refusals (workspace_id, profile_id, message_id, seq, identifier_type, identifier_value, reason, message)
+       select $1, * from unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])`,
+      [ws, r.map((x) => x.profileId), r.map((x) => x.messageId), r.map((x) => x.seq), r.map((x) => x.identifier.type),
+        r.map((x) => x.identifier.value), r.map((x) => x.reason), r.map((x) => x.message)],
+    );
+  }
+
+  if (result.ignored.length > 0) {
+    const counts = new Map<string, { type: string; reason: string; count: number }>();
+    for (const ignored of result.ignored) {
+      const key = `${ignored.type}\u0000${ignored.reason}`;
+      const entry = counts.get(key) ?? { type: ignored.type, reason: ignored.reason, count: 0 };
+      entry.count++;
+      counts.set(key, entry);
+    }
+    const rows = [...counts.values()].sort((a, b) => (a.type + a.reason < b.type + b.reason ? -1 : 1));
+    await client.query(
+      `insert into identity_ignored_counts (workspace_id, identifier_type, reason, count, last_seen)
+       select $1, type, reason, count, now() from unnest($2::text[], $3::text[], $4::bigint[]) as c(type, reason, count)
+       on conflict (workspace_id, identifier_type, reason)
+       do update set count = identity_ignored_counts.count + excluded.count, last_seen = excluded.last_seen`,
+      [ws, rows.map((r) => r.type), rows.map((r) => r.reason), rows.map((r) => r.count)],
+    );
+  }
+}
+
+async function writeTraits(client: DbClient, ws: string, result: BatchResult): Promise<void> {
+  if (result.traits.size > 0) {
+    const ids = [...result.traits.keys()];
+    await client.query('delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])', [ws, ids]);
+    const rows = [...result.traits].flatMap(([profileId, traits]) =>
+      Object.entries(traits).map(([key, trait]) => ({ profileId, key, trait })),
+    );
+    if (rows.length > 0) {
+      await client.query(
+        `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
+         select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])`,
+        [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
+          rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
+          rows.map((r) => r.trait.at)],
+      );
+    }
+  }
+  const changes = result.traitChanges.filter((c) => c.change.valueChanged);
+  if (changes.length > 0) {
+    await client.query(
+      `insert into profile_trait_history (workspace_id, profile_id, key, previous_value, value, source_kind, source_name, message_id, observed_at, reason)
+       select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])`,
+      [ws, changes.map((c) => c.profileId), changes.map((c) => c.change.trait),
+        changes.map((c) => (c.change.previous ? JSON.stringify(c.change.previous.value) : null)),
+        changes.map((c) => JSON.stringify(c.change.next.value)), changes.map((c) => c.change.next.source.kind),
+        changes.map((c) => c.change.next.source.name), changes.map((c) => c.change.next.eventId), changes.map((c) => c.change.next.at),
+        changes.map((c) => c.reason)],
+    );
+  }
+}
