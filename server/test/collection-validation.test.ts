@@ -164,6 +164,19 @@ describe('collection validation: clear errors, nothing valid lost, invalid items
     });
   });
 
+  it('quarantines an item with a number too large to store (not stored as null), and stores the rest', async () => {
+    const raw = `{"batch": [
+      {"type": "track", "userId": "u1", "event": "Huge", "messageId": "n0", "properties": {"amount": 1e400}},
+      {"type": "track", "userId": "u1", "event": "Normal", "messageId": "n1", "properties": {"amount": 1e300}}
+    ]}`;
+    const response = await post(t, '/v1/batch', raw, { 'content-type': 'application/json' });
+    expect(response.json()).toMatchObject({
+      accepted: 1,
+      rejected: [{ index: 0, messageId: 'n0', error: 'invalid_number', field: 'properties.amount' }],
+    });
+    expect((await storedEvents(t)).map((row) => [row.message_id, row.properties])).toEqual([['n1', { amount: 1e300 }]]);
+  });
+
   describe('limits', () => {
     function eventsOfSize(count: number, bytesEach: number) {
       return Array.from({ length: count }, (_, i) => ({

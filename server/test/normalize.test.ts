@@ -138,6 +138,16 @@ describe('normalizeEvent: size and characters', () => {
     ).toMatchObject({ error: 'invalid_character' });
   });
 
+  it('rejects numbers too large to store instead of storing them as null', () => {
+    const raw = JSON.parse('{"userId": "u1", "event": "E", "properties": {"items": [1, {"price": 1e400}]}}') as unknown;
+    expect(rejected(raw, { type: 'track' })).toMatchObject({ error: 'invalid_number', field: 'properties.items.1.price' });
+    expect(ok({ userId: 'u1', event: 'E', properties: { none: null, small: 1e-400, big: 1.7e308 } }, { type: 'track' }).properties).toEqual({
+      none: null,
+      small: 0,
+      big: 1.7e308,
+    });
+  });
+
   it('accepts paired surrogates and the text "\\u0000" written with a backslash', () => {
     const event = ok({ userId: 'u1', event: 'E', properties: { emoji: '😀', literal: '\\u0000', path: 'C:\\\\ud800' } }, { type: 'track' });
     expect(event.properties).toEqual({ emoji: '😀', literal: '\\u0000', path: 'C:\\\\ud800' });

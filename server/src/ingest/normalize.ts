@@ -93,6 +93,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
+/** Dot path of the first number that is not finite, or null. */
+function nonFinitePath(value: unknown, path: string): string | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? null : path;
+  if (typeof value !== 'object' || value === null) return null;
+  for (const [key, child] of Object.entries(value)) {
+    const found = nonFinitePath(child, path ? `${path}.${key}` : key);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 function isEventType(value: unknown): value is EventType {
   return typeof value === 'string' && (EVENT_TYPES as readonly string[]).includes(value);
 }
@@ -150,8 +161,15 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
   }
 
   // Checked after merging: a NUL in the batch's context would otherwise reach PostgreSQL.
-  if (UNSTORABLE_ESCAPE.test(JSON.stringify(item))) {
+  const itemJson = JSON.stringify(item);
+  if (UNSTORABLE_ESCAPE.test(itemJson)) {
     return reject('invalid_character', null, 'Strings must not contain U+0000 or unpaired UTF-16 surrogates', item);
+  }
+  // JSON.parse turns a number too large for a double (1e400) into Infinity, which would be stored
+  // as null; only then does the text hold a null, so the walk is skipped for most events.
+  const overflow = itemJson.includes('null') ? nonFinitePath(item, '') : null;
+  if (overflow !== null) {
+    return reject('invalid_number', overflow, `${overflow} is a number too large to store`, item);
   }
 
   // The endpoint's type wins over a `type` the body may carry (as Segment does).
