@@ -331,6 +331,29 @@ describe('batch import', () => {
     expect(rows[0].count).toBe(stored);
   });
 
+  it('refuses a rejects file it cannot write, before importing or while importing', async () => {
+    const { writeKey } = await newSource();
+    const file = writeFile('unwritable.csv', 'user\n\nu1\n');
+    const request = { file, writeKey, type: 'identify' as const, map: ['userId=user'] };
+    await expect(importFile({ ...request, rejectsFile: path.join(dir, 'no-such-dir', 'r.ndjson') })).rejects.toMatchObject({
+      code: 'unwritable_rejects',
+      field: '--rejects',
+    });
+    if (fs.existsSync('/dev/full')) {
+      // Every write to /dev/full fails with ENOSPC, as on a full disk.
+      const lines = ['user,plan', ...Array.from({ length: 3000 }, (_, i) => (i % 2 ? `u${i},p` : ',p'))];
+      const many = writeFile('many-rejects.csv', lines.join('\n'));
+      await expect(importFile({ ...request, file: many, rejectsFile: '/dev/full' })).rejects.toMatchObject({
+        code: 'unwritable_rejects',
+        message: expect.stringContaining('ENOSPC'),
+      });
+      // Also when the few rejects only reach the disk as the file is closed.
+      const few = writeFile('few-rejects.csv', 'user,plan\n,p\nu1,p\n');
+      await expect(importFile({ ...request, file: few, rejectsFile: '/dev/full' })).rejects.toMatchObject({ code: 'unwritable_rejects' });
+      expect(fs.existsSync('/dev/full')).toBe(true);
+    }
+  });
+
   it('checks every row in a dry run without storing any', async () => {
     const { workspace, writeKey } = await newSource();
     const file = writeFile('dry.csv', 'user,plan\nu1,a\n\nu2,b\n,c\n');

@@ -150,8 +150,13 @@ async function openRejects(file: string): Promise<fs.WriteStream> {
   return stream;
 }
 
+/** Ends the stream and waits until it is closed; write errors are left to its 'error' listener. */
 function closeStream(stream: fs.WriteStream): Promise<void> {
-  return new Promise((resolve, reject) => stream.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  if (stream.closed) return Promise.resolve();
+  return new Promise((resolve) => {
+    stream.once('close', resolve);
+    stream.end();
+  });
 }
 
 interface PendingRow {
@@ -198,6 +203,17 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
     throw error;
   }
   const rowOptions: RowOptions = { ...plan.row, sourceId: source.sourceId };
+  // A rejects file that cannot be written (disk full) must stop the import: rejected rows
+  // would otherwise vanish.
+  let rejectsError: Error | undefined;
+  rejects.on('error', (error) => (rejectsError ??= error));
+  /** Waits for the rejects file to drain, or stops on its write error. */
+  const rejectsFailed = (error: Error) =>
+    new ImportError('unwritable_rejects', `Writing the rejects file ${plan.rejectsFile} failed: ${error.message}`, '--rejects');
+  const afterRow = async () => {
+    if (rejects.writableNeedDrain && !rejectsError) await once(rejects, 'drain').catch(() => undefined);
+    if (rejectsError) throw rejectsFailed(rejectsError);
+  };
 
   const stats = { rowsRead: 0, valid: 0, stored: 0, duplicates: 0, rejected: 0 };
   const reasons: Record<string, number> = {};
@@ -291,7 +307,7 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
             const fields = item.fields;
             if (handle(item.line, convert(fields, item.line), () => csvRowValue(header, fields))) await flush();
           }
-          if (rejects.writableNeedDrain) await once(rejects, 'drain');
+          if (rejects.writableNeedDrain || rejectsError) await afterRow();
         }
       }
     } else {
@@ -299,7 +315,7 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
       for await (const items of readNdjson(file.content)) {
         for (const { line, text } of items) {
           if (handle(line, convert(text, line), () => jsonRowValue(text))) await flush();
-          if (rejects.writableNeedDrain) await once(rejects, 'drain');
+          if (rejects.writableNeedDrain || rejectsError) await afterRow();
         }
       }
     }
@@ -316,7 +332,11 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
   await Promise.all(inflight);
   await closeStream(rejects);
   // An empty rejects file (also after a refused mapping) would only suggest there were rejects.
-  if (stats.rejected === 0) await fs.promises.rm(plan.rejectsFile, { force: true });
+  // Only an empty regular file goes: --rejects may name /dev/stdout.
+  if (stats.rejected === 0) {
+    const written = await fs.promises.stat(plan.rejectsFile).catch(() => null);
+    if (written?.isFile() && written.size === 0) await fs.promises.rm(plan.rejectsFile, { force: true });
+  }
   if (stopped?.error instanceof ImportError) throw stopped.error;
   if (failure) throw storeFailed(failure.error);
   if (stopped) {
@@ -327,6 +347,7 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
       '--file',
     );
   }
+  if (rejectsError) throw rejectsFailed(rejectsError);
 
   const rejectsFile = stats.rejected > 0 ? plan.rejectsFile : null;
   progress();
