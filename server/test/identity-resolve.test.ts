@@ -268,7 +268,7 @@ describe('resolveIdentity: determinism and integrity', () => {
       profile('p4', '2024-01-04', 'device_id:d1'),
     ];
     const event = ids('anonymous_id:a1', 'device_id:d1', 'phone:+8613800138000', 'email:e@x.com');
-    const expected = resolveIdentity(config, event, owners);
+    const expected = resolveIdentity(config, event, owners) as Extract<Resolution, { action: 'merge' }>;
     expect(expected).toMatchObject({ action: 'merge', profileId: 'p2' });
     expect(expected.dropped.map((drop) => identifierKey(drop.identifier))).toEqual(['phone:+8613800138000']);
     const permutations = (list: OwnerProfile[]): OwnerProfile[][] =>
@@ -277,7 +277,7 @@ describe('resolveIdentity: determinism and integrity', () => {
       const result = resolveIdentity(config, event, order) as Extract<Resolution, { action: 'merge' }>;
       expect(result.profileId).toBe(expected.profileId);
       expect(result.absorbed.map((absorbed) => absorbed.profileId).sort()).toEqual(
-        (expected as Extract<Resolution, { action: 'merge' }>).absorbed.map((absorbed) => absorbed.profileId).sort(),
+        expected.absorbed.map((absorbed) => absorbed.profileId).sort(),
       );
       expect(result.dropped).toEqual(expected.dropped);
     }
