@@ -114,7 +114,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       throw new ApiError(
         429,
         'rate_limited',
-        `This source accepts ${source.rateLimitPerSecond} events per second; retry after ${wait}s`,
+        `This source accepts ${source.rateLimitPerSecond} event${source.rateLimitPerSecond === 1 ? '' : 's'} per second; retry after ${wait}s`,
         undefined,
         retryAfter(wait),
       );
