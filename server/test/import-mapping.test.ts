@@ -7,7 +7,7 @@ import { createProgressReporter, estimateRemainingMs, formatProgressLine } from 
 import { lineBreaks, readCsv, type CsvItem } from '../src/ingest/import/read.ts';
 import { planImport } from '../src/ingest/import/run.ts';
 import { createCsvRowConverter, createJsonRowConverter, type RowOptions } from '../src/ingest/import/row-event.ts';
-import { createDateParser, parseDateTime } from '../src/ingest/import/time.ts';
+import { createDateParser, parseDateTime, zonedTimeToInstant } from '../src/ingest/import/time.ts';
 import { createConverter, multiply } from '../src/ingest/import/values.ts';
 
 const SOURCE = '7f1d4c2e-0000-4000-8000-000000000001';
@@ -110,6 +110,28 @@ describe('date-times', () => {
     // London skipped 01:00–02:00 on 2011-03-27 and repeated 01:00–02:00 on 2011-10-30.
     expect(parseDateTime('2011-03-27 01:30', 'Europe/London')?.toISOString()).toBe('2011-03-27T01:30:00.000Z');
     expect(parseDateTime('2011-10-30 01:30', 'Europe/London')?.toISOString()).toBe('2011-10-30T00:30:00.000Z');
+  });
+
+  it('finds, for every half hour of a year, an instant whose wall clock shows that time', () => {
+    const wallClock = (zone: string) => {
+      const format = new Intl.DateTimeFormat('en-CA', { timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit' });
+      return (instant: Date) => format.format(instant).replace(', ', ' ');
+    };
+    // Lord Howe Island moves its clocks by half an hour.
+    for (const zone of ['Europe/London', 'Australia/Lord_Howe']) {
+      const wall = wallClock(zone);
+      let gaps = 0;
+      for (let local = Date.UTC(2011, 0, 1); local < Date.UTC(2012, 0, 1); local += 30 * 60_000) {
+        const text = new Date(local).toISOString().slice(0, 16).replace('T', ' ');
+        const instant = zonedTimeToInstant(local, zone);
+        // A time inside a DST gap shows on no clock; it lands just after the jump.
+        if (wall(new Date(instant)) !== text) {
+          gaps++;
+          expect(wall(new Date(instant)) > text, `${zone} ${text}`).toBe(true);
+        }
+      }
+      expect(gaps, zone).toBeLessThanOrEqual(2);
+    }
   });
 
   it('refuses impossible or unknown formats', () => {

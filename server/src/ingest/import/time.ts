@@ -58,8 +58,11 @@ export function zonedTimeToInstant(local: number, zone: string): number {
   if (zone === 'UTC') return local;
   // Offset changes are far more than a day apart, so the offsets a day either side are the
   // only two that can apply.
-  const before = local - zoneOffset(zone, local - DAY_MS);
-  const after = local - zoneOffset(zone, local + DAY_MS);
+  const offsetBefore = zoneOffset(zone, local - DAY_MS);
+  const offsetAfter = zoneOffset(zone, local + DAY_MS);
+  if (offsetBefore === offsetAfter) return local - offsetBefore;
+  const before = local - offsetBefore;
+  const after = local - offsetAfter;
   const fits = (instant: number) => instant + zoneOffset(zone, instant) === local;
   if (fits(before) && fits(after)) return Math.min(before, after);
   if (fits(before)) return before;
