@@ -172,8 +172,12 @@ function describeColumn(mappings: readonly FieldMapping[], field: string | null)
 
 function csvRowValue(header: readonly string[], fields: readonly string[]): unknown {
   if (fields.length !== header.length) return fields;
-  const row: Record<string, string> = {};
-  header.forEach((name, i) => Object.defineProperty(row, name, { value: fields[i], enumerable: true, writable: true, configurable: true }));
+  const row: Record<string, string | undefined> = {};
+  header.forEach((name, i) => {
+    // Plain assignment to `__proto__` would set the prototype and drop the value.
+    if (name === '__proto__') Object.defineProperty(row, name, { value: fields[i], enumerable: true, writable: true, configurable: true });
+    else row[name] = fields[i];
+  });
   return row;
 }
 
