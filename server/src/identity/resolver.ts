@@ -99,7 +99,7 @@ async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{
   }));
 }
 
-async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
+export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
   if (identifiers.length === 0) return [];
   const { rows } = await client.query<{ id: string; created_at: Date; identifiers: Identifier[]; traits: TraitSet | null }>(
     `with owners as (
@@ -125,7 +125,7 @@ async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifi
   }));
 }
 
-async function loadSplits(client: DbClient, workspaceId: string, profileIds: string[]): Promise<Set<string>> {
+export async function loadSplits(client: DbClient, workspaceId: string, profileIds: string[]): Promise<Set<string>> {
   if (profileIds.length === 0) return new Set();
   const { rows } = await client.query<{ profile_a: string; profile_b: string }>(
     `select profile_a, profile_b from identity_splits where workspace_id = $1 and (profile_a = any($2::uuid[]) or profile_b = any($2::uuid[]))`,
@@ -152,37 +152,14 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
   }
 
   for (const merge of result.merges) {
-    const absorbedIds = merge.absorbed.map((a) => a.profileId);
-    await client.query(
-      `update profiles set merged_into = $2, merged_at = now(), updated_at = now()
-        where workspace_id = $1 and (id = any($3::uuid[]) or merged_into = any($3::uuid[]))`,
-      [ws, merge.survivorId, absorbedIds],
-    );
-    await client.query(
-      `update profile_identifiers set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[]) and unbound_at is null`,
-      [ws, merge.survivorId, absorbedIds],
-    );
-    await client.query(
-      `update events set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`,
-      [ws, merge.survivorId, absorbedIds],
-    );
-    await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
-    await client.query(
-      `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
-         cause_identifier_type, cause_identifier_value)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [
-        ws,
-        merge.kind,
-        merge.survivorId,
-        absorbedIds,
-        JSON.stringify({ absorbed: merge.absorbed }),
-        merge.messageId,
-        merge.seq,
-        merge.cause.type,
-        merge.cause.value,
-      ],
-    );
+    await writeMerge(client, ws, {
+      survivorId: merge.survivorId,
+      absorbed: merge.absorbed,
+      kind: merge.kind,
+      messageId: merge.messageId,
+      seq: merge.seq,
+      cause: merge.cause,
+    });
   }
 
   if (result.links.length > 0) {
@@ -237,7 +214,7 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
     );
   }
 
-  await writeTraits(client, ws, result);
+  await writeTraits(client, ws, result.traits, result.traitChanges);
 
   if (result.refusals.length > 0) {
     const r = result.refusals;
@@ -268,11 +245,17 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
   }
 }
 
-async function writeTraits(client: DbClient, ws: string, result: BatchResult): Promise<void> {
-  if (result.traits.size > 0) {
-    const ids = [...result.traits.keys()];
+/** Replaces the current traits of the given profiles and appends the value changes to their history. */
+export async function writeTraits(
+  client: DbClient,
+  ws: string,
+  traitsByProfile: ReadonlyMap<string, TraitSet>,
+  traitChanges: BatchResult['traitChanges'],
+): Promise<void> {
+  if (traitsByProfile.size > 0) {
+    const ids = [...traitsByProfile.keys()];
     await client.query('delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])', [ws, ids]);
-    const rows = [...result.traits].flatMap(([profileId, traits]) =>
+    const rows = [...traitsByProfile].flatMap(([profileId, traits]) =>
       Object.entries(traits).map(([key, trait]) => ({ profileId, key, trait })),
     );
     if (rows.length > 0) {
@@ -285,7 +268,7 @@ async function writeTraits(client: DbClient, ws: string, result: BatchResult): P
       );
     }
   }
-  const changes = result.traitChanges.filter((c) => c.change.valueChanged);
+  const changes = traitChanges.filter((c) => c.change.valueChanged);
   if (changes.length > 0) {
     await client.query(
       `insert into profile_trait_history (workspace_id, profile_id, key, previous_value, value, source_kind, source_name, message_id, observed_at, reason)
@@ -297,4 +280,55 @@ async function writeTraits(client: DbClient, ws: string, result: BatchResult): P
         changes.map((c) => c.reason)],
     );
   }
+}
+
+export interface MergeRecord {
+  survivorId: string;
+  absorbed: Array<{ profileId: string; identifiers: Identifier[] }>;
+  kind: 'event' | 'alias' | 'match' | 'manual';
+  messageId?: string | null;
+  seq?: number | null;
+  cause?: Identifier | null;
+  score?: number | null;
+}
+
+/**
+ * Moves everything of the absorbed profiles to the survivor (identifiers, events, later-absorbed
+ * ids) and logs the merge. Traits are the caller's: the batch resolver has merged them in memory.
+ */
+export async function writeMerge(client: DbClient, ws: string, merge: MergeRecord): Promise<string> {
+  const absorbedIds = merge.absorbed.map((a) => a.profileId);
+  await client.query(
+    `update profiles set merged_into = $2, merged_at = now(), updated_at = now()
+      where workspace_id = $1 and (id = any($3::uuid[]) or merged_into = any($3::uuid[]))`,
+    [ws, merge.survivorId, absorbedIds],
+  );
+  await client.query(
+    `update profile_identifiers set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[]) and unbound_at is null`,
+    [ws, merge.survivorId, absorbedIds],
+  );
+  await client.query(`update events set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`, [
+    ws,
+    merge.survivorId,
+    absorbedIds,
+  ]);
+  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
+  const { rows } = await client.query<{ id: string }>(
+    `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
+       cause_identifier_type, cause_identifier_value, score)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id`,
+    [
+      ws,
+      merge.kind,
+      merge.survivorId,
+      absorbedIds,
+      JSON.stringify({ absorbed: merge.absorbed }),
+      merge.messageId ?? null,
+      merge.seq ?? null,
+      merge.cause?.type ?? null,
+      merge.cause?.value ?? null,
+      merge.score ?? null,
+    ],
+  );
+  return rows[0]!.id;
 }
