@@ -130,8 +130,10 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     const invalid: Array<{ index: number; rejection: Rejection }> = [];
     results.forEach((result, index) => (result.ok ? valid.push(result.event) : invalid.push({ index, rejection: result.rejection })));
     const ref = { workspaceId: source.workspaceId, sourceId: source.sourceId };
-    const quarantined = await quarantine(db, ref, endpoint, invalid.map((item) => item.rejection));
+    // Valid events first: if quarantining then fails, the client's retry stores nothing twice
+    // (messageIds) and quarantines the invalid items once.
     const stored = await storeEvents(db, ref, valid, endpoint);
+    const quarantined = await quarantine(db, ref, endpoint, invalid.map((item) => item.rejection));
     for (const item of quarantined) metrics.eventsRejected.inc({ endpoint, reason: item.error });
     for (const item of stored.failed) metrics.eventsRejected.inc({ endpoint, reason: item.error });
     metrics.eventsAccepted.inc({ endpoint }, stored.stored.length);
