@@ -223,8 +223,34 @@ describe('Fellegi–Sunter EM', () => {
 });
 
 describe('findMatches', () => {
-  it('refuses a review threshold above the auto-merge threshold', () => {
+  it('refuses thresholds out of order or outside [0, 1], and duplicate record ids', () => {
     expect(() => findMatches([], { thresholds: { autoMerge: 0.5, review: 0.9 } })).toThrow(RangeError);
+    expect(() => findMatches([], { thresholds: { autoMerge: 1.5, review: 0.9 } })).toThrow(RangeError);
+    expect(() => findMatches([], { thresholds: { autoMerge: 0.9, review: Number.NaN } })).toThrow(RangeError);
+    expect(() => findMatches([{ id: 'x' }, { id: 'x' }])).toThrow(/unique/);
+  });
+
+  it('sorts pairs into auto-merge and review by the thresholds, with the evidence per field', () => {
+    const people: PersonInput[] = [];
+    const given = ['anna', 'ben', 'chloe', 'dan', 'eve', 'finn', 'gina', 'hugo', 'iris', 'jack', 'kate', 'liam'];
+    const family = ['smith', 'jones', 'brown', 'wilson', 'taylor', 'nguyen', 'li', 'wang', 'martin', 'kelly', 'ryan', 'walsh'];
+    given.forEach((name, i) => {
+      const person = { givenName: name, familyName: family[i], dateOfBirth: `19${70 + i}0${(i % 9) + 1}1${i % 10}`, postcode: `${2000 + i * 37}`, city: `town${i}`, addressLine1: `${i + 1} ${family[(i + 3) % 12]} street` };
+      people.push({ id: `${name}-crm`, ...person });
+      people.push({ id: `${name}-store`, ...person, addressLine1: i % 2 ? person.addressLine1 : 'unknown' });
+    });
+    // Same name and birth date but everything else different: less evidence than the true pair.
+    people.push({ id: 'anna-2', givenName: 'anna', familyName: 'smith', dateOfBirth: '19700110', postcode: '7000', city: 'far away', addressLine1: '9 other road' });
+    const result = findMatches(people, { thresholds: { autoMerge: 0.99, review: 0.001 } });
+    const decision = (a: string, b: string) =>
+      result.candidates.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a))?.decision ?? 'no match';
+    for (const name of given) expect(decision(`${name}-crm`, `${name}-store`)).toBe('auto_merge');
+    const weight = (a: string, b: string) => result.candidates.find((c) => (c.a === a && c.b === b) || (c.a === b && c.b === a))!.weight;
+    expect(weight('anna-crm', 'anna-2')).toBeLessThan(weight('anna-crm', 'anna-store'));
+    expect(decision('anna-crm', 'ben-crm')).toBe('no match');
+    const pair = result.candidates.find((c) => [c.a, c.b].sort().join() === 'anna-crm,anna-store')!;
+    expect(pair.levels).toMatchObject({ givenName: 3, familyName: 3, dateOfBirth: 2, phone: null });
+    expect(pair.weight).toBeGreaterThan(0);
   });
 
   it('handles no records and one record', () => {

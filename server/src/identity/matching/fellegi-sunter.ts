@@ -20,7 +20,8 @@ export interface EmOptions {
   initialLambda?: number;
 }
 
-interface Pattern {
+/** One distinct comparison vector and how many pairs have it. */
+export interface Pattern {
   vector: number[];
   count: number;
 }

@@ -47,7 +47,11 @@ export interface MatchResult {
  */
 export function findMatches(inputs: readonly PersonInput[], options: MatchOptions = {}): MatchResult {
   const thresholds = options.thresholds ?? DEFAULT_THRESHOLDS;
-  if (!(thresholds.review <= thresholds.autoMerge)) throw new RangeError('the review threshold must not exceed the auto-merge threshold');
+  if (!(thresholds.review >= 0 && thresholds.review <= thresholds.autoMerge && thresholds.autoMerge <= 1)) {
+    throw new RangeError('thresholds must satisfy 0 ≤ review ≤ autoMerge ≤ 1');
+  }
+  const ids = new Set(inputs.map((input) => input.id));
+  if (ids.size !== inputs.length) throw new RangeError('record ids must be unique');
   const comparators = options.comparators ?? DEFAULT_COMPARATORS;
   const records = inputs.map((input) => normalizePerson(input, options));
   const { pairs, skippedBlocks } = candidatePairs(records, options.blockingKeys ?? DEFAULT_BLOCKING_KEYS, options.maxBlockSize);
