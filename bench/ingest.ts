@@ -50,6 +50,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLIENT = path.join(HERE, 'client.ts');
 const WORKER_RUNNER = path.join(HERE, '../server/src/worker/runner.ts');
 const NO_STORE_PATH = '/bench/batch-without-storing';
+// How long the worker may take to catch up after the load; keeps a full run within ~10 minutes.
+const DRAIN_TIMEOUT_MS = 180_000;
 
 const TARGETS = {
   storedEventsPerSecond: 25_000,
@@ -325,17 +327,39 @@ async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchW
   };
 }
 
-async function pendingJobs(db: Db): Promise<{ jobs: number; payloadMb: number }> {
-  const { rows } = await db.query<{ jobs: number; bytes: number | null }>(
-    `select count(*)::int as jobs, sum(pg_column_size(payload))::bigint as bytes from graphile_worker._private_jobs`,
-  );
-  return { jobs: rows[0]?.jobs ?? 0, payloadMb: Math.round(((rows[0]?.bytes ?? 0) / 1024 / 1024) * 10) / 10 };
+interface Backlog {
+  jobs: number;
+  jobPayloadMb: number;
+  /** Stored events identity resolution has not processed yet (null before identity existed). */
+  identityQueue: number | null;
 }
 
-async function waitForJobs(db: Db, timeoutMs: number): Promise<number | null> {
+/** Work the background worker still has to do for what was ingested. */
+async function backlog(db: Db): Promise<Backlog> {
+  const { rows } = await db.query<{ jobs: number; bytes: number | null; identity: boolean }>(
+    `select count(*)::int as jobs, sum(pg_column_size(payload))::bigint as bytes,
+            to_regclass('identity_queue') is not null as identity
+       from graphile_worker._private_jobs`,
+  );
+  const row = rows[0];
+  let identityQueue: number | null = null;
+  if (row?.identity) {
+    const { rows: queued } = await db.query<{ n: number }>('select count(*)::int as n from identity_queue');
+    identityQueue = queued[0]?.n ?? 0;
+  }
+  return {
+    jobs: row?.jobs ?? 0,
+    jobPayloadMb: Math.round(((row?.bytes ?? 0) / 1024 / 1024) * 10) / 10,
+    identityQueue,
+  };
+}
+
+/** Seconds until the worker has caught up with everything ingested, or null after `timeoutMs`. */
+async function waitForBacklog(db: Db, timeoutMs: number): Promise<number | null> {
   const start = performance.now();
   while (performance.now() - start < timeoutMs) {
-    if ((await pendingJobs(db)).jobs === 0) return Math.round((performance.now() - start) / 100) / 10;
+    const left = await backlog(db);
+    if (left.jobs === 0 && !left.identityQueue) return Math.round((performance.now() - start) / 100) / 10;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return null;
@@ -402,8 +426,15 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const stored = await runClientPhase(client(`${baseUrl}/v1/batch`, storedTag), pgPid);
     log(`    ${stored.eventsPerSecond.toLocaleString('en')} events/s`);
 
-    const jobsAtEnd = await pendingJobs(db);
-    const drainSeconds = worker ? await waitForJobs(db, 120_000) : null;
+    const backlogAtEnd = await backlog(db);
+    // The worker's catch-up is part of what each event costs: measure its CPU too.
+    const drainMeter = startMeter(pgPid);
+    const drainSeconds = worker ? await waitForBacklog(db, DRAIN_TIMEOUT_MS) : null;
+    const drainCpu = drainMeter.finish(0, events).cpu;
+    const backlogAfterDrain = await backlog(db);
+    const caughtUp = backlogAfterDrain.jobs === 0 && !backlogAfterDrain.identityQueue;
+    // Load and catch-up together: what the machine spends per event to ingest *and* process it.
+    const pipelineMicrosPerEvent = caughtUp ? stored.cpu.microsPerEvent + drainCpu.microsPerEvent : null;
     const { rows: counts } = await db.query<{ events: number; message_ids: number; distinct_ids: number; foreign: number }>(
       `select (select count(*)::int from events) as events,
               (select count(*)::int from event_message_ids) as message_ids,
@@ -432,7 +463,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     // The catalogue is fed by the worker from jobs enqueued with each batch: once the queue has
     // drained, it should have counted every stored event exactly once.
     let catalogue: { volume: number; expected: number; ok: boolean } | null = null;
-    if (worker && drainSeconds !== null) {
+    if (worker && backlogAfterDrain.jobs === 0) {
       const { rows } = await db.query<{ volume: number | null }>('select sum(volume)::bigint as volume from event_catalogue');
       const volume = rows[0]?.volume ?? 0;
       catalogue = { volume, expected: count.events, ok: volume === count.events };
@@ -479,10 +510,10 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
       },
       phases: { noStore, bareInsert: bare, stored },
       ratios,
-      jobs: { pendingWhenLoadEnded: jobsAtEnd, drainSeconds, catalogue },
+      worker: { backlogWhenLoadEnded: backlogAtEnd, drainSeconds, drainCpu, backlogAfterDrain, pipelineMicrosPerEvent, catalogue },
       verification,
       targets,
-      summary: summaryLines({ noStore, bare, stored, ratios, targets, verification, worker: Boolean(worker), drainSeconds, jobsAtEnd, catalogue }),
+      summary: summaryLines({ noStore, bare, stored, ratios, targets, verification, worker: Boolean(worker), drainSeconds, backlogAtEnd, backlogAfterDrain, pipelineMicrosPerEvent, catalogue }),
     };
   } finally {
     await worker?.stop().catch(() => undefined);
@@ -526,7 +557,9 @@ function summaryLines(input: {
   verification: { ok: boolean; rowsInEvents: number };
   worker: boolean;
   drainSeconds: number | null;
-  jobsAtEnd: { jobs: number; payloadMb: number };
+  backlogAfterDrain: Backlog;
+  pipelineMicrosPerEvent: number | null;
+  backlogAtEnd: Backlog;
   catalogue: { volume: number; expected: number; ok: boolean } | null;
 }): string[] {
   const row = (name: string, phase: PhaseResult) =>
@@ -541,7 +574,16 @@ function summaryLines(input: {
     row('(b) bare INSERT (driver)', input.bare),
     row('POST /v1/batch, stored', input.stored),
     `ratios: stored/bare ${input.ratios.storedToBareInsert}, stored/no-store ${input.ratios.storedToNoStore}`,
-    `worker: ${input.worker ? `ran; job queue drained ${input.drainSeconds ?? 'not within 120'} s after the load` : 'absent'}; jobs pending when load ended: ${input.jobsAtEnd.jobs} (${input.jobsAtEnd.payloadMb} MB payload)`,
+    `worker: ${input.worker ? 'ran' : 'absent'}; when the load ended: ${input.backlogAtEnd.jobs} jobs (${input.backlogAtEnd.jobPayloadMb} MB payload), ` +
+      `${input.backlogAtEnd.identityQueue ?? 'no'} events queued for identity resolution`,
+    ...(input.worker
+      ? [
+          input.drainSeconds !== null
+            ? `worker caught up ${input.drainSeconds} s after the load; load + catch-up CPU: ${input.pipelineMicrosPerEvent} µs/event`
+            : `worker had not caught up ${DRAIN_TIMEOUT_MS / 1000} s after the load: ${input.backlogAfterDrain.jobs} jobs, ` +
+              `${input.backlogAfterDrain.identityQueue ?? 'no'} events still queued for identity resolution`,
+        ]
+      : []),
     ...(input.catalogue
       ? [`catalogue volume after the queue drained: ${input.catalogue.volume} of ${input.catalogue.expected} stored events (${input.catalogue.ok ? 'complete' : 'INCOMPLETE: observations were lost'})`]
       : []),
