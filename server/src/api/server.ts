@@ -9,6 +9,7 @@ import { createKeyResolver } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
 import { createMetrics } from './metrics.ts';
 import { operationsRoutes, registerRequestMetrics } from './operations.ts';
+import { identityAdminRoutes } from '../identity/matching-routes.ts';
 import { readRoutes } from './read-routes.ts';
 
 export interface ServerOptions {
@@ -68,5 +69,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
   await app.register(readRoutes, { db: options.db, keys });
+  await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
   return app;
 }

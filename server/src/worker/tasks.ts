@@ -1,5 +1,6 @@
 import type { TaskList } from 'graphile-worker';
 import { applyCatalogueJob } from '../catalogue/store.ts';
+import { runMatchingJob } from '../identity/matching-job.ts';
 import type { Db } from '../storage/database.ts';
 
 /**
@@ -10,6 +11,9 @@ export function createTaskList(db: Db): TaskList {
   return {
     'catalogue.observe': async (payload) => {
       await applyCatalogueJob(db, payload);
+    },
+    'identity.match': async (payload) => {
+      await runMatchingJob(db, payload);
     },
   };
 }
