@@ -10,6 +10,13 @@ describe('operations endpoints', () => {
   });
   afterAll(async () => t.close());
 
+  it('GET / answers with a page pointing at the API documents (the dashboard slot)', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
+    expect(res.body).toContain('/openapi.json');
+  });
+
   it('GET /health reports a reachable database', async () => {
     const res = await t.app.inject({ method: 'GET', url: '/health' });
     expect(res.statusCode).toBe(200);
