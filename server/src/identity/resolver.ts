@@ -66,26 +66,25 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
   });
 }
 
-async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{ seq: number; timestamp: Date }>): Promise<QueuedEvent[]> {
-  const { rows } = await client.query<{
-    seq: number;
-    message_id: string;
-    timestamp: Date;
-    source_id: string;
-    type: QueuedEvent['type'];
-    user_id: string | null;
-    anonymous_id: string | null;
-    previous_id: string | null;
-    traits: Record<string, unknown> | null;
-    context: Record<string, unknown> | null;
-  }>(
-    `select e.seq, e.message_id, e.timestamp, e.source_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.traits, e.context
-       from unnest($2::timestamptz[], $3::bigint[]) as q(timestamp, seq)
-       join events e on e.workspace_id = $1 and e.timestamp = q.timestamp and e.seq = q.seq
-      order by e.seq`,
-    [workspaceId, queued.map((q) => q.timestamp), queued.map((q) => q.seq)],
-  );
-  return rows.map((row) => ({
+/** The event columns identity reads, as `e.*` names, and their row shape. */
+export const IDENTITY_EVENT_COLUMNS =
+  'e.seq, e.message_id, e.timestamp, e.source_id, e.type, e.user_id, e.anonymous_id, e.previous_id, e.traits, e.context';
+
+export interface IdentityEventRow {
+  seq: number;
+  message_id: string;
+  timestamp: Date;
+  source_id: string;
+  type: QueuedEvent['type'];
+  user_id: string | null;
+  anonymous_id: string | null;
+  previous_id: string | null;
+  traits: Record<string, unknown> | null;
+  context: Record<string, unknown> | null;
+}
+
+export function toQueuedEvent(row: IdentityEventRow): QueuedEvent {
+  return {
     seq: row.seq,
     messageId: row.message_id,
     timestamp: row.timestamp,
@@ -96,7 +95,18 @@ async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{
     previousId: row.previous_id,
     traits: row.traits,
     context: row.context,
-  }));
+  };
+}
+
+async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{ seq: number; timestamp: Date }>): Promise<QueuedEvent[]> {
+  const { rows } = await client.query<IdentityEventRow>(
+    `select ${IDENTITY_EVENT_COLUMNS}
+       from unnest($2::timestamptz[], $3::bigint[]) as q(timestamp, seq)
+       join events e on e.workspace_id = $1 and e.timestamp = q.timestamp and e.seq = q.seq
+      order by e.seq`,
+    [workspaceId, queued.map((q) => q.timestamp), queued.map((q) => q.seq)],
+  );
+  return rows.map(toQueuedEvent);
 }
 
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {

@@ -6,7 +6,7 @@ import { traitsOf, type QueuedEvent } from './batch.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { IdentityConfig } from './identifier-types.ts';
 import type { Identifier } from './resolve.ts';
-import { lockWorkspaceIdentity } from './resolver.ts';
+import { IDENTITY_EVENT_COLUMNS, lockWorkspaceIdentity, toQueuedEvent, type IdentityEventRow } from './resolver.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
 import { applyEventTraits, type TraitSet, type TraitStrategies } from './traits.ts';
 
@@ -83,10 +83,6 @@ export async function unbindIdentifier(db: Db, workspaceId: string, profileId: s
     );
     return { profileId: live, identifier, unboundAt: rows[0]!.unbound_at };
   });
-}
-
-interface ProfileEvent extends QueuedEvent {
-  profileId: string;
 }
 
 /**
@@ -186,33 +182,16 @@ export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: 
   });
 }
 
-async function loadProfileEvents(client: DbClient, workspaceId: string, profileId: string): Promise<ProfileEvent[]> {
-  const { rows } = await client.query<{
-    seq: number; message_id: string; timestamp: Date; source_id: string; type: QueuedEvent['type'];
-    user_id: string | null; anonymous_id: string | null; previous_id: string | null;
-    traits: Record<string, unknown> | null; context: Record<string, unknown> | null;
-  }>(
-    `select seq, message_id, timestamp, source_id, type, user_id, anonymous_id, previous_id, traits, context
-       from events where workspace_id = $1 and profile_id = $2 order by timestamp, seq`,
+async function loadProfileEvents(client: DbClient, workspaceId: string, profileId: string): Promise<QueuedEvent[]> {
+  const { rows } = await client.query<IdentityEventRow>(
+    `select ${IDENTITY_EVENT_COLUMNS} from events e where e.workspace_id = $1 and e.profile_id = $2 order by e.timestamp, e.seq`,
     [workspaceId, profileId],
   );
-  return rows.map((row) => ({
-    profileId,
-    seq: row.seq,
-    messageId: row.message_id,
-    timestamp: row.timestamp,
-    sourceId: row.source_id,
-    type: row.type,
-    userId: row.user_id,
-    anonymousId: row.anonymous_id,
-    previousId: row.previous_id,
-    traits: row.traits,
-    context: row.context,
-  }));
+  return rows.map(toQueuedEvent);
 }
 
 /** Recomputes a profile's traits from its own events, recording value changes as 'unmerge' history. */
-async function rewriteTraits(client: DbClient, workspaceId: string, profileId: string, events: ProfileEvent[], strategies: TraitStrategies) {
+async function rewriteTraits(client: DbClient, workspaceId: string, profileId: string, events: QueuedEvent[], strategies: TraitStrategies) {
   const { rows: sourceRows } = await client.query<{ id: string; kind: string; name: string }>(
     'select id, kind, name from sources where workspace_id = $1',
     [workspaceId],
