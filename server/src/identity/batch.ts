@@ -36,6 +36,12 @@ export interface BatchInput {
   /** Pairs of profile ids an operator split apart (`a < b`): never joined again automatically. */
   splits: ReadonlySet<string>;
   sources: ReadonlyMap<string, TraitSource>;
+  /**
+   * When the batch runs (its transaction's time): profiles it creates are this old. Never an
+   * event's time, which may be years back for an import and would make a brand-new profile look
+   * older than stored ones when choosing a merge's survivor.
+   */
+  now: Date;
   newProfileId: () => string;
 }
 
@@ -72,7 +78,7 @@ export interface Refusal {
 export interface BatchResult {
   /** Final profile of every event (merges later in the batch already applied). */
   assignments: Array<{ seq: number; timestamp: Date; profileId: string }>;
-  newProfiles: Array<{ id: string; firstSeen: Date }>;
+  newProfiles: Array<{ id: string; createdAt: Date; firstSeen: Date }>;
   links: NewLink[];
   /** Existing links seen again: identifier key → latest event time. */
   seen: Map<string, { identifier: Identifier; at: Date }>;
@@ -180,8 +186,8 @@ export function resolveBatch(input: BatchInput): BatchResult {
     let profileId: string;
     if (decision.action === 'create') {
       profileId = input.newProfileId();
-      profiles.set(profileId, { id: profileId, createdAt: event.timestamp, identifiers: [], traits: {}, isNew: true });
-      result.newProfiles.push({ id: profileId, firstSeen: event.timestamp });
+      profiles.set(profileId, { id: profileId, createdAt: input.now, identifiers: [], traits: {}, isNew: true });
+      result.newProfiles.push({ id: profileId, createdAt: input.now, firstSeen: event.timestamp });
     } else {
       profileId = decision.profileId;
     }

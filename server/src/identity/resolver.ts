@@ -32,10 +32,10 @@ export async function workspacesWithQueuedEvents(db: Db, limit = 100): Promise<s
 export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize = 1000): Promise<number> {
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
-    const { rows: queued } = await client.query<{ seq: number; timestamp: Date }>(
+    const { rows: queued } = await client.query<{ seq: number; timestamp: Date; now: Date }>(
       `delete from identity_queue where workspace_id = $1 and seq in (
          select seq from identity_queue where workspace_id = $1 order by seq limit $2)
-       returning seq, timestamp`,
+       returning seq, timestamp, now() as now`,
       [workspaceId, batchSize],
     );
     if (queued.length === 0) return 0;
@@ -59,6 +59,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
       profiles,
       splits,
       sources,
+      now: queued[0]!.now,
       newProfileId: () => crypto.randomUUID(),
     });
     await writeBatch(client, workspaceId, result);
@@ -156,8 +157,8 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
   if (result.newProfiles.length > 0) {
     await client.query(
       `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
-       select $1, id, now(), first_seen, first_seen from unnest($2::uuid[], $3::timestamptz[]) as n(id, first_seen)`,
-      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => p.firstSeen)],
+       select $1, id, created_at, first_seen, first_seen from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as n(id, created_at, first_seen)`,
+      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => p.createdAt), result.newProfiles.map((p) => p.firstSeen)],
     );
   }
 
@@ -323,6 +324,19 @@ export async function writeMerge(client: DbClient, ws: string, merge: MergeRecor
     absorbedIds,
   ]);
   await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
+  // The survivor is the one view of the person now: its activity span and the history of its
+  // traits include the absorbed profiles', as its events do.
+  await client.query(`update profile_trait_history set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`, [
+    ws,
+    merge.survivorId,
+    absorbedIds,
+  ]);
+  await client.query(
+    `update profiles s set first_seen = least(s.first_seen, a.first_seen), last_seen = greatest(s.last_seen, a.last_seen), updated_at = now()
+       from (select min(first_seen) as first_seen, max(last_seen) as last_seen from profiles where workspace_id = $1 and id = any($3::uuid[])) a
+      where s.workspace_id = $1 and s.id = $2`,
+    [ws, merge.survivorId, absorbedIds],
+  );
   const { rows } = await client.query<{ id: string }>(
     `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
        cause_identifier_type, cause_identifier_value, score)
