@@ -11,6 +11,7 @@ import { createMetrics } from './metrics.ts';
 import { operationsRoutes, registerRequestMetrics } from './operations.ts';
 import { identityAdminRoutes } from '../identity/matching-routes.ts';
 import { readRoutes } from './read-routes.ts';
+import { profileAdminRoutes, profileRoutes } from '../profiles/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -70,5 +71,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
   await app.register(readRoutes, { db: options.db, keys });
   await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
+  await app.register(profileRoutes, { db: options.db, keys });
+  await app.register(profileAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
   return app;
 }

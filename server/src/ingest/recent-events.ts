@@ -48,7 +48,7 @@ export type EventListQuery = Static<typeof EventListQuerySchema>;
 
 export const EventListSchema = Type.Object({ items: Type.Array(StoredEventSchema), nextCursor: NextCursor });
 
-interface EventRow {
+export interface EventRow {
   message_id: string;
   type: EventType;
   event: string | null;
@@ -72,7 +72,7 @@ interface EventRow {
   cursor_at: string;
 }
 
-const toEvent = (row: EventRow): StoredEvent => ({
+export const toEvent = (row: EventRow): StoredEvent => ({
   messageId: row.message_id,
   type: row.type,
   event: row.event,
