@@ -101,6 +101,18 @@ describe('single customer view API', () => {
     expect(zhang.json().traits).toEqual({ email: 'zhang.san@example.com', city: '上海', name: 'Zhang San' });
   });
 
+  it('finds identifiers whose values hold URL characters (/ ? # % space) when the client encodes them', async () => {
+    const other = await t.addWorkspace('url-chars');
+    await send(t, other.writeKey, [{ type: 'identify', anonymousId: 'ga/1.2?x#y %z', messageId: 'u1', timestamp: '2026-01-01T10:00:00Z' }]);
+    await drain(t, other.workspace.id);
+    const otherCall = reader(t, await serverKey(t, other.workspace.id));
+    const found = await otherCall('GET', profileUrl('anonymous_id:ga/1.2?x#y %z'));
+    expect(found.statusCode).toBe(200);
+    expect(found.json().matchedBy).toEqual({ type: 'anonymous_id', value: 'ga/1.2?x#y %z' });
+    const timeline = await otherCall('GET', profileUrl('anonymous_id:ga/1.2?x#y %z', '/events'));
+    expect(timeline.json().items.map((e: { messageId: string }) => e.messageId)).toEqual(['u1']);
+  });
+
   it('answers a profile by id, and an absorbed id with the profile that absorbed it', async () => {
     expect(absorbed).not.toBe(liLei);
     const direct = await call('GET', profileUrl(liLei));

@@ -17,7 +17,7 @@ export async function drain(t: TestApp, workspaceId = t.workspace.id): Promise<v
 
 /** A GET/POST with a server key, for the read API. */
 export function reader(t: TestApp, key: string) {
-  return async (method: 'GET' | 'POST', url: string, payload?: unknown) =>
+  return async (method: 'GET' | 'POST', url: string, payload?: object) =>
     t.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(payload === undefined ? {} : { payload }) });
 }
 

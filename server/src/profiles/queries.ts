@@ -364,6 +364,16 @@ export async function searchProfiles(
   }
   const traitKeys = traits.flatMap((filter) => filter.values.map(() => filter.key));
   const traitValues = traits.flatMap((filter) => filter.values);
+  const params: unknown[] = [workspaceId, after, traits.length, traitKeys, traitValues, limit + 1];
+  const param = (value: unknown) => `$${params.push(value)}`;
+  // One LIKE per pattern rather than LIKE ANY: only a single known prefix lets the planner walk
+  // the profile_identifiers_value_prefix index (two become a BitmapOr).
+  const identifierCondition = patterns
+    ? `p.id in (select pi.profile_id from profile_identifiers pi
+                 where pi.workspace_id = $1 and pi.unbound_at is null
+                   ${query.type === undefined ? '' : `and pi.type = ${param(query.type)}`}
+                   and (${patterns.map((pattern) => `pi.value like ${param(pattern)}`).join(' or ')}))`
+    : 'true';
   const { rows } = await db.query<{
     id: string;
     created_at: Date;
@@ -376,23 +386,20 @@ export async function searchProfiles(
        select p.id, p.created_at, p.first_seen, p.last_seen
          from profiles p
         where p.workspace_id = $1 and p.merged_into is null
-          and ($4::uuid is null or p.id > $4)
-          and ($2::text[] is null or p.id in (
-                select pi.profile_id from profile_identifiers pi
-                 where pi.workspace_id = $1 and pi.unbound_at is null and pi.value like any($2::text[])
-                   and ($3::text is null or pi.type = $3)))
-          and ($5::int = 0 or (
+          and ($2::uuid is null or p.id > $2)
+          and ${identifierCondition}
+          and ($3::int = 0 or (
                 select count(distinct t.key) from profile_traits t
-                  join unnest($6::text[], $7::text[]) as f(key, value) on t.key = f.key and t.value #>> '{}' = f.value
-                 where t.workspace_id = $1 and t.profile_id = p.id) = $5)
+                  join unnest($4::text[], $5::text[]) as f(key, value) on t.key = f.key and t.value #>> '{}' = f.value
+                 where t.workspace_id = $1 and t.profile_id = p.id) = $3)
         order by p.id
-        limit $8)
+        limit $6)
      select c.*,
        (select json_object_agg(t.key, t.value order by t.key) from profile_traits t where t.workspace_id = $1 and t.profile_id = c.id) as traits,
        (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value) order by i.type, i.value), '[]')
           from profile_identifiers i where i.workspace_id = $1 and i.profile_id = c.id and i.unbound_at is null) as identifiers
        from candidates c order by c.id`,
-    [workspaceId, patterns, query.type ?? null, after, traits.length, traitKeys, traitValues, limit + 1],
+    params,
   );
   const page = rows.slice(0, limit);
   const last = page.at(-1);
