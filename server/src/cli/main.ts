@@ -5,6 +5,7 @@ import { openStorage } from '../storage/connect.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { registerAdminCommands } from './admin-commands.ts';
 import { registerImportCommand } from './import-command.ts';
+import { registerProfileCommand } from './profile-command.ts';
 import { startTouchpoint } from './start.ts';
 
 const program = new Command()
@@ -39,6 +40,8 @@ program
 registerAdminCommands(program, openDb);
 
 registerImportCommand(program, openDb);
+
+registerProfileCommand(program, openDb);
 
 try {
   await program.parseAsync(process.argv);
