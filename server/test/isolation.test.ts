@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { applyCatalogueJob } from '../src/catalogue/store.ts';
+import { drainCatalogueQueue } from '../src/catalogue/store.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 const admin = { authorization: `Bearer ${ADMIN_TOKEN}` };
@@ -15,16 +15,8 @@ describe('workspace isolation', () => {
     (await t.app.inject({ method: 'POST', url: `/admin/workspaces/${workspace}/keys`, headers: admin, payload: { kind: 'server' } })).json()
       .key as string;
   const read = (key: string, url: string) => t.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
-  const runCatalogueJobs = async () => {
-    const { rows } = await t.db.query<{ id: string; payload: unknown }>(
-      `select j.id, j.payload from graphile_worker._private_jobs j
-         join graphile_worker._private_tasks task on task.id = j.task_id
-        where task.identifier = 'catalogue.observe'`,
-    );
-    for (const row of rows) {
-      await applyCatalogueJob(t.db, row.payload);
-      await t.db.query('delete from graphile_worker._private_jobs where id = $1', [row.id]);
-    }
+  const drainCatalogue = async () => {
+    while ((await drainCatalogueQueue(t.db)).taken > 0);
   };
 
   beforeAll(async () => {
@@ -62,7 +54,15 @@ describe('workspace isolation', () => {
     expect(inB.json()).toMatchObject({ accepted: 1, duplicates: 0 });
     const bad = await t.app.inject({ method: 'POST', url: '/v1/track', headers: { authorization: basicAuth(b.writeKey) }, payload: { event: 'No user' } });
     quarantinedInB = bad.json().quarantineId;
-    await runCatalogueJobs();
+    // Each request queued its observations under the workspace of the key that sent it.
+    const queued = await t.db.query<{ workspace_id: string; name: string }>(
+      `select workspace_id, observations->0->>'name' as name from catalogue_queue order by id`,
+    );
+    expect(queued.rows).toEqual([
+      { workspace_id: t.workspace.id, name: 'From A' },
+      { workspace_id: b.workspace.id, name: 'From B' },
+    ]);
+    await drainCatalogue();
   });
   afterAll(async () => t.close());
 

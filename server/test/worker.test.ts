@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startPollingLoop } from '../src/worker/polling-loop.ts';
 import { startWorker, type WorkerLogLevel } from '../src/worker/runner.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
@@ -54,7 +55,8 @@ describe('background worker', () => {
       expect(row.volume).toBe(2);
       const props = await t.db.query(`select path, type_counts from event_catalogue_properties where workspace_id = $1`, [t.workspace.id]);
       expect(props.rows).toEqual([{ path: 'sku', type_counts: { string: 1, number: 1 } }]);
-      await eventually(async () => ((await t.db.query(JOBS_OF_TASK, ['catalogue.observe'])).rows.length === 0 ? true : undefined));
+      const queued = await t.db.query('select count(*)::int as n from catalogue_queue');
+      expect(queued.rows).toEqual([{ n: 0 }]);
     } finally {
       await worker.stop();
     }
@@ -64,17 +66,34 @@ describe('background worker', () => {
     await worker.stop();
   });
 
-  it('keeps a job whose payload is malformed, with its error, and logs it', async () => {
+  it('keeps queued observations that are malformed, with their reason, logs them and goes on with the rest', async () => {
     logs.length = 0;
-    await t.db.query(`select graphile_worker.add_job('catalogue.observe', '{"not":"an array"}'::json, max_attempts => 1)`);
+    const { rows } = await t.db.query<{ id: number }>(
+      `insert into catalogue_queue (workspace_id, observations) values ($1, '{"not":"an array"}'::jsonb) returning id`,
+      [t.workspace.id],
+    );
     const worker = await startWorker({ db: t.db, concurrency: 1, logger });
     try {
-      const job = await eventually(async () => {
-        const { rows } = await t.db.query<{ attempts: number; last_error: string | null }>(JOBS_OF_TASK, ['catalogue.observe']);
-        return rows[0]?.attempts === 1 ? rows[0] : undefined;
+      const kept = await eventually(async () => {
+        const { rows: queued } = await t.db.query<{ id: number; refused_reason: string | null }>('select id, refused_reason from catalogue_queue');
+        return queued[0]?.refused_reason ? queued : undefined;
       });
-      expect(job.last_error).toMatch(/Invalid catalogue\.observe payload/);
-      await eventually(async () => (logs.some((entry) => entry.level === 'error' && /catalogue\.observe/.test(entry.message)) ? true : undefined));
+      expect(kept).toEqual([{ id: rows[0]!.id, refused_reason: expect.stringMatching(/^Invalid catalogue observations at \/: Expected array/) }]);
+      await eventually(async () =>
+        logs.some((entry) => entry.level === 'error' && entry.message.includes(`catalogue_queue row ${rows[0]!.id}`)) ? true : undefined,
+      );
+      // The refused row does not hold up what ingest queues after it.
+      const sent = await t.app.inject({
+        method: 'POST',
+        url: '/v1/track',
+        headers: { authorization: basicAuth(t.writeKey) },
+        payload: { userId: 'w3', event: 'After' },
+      });
+      expect(sent.json()).toMatchObject({ accepted: 1 });
+      await eventually(async () => {
+        const { rows: counted } = await t.db.query(`select volume from event_catalogue where workspace_id = $1 and event_name = 'After'`, [t.workspace.id]);
+        return counted[0];
+      });
     } finally {
       await worker.stop();
     }
@@ -106,8 +125,78 @@ describe('background worker', () => {
   });
 
   it('refuses to replace a built-in task', async () => {
-    await expect(startWorker({ db: t.db, concurrency: 1, logger, tasks: { 'catalogue.observe': async () => undefined } })).rejects.toThrow(
+    await expect(startWorker({ db: t.db, concurrency: 1, logger, tasks: { 'identity.match': async () => undefined } })).rejects.toThrow(
       /built in/,
     );
+  });
+});
+
+describe('polling loop', () => {
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it('repeats while there is work, waits pollMs when idle, and reports errors without spinning', async () => {
+    // Assertions run between the loop's timers (pollMs apart), which fire in order of expiry.
+    const pollMs = 300;
+    const calls: number[] = [];
+    const backlog = [3, 2, 0, 0];
+    const errors: string[] = [];
+    let failNext = false;
+    const start = Date.now();
+    const loop = startPollingLoop({
+      name: 'test',
+      pollMs,
+      drainOnce: async () => {
+        calls.push(Date.now() - start);
+        if (failNext) {
+          failNext = false;
+          throw new Error('boom');
+        }
+        return backlog.shift() ?? 0;
+      },
+      onError: (error, name) => errors.push(`${name}: ${(error as Error).message}`),
+    });
+    try {
+      await sleep(pollMs / 3);
+      // 3, 2, then 0: three calls back to back, then the idle wait.
+      expect(calls).toHaveLength(3);
+      failNext = true;
+      await sleep(pollMs);
+      // The next look came after pollMs, and its error was reported.
+      expect(calls).toHaveLength(4);
+      expect(calls[3]! - calls[2]!).toBeGreaterThanOrEqual(pollMs - 20);
+      expect(errors).toEqual(['test: boom']);
+      await sleep(pollMs);
+      // After the error the loop waited pollMs again rather than retrying at once.
+      expect(calls).toHaveLength(5);
+      expect(calls[4]! - calls[3]!).toBeGreaterThanOrEqual(pollMs - 20);
+    } finally {
+      await loop.stop();
+    }
+  });
+
+  it('stop() waits for the running iteration and ends the idle wait at once', async () => {
+    let finished = false;
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const busy = startPollingLoop({
+      name: 'busy',
+      pollMs: 10_000,
+      drainOnce: async () => {
+        started();
+        await sleep(300);
+        finished = true;
+        return 0;
+      },
+    });
+    await running;
+    await busy.stop();
+    expect(finished).toBe(true);
+
+    const idle = startPollingLoop({ name: 'idle', pollMs: 60_000, drainOnce: async () => 0 });
+    await sleep(20);
+    const before = Date.now();
+    await idle.stop();
+    await idle.stop();
+    expect(Date.now() - before).toBeLessThan(1000);
   });
 });

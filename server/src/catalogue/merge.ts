@@ -1,4 +1,4 @@
-import type { CatalogueJob } from './schemas.ts';
+import type { WorkspaceObservations } from './schemas.ts';
 
 export interface CatalogueEventRow {
   workspaceId: string;
@@ -34,14 +34,17 @@ function compareKeys(a: readonly string[], b: readonly string[]): number {
 }
 
 /**
- * Folds every observation of a job into one row per catalogue key: volumes and type counts add
- * up, first/last seen widen. Rows come back sorted by primary key so concurrent jobs lock the
- * same rows in the same order and cannot deadlock.
+ * Folds the observations of many requests into one row per catalogue key: volumes and type counts
+ * add up, first/last seen widen. Rows come back sorted by primary key so concurrent drains lock
+ * the same rows in the same order and cannot deadlock.
  */
-export function mergeObservations(job: CatalogueJob): { events: CatalogueEventRow[]; properties: CataloguePropertyRow[] } {
+export function mergeObservations(entries: readonly WorkspaceObservations[]): {
+  events: CatalogueEventRow[];
+  properties: CataloguePropertyRow[];
+} {
   const events = new Map<string, { key: string[]; row: CatalogueEventRow }>();
   const properties = new Map<string, { key: string[]; row: CataloguePropertyRow }>();
-  for (const { workspaceId, observations } of job) {
+  for (const { workspaceId, observations } of entries) {
     for (const observation of observations) {
       const eventKey = [workspaceId, observation.type, observation.name];
       const eventId = eventKey.join('\u0000');

@@ -7,45 +7,43 @@ const Instant = Type.String({ format: 'date-time' });
 
 export const EventTypeSchema = literals(EVENT_TYPES);
 
-/**
- * The payload of a `catalogue.observe` job: graphile-worker concatenates the array payloads of
- * jobs added under the same job key, so one job carries the observations of many requests.
- */
-// Checked with TypeCompiler, which knows no string formats unless registered: plain strings here,
-// PostgreSQL refuses a malformed uuid or instant when the job is applied.
+// What one ingest request stored, summarised (catalogue/observe.ts), as it waits in
+// `catalogue_queue.observations`. Checked with TypeCompiler, which knows no string formats unless
+// registered: plain strings here, the drain checks the instants itself.
 const Count = Type.Integer({ minimum: 0 });
-export const CatalogueJobSchema = Type.Array(
+export const QueuedObservationsSchema = Type.Array(
   Type.Object({
-    workspaceId: Type.String({ minLength: 1 }),
-    observations: Type.Array(
+    type: EventTypeSchema,
+    name: Type.String(),
+    count: Count,
+    firstSeen: Type.String(),
+    lastSeen: Type.String(),
+    properties: Type.Array(
       Type.Object({
-        type: EventTypeSchema,
-        name: Type.String(),
-        count: Count,
-        firstSeen: Type.String(),
-        lastSeen: Type.String(),
-        properties: Type.Array(
-          Type.Object({
-            scope: literals(SCOPES),
-            path: Type.String({ minLength: 1 }),
-            typeCounts: Type.Object(
-              {
-                string: Type.Optional(Count),
-                number: Type.Optional(Count),
-                boolean: Type.Optional(Count),
-                object: Type.Optional(Count),
-                array: Type.Optional(Count),
-                null: Type.Optional(Count),
-              },
-              { additionalProperties: false },
-            ),
-          }),
+        scope: literals(SCOPES),
+        path: Type.String({ minLength: 1 }),
+        typeCounts: Type.Object(
+          {
+            string: Type.Optional(Count),
+            number: Type.Optional(Count),
+            boolean: Type.Optional(Count),
+            object: Type.Optional(Count),
+            array: Type.Optional(Count),
+            null: Type.Optional(Count),
+          },
+          { additionalProperties: false },
         ),
       }),
     ),
   }),
 );
-export type CatalogueJob = Static<typeof CatalogueJobSchema>;
+export type QueuedObservations = Static<typeof QueuedObservationsSchema>;
+
+/** The observations of one queued request, with the workspace they belong to. */
+export interface WorkspaceObservations {
+  workspaceId: string;
+  observations: QueuedObservations;
+}
 
 export const CatalogueEventSchema = Type.Object({
   type: EventTypeSchema,

@@ -1,29 +1,52 @@
 import { TypeCompiler } from '@sinclair/typebox/compiler';
-import { withTransaction, type Db, type Queryable } from '../storage/database.ts';
+import { parseInstant, type NormalizedEvent } from '../ingest/normalize.ts';
+import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import { NotFoundError } from '../workspaces/store.ts';
 import { mergeObservations } from './merge.ts';
+import { observeEvents } from './observe.ts';
 import {
-  CatalogueJobSchema,
+  QueuedObservationsSchema,
   type CatalogueEvent,
   type CatalogueEventDetail,
-  type CatalogueJob,
   type CatalogueProperty,
+  type QueuedObservations,
+  type WorkspaceObservations,
 } from './schemas.ts';
 
-const checkJob = TypeCompiler.Compile(CatalogueJobSchema);
+const checkObservations = TypeCompiler.Compile(QueuedObservationsSchema);
 
-/** A `catalogue.observe` payload that is not what ingest enqueues; the job fails with this message. */
-export class InvalidCatalogueJobError extends Error {
-  override name = 'InvalidCatalogueJobError';
+/**
+ * Queues what `stored` tells the catalogue, inside the caller's transaction (ingest's), so the
+ * observations commit with the events or not at all. A plain insert: concurrent requests never
+ * wait for each other here.
+ */
+export async function queueCatalogueObservations(client: Queryable, workspaceId: string, stored: readonly NormalizedEvent[]): Promise<void> {
+  if (stored.length === 0) return;
+  await client.query('insert into catalogue_queue (workspace_id, observations) values ($1, $2::jsonb)', [
+    workspaceId,
+    JSON.stringify(observeEvents(stored)),
+  ]);
 }
 
-export function parseCatalogueJob(payload: unknown): CatalogueJob {
-  if (checkJob.Check(payload)) return payload;
-  const first = checkJob.Errors(payload).First();
-  throw new InvalidCatalogueJobError(`Invalid catalogue.observe payload at ${first?.path || '/'}: ${first?.message ?? 'unexpected shape'}`);
+export type ObservationsCheck = { ok: true; observations: QueuedObservations } | { ok: false; reason: string };
+
+/** Queued observations as ingest writes them, or why they cannot be applied. */
+export function checkQueuedObservations(value: unknown): ObservationsCheck {
+  if (!checkObservations.Check(value)) {
+    const first = checkObservations.Errors(value).First();
+    return { ok: false, reason: `Invalid catalogue observations at ${first?.path || '/'}: ${first?.message ?? 'unexpected shape'}` };
+  }
+  for (const [index, observation] of value.entries()) {
+    for (const field of ['firstSeen', 'lastSeen'] as const) {
+      if (parseInstant(observation[field]) === null) {
+        return { ok: false, reason: `Invalid catalogue observations at /${index}/${field}: expected an ISO-8601 date-time` };
+      }
+    }
+  }
+  return { ok: true, observations: value };
 }
 
-// Both statements take rows in primary-key order (ORDER BY), so two jobs touching the same
+// Both statements take rows in primary-key order (ORDER BY), so two drains touching the same
 // events lock them in the same order and wait for each other instead of deadlocking.
 const UPSERT_EVENTS = `
   insert into event_catalogue (workspace_id, event_type, event_name, first_seen, last_seen, volume)
@@ -61,46 +84,97 @@ const UPSERT_PROPERTIES = `
     last_seen = greatest(event_catalogue_properties.last_seen, excluded.last_seen),
     volume = event_catalogue_properties.volume + excluded.volume`;
 
+/** Adds the observations to the catalogue: merged in memory first, then one statement per table. */
+async function applyObservations(client: DbClient, entries: readonly WorkspaceObservations[]): Promise<void> {
+  const { events, properties } = mergeObservations(entries);
+  if (events.length === 0) return;
+  await client.query(UPSERT_EVENTS, [
+    JSON.stringify(
+      events.map((row) => ({
+        workspace_id: row.workspaceId,
+        type: row.type,
+        name: row.name,
+        first_seen: row.firstSeen,
+        last_seen: row.lastSeen,
+        volume: row.volume,
+      })),
+    ),
+  ]);
+  if (properties.length === 0) return;
+  await client.query(UPSERT_PROPERTIES, [
+    JSON.stringify(
+      properties.map((row) => ({
+        workspace_id: row.workspaceId,
+        type: row.type,
+        name: row.name,
+        scope: row.scope,
+        path: row.path,
+        type_counts: row.typeCounts,
+        first_seen: row.firstSeen,
+        last_seen: row.lastSeen,
+        volume: row.volume,
+      })),
+    ),
+  ]);
+}
+
+// Oldest first (the partial index), so no request's observations wait behind newer ones; rows
+// another drain holds are skipped, not waited for.
+const TAKE_QUEUED = `
+  delete from catalogue_queue
+   where (workspace_id, id) in (
+     select workspace_id, id from catalogue_queue
+      where refused_reason is null
+      order by id
+      limit $1
+        for update skip locked)
+  returning workspace_id, id, observations`;
+
+const KEEP_REFUSED = `
+  insert into catalogue_queue (workspace_id, id, observations, refused_reason) overriding system value
+  -- A JSON null comes out of jsonb_to_recordset as SQL null; put back exactly what was taken.
+  select workspace_id, id, coalesce(observations, 'null'::jsonb), refused_reason
+    from jsonb_to_recordset($1::jsonb) as x(workspace_id uuid, id bigint, observations jsonb, refused_reason text)`;
+
+export interface RefusedObservations {
+  workspaceId: string;
+  /** `catalogue_queue.id` of the row, which stays in the queue with its reason. */
+  queueId: number;
+  reason: string;
+}
+
+export interface DrainResult {
+  /** Queue rows taken: applied plus refused. */
+  taken: number;
+  refused: RefusedObservations[];
+}
+
 /**
- * Applies one `catalogue.observe` job: all its observations are merged in memory first, then
- * written in a single transaction (one statement per table), so a job is counted entirely or,
- * when it fails and is retried, not at all.
+ * Applies up to `limit` queued requests' observations to the catalogue. Taking the rows (delete)
+ * and counting them (upserts) share one transaction, so every observation is counted exactly
+ * once: a failed drain rolls back and leaves its rows queued. Several drains may run at once.
+ * Rows not shaped as ingest writes them are kept with their reason and never taken again.
  */
-export async function applyCatalogueJob(db: Db, payload: unknown): Promise<{ events: number; properties: number }> {
-  const { events, properties } = mergeObservations(parseCatalogueJob(payload));
-  if (events.length === 0) return { events: 0, properties: 0 };
-  await withTransaction(db, async (client) => {
-    await client.query(UPSERT_EVENTS, [
-      JSON.stringify(
-        events.map((row) => ({
-          workspace_id: row.workspaceId,
-          type: row.type,
-          name: row.name,
-          first_seen: row.firstSeen,
-          last_seen: row.lastSeen,
-          volume: row.volume,
-        })),
-      ),
-    ]);
-    if (properties.length > 0) {
-      await client.query(UPSERT_PROPERTIES, [
+export async function drainCatalogueQueue(db: Db, limit = 200): Promise<DrainResult> {
+  return withTransaction(db, async (client) => {
+    const { rows } = await client.query<{ workspace_id: string; id: number; observations: unknown }>(TAKE_QUEUED, [limit]);
+    const valid: WorkspaceObservations[] = [];
+    const refused: Array<RefusedObservations & { observations: unknown }> = [];
+    for (const row of rows) {
+      const checked = checkQueuedObservations(row.observations);
+      if (checked.ok) valid.push({ workspaceId: row.workspace_id, observations: checked.observations });
+      else refused.push({ workspaceId: row.workspace_id, queueId: row.id, reason: checked.reason, observations: row.observations });
+    }
+    if (refused.length > 0) {
+      await client.query(KEEP_REFUSED, [
         JSON.stringify(
-          properties.map((row) => ({
-            workspace_id: row.workspaceId,
-            type: row.type,
-            name: row.name,
-            scope: row.scope,
-            path: row.path,
-            type_counts: row.typeCounts,
-            first_seen: row.firstSeen,
-            last_seen: row.lastSeen,
-            volume: row.volume,
-          })),
+          refused.map((row) => ({ workspace_id: row.workspaceId, id: row.queueId, observations: row.observations, refused_reason: row.reason })),
         ),
       ]);
     }
+    await applyObservations(client, valid);
+    return { taken: rows.length, refused: refused.map(({ workspaceId, queueId, reason }) => ({ workspaceId, queueId, reason })) };
   });
-  return { events: events.length, properties: properties.length };
 }
 
 interface EventRow {

@@ -1,4 +1,5 @@
 import type { Db } from '../storage/database.ts';
+import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
 import { resolveQueuedEvents, workspacesWithQueuedEvents } from './resolver.ts';
 
 export interface IdentityLoopOptions {
@@ -10,31 +11,24 @@ export interface IdentityLoopOptions {
 }
 
 /**
- * Keeps resolving queued events: drains every workspace with waiting events, then sleeps
- * `pollMs`. Several processes may run it; the per-workspace identity lock serialises them.
+ * One pass over the workspaces with queued events, one batch each, so a workspace with a large
+ * backlog (an import) does not hold up the others. Returns the events resolved.
  */
-export function startIdentityLoop(options: IdentityLoopOptions): { stop(): Promise<void> } {
-  const pollMs = options.pollMs ?? 100;
-  let running = true;
-  let wake: (() => void) | undefined;
-  const loop = (async () => {
-    while (running) {
-      let worked = false;
-      try {
-        for (const workspaceId of await workspacesWithQueuedEvents(options.db)) {
-          while (running && (await resolveQueuedEvents(options.db, workspaceId, options.batchSize)) > 0) worked = true;
-        }
-      } catch (error) {
-        options.onError?.(error);
-      }
-      if (!worked && running) await new Promise<void>((resolve) => ((wake = resolve), setTimeout(resolve, pollMs)));
-    }
-  })();
-  return {
-    async stop() {
-      running = false;
-      wake?.();
-      await loop;
-    },
-  };
+export async function resolveOnePass(db: Db, batchSize?: number): Promise<number> {
+  let resolved = 0;
+  for (const workspaceId of await workspacesWithQueuedEvents(db)) resolved += await resolveQueuedEvents(db, workspaceId, batchSize);
+  return resolved;
+}
+
+/**
+ * Keeps resolving queued events, sleeping `pollMs` when none wait. Several processes may run it;
+ * the per-workspace identity lock serialises them.
+ */
+export function startIdentityLoop(options: IdentityLoopOptions): PollingLoop {
+  return startPollingLoop({
+    name: 'identity resolution',
+    drainOnce: () => resolveOnePass(options.db, options.batchSize),
+    pollMs: options.pollMs ?? 100,
+    onError: options.onError,
+  });
 }

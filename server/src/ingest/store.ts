@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import { observeEvents } from '../catalogue/observe.ts';
-import type { Db, DbClient } from '../storage/database.ts';
+import { queueCatalogueObservations } from '../catalogue/store.ts';
+import type { Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
@@ -74,23 +74,6 @@ function toRecord(event: NormalizedEvent) {
   };
 }
 
-// Catalogue observations accumulate in a few batch jobs per workspace (graphile-worker appends
-// array payloads to a pending job with the same key), so the worker upserts once a second or
-// so instead of once per request. Several keys spread the row lock that appending takes.
-const CATALOGUE_SHARDS = 4;
-const CATALOGUE_DELAY_SECONDS = 1;
-
-async function enqueueCatalogue(client: DbClient, workspaceId: string, stored: NormalizedEvent[]): Promise<void> {
-  if (stored.length === 0) return;
-  const shard = crypto.randomInt(CATALOGUE_SHARDS);
-  await client.query(
-    `select graphile_worker.add_job('catalogue.observe', $1::json,
-       job_key => $2, job_key_mode => 'preserve_run_at',
-       run_at => now() + make_interval(secs => $3), max_attempts => 10)`,
-    [JSON.stringify([{ workspaceId, observations: observeEvents(stored) }]), `catalogue:${workspaceId}:${shard}`, CATALOGUE_DELAY_SECONDS],
-  );
-}
-
 function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code === '40P01' || code === '40001';
@@ -114,7 +97,8 @@ async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[])
       ]);
       const storedIds = new Set(rows.map((row) => row.message_id));
       const stored = events.filter((event) => storedIds.has(event.messageId));
-      await enqueueCatalogue(client, source.workspaceId, stored);
+      // What this request stored, for the catalogue worker (catalogue_queue): a plain insert.
+      await queueCatalogueObservations(client, source.workspaceId, stored);
       await client.query('commit');
       return stored;
     } catch (error) {

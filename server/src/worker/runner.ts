@@ -1,6 +1,8 @@
 import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } from 'graphile-worker';
 import type { Db } from '../storage/database.ts';
-import { startIdentityLoop } from '../identity/loop.ts';
+import { drainCatalogueQueue } from '../catalogue/store.ts';
+import { resolveOnePass } from '../identity/loop.ts';
+import { startPollingLoop } from './polling-loop.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -20,6 +22,12 @@ export interface RunningWorker {
   /** Stops taking jobs and resolves once the running ones have finished. */
   stop(): Promise<void>;
 }
+
+const IDENTITY_POLL_MS = 100;
+// Queue rows (one per ingest request, ~100 events) per catalogue transaction, and the idle wait:
+// the catalogue may lag a second, and larger drains merge more requests into each upsert.
+const CATALOGUE_DRAIN_ROWS = 500;
+const CATALOGUE_POLL_MS = 1000;
 
 const jsonLines: WorkerLog = (level, message, meta) => {
   if (level !== 'error' && level !== 'warning') return;
@@ -52,17 +60,33 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     parsedCronItems: parseCronItems([]),
     logger: toGraphileLogger(options.logger ?? jsonLines),
   });
-  // Identity resolution drains its own ordered queue (identity_queue) rather than jobs: it must
-  // take events in arrival order, per workspace, in large batches.
+  // What every ingest request feeds is drained from queue tables rather than jobs, which would
+  // cost a job row (and a NOTIFY) per request. Identity resolution must take events in arrival
+  // order, per workspace, in large batches; the catalogue adds up whatever has arrived.
   const log = options.logger ?? jsonLines;
-  const identity = startIdentityLoop({
-    db: options.db,
-    onError: (error) => log('error', 'identity resolution failed', { error }),
+  const onError = (error: unknown, name: string) => log('error', `${name} failed`, { error });
+  const identity = startPollingLoop({
+    name: 'identity resolution',
+    drainOnce: () => resolveOnePass(options.db),
+    pollMs: IDENTITY_POLL_MS,
+    onError,
+  });
+  const catalogue = startPollingLoop({
+    name: 'catalogue',
+    drainOnce: async () => {
+      const { taken, refused } = await drainCatalogueQueue(options.db, CATALOGUE_DRAIN_ROWS);
+      for (const row of refused) {
+        log('error', `catalogue_queue row ${row.queueId} of workspace ${row.workspaceId} refused, kept in the queue: ${row.reason}`);
+      }
+      return taken;
+    },
+    pollMs: CATALOGUE_POLL_MS,
+    onError,
   });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop()]).then(() => undefined);
       return stopped;
     },
   };
