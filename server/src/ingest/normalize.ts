@@ -122,18 +122,22 @@ function instant(value: string | undefined): Date | null | 'invalid' {
   return new Date(ms);
 }
 
+/** The item with the batch's defaults under its own values; the item itself when none apply. */
 function mergeDefaults(item: Record<string, unknown>, batch: NormalizeOptions['batch']): Record<string, unknown> {
   if (!batch) return item;
-  const merged = { ...item };
   // An item's own value that is not an object is left alone, so validation reports it rather
   // than the batch's object silently replacing it.
-  if (batch.context && (item.context === undefined || isObject(item.context))) {
-    merged.context = { ...batch.context, ...item.context };
-  }
-  if (batch.integrations && (item.integrations === undefined || isObject(item.integrations))) {
-    merged.integrations = { ...batch.integrations, ...item.integrations };
-  }
-  if (batch.sentAt !== undefined && item.sentAt === undefined) merged.sentAt = batch.sentAt;
+  const context = batch.context && (item.context === undefined || isObject(item.context)) ? { ...batch.context, ...item.context } : undefined;
+  const integrations =
+    batch.integrations && (item.integrations === undefined || isObject(item.integrations))
+      ? { ...batch.integrations, ...item.integrations }
+      : undefined;
+  const sentAt = item.sentAt === undefined ? batch.sentAt : undefined;
+  if (!context && !integrations && sentAt === undefined) return item;
+  const merged = { ...item };
+  if (context) merged.context = context;
+  if (integrations) merged.integrations = integrations;
+  if (sentAt !== undefined) merged.sentAt = sentAt;
   return merged;
 }
 
@@ -155,13 +159,15 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
   if (!isObject(raw)) return reject('not_an_object', null, 'Each event must be a JSON object');
 
   const item = mergeDefaults(raw, options.batch);
-  const bytes = Buffer.byteLength(JSON.stringify(raw));
+  const rawJson = JSON.stringify(raw);
+  const bytes = Buffer.byteLength(rawJson);
   if (bytes > LIMITS.eventBytes) {
     return reject('event_too_large', null, `Event is ${bytes} bytes; the limit is ${LIMITS.eventBytes} bytes (32 KB)`, item);
   }
 
   // Checked after merging: a NUL in the batch's context would otherwise reach PostgreSQL.
-  const itemJson = JSON.stringify(item);
+  // Most SDK batches carry no defaults, and then the item's text is the one just measured.
+  const itemJson = item === raw ? rawJson : JSON.stringify(item);
   if (UNSTORABLE_ESCAPE.test(itemJson)) {
     return reject('invalid_character', null, 'Strings must not contain U+0000 or unpaired UTF-16 surrogates', item);
   }
