@@ -305,7 +305,7 @@ interface BenchWorker extends WorkerHandle {
   problems: { count: number; first: string | null };
 }
 
-/** The background worker, when this checkout has one; its catalogue jobs are part of ingest's cost. */
+/** The background worker, when this checkout has one; its catalogue and identity work are part of ingest's cost. */
 async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchWorker | undefined> {
   if (!fs.existsSync(WORKER_RUNNER)) return undefined;
   const runner = (await import(WORKER_RUNNER)) as { startWorker?: StartWorker };
@@ -332,34 +332,47 @@ interface Backlog {
   jobPayloadMb: number;
   /** Stored events identity resolution has not processed yet (null before identity existed). */
   identityQueue: number | null;
+  /** Requests whose catalogue observations wait in catalogue_queue (null before it existed). */
+  catalogueQueue: number | null;
+  catalogueQueueMb: number | null;
 }
 
 /** Work the background worker still has to do for what was ingested. */
 async function backlog(db: Db): Promise<Backlog> {
-  const { rows } = await db.query<{ jobs: number; bytes: number | null; identity: boolean }>(
+  const { rows } = await db.query<{ jobs: number; bytes: number | null; identity: boolean; catalogue: boolean }>(
     `select count(*)::int as jobs, sum(pg_column_size(payload))::bigint as bytes,
-            to_regclass('identity_queue') is not null as identity
+            to_regclass('identity_queue') is not null as identity,
+            to_regclass('catalogue_queue') is not null as catalogue
        from graphile_worker._private_jobs`,
   );
   const row = rows[0];
+  const mb = (bytes: number | null) => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10;
   let identityQueue: number | null = null;
   if (row?.identity) {
     const { rows: queued } = await db.query<{ n: number }>('select count(*)::int as n from identity_queue');
     identityQueue = queued[0]?.n ?? 0;
   }
-  return {
-    jobs: row?.jobs ?? 0,
-    jobPayloadMb: Math.round(((row?.bytes ?? 0) / 1024 / 1024) * 10) / 10,
-    identityQueue,
-  };
+  let catalogueQueue: number | null = null;
+  let catalogueQueueMb: number | null = null;
+  if (row?.catalogue) {
+    // Refused rows stay in the queue for inspection; they are not work left (verification reports them).
+    const { rows: queued } = await db.query<{ n: number; bytes: number | null }>(
+      'select count(*)::int as n, sum(pg_column_size(observations))::bigint as bytes from catalogue_queue where refused_reason is null',
+    );
+    catalogueQueue = queued[0]?.n ?? 0;
+    catalogueQueueMb = mb(queued[0]?.bytes ?? null);
+  }
+  return { jobs: row?.jobs ?? 0, jobPayloadMb: mb(row?.bytes ?? null), identityQueue, catalogueQueue, catalogueQueueMb };
 }
+
+const isCaughtUp = (left: Backlog) => left.jobs === 0 && !left.identityQueue && !left.catalogueQueue;
 
 /** Seconds until the worker has caught up with everything ingested, or null after `timeoutMs`. */
 async function waitForBacklog(db: Db, timeoutMs: number): Promise<number | null> {
   const start = performance.now();
   while (performance.now() - start < timeoutMs) {
     const left = await backlog(db);
-    if (left.jobs === 0 && !left.identityQueue) return Math.round((performance.now() - start) / 100) / 10;
+    if (isCaughtUp(left)) return Math.round((performance.now() - start) / 100) / 10;
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
   return null;
@@ -432,7 +445,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const drainSeconds = worker ? await waitForBacklog(db, DRAIN_TIMEOUT_MS) : null;
     const drainCpu = drainMeter.finish(0, events).cpu;
     const backlogAfterDrain = await backlog(db);
-    const caughtUp = backlogAfterDrain.jobs === 0 && !backlogAfterDrain.identityQueue;
+    const caughtUp = isCaughtUp(backlogAfterDrain);
     // Load and catch-up together: what the machine spends per event to ingest *and* process it.
     const pipelineMicrosPerEvent = caughtUp ? stored.cpu.microsPerEvent + drainCpu.microsPerEvent : null;
     const { rows: counts } = await db.query<{ events: number; message_ids: number; distinct_ids: number; foreign: number }>(
@@ -460,13 +473,19 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
         stored.rejected === 0 &&
         Object.keys(stored.failures).length === 0,
     };
-    // The catalogue is fed by the worker from jobs enqueued with each batch: once the queue has
-    // drained, it should have counted every stored event exactly once.
-    let catalogue: { volume: number; expected: number; ok: boolean } | null = null;
-    if (worker && backlogAfterDrain.jobs === 0) {
+    // The catalogue is fed by the worker from what ingest queued with each batch (catalogue_queue;
+    // a graphile-worker job before it): once that has drained, it should have counted every
+    // stored event exactly once.
+    let catalogue: { volume: number; expected: number; refusedRows: number | null; ok: boolean } | null = null;
+    if (worker && backlogAfterDrain.jobs === 0 && !backlogAfterDrain.catalogueQueue) {
       const { rows } = await db.query<{ volume: number | null }>('select sum(volume)::bigint as volume from event_catalogue');
       const volume = rows[0]?.volume ?? 0;
-      catalogue = { volume, expected: count.events, ok: volume === count.events };
+      let refusedRows: number | null = null;
+      if (backlogAfterDrain.catalogueQueue !== null) {
+        const { rows: refused } = await db.query<{ n: number }>('select count(*)::int as n from catalogue_queue where refused_reason is not null');
+        refusedRows = refused[0]?.n ?? 0;
+      }
+      catalogue = { volume, expected: count.events, refusedRows, ok: volume === count.events && !refusedRows };
     }
 
     const ratio = (a: number, b: number) => Math.round((a / b) * 1000) / 1000;
@@ -560,7 +579,7 @@ function summaryLines(input: {
   backlogAfterDrain: Backlog;
   pipelineMicrosPerEvent: number | null;
   backlogAtEnd: Backlog;
-  catalogue: { volume: number; expected: number; ok: boolean } | null;
+  catalogue: { volume: number; expected: number; refusedRows: number | null; ok: boolean } | null;
 }): string[] {
   const row = (name: string, phase: PhaseResult) =>
     `${name.padEnd(26)} ${String(phase.eventsPerSecond).padStart(8)} ${String(phase.medianEventsPerSecond).padStart(8)} ` +
@@ -575,17 +594,22 @@ function summaryLines(input: {
     row('POST /v1/batch, stored', input.stored),
     `ratios: stored/bare ${input.ratios.storedToBareInsert}, stored/no-store ${input.ratios.storedToNoStore}`,
     `worker: ${input.worker ? 'ran' : 'absent'}; when the load ended: ${input.backlogAtEnd.jobs} jobs (${input.backlogAtEnd.jobPayloadMb} MB payload), ` +
-      `${input.backlogAtEnd.identityQueue ?? 'no'} events queued for identity resolution`,
+      `${input.backlogAtEnd.identityQueue ?? 'no'} events queued for identity resolution, ` +
+      `${input.backlogAtEnd.catalogueQueue ?? 'no'} requests in catalogue_queue (${input.backlogAtEnd.catalogueQueueMb ?? 0} MB)`,
     ...(input.worker
       ? [
           input.drainSeconds !== null
             ? `worker caught up ${input.drainSeconds} s after the load; load + catch-up CPU: ${input.pipelineMicrosPerEvent} µs/event`
             : `worker had not caught up ${DRAIN_TIMEOUT_MS / 1000} s after the load: ${input.backlogAfterDrain.jobs} jobs, ` +
-              `${input.backlogAfterDrain.identityQueue ?? 'no'} events still queued for identity resolution`,
+              `${input.backlogAfterDrain.identityQueue ?? 'no'} events still queued for identity resolution, ` +
+              `${input.backlogAfterDrain.catalogueQueue ?? 'no'} requests in catalogue_queue`,
         ]
       : []),
     ...(input.catalogue
-      ? [`catalogue volume after the queue drained: ${input.catalogue.volume} of ${input.catalogue.expected} stored events (${input.catalogue.ok ? 'complete' : 'INCOMPLETE: observations were lost'})`]
+      ? [
+          `catalogue volume after the queue drained: ${input.catalogue.volume} of ${input.catalogue.expected} stored events ` +
+            `(${input.catalogue.ok ? 'complete' : 'MISMATCH'}${input.catalogue.refusedRows ? `, ${input.catalogue.refusedRows} queue rows refused` : ''})`,
+        ]
       : []),
     `rows in events: ${input.verification.rowsInEvents} (${input.verification.ok ? 'exact, no loss, no double' : 'MISMATCH'})`,
     ...input.targets.map((t) => `target ${t.name} ${t.target}: ${t.value} ${t.met ? 'met' : 'MISSED'}`),
