@@ -33,8 +33,11 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
     const { rows: queued } = await client.query<{ seq: number; timestamp: Date; now: Date }>(
-      `delete from identity_queue where workspace_id = $1 and seq in (
-         select seq from identity_queue where workspace_id = $1 order by seq limit $2)
+      // The oldest seqs as an array: one index probe each, whatever the statistics say. As an `in`
+      // join, statistics gathered while the queue was empty (the usual moment) made a backlog
+      // quadratic: the planner rescanned the queue for every queued row.
+      `delete from identity_queue where workspace_id = $1 and seq = any(array(
+         select seq from identity_queue where workspace_id = $1 order by seq limit $2))
        returning seq, timestamp, now() as now`,
       [workspaceId, batchSize],
     );
@@ -113,13 +116,20 @@ async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
   if (identifiers.length === 0) return [];
   const { rows } = await client.query<{ id: string; created_at: Date; identifiers: Identifier[]; traits: TraitSet | null }>(
+    // One index probe per identifier (a live identifier has at most one owner): as a plain join the
+    // planner may hash the workspace's whole graph, which grows with every batch.
     `with owners as (
-       select distinct pi.profile_id
+       select distinct o.profile_id
          from unnest($2::text[], $3::text[]) as k(type, value)
-         join profile_identifiers pi on pi.workspace_id = $1 and pi.type = k.type and pi.value = k.value and pi.unbound_at is null)
+         cross join lateral (
+           select pi.profile_id from profile_identifiers pi
+            where pi.workspace_id = $1 and pi.type = k.type and pi.value = k.value and pi.unbound_at is null limit 1) o)
      select p.id, p.created_at,
-       (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value) order by i.id), '[]')
-          from profile_identifiers i where i.workspace_id = $1 and i.profile_id = p.id and i.unbound_at is null) as identifiers,
+       -- Ended links are filtered in the aggregate, not the WHERE: there the live (type, value) index
+       -- would match too, and without statistics (a fresh table) the planner took it and read all of
+       -- the workspace's identifiers for every profile.
+       (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value) order by i.id) filter (where i.unbound_at is null), '[]')
+          from profile_identifiers i where i.workspace_id = $1 and i.profile_id = p.id) as identifiers,
        (select json_object_agg(t.key, json_build_object('value', t.value, 'source', json_build_object('kind', t.source_kind, 'name', t.source_name),
                  'eventId', t.message_id, 'at', t.observed_at))
           from profile_traits t where t.workspace_id = $1 and t.profile_id = p.id) as traits
@@ -162,16 +172,7 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
     );
   }
 
-  for (const merge of result.merges) {
-    await writeMerge(client, ws, {
-      survivorId: merge.survivorId,
-      absorbed: merge.absorbed,
-      kind: merge.kind,
-      messageId: merge.messageId,
-      seq: merge.seq,
-      cause: merge.cause,
-    });
-  }
+  await writeMerges(client, ws, result.merges);
 
   if (result.links.length > 0) {
     const links = result.links;
@@ -304,55 +305,92 @@ export interface MergeRecord {
 }
 
 /**
- * Moves everything of the absorbed profiles to the survivor (identifiers, events, later-absorbed
- * ids) and logs the merge. Traits are the caller's: the batch resolver has merged them in memory.
+ * Moves everything of the absorbed profiles to the survivor (identifiers, events, trait history,
+ * activity span, later-absorbed ids) and logs the merge. Traits are the caller's: the batch
+ * resolver has merged them in memory.
  */
 export async function writeMerge(client: DbClient, ws: string, merge: MergeRecord): Promise<string> {
-  const absorbedIds = merge.absorbed.map((a) => a.profileId);
+  const [id] = await writeMerges(client, ws, [merge]);
+  return id!;
+}
+
+/**
+ * `writeMerge` for a whole batch's merges, in a fixed number of statements however many there
+ * are (one round trip per merge and table was most of a batch's time). Merges are in the order
+ * they happened: a later one may absorb an earlier one's survivor, so everything moves straight
+ * to the final survivor while the log keeps each merge as it was. Returns the log rows' ids.
+ */
+export async function writeMerges(client: DbClient, ws: string, merges: readonly MergeRecord[]): Promise<string[]> {
+  if (merges.length === 0) return [];
+  const into = new Map<string, string>();
+  for (const merge of merges) for (const absorbed of merge.absorbed) into.set(absorbed.profileId, merge.survivorId);
+  const finalOf = (id: string): string => {
+    let current = id;
+    while (into.has(current)) current = into.get(current)!;
+    return current;
+  };
+  const absorbedIds = [...into.keys()];
+  const pairs = [ws, absorbedIds, absorbedIds.map(finalOf)];
+  const moves = `unnest($2::uuid[], $3::uuid[]) as m(absorbed, survivor)`;
+
+  // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.
   await client.query(
-    `update profiles set merged_into = $2, merged_at = now(), updated_at = now()
-      where workspace_id = $1 and (id = any($3::uuid[]) or merged_into = any($3::uuid[]))`,
-    [ws, merge.survivorId, absorbedIds],
+    `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
+       from ${moves} where p.workspace_id = $1 and p.merged_into = m.absorbed`,
+    pairs,
   );
-  await client.query(
-    `update profile_identifiers set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[]) and unbound_at is null`,
-    [ws, merge.survivorId, absorbedIds],
-  );
-  await client.query(`update events set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`, [
-    ws,
-    merge.survivorId,
-    absorbedIds,
-  ]);
-  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
   // The survivor is the one view of the person now: its activity span and the history of its
-  // traits include the absorbed profiles', as its events do.
-  await client.query(`update profile_trait_history set profile_id = $2 where workspace_id = $1 and profile_id = any($3::uuid[])`, [
-    ws,
-    merge.survivorId,
-    absorbedIds,
-  ]);
+  // traits include the absorbed profiles', as its identifiers and events do.
   await client.query(
     `update profiles s set first_seen = least(s.first_seen, a.first_seen), last_seen = greatest(s.last_seen, a.last_seen), updated_at = now()
-       from (select min(first_seen) as first_seen, max(last_seen) as last_seen from profiles where workspace_id = $1 and id = any($3::uuid[])) a
-      where s.workspace_id = $1 and s.id = $2`,
-    [ws, merge.survivorId, absorbedIds],
+       from (select m.survivor, min(p.first_seen) as first_seen, max(p.last_seen) as last_seen
+               from ${moves} join profiles p on p.workspace_id = $1 and p.id = m.absorbed group by m.survivor) a
+      where s.workspace_id = $1 and s.id = a.survivor`,
+    pairs,
   );
+  await client.query(
+    `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
+       from ${moves} where p.workspace_id = $1 and p.id = m.absorbed`,
+    pairs,
+  );
+  await client.query(
+    `update profile_identifiers pi set profile_id = m.survivor
+       from ${moves} where pi.workspace_id = $1 and pi.profile_id = m.absorbed and pi.unbound_at is null`,
+    pairs,
+  );
+  await client.query(`update events e set profile_id = m.survivor from ${moves} where e.workspace_id = $1 and e.profile_id = m.absorbed`, pairs);
+  await client.query(
+    `update profile_trait_history h set profile_id = m.survivor from ${moves} where h.workspace_id = $1 and h.profile_id = m.absorbed`,
+    pairs,
+  );
+  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
+
   const { rows } = await client.query<{ id: string }>(
     `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
        cause_identifier_type, cause_identifier_value, score)
-     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) returning id`,
+     select $1, x.kind, x.survivor_id, array(select jsonb_array_elements_text(x.absorbed_ids)::uuid), x.details, x.cause_message_id,
+            x.cause_seq, x.cause_identifier_type, x.cause_identifier_value, x.score
+       from jsonb_to_recordset($2::jsonb) as x(kind text, survivor_id uuid, absorbed_ids jsonb, details jsonb,
+              cause_message_id text, cause_seq bigint, cause_identifier_type text, cause_identifier_value text, score double precision, position int)
+      order by x.position
+     returning id`,
     [
       ws,
-      merge.kind,
-      merge.survivorId,
-      absorbedIds,
-      JSON.stringify({ absorbed: merge.absorbed }),
-      merge.messageId ?? null,
-      merge.seq ?? null,
-      merge.cause?.type ?? null,
-      merge.cause?.value ?? null,
-      merge.score ?? null,
+      JSON.stringify(
+        merges.map((merge, position) => ({
+          position,
+          kind: merge.kind,
+          survivor_id: merge.survivorId,
+          absorbed_ids: merge.absorbed.map((a) => a.profileId),
+          details: { absorbed: merge.absorbed },
+          cause_message_id: merge.messageId ?? null,
+          cause_seq: merge.seq ?? null,
+          cause_identifier_type: merge.cause?.type ?? null,
+          cause_identifier_value: merge.cause?.value ?? null,
+          score: merge.score ?? null,
+        })),
+      ),
     ],
   );
-  return rows[0]!.id;
+  return rows.map((row) => row.id);
 }
