@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createIdentityDrain } from '../src/identity/loop.ts';
 import { startPollingLoop } from '../src/worker/polling-loop.ts';
 import { startWorker, type WorkerLogLevel } from '../src/worker/runner.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -122,6 +123,34 @@ describe('background worker', () => {
     expect(rows).toEqual([{ n: 1 }]);
     // Completed, so removed from the queue rather than left locked for a retry.
     expect((await t.db.query(JOBS_OF_TASK, ['test.slow'])).rows).toEqual([]);
+  });
+
+  it('resolves identities one batch per workspace in turn, so a backlog does not hold up another workspace', async () => {
+    const other = await t.addWorkspace('second');
+    const send = (writeKey: string, prefix: string, count: number) =>
+      t.app.inject({
+        method: 'POST',
+        url: '/v1/batch',
+        headers: { authorization: basicAuth(writeKey) },
+        payload: { batch: Array.from({ length: count }, (_, i) => ({ type: 'track', userId: `${prefix}${i}`, event: 'Turn' })) },
+      });
+    expect((await send(t.writeKey, 'a', 6)).json()).toMatchObject({ accepted: 6 });
+    expect((await send(other.writeKey, 'b', 2)).json()).toMatchObject({ accepted: 2 });
+    const queued = async () =>
+      Object.fromEntries(
+        (await t.db.query<{ workspace_id: string; n: number }>('select workspace_id, count(*)::int as n from identity_queue group by 1')).rows.map(
+          (row) => [row.workspace_id, row.n],
+        ),
+      );
+    const drain = createIdentityDrain(t.db, 2);
+    expect(await drain()).toBe(4);
+    expect(await queued()).toEqual({ [t.workspace.id]: 4 });
+    expect(await drain()).toBe(2);
+    expect(await drain()).toBe(2);
+    expect(await drain()).toBe(0);
+    expect(await queued()).toEqual({});
+    const { rows } = await t.db.query(`select count(*)::int as n from events where event = 'Turn' and profile_id is null`);
+    expect(rows).toEqual([{ n: 0 }]);
   });
 
   it('refuses to replace a built-in task', async () => {

@@ -1,7 +1,7 @@
 import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } from 'graphile-worker';
 import type { Db } from '../storage/database.ts';
 import { drainCatalogueQueue } from '../catalogue/store.ts';
-import { resolveOnePass } from '../identity/loop.ts';
+import { createIdentityDrain } from '../identity/loop.ts';
 import { startPollingLoop } from './polling-loop.ts';
 import { createTaskList } from './tasks.ts';
 
@@ -67,7 +67,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const onError = (error: unknown, name: string) => log('error', `${name} failed`, { error });
   const identity = startPollingLoop({
     name: 'identity resolution',
-    drainOnce: () => resolveOnePass(options.db),
+    drainOnce: createIdentityDrain(options.db),
     pollMs: IDENTITY_POLL_MS,
     onError,
   });
