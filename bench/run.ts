@@ -3,7 +3,7 @@
  * exists), prints a summary and writes bench/results/<name>-<date>.json.
  *
  *   npm run bench                        all benchmarks
- *   npm run bench -- --only ingest       one of them (ingest | import)
+ *   npm run bench -- --only ingest       one of them (ingest | import | identity)
  *   BENCH_EVENTS=100000 npm run bench    fewer events (ingest default: 1,000,000)
  */
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import'] as const;
+const NAMES = ['ingest', 'import', 'identity'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -30,6 +30,12 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
   if (name === 'ingest') {
     const events = eventsOverride();
     return () => benchIngest({ events });
+  }
+  if (name === 'identity') {
+    // bench/identity.ts: resolution throughput and profile read latency (sizes via BENCH_IDENTITY_EVENTS,
+    // BENCH_PROFILES, BENCH_PROFILE_EVENTS; see the file).
+    const { benchIdentity } = await import('./identity.ts');
+    return () => benchIdentity();
   }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';
