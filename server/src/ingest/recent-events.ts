@@ -72,6 +72,11 @@ export interface EventRow {
   cursor_at: string;
 }
 
+/** The columns `toEvent` reads, plus the page cursor's instant in PostgreSQL's precision. */
+export const STORED_EVENT_COLUMNS = `message_id, type, event, name, category, user_id, anonymous_id, previous_id, group_id,
+  properties, traits, context, integrations, extra, source_id, timestamp, original_timestamp, sent_at, received_at, seq,
+  to_json(timestamp) #>> '{}' as cursor_at`;
+
 export const toEvent = (row: EventRow): StoredEvent => ({
   messageId: row.message_id,
   type: row.type,
@@ -106,9 +111,7 @@ export async function listRecentEvents(
   const limit = query.limit ?? 50;
   const [cursorAt, cursorSeq] = query.cursor ? decodeCursor(query.cursor, ['instant', 'integer']) : [null, null];
   const { rows } = await db.query<EventRow>(
-    `select message_id, type, event, name, category, user_id, anonymous_id, previous_id, group_id, properties, traits,
-            context, integrations, extra, source_id, timestamp, original_timestamp, sent_at, received_at, seq,
-            to_json(timestamp) #>> '{}' as cursor_at
+    `select ${STORED_EVENT_COLUMNS}
        from events
       where workspace_id = $1
         and ($2::text is null or type = $2)

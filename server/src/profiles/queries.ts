@@ -1,7 +1,7 @@
 import { decodeCursor, encodeCursor } from '../api/pagination.ts';
 import { ApiError } from '../api/errors.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
-import { toEvent, type EventRow } from '../ingest/recent-events.ts';
+import { toEvent, type EventRow, STORED_EVENT_COLUMNS } from '../ingest/recent-events.ts';
 import type { StoredEvent } from '../ingest/recent-events.ts';
 import type { Queryable } from '../storage/database.ts';
 import { likePrefix, normalizeForLookup, parseProfileRef, searchPrefixes, type TraitFilter } from './reference.ts';
@@ -206,9 +206,7 @@ export async function listProfileEvents(
   const limit = query.limit ?? 50;
   const [cursorAt, cursorSeq] = query.cursor ? decodeCursor(query.cursor, ['instant', 'integer']) : [null, null];
   const { rows } = await db.query<EventRow>(
-    `select message_id, type, event, name, category, user_id, anonymous_id, previous_id, group_id, properties, traits,
-            context, integrations, extra, source_id, timestamp, original_timestamp, sent_at, received_at, seq,
-            to_json(timestamp) #>> '{}' as cursor_at
+    `select ${STORED_EVENT_COLUMNS}
        from events
       where workspace_id = $1 and profile_id = $2
         and ($3::text[] is null or event = any($3) or (type in ('page', 'screen') and name = any($3)))
