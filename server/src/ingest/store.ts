@@ -30,11 +30,13 @@ const RECORD_COLUMNS = `message_id text, timestamp timestamptz, type text, event
 
 const INSERT_EVENTS = `
   with incoming as (
-    select * from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})
+    -- seq is drawn in the order the client sent the events, so one person's events of a batch
+    -- keep their order downstream (identity resolution goes by seq); duplicates leave gaps.
+    select x.*, nextval('events_seq') as seq from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})
   ), fresh as (
     -- Sorted so concurrent batches sharing messageIds lock them in the same order (no deadlock).
     insert into event_message_ids (workspace_id, message_id, timestamp, seq, received_at)
-    select $1, message_id, timestamp, nextval('events_seq'), received_at from incoming order by message_id
+    select $1, message_id, timestamp, seq, received_at from incoming order by message_id
     on conflict do nothing
     returning message_id, seq
   ), queued as (
