@@ -67,12 +67,6 @@ export async function mergeProfiles(db: Db, workspaceId: string, profileIds: str
       score: request.score ?? null,
     });
     await writeTraits(client, workspaceId, new Map([[survivor.profileId, traits]]), changes);
-    await client.query(
-      `update profiles s set first_seen = least(s.first_seen, a.first_seen), last_seen = greatest(s.last_seen, a.last_seen), updated_at = now()
-         from (select min(first_seen) as first_seen, max(last_seen) as last_seen from profiles where workspace_id = $1 and id = any($3::uuid[])) a
-        where s.workspace_id = $1 and s.id = $2`,
-      [workspaceId, survivor.profileId, absorbed.map((owner) => owner.profileId)],
-    );
     return { survivorId: survivor.profileId, absorbedIds: absorbed.map((owner) => owner.profileId), mergeId };
   });
 }
