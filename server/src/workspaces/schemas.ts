@@ -40,9 +40,12 @@ export const SourceSchema = Type.Object({
 });
 export type Source = Static<typeof SourceSchema>;
 
+// Names starting with '$' belong to Touchpoint's own sources (segments/transitions.ts).
+const SourceName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[^$]' });
+
 export const CreateSourceSchema = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 200 }),
+    name: SourceName,
     kind: literalUnion(SOURCE_KINDS),
     party: Type.Optional(literalUnion(SOURCE_PARTIES)),
     mode: Type.Optional(literalUnion(SOURCE_MODES)),
@@ -54,7 +57,7 @@ export type CreateSource = Static<typeof CreateSourceSchema>;
 
 export const UpdateSourceSchema = Type.Object(
   {
-    name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+    name: Type.Optional(SourceName),
     status: Type.Optional(Status),
     rateLimitPerSecond: Type.Optional(Type.Union([Type.Integer({ minimum: 1 }), Type.Null()])),
   },
