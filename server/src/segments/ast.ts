@@ -1,4 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TProperties } from '@sinclair/typebox';
 
 /*
  * The segment language's JSON AST: the one source of truth. The API stores and accepts it, the
@@ -68,32 +68,46 @@ export type Window = Static<typeof WindowSchema>;
  *   to today + d − 1 day inclusive, in any year; 29 February counts as 28 February in years without one. The
  *   duration must be in days or weeks.
  */
-export const ValueOperatorSchema = Type.Union([
-  Type.Object({ op: Type.Union([Type.Literal('eq'), Type.Literal('neq')]), value: Scalar }, { additionalProperties: false }),
-  Type.Object(
-    { op: Type.Union([Type.Literal('in'), Type.Literal('not_in')]), values: Type.Array(Scalar, { minItems: 1, maxItems: 1000 }) },
-    { additionalProperties: false },
-  ),
-  Type.Object(
-    { op: Type.Union([Type.Literal('lt'), Type.Literal('lte'), Type.Literal('gt'), Type.Literal('gte')]), value: Type.Number() },
-    { additionalProperties: false },
-  ),
-  Type.Object({ op: Type.Literal('between'), low: Type.Number(), high: Type.Number() }, { additionalProperties: false }),
-  Type.Object(
-    { op: Type.Union([Type.Literal('contains'), Type.Literal('starts_with'), Type.Literal('ends_with')]), value: Type.String({ minLength: 1, maxLength: 1000 }) },
-    { additionalProperties: false },
-  ),
-  Type.Object({ op: Type.Literal('matches'), pattern: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
-  Type.Object({ op: Type.Union([Type.Literal('exists'), Type.Literal('missing')]) }, { additionalProperties: false }),
-  Type.Object({ op: Type.Union([Type.Literal('before'), Type.Literal('after')]), value: IsoInstant }, { additionalProperties: false }),
-  Type.Object(
-    { op: Type.Union([Type.Literal('within_last'), Type.Literal('within_next'), Type.Literal('anniversary_within_next')]), duration: DurationSchema },
-    { additionalProperties: false },
-  ),
-]);
+// Written as one function of the fields the operator sits next to (none, a trait path, a filter's
+// property): an Intersect of an object with these closed objects would reject every value, because
+// each closed branch sees the neighbouring fields as additional properties.
+function valueOperatorWith<Extra extends TProperties>(extra: Extra) {
+  return Type.Union([
+    Type.Object({ ...extra, op: Type.Union([Type.Literal('eq'), Type.Literal('neq')]), value: Scalar }, { additionalProperties: false }),
+    Type.Object(
+      { ...extra, op: Type.Union([Type.Literal('in'), Type.Literal('not_in')]), values: Type.Array(Scalar, { minItems: 1, maxItems: 1000 }) },
+      { additionalProperties: false },
+    ),
+    Type.Object(
+      { ...extra, op: Type.Union([Type.Literal('lt'), Type.Literal('lte'), Type.Literal('gt'), Type.Literal('gte')]), value: Type.Number() },
+      { additionalProperties: false },
+    ),
+    Type.Object({ ...extra, op: Type.Literal('between'), low: Type.Number(), high: Type.Number() }, { additionalProperties: false }),
+    Type.Object(
+      {
+        ...extra,
+        op: Type.Union([Type.Literal('contains'), Type.Literal('starts_with'), Type.Literal('ends_with')]),
+        value: Type.String({ minLength: 1, maxLength: 1000 }),
+      },
+      { additionalProperties: false },
+    ),
+    Type.Object({ ...extra, op: Type.Literal('matches'), pattern: Type.String({ minLength: 1, maxLength: 500 }) }, { additionalProperties: false }),
+    Type.Object({ ...extra, op: Type.Union([Type.Literal('exists'), Type.Literal('missing')]) }, { additionalProperties: false }),
+    Type.Object({ ...extra, op: Type.Union([Type.Literal('before'), Type.Literal('after')]), value: IsoInstant }, { additionalProperties: false }),
+    Type.Object(
+      {
+        ...extra,
+        op: Type.Union([Type.Literal('within_last'), Type.Literal('within_next'), Type.Literal('anniversary_within_next')]),
+        duration: DurationSchema,
+      },
+      { additionalProperties: false },
+    ),
+  ]);
+}
+export const ValueOperatorSchema = valueOperatorWith({});
 export type ValueOperator = Static<typeof ValueOperatorSchema>;
 
-export const PropertyFilterSchema = Type.Intersect([Type.Object({ property: Path }), ValueOperatorSchema]);
+export const PropertyFilterSchema = valueOperatorWith({ property: Path });
 export type PropertyFilter = Static<typeof PropertyFilterSchema>;
 
 /**
@@ -180,7 +194,7 @@ export interface SequenceCondition {
   window?: Window;
 }
 
-const TraitCondition = Type.Intersect([Type.Object({ kind: Type.Literal('trait'), trait: Path }), ValueOperatorSchema]);
+const TraitCondition = valueOperatorWith({ kind: Type.Literal('trait'), trait: Path });
 
 export const ConditionSchema = Type.Recursive(
   (Self) =>
