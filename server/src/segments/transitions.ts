@@ -116,17 +116,37 @@ export async function recordTransitions(
     [workspaceId, [...delta.keys()], [...delta.values()]],
   );
 
-  const sourceId = await systemSourceId(client, workspaceId);
-  const events = recorded.map((row) => {
+  const events = recorded.map((row): SystemEvent => {
     const segment = bySegment.get(row.segment_id)!;
     return {
-      message_id: `segment-transition-${row.id}`,
+      // Derived from the transition id, so the timeline holds each transition once.
+      messageId: `segment-transition-${row.id}`,
       event: row.transition === 'entered' ? 'Segment Entered' : 'Segment Exited',
-      profile_id: row.profile_id,
+      profileId: row.profile_id,
       properties: { segment_id: segment.id, segment_key: segment.key, segment_name: segment.name, segment_version: segment.version, cause },
     };
   });
-  // The message id is derived from the transition id, so the timeline holds each transition once.
+  await insertSystemEvents(client, workspaceId, events, at);
+
+  return recorded.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
+}
+
+/** A track event Touchpoint writes into a profile's timeline itself. */
+export interface SystemEvent {
+  /** Unique in the workspace; an event whose message id was already stored is not written again. */
+  messageId: string;
+  event: string;
+  profileId: string;
+  properties: Record<string, unknown>;
+}
+
+/**
+ * Writes track events from Touchpoint's own source (never queued for identity: the profile is
+ * known) at `at`. The month partition for `at` must exist (`prepareTransitionStorage`).
+ */
+export async function insertSystemEvents(client: DbClient, workspaceId: string, events: readonly SystemEvent[], at: Date): Promise<void> {
+  if (events.length === 0) return;
+  const sourceId = await systemSourceId(client, workspaceId);
   await client.query(
     `with incoming as (
        select x.*, nextval('events_seq') as seq
@@ -138,8 +158,11 @@ export async function recordTransitions(
      insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, properties, received_at, profile_id)
      select $1, $3, i.seq, i.message_id, $2, 'track', i.event, i.properties, $3, i.profile_id
        from incoming i join ids using (message_id)`,
-    [workspaceId, sourceId, at, JSON.stringify(events)],
+    [
+      workspaceId,
+      sourceId,
+      at,
+      JSON.stringify(events.map((e) => ({ message_id: e.messageId, event: e.event, profile_id: e.profileId, properties: e.properties }))),
+    ],
   );
-
-  return recorded.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
 }
