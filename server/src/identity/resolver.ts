@@ -5,7 +5,7 @@ import { resolveBatch, splitKey, type BatchResult, type KnownProfile, type Queue
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
-import type { TraitSet, TraitSource } from './traits.ts';
+import { COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitSource } from './traits.ts';
 
 /**
  * The lock every change of a workspace's identity graph takes (resolution batches, unmerge,
@@ -287,14 +287,22 @@ export async function writeTraits(
 ): Promise<void> {
   if (traitsByProfile.size > 0) {
     const ids = [...traitsByProfile.keys()];
-    await client.query('delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])', [ws, ids]);
+    // Computed values are the computed-trait refresh's to write (it may run concurrently): left
+    // alone here, and one written since this batch read the profile wins over an event's value.
+    await client.query(
+      `delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[]) and source_kind <> '${COMPUTED_TRAIT_SOURCE_KIND}'`,
+      [ws, ids],
+    );
     const rows = [...traitsByProfile].flatMap(([profileId, traits]) =>
-      Object.entries(traits).map(([key, trait]) => ({ profileId, key, trait })),
+      Object.entries(traits)
+        .filter(([, trait]) => trait.source.kind !== COMPUTED_TRAIT_SOURCE_KIND)
+        .map(([key, trait]) => ({ profileId, key, trait })),
     );
     if (rows.length > 0) {
       await client.query(
         `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
-         select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])`,
+         select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+         on conflict (workspace_id, profile_id, key) do nothing`,
         [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
           rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
           rows.map((r) => r.trait.at)],

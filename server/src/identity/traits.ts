@@ -52,6 +52,13 @@ export interface TraitSource {
   name: string;
 }
 
+/**
+ * The source kind of a computed trait's value (segments/computed/): its definition owns the key,
+ * so events never overwrite it and merges never carry an absorbed profile's value over (the
+ * survivor's value is recomputed from the merged events).
+ */
+export const COMPUTED_TRAIT_SOURCE_KIND = 'computed';
+
 /** A trait's current value with where it came from. */
 export interface TraitValue {
   value: unknown;
@@ -125,6 +132,7 @@ export function mergeProfileTraits(survivor: TraitSet, absorbed: TraitSet, strat
   const changes: TraitChange[] = [];
   const rejected: RejectedTrait[] = [];
   for (const [trait, other] of Object.entries(absorbed)) {
+    if (other.source.kind === COMPUTED_TRAIT_SOURCE_KIND) continue;
     const result = combine(strategyFor(strategies, trait), traits[trait] ?? null, other, 'profile');
     if ('error' in result) {
       rejected.push({ trait, value: other.value, message: result.error });
@@ -157,6 +165,9 @@ function combine(
   incoming: TraitValue,
   mode: 'event' | 'profile',
 ): { value: TraitValue } | { error: string } {
+  if (current?.source.kind === COMPUTED_TRAIT_SOURCE_KIND) {
+    return mode === 'event' ? { error: 'a computed trait is set by its definition, not by events' } : { value: current };
+  }
   switch (strategy.kind) {
     case 'most_recent':
       return { value: !current || recency(incoming, current) > 0 ? incoming : current };

@@ -8,7 +8,7 @@ import type { IdentityConfig } from './identifier-types.ts';
 import type { Identifier } from './resolve.ts';
 import { IDENTITY_EVENT_COLUMNS, lockWorkspaceIdentity, toQueuedEvent, type IdentityEventRow } from './resolver.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
-import { applyEventTraits, type TraitSet, type TraitStrategies } from './traits.ts';
+import { applyEventTraits, COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitStrategies } from './traits.ts';
 
 export interface LinkedIdentifier extends Identifier {
   firstSeen: Date;
@@ -207,20 +207,23 @@ async function rewriteTraits(client: DbClient, workspaceId: string, profileId: s
       strategies,
     ).traits;
   }
+  // Computed values stay: the computed-trait refresh recomputes them over each side's events.
   const { rows: before } = await client.query<{ key: string; value: unknown }>(
-    'delete from profile_traits where workspace_id = $1 and profile_id = $2 returning key, value',
+    `delete from profile_traits where workspace_id = $1 and profile_id = $2 and source_kind <> '${COMPUTED_TRAIT_SOURCE_KIND}' returning key, value`,
     [workspaceId, profileId],
   );
   const previous = new Map(before.map((row) => [row.key, row.value]));
   const entries = Object.entries(traits);
   if (entries.length === 0) return;
-  await client.query(
+  const { rows: inserted } = await client.query<{ key: string }>(
     `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
-     select $1, $2, * from unnest($3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])`,
+     select $1, $2, * from unnest($3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+     on conflict (workspace_id, profile_id, key) do nothing returning key`,
     [workspaceId, profileId, entries.map(([k]) => k), entries.map(([, t]) => JSON.stringify(t.value)), entries.map(([, t]) => t.source.kind),
       entries.map(([, t]) => t.source.name), entries.map(([, t]) => t.eventId), entries.map(([, t]) => t.at)],
   );
-  const changed = entries.filter(([key, trait]) => JSON.stringify(previous.get(key)) !== JSON.stringify(trait.value));
+  const written = new Set(inserted.map((row) => row.key));
+  const changed = entries.filter(([key, trait]) => written.has(key) && JSON.stringify(previous.get(key)) !== JSON.stringify(trait.value));
   if (changed.length === 0) return;
   await client.query(
     `insert into profile_trait_history (workspace_id, profile_id, key, previous_value, value, source_kind, source_name, message_id, observed_at, reason)
