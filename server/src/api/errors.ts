@@ -6,6 +6,8 @@ export interface ApiErrorBody {
   error: string;
   message: string;
   field?: string;
+  /** Structured facts about the error for programs, e.g. a syntax error's line and column. */
+  details?: Record<string, unknown>;
 }
 
 export class ApiError extends Error {
@@ -15,6 +17,7 @@ export class ApiError extends Error {
     message: string,
     readonly field?: string,
     readonly headers: Record<string, string> = {},
+    readonly details?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -26,6 +29,7 @@ export function registerErrorHandler(app: FastifyInstance): void {
     if (error instanceof ApiError) {
       const body: ApiErrorBody = { error: error.code, message: error.message };
       if (error.field) body.field = error.field;
+      if (error.details) body.details = error.details;
       return reply.code(error.statusCode).headers(error.headers).send(body);
     }
     if (error instanceof NotFoundError) return reply.code(404).send({ error: 'not_found', message: error.message });
