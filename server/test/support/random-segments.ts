@@ -228,7 +228,8 @@ export function randomWindow(rng: Rng, options: RandomSegmentOptions): Window {
   if (shape === 'from') return { kind: 'range', from: randomDate(rng, options) };
   if (shape === 'to') return { kind: 'range', to: randomDate(rng, options) };
   const a = randomDate(rng, options);
-  const b = randomDate(rng, options);
+  // Distinct ends: an empty range is legal but the checker refuses it.
+  const b = options.exotic ? randomDate(rng, options) : rng.pick(VALUE_POOLS.dates.filter((date) => date !== a));
   const [from, to] = options.exotic || (parseInstant(a) ?? 0) <= (parseInstant(b) ?? 0) ? [a, b] : [b, a];
   return { kind: 'range', from, to };
 }

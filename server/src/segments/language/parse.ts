@@ -767,7 +767,8 @@ function parseLiteralList(c: Cursor): Scalar[] {
 
 function parseLiteral(c: Cursor): Scalar {
   const char = peekChar(c);
-  if (char === '"') return parseString(c, 'a value', { minLength: 0, maxLength: 1000 });
+  // parseString also explains curly and full-width quotes.
+  if (char === '"' || (char !== undefined && LOOK_ALIKES[char] === '"')) return parseString(c, 'a value', { minLength: 0, maxLength: 1000 });
   const word = peekWord(c);
   if (word && (word.lower === 'true' || word.lower === 'false')) {
     c.pos = word.end;
