@@ -1,4 +1,5 @@
 import type { TaskList } from 'graphile-worker';
+import { activationTasks } from '../activation/sync.ts';
 import { runMatchingJob } from '../identity/matching-job.ts';
 import type { Db } from '../storage/database.ts';
 
@@ -12,5 +13,6 @@ export function createTaskList(db: Db): TaskList {
     'identity.match': async (payload) => {
       await runMatchingJob(db, payload);
     },
+    ...activationTasks({ db }),
   };
 }
