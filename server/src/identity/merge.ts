@@ -1,3 +1,4 @@
+import { prepareMergeTransitions } from '../segments/queue.ts';
 import type { Db } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
 import { ConflictError } from '../workspaces/store.ts';
@@ -19,6 +20,7 @@ export interface ProfileMergeRequest {
  * limit-1 type, no re-joining profiles an operator split; a merge that would break one is refused.
  */
 export async function mergeProfiles(db: Db, workspaceId: string, profileIds: string[], request: ProfileMergeRequest) {
+  await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
     const live = [...new Set(await Promise.all(profileIds.map((id) => liveProfileId(client, workspaceId, id))))];

@@ -1,7 +1,10 @@
 import crypto from 'node:crypto';
 import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
+import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
+import { lockWorkspaceSegments } from '../segments/lock.ts';
 import { resolveBatch, splitKey, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
+import { consentObservations, moveConsents, writeConsents } from './consents.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
@@ -38,6 +41,7 @@ export async function workspacesWithQueuedEvents(db: Db, limit = 100): Promise<s
  * Returns how many were taken off the queue (0 when none were waiting).
  */
 export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize = 1000): Promise<number> {
+  await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
     const { rows: queued } = await client.query<{ seq: number; timestamp: Date; now: Date }>(
@@ -74,6 +78,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
       newProfileId: () => crypto.randomUUID(),
     });
     await writeBatch(client, workspaceId, result);
+    await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
     return queued.length;
   });
 }
@@ -180,6 +185,11 @@ async function loadSources(client: DbClient, workspaceId: string): Promise<Map<s
  * estimated at one row and hash-joined whole, so each batch read all of the workspace's rows.
  */
 async function writeBatch(client: DbClient, ws: string, result: BatchResult): Promise<void> {
+  // First, before any row the segment drain also writes: a merge ends memberships under the
+  // segment lock (lock order: identity, then segments), and queueing waits for a running drain.
+  if (result.merges.length > 0) await lockWorkspaceSegments(client, ws);
+  await enqueueSegmentEvaluation(client, ws, [...result.assignments.map((a) => a.profileId), ...result.traits.keys()]);
+
   if (result.newProfiles.length > 0) {
     await client.query(
       `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
@@ -335,7 +345,8 @@ export interface MergeRecord {
 
 /**
  * Moves everything of the absorbed profiles to the survivor (identifiers, events, trait history,
- * activity span, later-absorbed ids) and logs the merge. Traits are the caller's: the batch
+ * consents, activity span, later-absorbed ids), ends the absorbed profiles' segment memberships,
+ * queues the survivor for segment evaluation and logs the merge. Traits are the caller's: the batch
  * resolver has merged them in memory.
  */
 export async function writeMerge(client: DbClient, ws: string, merge: MergeRecord): Promise<string> {
@@ -359,8 +370,11 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
     return current;
   };
   const absorbedIds = [...into.keys()];
-  const pairs = [ws, absorbedIds, absorbedIds.map(finalOf)];
+  const survivorIds = absorbedIds.map(finalOf);
+  const pairs = [ws, absorbedIds, survivorIds];
   const moves = `unnest($2::uuid[], $3::uuid[]) as m(absorbed, survivor)`;
+  await segmentsAfterMerges(client, ws, absorbedIds, survivorIds);
+  await moveConsents(client, ws, absorbedIds, survivorIds);
 
   // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.
   await client.query(

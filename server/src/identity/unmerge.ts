@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { enqueueSegmentEvaluation } from '../segments/queue.ts';
 import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
 import { NotFoundError, ConflictError } from '../workspaces/store.ts';
@@ -6,6 +7,7 @@ import { traitsOf, type QueuedEvent } from './batch.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { IdentityConfig } from './identifier-types.ts';
 import type { Identifier } from './resolve.ts';
+import { rewriteConsents } from './consents.ts';
 import { IDENTITY_EVENT_COLUMNS, lockWorkspaceIdentity, toQueuedEvent, type IdentityEventRow } from './resolver.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
 import { applyEventTraits, COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitStrategies } from './traits.ts';
@@ -77,6 +79,7 @@ export async function unbindIdentifier(db: Db, workspaceId: string, profileId: s
     await lockWorkspaceIdentity(client, workspaceId);
     const live = await liveProfileId(client, workspaceId, profileId);
     const linkId = await requireLiveLink(client, workspaceId, live, identifier);
+    await enqueueSegmentEvaluation(client, workspaceId, [live]);
     const { rows } = await client.query<{ unbound_at: Date }>(
       `update profile_identifiers set unbound_at = now(), unbound_reason = $3 where workspace_id = $1 and id = $2 returning unbound_at`,
       [workspaceId, linkId, reason],
@@ -120,6 +123,8 @@ export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: 
     });
 
     const newId = crypto.randomUUID();
+    // Before the trait rewrites: queueing may wait for a running segment drain (queue.ts).
+    await enqueueSegmentEvaluation(client, workspaceId, [live, newId]);
     const movedIdentifiers = links.filter((l) => moving.has(identifierKey(l)));
     await client.query(
       `insert into profiles (workspace_id, id, first_seen, last_seen) values ($1, $2, $3, $4)`,
@@ -142,6 +147,7 @@ export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: 
     const staying = events.filter((e) => !movedSeqs.has(e.seq));
     await rewriteTraits(client, workspaceId, live, staying, identity.strategies);
     await rewriteTraits(client, workspaceId, newId, movedEvents, identity.strategies);
+    await rewriteConsents(client, workspaceId, new Map([[live, staying], [newId, movedEvents]]));
     await client.query(
       `update profiles set first_seen = $3, last_seen = $4, updated_at = now() where workspace_id = $1 and id = $2`,
       [workspaceId, live, staying[0]?.timestamp ?? null, staying.at(-1)?.timestamp ?? null],

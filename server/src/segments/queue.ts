@@ -1,0 +1,68 @@
+import type { Db, DbClient } from '../storage/database.ts';
+import { lockWorkspaceSegments } from './lock.ts';
+import { prepareTransitionStorage, recordTransitions } from './transitions.ts';
+
+/*
+ * What the rest of the system calls when a profile's data changes, inside the transaction that
+ * changes it: the profile is queued for real-time segment evaluation (segments/realtime.ts), and
+ * a merged-away profile leaves its segments.
+ */
+
+/**
+ * Queues live profiles for re-evaluation: one row per profile however many changes arrive before
+ * the drain takes it. Call it before writing profile_traits in the same transaction: the insert
+ * waits while a drain that has just taken the profile is still running, and that drain may be
+ * writing the profile's computed traits.
+ */
+export async function enqueueSegmentEvaluation(client: DbClient, workspaceId: string, profileIds: Iterable<string>): Promise<void> {
+  const ids = [...new Set(profileIds)].sort();
+  if (ids.length === 0) return;
+  await client.query(
+    `insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p on conflict do nothing`,
+    [workspaceId, ids],
+  );
+}
+
+/**
+ * The month partitions a merge's `Segment Exited` events land in (now, and the next month when a
+ * transaction starting now may commit in it). On the pool, before the transaction.
+ */
+export async function prepareMergeTransitions(db: Db): Promise<void> {
+  const now = Date.now();
+  await prepareTransitionStorage(db, new Date(now));
+  await prepareTransitionStorage(db, new Date(now + 60_000));
+}
+
+/**
+ * A merge's effect on segments, inside the merge's transaction and before it writes any trait:
+ * every membership of an absorbed profile ends (cause 'merge'), the absorbed profiles leave the
+ * queues, and the survivors are queued, so their membership reflects the merged data. Takes the
+ * workspace's segment lock, so no evaluation of an absorbed profile can commit a membership after
+ * this. `prepareMergeTransitions` made the partition for `at`.
+ */
+export async function segmentsAfterMerges(
+  client: DbClient,
+  workspaceId: string,
+  absorbedIds: readonly string[],
+  survivorIds: readonly string[],
+  at = new Date(),
+): Promise<void> {
+  if (absorbedIds.length === 0) return;
+  await lockWorkspaceSegments(client, workspaceId);
+  await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
+  await client.query(`delete from segment_queue where workspace_id = $1 and profile_id = any($2::uuid[])`, [workspaceId, absorbedIds]);
+  await client.query(`delete from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])`, [workspaceId, absorbedIds]);
+  const { rows } = await client.query<{ profile_id: string; id: string; key: string; name: string; version: number }>(
+    `select m.profile_id, s.id, s.key, s.name, s.version
+       from segment_memberships m join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
+      where m.workspace_id = $1 and m.profile_id = any($2::uuid[])`,
+    [workspaceId, absorbedIds],
+  );
+  await recordTransitions(
+    client,
+    workspaceId,
+    rows.map((row) => ({ segment: { id: row.id, key: row.key, name: row.name, version: row.version }, profileId: row.profile_id, member: false })),
+    'merge',
+    at,
+  );
+}
