@@ -1,0 +1,545 @@
+import { durationMs, type Condition, type EventMatch, type Measure, type SequenceCondition, type Window } from '../ast.ts';
+import {
+  bindInstant,
+  holdsWhenAbsent,
+  instantWindowTest,
+  jsonPath,
+  literalInstant,
+  numericTest,
+  numericTestAt,
+  valueTest,
+  type Scope,
+} from './values.ts';
+
+/*
+ * The SQL compiler: a segment condition as one PostgreSQL query over all of a workspace's profiles,
+ * with exactly the meaning ast.ts gives it (a property test compares it with the incremental
+ * evaluator on random segments and histories).
+ *
+ * Shape. Every condition becomes a set of profile ids that satisfy it, or of those that do not
+ * (its complement): a condition true for a profile with no data at all (count = 0, trait neq,
+ * not …) is computed as the set of profiles it is false for, so no query ever has to enumerate
+ * profiles that have nothing. Sets are plain scans with hashing, never one probe per profile:
+ * - event conditions over the same table scan are merged into one `group by profile_id` whose
+ *   HAVING evaluates the whole and/or/not of them on FILTERed aggregates (one scan of events for
+ *   "count ≥ 3 and sum > 500 and opened the app this week"), windows on `timestamp` so months
+ *   outside every window are pruned;
+ * - trait conditions likewise over one scan of profile_traits;
+ * - and/or/not of sets of different kinds are INTERSECT / UNION ALL / EXCEPT, which hash or sort
+ *   and spill to disk instead of falling back to a probe per row;
+ * - at the top, the conjuncts of the condition become semi-joins (`p.id in (…)`) and anti-joins
+ *   (`not exists (…)`) on profiles, which the planner orders freely.
+ */
+
+export interface CompileContext {
+  workspaceId: string;
+  now: Date;
+  /** Segment key → id, for in_segment conditions. A key not in the map has no members. */
+  segmentIds: ReadonlyMap<string, string>;
+}
+
+export interface CompiledQuery {
+  text: string;
+  values: unknown[];
+}
+
+/**
+ * A query returning `profile_id`, one row per live profile (not merged into another) of the
+ * workspace that satisfies the condition at `context.now`.
+ */
+export function compileSegmentQuery(condition: Condition, context: CompileContext): CompiledQuery {
+  const values: unknown[] = [];
+  const workspace = bindTo(values, context.workspaceId, 'uuid');
+  const predicate = compileSegmentPredicate(condition, context, values, workspace);
+  return {
+    text: `select p.id as profile_id from profiles p where p.workspace_id = ${workspace} and p.merged_into is null and ${predicate}`,
+    values,
+  };
+}
+
+/**
+ * The condition as a boolean SQL expression over `p` (a row of profiles of the workspace), binding
+ * its literals into `values` (shared with the caller's own parameters). For counts, samples and
+ * diffs: `select … from profiles p where p.workspace_id = $1 and p.merged_into is null and <this>`.
+ * Use it as a conjunct of the WHERE clause; under OR or NOT the planner cannot turn its
+ * subqueries into joins. `workspacePlaceholder` reuses a parameter the caller already bound.
+ */
+export function compileSegmentPredicate(
+  condition: Condition,
+  context: CompileContext,
+  values: unknown[],
+  workspacePlaceholder?: string,
+): string {
+  // Bound on first use: PostgreSQL refuses a parameter the query never mentions.
+  let workspace = workspacePlaceholder;
+  let nowParam: string | undefined;
+  const scope: Scope = {
+    bind: (value, type) => bindTo(values, value, type),
+    get workspace() {
+      workspace ??= bindTo(values, context.workspaceId, 'uuid');
+      return workspace;
+    },
+    now: context.now.getTime(),
+    get nowParam() {
+      nowParam ??= bindTo(values, context.now.toISOString(), 'timestamptz');
+      return nowParam;
+    },
+    segmentIds: context.segmentIds,
+  };
+  const conjuncts = flattenConjuncts(condition);
+  const tests: string[] = [];
+  const rest: Condition[] = [];
+  for (const conjunct of conjuncts) {
+    const test = rowTest(scope, conjunct, 'p');
+    if (test === null) rest.push(conjunct);
+    else tests.push(test);
+  }
+  for (const set of conjunctSets(scope, rest)) tests.push(membershipTest(set));
+  if (tests.length === 0) return 'true';
+  return tests.length === 1 ? tests[0]! : `(${tests.join(' and ')})`;
+}
+
+function bindTo(values: unknown[], value: unknown, type: string): string {
+  values.push(value);
+  return `$${values.length}::${type}`;
+}
+
+/** A set of profile ids (a query with one column, profile_id), or its complement. `sql` null: no profiles. */
+interface ProfileSet {
+  sql: string | null;
+  complement: boolean;
+}
+
+const NOBODY: ProfileSet = { sql: null, complement: false };
+
+function membershipTest(set: ProfileSet): string {
+  if (set.sql === null) return set.complement ? 'true' : 'false';
+  if (!set.complement) return `p.id in (${set.sql})`;
+  return `not exists (select 1 from (${set.sql}) as excluded where excluded.profile_id = p.id)`;
+}
+
+/** The condition as a list of conditions that must all hold (nested and, not-or, double not flattened). */
+function flattenConjuncts(condition: Condition): Condition[] {
+  if (condition.kind === 'and') return condition.conditions.flatMap(flattenConjuncts);
+  if (condition.kind === 'not') {
+    const inner = condition.condition;
+    if (inner.kind === 'not') return flattenConjuncts(inner.condition);
+    if (inner.kind === 'or') return inner.conditions.flatMap((c) => flattenConjuncts({ kind: 'not', condition: c }));
+  }
+  return [condition];
+}
+
+/** Top-level conjuncts as sets: event conditions merged into one scan, trait conditions into one. */
+function conjunctSets(scope: Scope, conjuncts: Condition[]): ProfileSet[] {
+  const events = conjuncts.filter((c) => family(c) === 'event');
+  const traits = conjuncts.filter((c) => family(c) === 'trait');
+  const others = conjuncts.filter((c) => family(c) !== 'event' && family(c) !== 'trait');
+  const sets: ProfileSet[] = [];
+  if (events.length > 0) sets.push(eventSet(scope, events.length === 1 ? events[0]! : { kind: 'and', conditions: events }));
+  if (traits.length > 0) sets.push(traitSet(scope, traits.length === 1 ? traits[0]! : { kind: 'and', conditions: traits }));
+  for (const other of others) sets.push(compileSet(scope, other));
+  return sets;
+}
+
+type Family = 'event' | 'trait' | 'other' | 'mixed';
+
+/** Which table a condition reads, when all of it reads one: event (aggregates over events) or trait. */
+function family(condition: Condition): Family {
+  switch (condition.kind) {
+    case 'event':
+      return 'event';
+    case 'trait':
+      return 'trait';
+    case 'not':
+      return family(condition.condition);
+    case 'and':
+    case 'or': {
+      const families = new Set(condition.conditions.map(family));
+      const only = families.size === 1 ? [...families][0]! : 'mixed';
+      return only === 'event' || only === 'trait' ? only : 'mixed';
+    }
+    default:
+      return 'other';
+  }
+}
+
+function compileSet(scope: Scope, condition: Condition): ProfileSet {
+  if (isRowCondition(condition)) {
+    return {
+      sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null and ${rowTest(scope, condition, 'b')}`,
+      complement: false,
+    };
+  }
+  switch (condition.kind) {
+    case 'not': {
+      const inner = compileSet(scope, condition.condition);
+      return { sql: inner.sql, complement: !inner.complement };
+    }
+    case 'and':
+    case 'or': {
+      const kind = family(condition);
+      if (kind === 'event') return eventSet(scope, condition);
+      if (kind === 'trait') return traitSet(scope, condition);
+      const events = condition.conditions.filter((c) => family(c) === 'event');
+      const traits = condition.conditions.filter((c) => family(c) === 'trait');
+      const others = condition.conditions.filter((c) => family(c) !== 'event' && family(c) !== 'trait');
+      const sets: ProfileSet[] = [];
+      if (events.length > 0) sets.push(eventSet(scope, events.length === 1 ? events[0]! : { kind: condition.kind, conditions: events }));
+      if (traits.length > 0) sets.push(traitSet(scope, traits.length === 1 ? traits[0]! : { kind: condition.kind, conditions: traits }));
+      for (const other of others) sets.push(compileSet(scope, other));
+      return condition.kind === 'and' ? intersection(sets) : union(sets);
+    }
+    case 'event':
+      return eventSet(scope, condition);
+    case 'trait':
+      return traitSet(scope, condition);
+    case 'sequence':
+      return { sql: sequenceSql(scope, condition), complement: false };
+    case 'identifier':
+      return {
+        sql: `select i.profile_id from profile_identifiers i where i.workspace_id = ${scope.workspace} and i.type = ${scope.bind(condition.type, 'text')} and i.unbound_at is null`,
+        complement: false,
+      };
+    case 'segment': {
+      const segmentId = scope.segmentIds.get(condition.segment);
+      if (segmentId === undefined) return NOBODY;
+      return {
+        sql: `select m.profile_id from segment_memberships m where m.workspace_id = ${scope.workspace} and m.segment_id = ${scope.bind(segmentId, 'uuid')}`,
+        complement: false,
+      };
+    }
+    case 'consent':
+      return {
+        sql: `select c.profile_id from profile_consents c where c.workspace_id = ${scope.workspace} and c.category = ${scope.bind(condition.category, 'text')} and c.granted`,
+        complement: false,
+      };
+    case 'bucket':
+      throw new Error('unreachable: a bucket is a row condition');
+  }
+}
+
+// Set algebra on possibly complemented sets: A ∧ ¬B = A EXCEPT B, ¬A ∧ ¬B = ¬(A ∪ B), and dually.
+
+function intersection(sets: ProfileSet[]): ProfileSet {
+  if (sets.some((set) => set.sql === null && !set.complement)) return NOBODY;
+  const positive = sets.filter((set) => !set.complement).map((set) => set.sql!);
+  const negative = sets.filter((set) => set.complement && set.sql !== null).map((set) => set.sql!);
+  if (positive.length === 0) return negative.length === 0 ? { sql: null, complement: true } : { sql: setOp('union all', negative), complement: true };
+  const kept = setOp('intersect', positive);
+  return { sql: negative.length === 0 ? kept : `(${kept}) except (${setOp('union all', negative)})`, complement: false };
+}
+
+function union(sets: ProfileSet[]): ProfileSet {
+  if (sets.some((set) => set.sql === null && set.complement)) return { sql: null, complement: true };
+  const positive = sets.filter((set) => !set.complement && set.sql !== null).map((set) => set.sql!);
+  const negative = sets.filter((set) => set.complement).map((set) => set.sql!);
+  if (negative.length === 0) return positive.length === 0 ? NOBODY : { sql: setOp('union all', positive), complement: false };
+  const excluded = setOp('intersect', negative);
+  return { sql: positive.length === 0 ? excluded : `(${excluded}) except (${setOp('union all', positive)})`, complement: true };
+}
+
+function setOp(operator: string, sqls: string[]): string {
+  return sqls.length === 1 ? sqls[0]! : sqls.map((sql) => `(${sql})`).join(` ${operator} `);
+}
+
+/**
+ * Conditions on the profile row itself (random buckets, and and/or/not of them) as a boolean over
+ * `alias`; null for any other condition. ast.ts bucket: parseInt(first 8 hex digits of
+ * md5(salt + ':' + profileId), 16) % 100 in [from, to].
+ */
+function rowTest(scope: Scope, condition: Condition, alias: string): string | null {
+  switch (condition.kind) {
+    case 'bucket': {
+      const hash = `md5(${scope.bind(condition.salt, 'text')} || ':' || ${alias}.id::text)`;
+      return `(('x' || substr(${hash}, 1, 8))::bit(32)::bigint % 100 between ${scope.bind(condition.from, 'int')} and ${scope.bind(condition.to, 'int')})`;
+    }
+    case 'not': {
+      const inner = rowTest(scope, condition.condition, alias);
+      return inner === null ? null : `not ${inner}`;
+    }
+    case 'and':
+    case 'or': {
+      if (!condition.conditions.every(isRowCondition)) return null;
+      return `(${condition.conditions.map((child) => rowTest(scope, child, alias)).join(` ${condition.kind} `)})`;
+    }
+    default:
+      return null;
+  }
+}
+
+function isRowCondition(condition: Condition): boolean {
+  if (condition.kind === 'bucket') return true;
+  if (condition.kind === 'not') return isRowCondition(condition.condition);
+  if (condition.kind === 'and' || condition.kind === 'or') return condition.conditions.every(isRowCondition);
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A tree of conditions over one table, evaluated per profile in one grouped scan.
+
+interface GroupLeaf {
+  /** Total boolean over the group's aggregates: the leaf's answer for a profile in the group. */
+  test: string;
+  /** The leaf's answer for a profile with no rows in the scan. */
+  empty: boolean;
+}
+
+/** Renders and/or/not of leaves, and evaluates it for a profile with no rows. */
+function groupTree<L extends Condition>(
+  condition: Condition,
+  leaf: (condition: L) => GroupLeaf,
+): { sql: string; empty: boolean } {
+  switch (condition.kind) {
+    case 'not': {
+      const inner = groupTree(condition.condition, leaf);
+      return { sql: `not ${inner.sql}`, empty: !inner.empty };
+    }
+    case 'and':
+    case 'or': {
+      const children = condition.conditions.map((child) => groupTree(child, leaf));
+      const empty = condition.kind === 'and' ? children.every((child) => child.empty) : children.some((child) => child.empty);
+      return { sql: `(${children.map((child) => child.sql).join(` ${condition.kind} `)})`, empty };
+    }
+    default: {
+      const compiled = leaf(condition as L);
+      return { sql: `(${compiled.test})`, empty: compiled.empty };
+    }
+  }
+}
+
+/** The single leaf under a chain of nots, and whether it is negated; null for a real tree. */
+function singleLeaf(condition: Condition): { leaf: Condition; negated: boolean } | null {
+  let negated = false;
+  let current = condition;
+  while (current.kind === 'not') {
+    negated = !negated;
+    current = current.condition;
+  }
+  if (current.kind === 'and' || current.kind === 'or') {
+    return current.conditions.length === 1 ? singleLeaf(negated ? { kind: 'not', condition: current.conditions[0]! } : current.conditions[0]!) : null;
+  }
+  return { leaf: current, negated };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traits
+
+type TraitCondition = Extract<Condition, { kind: 'trait' }>;
+
+function traitSet(scope: Scope, condition: Condition): ProfileSet {
+  const from = `from profile_traits t where t.workspace_id = ${scope.workspace}`;
+  const single = singleLeaf(condition);
+  if (single) {
+    // One key, one row per profile: no grouping. Profiles without the row are decided by `empty`.
+    const leaf = single.leaf as TraitCondition;
+    const [key, ...rest] = leaf.trait.split('.');
+    const test = valueTest(scope, jsonPath(scope, 't.value', rest), leaf);
+    const empty = holdsWhenAbsent(leaf) !== single.negated;
+    const holds = single.negated ? `not ${test}` : test;
+    return {
+      sql: `select t.profile_id ${from} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${holds}` : holds}`,
+      complement: empty,
+    };
+  }
+  const keys = new Set<string>();
+  const tree = groupTree<TraitCondition>(condition, (leaf) => {
+    const [key, ...rest] = leaf.trait.split('.');
+    keys.add(key!);
+    const empty = holdsWhenAbsent(leaf);
+    const test = valueTest(scope, jsonPath(scope, 't.value', rest), leaf);
+    return { test: `coalesce(bool_or(${test}) filter (where t.key = ${scope.bind(key, 'text')}), ${empty})`, empty };
+  });
+  return {
+    sql: `select t.profile_id ${from} and t.key = any(${scope.bind([...keys], 'text[]')}) group by t.profile_id having ${tree.empty ? `not ${tree.sql}` : tree.sql}`,
+    complement: tree.empty,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+type EventCondition = Extract<Condition, { kind: 'event' }>;
+
+/** Bounds on `timestamp` (ms) of the rows a condition reads; undefined = unbounded. */
+interface TimeBounds {
+  from?: number;
+  to?: number;
+}
+
+interface EventFilter {
+  sql: string;
+  bounds: TimeBounds;
+}
+
+function eventFilterOf(scope: Scope, match: EventMatch, window: Window | undefined, cache: Map<string, EventFilter>): EventFilter {
+  const key = JSON.stringify([match, window ?? null]);
+  let filter = cache.get(key);
+  if (!filter) {
+    const bounds = windowBounds(scope, window);
+    const tests = [matchSql(scope, match)];
+    // `last` is exclusive at its start, `range` inclusive: the window is exact here, the bounds
+    // of a whole scan (for partition pruning) may be looser.
+    if (window?.kind === 'last') tests.push(`e.timestamp > ${bindInstant(scope, bounds.from!)}`);
+    else if (bounds.from !== undefined) tests.push(`e.timestamp >= ${bindInstant(scope, bounds.from)}`);
+    if (bounds.to !== undefined) tests.push(`e.timestamp < ${bindInstant(scope, bounds.to)}`);
+    filter = { sql: tests.join(' and '), bounds };
+    cache.set(key, filter);
+  }
+  return filter;
+}
+
+function windowBounds(scope: Scope, window: Window | undefined): TimeBounds {
+  if (!window) return {};
+  if (window.kind === 'last') return { from: scope.now - durationMs(window.duration) };
+  return {
+    ...(window.from !== undefined ? { from: literalInstant(window.from) } : {}),
+    ...(window.to !== undefined ? { to: literalInstant(window.to) } : {}),
+  };
+}
+
+/** ast.ts EventMatch over alias `e`: type, name (events.event for track, events.name otherwise), filters. */
+function matchSql(scope: Scope, match: EventMatch): string {
+  const tests = [`e.type = ${scope.bind(match.type, 'text')}`];
+  if (match.name !== undefined) tests.push(`e.${match.type === 'track' ? 'event' : 'name'} = ${scope.bind(match.name, 'text')}`);
+  for (const filter of match.filters) tests.push(valueTest(scope, eventPath(scope, filter.property), filter));
+  return tests.join(' and ');
+}
+
+/** An event filter's path: into properties, or into context when its first part is `context`. */
+function eventPath(scope: Scope, path: string): string {
+  const parts = path.split('.');
+  return parts[0] === 'context' ? jsonPath(scope, 'e.context', parts.slice(1)) : jsonPath(scope, 'e.properties', parts);
+}
+
+/** The loosest bounds covering all of them (for the scan's partition pruning). */
+function coveringBounds(bounds: TimeBounds[]): TimeBounds {
+  const froms = bounds.map((b) => b.from);
+  const tos = bounds.map((b) => b.to);
+  return {
+    ...(froms.every((f) => f !== undefined) ? { from: Math.min(...(froms as number[])) } : {}),
+    ...(tos.every((t) => t !== undefined) ? { to: Math.max(...(tos as number[])) } : {}),
+  };
+}
+
+function boundsSql(scope: Scope, bounds: TimeBounds): string {
+  let sql = '';
+  if (bounds.from !== undefined) sql += ` and e.timestamp >= ${bindInstant(scope, bounds.from)}`;
+  if (bounds.to !== undefined) sql += ` and e.timestamp < ${bindInstant(scope, bounds.to)}`;
+  return sql;
+}
+
+function eventSet(scope: Scope, condition: Condition): ProfileSet {
+  const filters = new Map<string, EventFilter>();
+  const from = `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null`;
+  const single = singleLeaf(condition);
+  if (single && (single.leaf as EventCondition).measure.kind === 'exists') {
+    // "Did" / "did not": the profiles with a matching event, no grouping needed.
+    const leaf = single.leaf as EventCondition;
+    const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
+    return { sql: `select e.profile_id ${from} and ${filter.sql}`, complement: single.negated };
+  }
+  const used: EventFilter[] = [];
+  const tree = groupTree<EventCondition>(condition, (leaf) => {
+    const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
+    if (!used.includes(filter)) used.push(filter);
+    return measureLeaf(scope, leaf.measure, filter.sql);
+  });
+  const scan = used.length === 1 ? used[0]!.sql : used.map((filter) => `(${filter.sql})`).join(' or ');
+  const bounds = boundsSql(scope, coveringBounds(used.map((filter) => filter.bounds)));
+  return {
+    sql: `select e.profile_id ${from} and (${scan})${bounds} group by e.profile_id having ${tree.empty ? `not ${tree.sql}` : tree.sql}`,
+    complement: tree.empty,
+  };
+}
+
+/** ast.ts MeasureSchema: the measure over the events passing `filter`, and its test. */
+function measureLeaf(scope: Scope, measure: Measure, filter: string): GroupLeaf {
+  const over = (aggregate: string): string => `${aggregate} filter (where ${filter})`;
+  switch (measure.kind) {
+    case 'exists':
+      return { test: `${over('count(*)')} > 0`, empty: false };
+    case 'count':
+      return { test: numericTest(scope, over('count(*)'), measure.test), empty: numericTestAt(measure.test, 0) };
+    case 'sum': {
+      const number = `segment_json_number(${eventPath(scope, measure.property)})`;
+      return { test: numericTest(scope, `coalesce(${over(`sum(${number})`)}, 0)`, measure.test), empty: numericTestAt(measure.test, 0) };
+    }
+    case 'avg':
+    case 'min':
+    case 'max': {
+      const number = `segment_json_number(${eventPath(scope, measure.property)})`;
+      return { test: numericTest(scope, over(`${measure.kind}(${number})`), measure.test), empty: false };
+    }
+    case 'distinct': {
+      const value = eventPath(scope, measure.property);
+      // Equal keys for equal scalars (numbers as doubles, -0 as 0), a number never equal to a string.
+      const key =
+        `case jsonb_typeof(${value}) when 'string' then 's' || (${value} #>> '{}') ` +
+        `when 'boolean' then 'b' || (${value} #>> '{}') ` +
+        `when 'number' then 'n' || encode(float8send(segment_json_number(${value}) + 0), 'hex') end`;
+      return { test: numericTest(scope, over(`count(distinct ${key})`), measure.test), empty: numericTestAt(measure.test, 0) };
+    }
+    case 'first_time':
+    case 'last_time': {
+      const time = over(`${measure.kind === 'first_time' ? 'min' : 'max'}(e.timestamp)`);
+      const test = measure.test;
+      if (test.op === 'within_last') return { test: instantWindowTest(scope, time, 'within_last', test.duration), empty: false };
+      return {
+        test: `coalesce(${time} ${test.op === 'before' ? '<' : '>'} ${bindInstant(scope, literalInstant(test.value))}, false)`,
+        empty: false,
+      };
+    }
+    case 'first_value':
+    case 'last_value': {
+      const order = measure.kind === 'first_value' ? 'e.timestamp, e.seq' : 'e.timestamp desc, e.seq desc';
+      const value = `(${over(`array_agg(${eventPath(scope, measure.property)} order by ${order})`)})[1]`;
+      return { test: valueTest(scope, value, measure.test), empty: holdsWhenAbsent(measure.test) };
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequences
+
+/**
+ * ast.ts SequenceCondition. Each first event A (inside the window) looks at the earliest then event
+ * B after it in (timestamp, seq) order — a running min over the later rows, read in reverse order
+ * so the frame only grows — and the profile qualifies when some A has such a B by A + within
+ * (negated: has none, and A + within has passed).
+ */
+function sequenceSql(scope: Scope, condition: SequenceCondition): string {
+  const within = durationMs(condition.within);
+  const withinParam = scope.bind(`${within} milliseconds`, 'interval');
+  const bounds = windowBounds(scope, condition.window);
+  const filters = new Map<string, EventFilter>();
+  const first = [eventFilterOf(scope, condition.first, condition.window, filters).sql];
+  const then = [matchSql(scope, condition.then)];
+  // A then event can only answer a first event at or after the window's start.
+  if (bounds.from !== undefined) then.push(`e.timestamp >= ${bindInstant(scope, bounds.from)}`);
+  let thenUntil: number | undefined;
+  if (condition.negated) {
+    // Only first events whose wait is over count, and their answers are then all in the past.
+    first.push(`e.timestamp <= ${bindInstant(scope, scope.now - within)}`);
+    thenUntil = scope.now;
+    then.push(`e.timestamp <= ${scope.nowParam}`);
+  } else if (bounds.to !== undefined) {
+    thenUntil = bounds.to + within;
+    then.push(`e.timestamp < ${bindInstant(scope, thenUntil)}`);
+  }
+  const firstSql = first.join(' and ');
+  const thenSql = then.join(' and ');
+  const scanBounds = boundsSql(scope, {
+    ...(bounds.from !== undefined ? { from: bounds.from } : {}),
+    ...(thenUntil !== undefined ? { to: thenUntil + 1 } : {}),
+  });
+  const answered = condition.negated
+    ? `(s.next_then is null or s.next_then > s.timestamp + ${withinParam})`
+    : `s.next_then <= s.timestamp + ${withinParam}`;
+  return (
+    `select s.profile_id from (select e.profile_id, e.timestamp, (${firstSql}) as is_first, ` +
+    `min(case when ${thenSql} then e.timestamp end) over (partition by e.profile_id order by e.timestamp desc, e.seq desc ` +
+    `rows between unbounded preceding and 1 preceding) as next_then ` +
+    `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null and ((${firstSql}) or (${thenSql}))${scanBounds}) s ` +
+    `where s.is_first and ${answered}`
+  );
+}

@@ -1,0 +1,206 @@
+import { parseInstant } from '../../ingest/normalize.ts';
+import { durationMs, type Duration, type Scalar, type ValueOperator } from '../ast.ts';
+import { postgresPattern } from './regex.ts';
+
+/*
+ * SQL for the value rules of ast.ts ("Shared semantics"): every ValueOperator and numeric test as a
+ * boolean expression over a jsonb (or double) expression. Every expression here is total: true or
+ * false, never null, also for an absent value (SQL null or JSON null), so callers can negate and
+ * combine them freely. Literals are always bound parameters.
+ */
+
+/** What SQL fragments need from the query being built: parameters, the workspace and the clock. */
+export interface Scope {
+  /** Adds a parameter and returns its placeholder with a cast, e.g. `$3::text`. */
+  bind(value: unknown, type: string): string;
+  /** Placeholder of the workspace id. */
+  workspace: string;
+  /** Milliseconds since the epoch. */
+  now: number;
+  /** Placeholder of `now` as timestamptz. */
+  nowParam: string;
+  segmentIds: ReadonlyMap<string, string>;
+}
+
+const DAY_MS = 86_400_000;
+
+export function bindInstant(scope: Scope, ms: number): string {
+  return scope.bind(new Date(ms).toISOString(), 'timestamptz');
+}
+
+/** A literal instant of a definition. A bad one is a definition error, as in the evaluator. */
+export function literalInstant(value: string): number {
+  const ms = parseInstant(value);
+  if (ms === null) throw new Error(`Invalid instant in segment definition: ${JSON.stringify(value)} (expected ISO-8601)`);
+  return ms;
+}
+
+/** The jsonb expression `root` walked by path parts, like the evaluator's walkJson (PostgreSQL's #>). */
+export function jsonPath(scope: Scope, root: string, parts: readonly string[]): string {
+  return parts.length === 0 ? root : `(${root} #> ${scope.bind(parts, 'text[]')})`;
+}
+
+// PostgreSQL text cannot hold NUL and jsonb refuses lone surrogates, so no stored string contains
+// them: a literal that does can never match, and binding it would fail the whole query.
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+function storable(text: string): boolean {
+  return !text.includes('\u0000') && !LONE_SURROGATE.test(text);
+}
+
+const truth = (sql: string): string => `coalesce(${sql}, false)`;
+
+function numberOf(value: string): string {
+  return `segment_json_number(${value})`;
+}
+
+function instantOf(value: string): string {
+  return `segment_json_instant(${value})`;
+}
+
+function isString(value: string): string {
+  return `jsonb_typeof(${value}) = 'string'`;
+}
+
+/** `value` equals one of the literals (strings and booleans as JSON, numbers as doubles). */
+function equalsAny(scope: Scope, value: string, literals: readonly Scalar[]): string {
+  const jsonLiterals = literals.filter((literal) => typeof literal !== 'number' && (typeof literal !== 'string' || storable(literal)));
+  const numbers = literals.filter((literal): literal is number => typeof literal === 'number');
+  const tests: string[] = [];
+  if (jsonLiterals.length === 1) tests.push(`${value} = ${scope.bind(JSON.stringify(jsonLiterals[0]), 'jsonb')}`);
+  if (jsonLiterals.length > 1) tests.push(`${value} = any(${scope.bind(jsonLiterals.map((literal) => JSON.stringify(literal)), 'jsonb[]')})`);
+  if (numbers.length === 1) tests.push(`${numberOf(value)} = ${scope.bind(numbers[0], 'float8')}`);
+  if (numbers.length > 1) tests.push(`${numberOf(value)} = any(${scope.bind(numbers, 'float8[]')})`);
+  if (tests.length === 0) return 'false';
+  return truth(tests.length === 1 ? tests[0]! : `(${tests.join(' or ')})`);
+}
+
+/** Whether the operator holds for an absent value: only neq, not_in and missing do. */
+export function holdsWhenAbsent(operator: ValueOperator): boolean {
+  return operator.op === 'neq' || operator.op === 'not_in' || operator.op === 'missing';
+}
+
+/** A total boolean: the operator applied to the jsonb expression `value` (SQL null = absent). */
+export function valueTest(scope: Scope, value: string, operator: ValueOperator): string {
+  switch (operator.op) {
+    case 'eq':
+      return equalsAny(scope, value, [operator.value]);
+    case 'neq':
+      return `not ${equalsAny(scope, value, [operator.value])}`;
+    case 'in':
+      return equalsAny(scope, value, operator.values);
+    case 'not_in':
+      return `not ${equalsAny(scope, value, operator.values)}`;
+    case 'lt':
+    case 'lte':
+    case 'gt':
+    case 'gte':
+      return truth(`${numberOf(value)} ${COMPARISON[operator.op]} ${scope.bind(operator.value, 'float8')}`);
+    case 'between':
+      return truth(`${numberOf(value)} between ${scope.bind(operator.low, 'float8')} and ${scope.bind(operator.high, 'float8')}`);
+    case 'contains': {
+      if (!storable(operator.value)) return 'false';
+      const literal = scope.bind(operator.value, 'text');
+      return truth(
+        `case jsonb_typeof(${value}) when 'string' then strpos(${value} #>> '{}', ${literal}) > 0 ` +
+          `when 'array' then ${value} @> jsonb_build_array(${literal}) else false end`,
+      );
+    }
+    case 'starts_with':
+      if (!storable(operator.value)) return 'false';
+      return truth(`${isString(value)} and starts_with(${value} #>> '{}', ${scope.bind(operator.value, 'text')})`);
+    case 'ends_with': {
+      if (!storable(operator.value)) return 'false';
+      const literal = scope.bind(operator.value, 'text');
+      return truth(`${isString(value)} and right(${value} #>> '{}', length(${literal})) = ${literal}`);
+    }
+    case 'matches':
+      if (!storable(operator.pattern)) return 'false';
+      return truth(`${isString(value)} and (${value} #>> '{}') ~ ${scope.bind(postgresPattern(operator.pattern), 'text')}`);
+    case 'exists':
+      return truth(`jsonb_typeof(${value}) <> 'null'`);
+    case 'missing':
+      return `not ${truth(`jsonb_typeof(${value}) <> 'null'`)}`;
+    case 'before':
+    case 'after':
+      return truth(`${instantOf(value)} ${operator.op === 'before' ? '<' : '>'} ${bindInstant(scope, literalInstant(operator.value))}`);
+    case 'within_last':
+    case 'within_next':
+    case 'anniversary_within_next':
+      return instantWindowTest(scope, instantOf(value), operator.op, operator.duration);
+  }
+}
+
+const COMPARISON = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' } as const;
+
+/**
+ * within_last: (now − d, now]; within_next: [now, now + d); anniversary_within_next: the UTC
+ * month-day is one of the d days from today (UTC). `instant` is a timestamptz expression.
+ */
+export function instantWindowTest(
+  scope: Scope,
+  instant: string,
+  op: 'within_last' | 'within_next' | 'anniversary_within_next',
+  duration: Duration,
+): string {
+  const span = durationMs(duration);
+  switch (op) {
+    case 'within_last':
+      return truth(`${instant} <@ tstzrange(${bindInstant(scope, scope.now - span)}, ${scope.nowParam}, '(]')`);
+    case 'within_next':
+      return truth(`${instant} <@ tstzrange(${scope.nowParam}, ${bindInstant(scope, scope.now + span)}, '[)')`);
+    case 'anniversary_within_next': {
+      const days = anniversaryDays(scope.now, Math.floor(span / DAY_MS));
+      if (days.length === 0) return 'false';
+      return truth(`to_char(${instant} at time zone 'UTC', 'MM-DD') = any(${scope.bind(days, 'text[]')})`);
+    }
+  }
+}
+
+/**
+ * The month-days ('MM-DD') whose anniversary falls on one of `days` days from the UTC day of `now`:
+ * each day's own, and 02-29 on a 28 February of a year without one. Worked out here, once, so the
+ * query only looks the value's month-day up.
+ */
+export function anniversaryDays(now: number, days: number): string[] {
+  const today = Math.floor(now / DAY_MS) * DAY_MS;
+  const found = new Set<string>();
+  // Two years of days hold every month-day, 29 February included.
+  for (let i = 0; i < Math.min(days, 731); i++) {
+    const day = new Date(today + i * DAY_MS);
+    const month = day.getUTCMonth() + 1;
+    const date = day.getUTCDate();
+    found.add(`${String(month).padStart(2, '0')}-${String(date).padStart(2, '0')}`);
+    const year = day.getUTCFullYear();
+    const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+    if (month === 2 && date === 28 && !leap) found.add('02-29');
+  }
+  return [...found].sort();
+}
+
+export type NumericTest = { op: 'eq' | 'neq' | 'lt' | 'lte' | 'gt' | 'gte'; value: number } | { op: 'between'; low: number; high: number };
+
+/** A total boolean: the test on a double expression; false when the measure is absent (null), neq included. */
+export function numericTest(scope: Scope, measure: string, test: NumericTest): string {
+  if (test.op === 'between') return truth(`${measure} between ${scope.bind(test.low, 'float8')} and ${scope.bind(test.high, 'float8')}`);
+  return truth(`${measure} ${COMPARISON[test.op]} ${scope.bind(test.value, 'float8')}`);
+}
+
+/** The test's answer for a measure that is present and equal to `value` (zero counts and sums). */
+export function numericTestAt(test: NumericTest, value: number): boolean {
+  switch (test.op) {
+    case 'between':
+      return value >= test.low && value <= test.high;
+    case 'eq':
+      return value === test.value;
+    case 'neq':
+      return value !== test.value;
+    case 'lt':
+      return value < test.value;
+    case 'lte':
+      return value <= test.value;
+    case 'gt':
+      return value > test.value;
+    case 'gte':
+      return value >= test.value;
+  }
+}
