@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, type LightMyRequestResponse } from 'fastify';
 import { activationRoutes } from '../src/activation/routes.ts';
 import type { Post } from '../src/activation/sync.ts';
 import { verifySignature, type WebhookPayload } from '../src/activation/webhook.ts';
@@ -18,7 +18,7 @@ export interface ActivationTestApp {
   database: TestDatabase;
   workspaceId: string;
   serverKey: string;
-  call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object, key?: string): ReturnType<FastifyInstance['inject']>;
+  call(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object, key?: string): Promise<LightMyRequestResponse>;
   close(): Promise<void>;
 }
 
