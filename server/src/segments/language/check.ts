@@ -91,9 +91,8 @@ export function checkSegment(condition: Condition, context: CheckContext): Check
     if (from !== null && to !== null && from >= to) error(`${path}/to`, `The time range from "${window.from}" to "${window.to}" is empty: the start comes first`);
   };
   const checkMatch = (path: string, match: EventMatch): void => {
-    if (match.name === undefined) {
-      if (match.type === 'track') warn(path, 'event() without a name matches every tracked event');
-    } else {
+    // No name is deliberate (any tracked event, any page view): nothing to look up.
+    if (match.name !== undefined) {
       const known = namesByType.get(match.type) ?? new Set<string>();
       if (!known.has(match.name)) {
         const suggestion = closest(match.name, known);
