@@ -12,6 +12,7 @@ import { operationsRoutes, registerRequestMetrics } from './operations.ts';
 import { identityAdminRoutes } from '../identity/matching-routes.ts';
 import { readRoutes } from './read-routes.ts';
 import { profileAdminRoutes, profileRoutes } from '../profiles/routes.ts';
+import { segmentRoutes } from '../segments/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -73,5 +74,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
   await app.register(profileRoutes, { db: options.db, keys });
   await app.register(profileAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
+  await app.register(segmentRoutes, { db: options.db, keys, now });
   return app;
 }
