@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resumeSweep } from '../src/activation/sync.ts';
 import { createKey, createWorkspace } from '../src/workspaces/store.ts';
 import { createSegment, startActivationApp, type ActivationTestApp } from './activation-support.ts';
 
@@ -132,6 +133,14 @@ describe('destinations API', () => {
         where k.identifier = 'activation.sweep'`,
     );
     expect(rows[0].n).toBe(1);
+    // A lost sweep (e.g. one that exhausted its retries) is started again when the server starts.
+    await t.db.query(`delete from graphile_worker._private_jobs`);
+    expect(await resumeSweep(t.db)).toBe(true);
+    const { rows: resumed } = await t.db.query(
+      `select count(*)::int as n from graphile_worker._private_jobs j join graphile_worker._private_tasks k on k.id = j.task_id
+        where k.identifier = 'activation.sweep'`,
+    );
+    expect(resumed[0].n).toBe(1);
 
     const gone = await t.call('DELETE', `${base}/${encodeURIComponent('流失风险')}`);
     expect(gone.statusCode).toBe(204);

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { ApiError } from '../api/errors.ts';
 import type { IdentityConfig } from '../identity/identifier-types.ts';
@@ -133,9 +133,10 @@ export function exportCsv(
     yield headerRow(columns);
     yield* memberRows(db, workspaceId, segmentId, columns, options.chunkSize);
   }
-  const source = Readable.from(rows());
-  source.on('error', (error) => csv.destroy(error));
-  return source.pipe(csv);
+  // pipeline: a query error destroys the CSV stream (the client sees the response cut off, not
+  // a well-formed partial file), and a client that goes away stops the reading of chunks.
+  pipeline(Readable.from(rows()), csv, () => undefined);
+  return csv;
 }
 
 /** Content-Disposition for the export: an ASCII fallback name and the UTF-8 one (segment keys may be Chinese). */

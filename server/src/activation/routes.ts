@@ -41,7 +41,7 @@ import {
   ExportQuerySchema,
   UpdateDestinationBodySchema,
 } from './schemas.ts';
-import { attemptRedelivery, fetchPost, scheduleSweep, type Post } from './sync.ts';
+import { attemptRedelivery, fetchPost, resumeSweep, scheduleSweep, type Post } from './sync.ts';
 
 export interface ActivationOptions {
   db: Db;
@@ -64,6 +64,11 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   const post = options.post ?? fetchPost;
   app.setValidatorCompiler(strictValidatorCompiler);
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
+  // The sweep job re-arms itself, but one that exhausted its retries (a long database outage)
+  // would leave connected segments unsent until the next connect; each server start re-arms it.
+  app.addHook('onReady', async () => {
+    await resumeSweep(db).catch((error: unknown) => app.log.error({ err: error }, 'could not start the activation sweep'));
+  });
 
   app.get(
     '/v1/segments/:key/export.csv',

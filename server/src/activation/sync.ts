@@ -74,6 +74,8 @@ export interface SyncResult {
   retryAt?: Date;
   /** The run stopped at its batch budget with more to send. */
   more: boolean;
+  /** Transactions that may still commit transitions did not end in time; try again shortly. */
+  unsettled?: boolean;
 }
 
 const RESPONSE_EXCERPT_BYTES = 2048;
@@ -253,16 +255,25 @@ async function readNextChanges(db: Queryable, pair: PairRef, row: PairRow, settl
   };
 }
 
-/** Builds and freezes the pair's next batch; false when there is nothing to send (or the pair changed meanwhile). */
-async function prepareBatch(db: Db, pair: PairRef, row: PairRow, settings: DestinationSettings, settled: () => Promise<number | null>): Promise<boolean> {
+/**
+ * Builds and freezes the pair's next batch: 'prepared', 'idle' when there is nothing to send (or
+ * the pair changed meanwhile), 'unsettled' when in-flight transactions kept the outbox open.
+ */
+async function prepareBatch(
+  db: Db,
+  pair: PairRef,
+  row: PairRow,
+  settings: DestinationSettings,
+  settled: () => Promise<number | null>,
+): Promise<'prepared' | 'idle' | 'unsettled'> {
   for (;;) {
     // While a backfill is pending this also orders the member read after every transaction that
     // numbered a transition up to the cursor, so a change made just before the connection is
     // either among the members read or after the cursor, never missed by both.
     const upTo = await settled();
-    if (upTo === null || upTo < row.cursor) return false;
+    if (upTo === null || upTo < row.cursor) return 'unsettled';
     const next = await readNextChanges(db, pair, row, upTo, settings.batchSize);
-    if (next === null) return false;
+    if (next === null) return 'idle';
     if (next === 'backfill_done') {
       await db.query(
         `update destination_segments set backfill_pending = false
@@ -288,7 +299,7 @@ async function prepareBatch(db: Db, pair: PairRef, row: PairRow, settings: Desti
         where workspace_id = $1 and destination_id = $2 and segment_id = $3 and pending_batch_id is null and cursor = $9`,
       [pair.workspaceId, pair.destinationId, pair.segmentId, batchId, JSON.stringify(payload), next.throughTransition, next.throughProfile, next.backfillDone, row.cursor],
     );
-    return rowCount === 1;
+    return rowCount === 1 ? 'prepared' : 'idle';
   }
 }
 
@@ -356,7 +367,9 @@ export async function syncPair(deps: SyncDeps, pair: PairRef, budget = BATCHES_P
     if (!row || row.status !== 'active' || row.destination_status !== 'active') return result;
     const settings = effectiveSettings(row.settings);
     if (!row.pending_batch_id) {
-      if (!(await prepareBatch(deps.db, pair, row, settings, settled))) return result;
+      const prepared = await prepareBatch(deps.db, pair, row, settings, settled);
+      if (prepared === 'unsettled') return { ...result, unsettled: true };
+      if (prepared === 'idle') return result;
       row = await loadPair(deps.db, pair);
       if (!row?.pending_batch_id || !row.pending_body) return result;
     }
@@ -407,13 +420,27 @@ export async function enqueueSync(db: Queryable, pair: PairRef, runAt?: Date): P
   );
 }
 
-/** Starts the sweep (or leaves the waiting one as it is). */
+/**
+ * Starts the sweep (or leaves the waiting one as it is). A sweep that cannot re-arm itself (the
+ * database is unreachable) fails and graphile-worker retries it with its own backoff.
+ */
 export async function scheduleSweep(db: Queryable, runAt?: Date): Promise<void> {
   await db.query(
-    `select graphile_worker.add_job($1::text, '{}'::json, run_at => $2::timestamptz, max_attempts => 1, job_key => $1::text,
+    `select graphile_worker.add_job($1::text, '{}'::json, run_at => $2::timestamptz, max_attempts => 25, job_key => $1::text,
        job_key_mode => case when $2::timestamptz is null then 'preserve_run_at' else 'replace' end)`,
     [SWEEP_TASK, runAt ?? null],
   );
+}
+
+/** Starts the sweep if any segment is connected to an active destination (at server start). */
+export async function resumeSweep(db: Queryable): Promise<boolean> {
+  const { rows } = await db.query<{ active: boolean }>(
+    `select exists (select 1 from destination_segments ds
+                      join destinations d on d.workspace_id = ds.workspace_id and d.id = ds.destination_id
+                     where ds.status = 'active' and d.status = 'active') as active`,
+  );
+  if (rows[0]!.active) await scheduleSweep(db);
+  return rows[0]!.active;
 }
 
 /** Pairs of active destinations with something to send now: a due batch, a backfill, or transitions after the cursor. */
@@ -458,7 +485,8 @@ export function activationTasks(deps: SyncDeps, sweepIntervalMs = SWEEP_INTERVAL
       helpers.logger.error(`activation sweep failed: ${(error as Error).message}`, { error });
     }
     // Always re-armed while anything is connected, even after an error: the sweep is what
-    // keeps every pair moving. With nothing connected it ends; connecting a segment restarts it.
+    // keeps every pair moving. With nothing connected it ends; connecting a segment, resuming a
+    // destination or starting the server (activationRoutes) starts it again.
     if (active > 0) await scheduleSweep(deps.db, new Date(Date.now() + sweepIntervalMs));
   };
   const sync: Task = async (payload) => {
@@ -466,6 +494,7 @@ export function activationTasks(deps: SyncDeps, sweepIntervalMs = SWEEP_INTERVAL
     const result = await syncPair(deps, pair);
     if (result.more) await enqueueSync(deps.db, pair, new Date());
     else if (result.retryAt) await enqueueSync(deps.db, pair, result.retryAt);
+    else if (result.unsettled) await enqueueSync(deps.db, pair, new Date(Date.now() + sweepIntervalMs));
   };
   return { [SWEEP_TASK]: sweep, [SYNC_TASK]: sync };
 }
