@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../src/api/errors.ts';
 import { computeSegment } from '../src/segments/compute.ts';
 import { archiveSegment, createSegment, refreshSegment, updateSegment, uploadSegmentMembers } from '../src/segments/lifecycle.ts';
+import { countMembers } from '../src/segments/preview.ts';
 import { runDueSegments } from '../src/segments/schedule.ts';
 import { findSegmentByKey } from '../src/segments/store.ts';
 import type { Db } from '../src/storage/database.ts';
@@ -92,6 +93,11 @@ describe('segment lifecycle on PostgreSQL', () => {
     await updateSegment(db, ws, 'shanghai', { text: 'trait.city = "上海"' }, later(5 * HOUR));
   });
 
+  it('a time-independent realtime segment asks the real-time worker for no re-checks', async () => {
+    const { rows } = await db.query('select profile_id from segment_rechecks where workspace_id = $1', [ws]);
+    expect(rows).toEqual([]);
+  });
+
   it('counts events in windows as of the computation time', async () => {
     await insertTrack(db, ws, sourceId, people.zhao!, 'Order Completed', '2026-02-20T10:00:00Z', { revenue: 300 });
     await insertTrack(db, ws, sourceId, people.zhao!, 'Order Completed', '2026-02-25T10:00:00Z', { revenue: 250 });
@@ -99,6 +105,13 @@ describe('segment lifecycle on PostgreSQL', () => {
     const { segment } = await create('buyers', { text: 'event("Order Completed").sum(revenue, within 7d) > 200' });
     // Within 7 days of 1 March: Zhao's 250 (25 Feb) and Chen's 900.
     expect(await memberIds(db, ws, segment.id)).toEqual(sorted([people.zhao!, people.chen!]));
+    // The window slides: the real-time worker is asked to re-check the profiles with orders now,
+    // so it files when each one's answer changes (Zhao's order leaves the window on 4 March).
+    const { rows: rechecks } = await db.query<{ profile_id: string; due_at: Date }>(
+      'select profile_id, due_at from segment_rechecks where workspace_id = $1 order by profile_id',
+      [ws],
+    );
+    expect(rechecks).toEqual(sorted([people.zhao!, people.chen!]).map((id) => ({ profile_id: id, due_at: NOW })));
     // Three days later Zhao's order has left the window; a recomputation sees it.
     const outcome = await computeSegment(db, ws, segment.id, new Date('2026-03-04T11:00:00Z'));
     expect(outcome).toMatchObject({ entered: 0, exited: 1 });
@@ -285,5 +298,14 @@ describe('segment lifecycle on PostgreSQL', () => {
     expect(stored.state).toBe('failed');
     expect(stored.lastError).toBe(outcome.error);
     expect(await memberIds(db, ws, segment.id)).toEqual(before);
+  });
+
+  it('a preview count that takes too long falls back to the planner estimate', async () => {
+    const slow = { text: 'select p.id as profile_id from profiles p where p.workspace_id = $1 and pg_sleep(0.2) is not null', values: [ws] };
+    const estimate = await countMembers(db, slow, 100);
+    expect(estimate.exact).toBe(false);
+    expect(Number.isInteger(estimate.count)).toBe(true);
+    const fast = { text: 'select p.id as profile_id from profiles p where p.workspace_id = $1', values: [ws] };
+    expect(await countMembers(db, fast, 5_000)).toEqual({ count: 5, exact: true });
   });
 });

@@ -3,6 +3,8 @@ import { withTransaction, type Db, type DbClient } from '../storage/database.ts'
 import { dependencyOrder, referencedBy } from './dependencies.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { nextRunAfter } from './cron.ts';
+import type { Condition } from './ast.ts';
+import { segmentReferences } from './references.ts';
 import { compileSegmentQuery } from './sql/compile.ts';
 import { findSegmentById, listLiveSegments, segmentGraph, segmentIdsByKey, segmentRef, type SegmentRecord } from './store.ts';
 import { prepareTransitionStorage, recordTransitions, type MembershipChange, type TransitionCause } from './transitions.ts';
@@ -88,6 +90,7 @@ export async function computeSegment(
       const query = compileSegmentQuery(segment.definition, { workspaceId, now, segmentIds: segmentIdsByKey(live) });
       const nextRunAt = segment.kind === 'periodic' ? nextRunAfter(segment.schedule!, segment.timeZone, now) : null;
       const { entered, exited } = await moveMembership(client, workspaceId, segment, query, cause, now);
+      if (segment.kind === 'realtime' && segment.status === 'active') await scheduleTimeRechecks(client, workspaceId, segment.definition, now);
       const { rows } = await client.query<{ member_count: number }>(
         `update segments set state = 'ready', last_error = null, computed_at = $3, next_run_at = $4,
                 member_count = (select count(*) from segment_memberships where workspace_id = $1 and segment_id = $2)
@@ -171,6 +174,39 @@ async function moveMembership(
   }
   await client.query('drop table segment_changes');
   return { entered, exited };
+}
+
+/**
+ * After a full computation the real-time worker keeps a realtime segment fresh, but it re-checks
+ * a profile by the clock only at the times its own evaluations asked for, and none of them knew
+ * this definition. When the definition's answer can change with time alone (sliding windows,
+ * negated sequences, relative dates), every profile whose answer could so change is given a
+ * re-check due now; the worker evaluates it and files its real next re-check. Those are the
+ * profiles with an event the definition matches (by type and name) or a trait it reads: with
+ * neither, every time-dependent part of the definition has a fixed answer.
+ */
+async function scheduleTimeRechecks(client: DbClient, workspaceId: string, condition: Condition, now: Date): Promise<void> {
+  const references = segmentReferences(condition);
+  if (!references.timeDependent) return;
+  await client.query(
+    `insert into segment_rechecks (workspace_id, profile_id, due_at)
+     select $1, p.id, $2 from profiles p
+      where p.workspace_id = $1 and p.merged_into is null
+        and (p.id in (select t.profile_id from profile_traits t where t.workspace_id = $1 and t.key = any($3::text[]))
+             or p.id in (
+               select e.profile_id from events e
+                 join unnest($4::text[], $5::text[]) as m(type, name)
+                   on e.type = m.type and (m.name is null or m.name = case when m.type = 'track' then e.event else e.name end)
+                where e.workspace_id = $1 and e.profile_id is not null))
+     on conflict (workspace_id, profile_id) do update set due_at = least(segment_rechecks.due_at, excluded.due_at)`,
+    [
+      workspaceId,
+      now,
+      references.traits,
+      references.events.map((match) => match.type),
+      references.events.map((match) => match.name ?? null),
+    ],
+  );
 }
 
 /**

@@ -57,10 +57,11 @@ export async function previewSegment(db: Db, workspaceId: string, body: PreviewB
   };
 }
 
-async function countMembers(db: Db, query: CompiledQuery): Promise<{ count: number; exact: boolean }> {
+/** The query's row count if it comes within `budgetMs`, else the planner's estimate of it. */
+export async function countMembers(db: Db, query: CompiledQuery, budgetMs = QUERY_BUDGET_MS): Promise<{ count: number; exact: boolean }> {
   try {
     return await withTransaction(db, async (client) => {
-      await client.query(`set local statement_timeout = ${QUERY_BUDGET_MS}`);
+      await client.query(`set local statement_timeout = ${Math.max(1, Math.round(budgetMs))}`);
       const { rows } = await client.query<{ count: number }>(`select count(*) as count from (${query.text}) as compiled`, query.values);
       return { count: rows[0]!.count, exact: true };
     });
