@@ -1,6 +1,7 @@
 import type { TaskList } from 'graphile-worker';
 import { activationTasks } from '../activation/sync.ts';
 import { runMatchingJob } from '../identity/matching-job.ts';
+import { runComputeJob } from '../segments/computed/compute.ts';
 import type { Db } from '../storage/database.ts';
 
 /**
@@ -14,5 +15,8 @@ export function createTaskList(db: Db): TaskList {
       await runMatchingJob(db, payload);
     },
     ...activationTasks({ db }),
+    'computed-traits.compute': async (payload) => {
+      await runComputeJob(db, payload);
+    },
   };
 }
