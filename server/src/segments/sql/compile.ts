@@ -70,6 +70,7 @@ export function compileSegmentPredicate(
   values: unknown[],
   workspacePlaceholder?: string,
 ): string {
+  const firstOwn = values.length;
   // Bound on first use: PostgreSQL refuses a parameter the query never mentions.
   let workspace = workspacePlaceholder;
   let nowParam: string | undefined;
@@ -95,8 +96,31 @@ export function compileSegmentPredicate(
     else tests.push(test);
   }
   for (const set of conjunctSets(scope, rest)) tests.push(membershipTest(set));
-  if (tests.length === 0) return 'true';
-  return tests.length === 1 ? tests[0]! : `(${tests.join(' and ')})`;
+  const needed = tests.filter((test) => test !== 'true');
+  const predicate = needed.includes('false') ? 'false' : needed.length === 0 ? 'true' : needed.length === 1 ? needed[0]! : `(${needed.join(' and ')})`;
+  return dropUnusedParameters(predicate, values, firstOwn);
+}
+
+/**
+ * Removes the parameters bound from index `firstOwn` on that the text no longer mentions (parts
+ * of the condition that turned out not to matter, like the rest of an and with a segment that
+ * does not exist) and renumbers the others: PostgreSQL refuses a parameter it cannot type.
+ */
+function dropUnusedParameters(text: string, values: unknown[], firstOwn: number): string {
+  const used = new Set<number>();
+  for (const match of text.matchAll(/\$(\d+)/g)) used.add(Number(match[1]));
+  const renumbered = new Map<number, number>();
+  const kept: unknown[] = [];
+  for (let index = firstOwn; index < values.length; index++) {
+    if (!used.has(index + 1)) continue;
+    kept.push(values[index]);
+    renumbered.set(index + 1, firstOwn + kept.length);
+  }
+  values.splice(firstOwn, values.length - firstOwn, ...kept);
+  return text.replace(/\$(\d+)/g, (placeholder, number: string) => {
+    const to = renumbered.get(Number(number));
+    return to === undefined ? placeholder : `$${to}`;
+  });
 }
 
 function bindTo(values: unknown[], value: unknown, type: string): string {
