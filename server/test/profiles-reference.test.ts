@@ -99,6 +99,7 @@ describe('formatProfile (pure)', () => {
     events: [],
     eventsNextCursor: null,
     segments: [],
+    tags: [{ key: 'high_value', name: '高价值客户（≥ 1000）', enteredAt: '2026-01-05T10:00:01.000Z' }],
     journeys: [],
     consent: {},
     computed: {},
@@ -112,6 +113,7 @@ describe('formatProfile (pure)', () => {
     expect(text).toMatch(/tags\s+\["vip"\]/);
     expect(text).toContain('phone: +8613800138000   via Store POS (store)');
     expect(text).toContain('linked by event e4');
+    expect(text).toContain('高价值客户（≥ 1000） [high_value]   since 2026-01-05T10:00:01.000Z');
     expect(text).toContain('Latest events (0)');
   });
 

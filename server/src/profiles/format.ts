@@ -44,6 +44,9 @@ export function formatProfile(profile: Profile): string {
     );
   }
 
+  lines.push('', `Tags (${profile.tags.length})`);
+  for (const tag of profile.tags) lines.push(`  ${tag.name} [${tag.key}]   since ${tag.enteredAt}`);
+
   lines.push('', `Latest events (${profile.events.length}${profile.eventsNextCursor ? ', more available' : ''})`);
   for (const event of profile.events) lines.push(`  ${event.timestamp}  ${eventLabel(event)}   ${event.messageId}`);
   return lines.join('\n');

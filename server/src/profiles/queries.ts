@@ -10,6 +10,7 @@ import type {
   IdentityGraph,
   Profile,
   ProfileIdentifier,
+  ProfileTag,
   SearchQuery,
   TimelineQuery,
   VerboseTrait,
@@ -146,7 +147,20 @@ async function verboseTraits(db: Queryable, workspaceId: string, profileId: stri
   return traits;
 }
 
-/** The single customer view: traits, identifiers and latest events of a located profile. */
+/** The tags a profile carries: its memberships (segment_memberships_profile) of tags that are not switched off. */
+async function profileTags(db: Queryable, workspaceId: string, profileId: string): Promise<ProfileTag[]> {
+  const { rows } = await db.query<{ key: string; name: string; entered_at: Date }>(
+    `select s.key, s.name, m.entered_at
+       from segment_memberships m
+       join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
+      where m.workspace_id = $1 and m.profile_id = $2 and s.is_tag and s.status <> 'archived'
+      order by s.key`,
+    [workspaceId, profileId],
+  );
+  return rows.map((row) => ({ key: row.key, name: row.name, enteredAt: row.entered_at.toISOString() }));
+}
+
+/** The single customer view: traits, identifiers, tags and latest events of a located profile. */
 export async function getProfile(
   db: Queryable,
   workspaceId: string,
@@ -154,7 +168,7 @@ export async function getProfile(
   options: { verbose?: boolean; events?: number } = {},
 ): Promise<Profile> {
   const { profileId } = located;
-  const [profileRows, traitRows, identifiers, timeline] = await Promise.all([
+  const [profileRows, traitRows, identifiers, timeline, tags] = await Promise.all([
     db.query<{ id: string; created_at: Date; first_seen: Date | null; last_seen: Date | null }>(
       'select id, created_at, first_seen, last_seen from profiles where workspace_id = $1 and id = $2',
       [workspaceId, profileId],
@@ -168,6 +182,7 @@ export async function getProfile(
     options.events === 0
       ? Promise.resolve({ items: [], nextCursor: null })
       : listProfileEvents(db, workspaceId, profileId, { limit: options.events ?? 50 }),
+    profileTags(db, workspaceId, profileId),
   ]);
   const profile = profileRows.rows[0];
   if (!profile) throw notFound(`with id ${profileId}`);
@@ -186,6 +201,7 @@ export async function getProfile(
     events: timeline.items,
     eventsNextCursor: timeline.nextCursor,
     segments: [],
+    tags,
     journeys: [],
     consent: {},
     computed: {},

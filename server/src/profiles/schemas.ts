@@ -63,6 +63,13 @@ export const VerboseTraitSchema = Type.Object({
 });
 export type VerboseTrait = Static<typeof VerboseTraitSchema>;
 
+export const ProfileTagSchema = Type.Object({
+  key: Type.String({ description: 'The tag segment\'s key' }),
+  name: Type.String(),
+  enteredAt: Instant,
+});
+export type ProfileTag = Static<typeof ProfileTagSchema>;
+
 const PlainTraits = Type.Record(Type.String(), Type.Unknown(), { description: 'Trait key → current value' });
 const VerboseTraits = Type.Record(Type.String(), VerboseTraitSchema, { description: 'With ?verbose=true: value, provenance and history' });
 
@@ -89,6 +96,7 @@ export const ProfileSchema = Type.Object({
   events: Type.Array(StoredEventSchema, { description: 'Latest events, newest first' }),
   eventsNextCursor: Type.Union([Type.String(), Type.Null()], { description: 'cursor for /v1/profiles/{id}/events to read further back' }),
   segments: Type.Array(Type.Unknown(), { description: 'Segment memberships (filled by segmentation)' }),
+  tags: Type.Array(ProfileTagSchema, { description: 'Behaviour tags the profile carries now (tag segments it is a member of), by key' }),
   journeys: Type.Array(Type.Unknown(), { description: 'Journey states (filled by journeys)' }),
   consent: Type.Record(Type.String(), Type.Unknown(), { description: 'Consent by purpose (filled by privacy)' }),
   computed: Type.Record(Type.String(), Type.Unknown(), { description: 'Computed traits (filled later)' }),
