@@ -308,4 +308,31 @@ describe('segment lifecycle on PostgreSQL', () => {
     const fast = { text: 'select p.id as profile_id from profiles p where p.workspace_id = $1', values: [ws] };
     expect(await countMembers(db, fast, 5_000)).toEqual({ count: 5, exact: true });
   });
+
+  it('a paused segment keeps its members through edits, and resuming computes it', async () => {
+    const { segment } = await create('paused-vips', { text: 'trait.vip = true' });
+    const before = await memberIds(db, ws, segment.id);
+    await updateSegment(db, ws, 'paused-vips', { status: 'paused' }, NOW);
+    const edited = await updateSegment(db, ws, 'paused-vips', { text: 'trait.city = "广州"' }, NOW);
+    expect(edited.computed).toEqual([]);
+    expect(edited.segment).toMatchObject({ status: 'paused', state: 'computing' });
+    expect(await memberIds(db, ws, segment.id)).toEqual(before);
+    // The scheduler's recovery of stalled computations leaves paused segments alone.
+    await db.query(`update segments set updated_at = now() - interval '1 hour' where id = $1`, [segment.id]);
+    expect((await runDueSegments(db, NOW)).map((c) => c.key)).not.toContain('paused-vips');
+
+    const resumed = await updateSegment(db, ws, 'paused-vips', { status: 'active' }, NOW);
+    expect(resumed.segment).toMatchObject({ status: 'active', state: 'ready' });
+    expect(await memberIds(db, ws, segment.id)).toEqual([people.zhao]);
+  });
+
+  it('the scheduler computes a segment a dead process left computing', async () => {
+    const { segment } = await create('stalled', { text: 'trait.city = "广州"' });
+    await db.query(`delete from segment_memberships where segment_id = $1`, [segment.id]);
+    await db.query(`update segments set state = 'computing', updated_at = now() - interval '11 minutes' where id = $1`, [segment.id]);
+    const outcomes = await runDueSegments(db, NOW);
+    expect(outcomes).toMatchObject([{ key: 'stalled', state: 'ready' }]);
+    expect(await memberIds(db, ws, segment.id)).toEqual([people.zhao]);
+    expect(await runDueSegments(db, NOW)).toEqual([]);
+  });
 });

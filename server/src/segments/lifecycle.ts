@@ -154,7 +154,8 @@ export async function updateSegment(db: Db, workspaceId: string, key: string, in
   const resumed = current.status === 'paused' && status === 'active';
   // A paused segment keeps its membership frozen, even when its definition changes; resuming it computes.
   const recompute = status === 'active' && (condition !== null || resumed || (input.kind !== undefined && input.kind !== current.kind));
-  if (recompute) changes.state = 'computing';
+  // A new definition left uncomputed (paused) no longer matches the membership: due on resume.
+  if (recompute || condition !== null) changes.state = 'computing';
 
   const warnings = condition
     ? await checkDefinition(db, workspaceId, condition, {
