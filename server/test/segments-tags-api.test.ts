@@ -1,9 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyResolver } from '../src/api/auth.ts';
 import { drainSegmentQueue } from '../src/segments/realtime.ts';
 import { TAG_LIBRARY } from '../src/segments/tags/library.ts';
-import { tagRoutes } from '../src/segments/tags/routes.ts';
 import { drain, profileUrl, send, serverKey } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -42,7 +40,6 @@ describe('behaviour tags API', () => {
 
   beforeAll(async () => {
     t = await startTestApp({ now: () => clock });
-    await t.app.register(tagRoutes, { db: t.db, keys: createKeyResolver(t.db), now: () => clock });
     const key = await serverKey(t);
     call = (method, url, payload) =>
       t.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(payload === undefined ? {} : { payload }) });
