@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syncPair, sweepOnce, type PairRef, type SyncDeps } from '../src/activation/sync.ts';
+import { settledTransitionId, syncPair, sweepOnce, type PairRef, type SyncDeps } from '../src/activation/sync.ts';
 import type { WebhookPayload } from '../src/activation/webhook.ts';
 import type { SegmentRef } from '../src/segments/transitions.ts';
 import {
@@ -296,6 +296,51 @@ describe('webhook sync', () => {
       await drive(pair);
       expect(changesOf(receiver.applied).map((c) => c.profileId)).toEqual([p1, p2]);
     } finally {
+      await receiver.close();
+    }
+  });
+
+  it('never skips a transition numbered before one that committed first', async () => {
+    let secret = '';
+    const receiver = await startReceiver(() => secret);
+    const slow = await t.db.connect();
+    try {
+      const destination = await createDestination('Ordered', receiver.url, {});
+      secret = destination.secret;
+      const segment = await createSegment(t.db, t.workspaceId, 'ordered');
+      await t.call('POST', `/v1/destinations/${destination.id}/segments`, { segment: 'ordered' });
+      const pair = { workspaceId: t.workspaceId, destinationId: destination.id, segmentId: segment.id };
+      const [p1, p2] = await createProfiles(t.db, t.workspaceId, [{ email: 'slow@x.cn' }, { email: 'fast@x.cn' }]);
+
+      // A transaction takes the smaller id and stays open while another one commits a larger id
+      // (recordTransitions' own statements, in its order: the membership row, then the transition;
+      // the rest of it would make the second writer wait on the segment row).
+      await slow.query('begin');
+      await slow.query(`insert into segment_memberships (workspace_id, segment_id, profile_id, entered_at) values ($1, $2, $3, now())`, [
+        t.workspaceId,
+        segment.id,
+        p1,
+      ]);
+      const { rows } = await slow.query<{ id: number }>(
+        `insert into segment_transitions (workspace_id, segment_id, profile_id, transition, at, cause, segment_version)
+         values ($1, $2, $3, 'entered', now(), 'event', 1) returning id`,
+        [t.workspaceId, segment.id, p1],
+      );
+      const early = rows[0];
+      const [late] = await transition(t.db, t.workspaceId, segment, [p2!], true);
+      expect(late!.id).toBeGreaterThan(early!.id);
+
+      expect(await settledTransitionId(t.db, 100)).toBeNull();
+      const blocked = await syncPair(deps(), pair);
+      expect(blocked).toMatchObject({ delivered: 0, unsettled: true });
+      expect(receiver.requests).toHaveLength(0);
+
+      await slow.query('commit');
+      await drive(pair);
+      expect(changesOf(receiver.applied).map((c) => c.transitionId)).toEqual([early!.id, late!.id]);
+    } finally {
+      await slow.query('rollback').catch(() => undefined);
+      slow.release();
       await receiver.close();
     }
   });
