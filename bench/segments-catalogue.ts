@@ -8,7 +8,7 @@
  * and date is well-formed (so plain casts are safe), merged-away profiles keep no traits, events or
  * consents (a merge moves them), and the windows are relative to `now`. It reads `profiles` only
  * where the meaning needs the set of all live profiles (negations). Parameters: $1 the workspace,
- * $2 `now`, then `params`.
+ * then `params` from $2 (`now`, when the query has windows).
  */
 
 export interface SegmentCase {
@@ -18,7 +18,7 @@ export interface SegmentCase {
   text: string;
   /** One column of profile ids, each once. */
   handSql: string;
-  /** Values for $3 … of handSql; `segmentIds` maps keys of other segments to their ids. */
+  /** Values for $2 … of handSql; `segmentIds` maps keys of other segments to their ids. */
   params?: (context: { segmentIds: ReadonlyMap<string, string> }) => unknown[];
 }
 
@@ -71,12 +71,14 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       name: 'Bought 3+ times in 90 days',
       text: 'event("Order Completed").count(within 90d) >= 3',
       handSql: `${orders(since(90))} group by profile_id having count(*) >= 3`,
+      params: () => [now],
     },
     {
       key: 'spent_500_90d',
       name: 'Spent over ¥500 in 90 days',
       text: 'event("Order Completed").sum(revenue, within 90d) > 500',
       handSql: `${orders(since(90))} group by profile_id having sum(${revenue}) > 500`,
+      params: () => [now],
     },
     {
       key: 'app_active_7d',
@@ -84,6 +86,7 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       text: 'event("App Opened").exists(within 7d)',
       handSql: `select distinct profile_id from events
                  where workspace_id = $1 and type = 'track' and event = 'App Opened' and profile_id is not null${since(7)}`,
+      params: () => [now],
     },
     {
       key: 'cart_abandoners',
@@ -97,6 +100,7 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                       where b.workspace_id = $1 and b.profile_id = a.profile_id and b.type = 'track' and b.event = 'Order Completed'
                         and b.timestamp >= a.timestamp and b.timestamp <= a.timestamp + interval '24 hours'
                         and (b.timestamp > a.timestamp or b.seq > a.seq))`,
+      params: () => [now],
     },
     {
       key: 'broadband_left_midway',
@@ -110,6 +114,7 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                       where b.workspace_id = $1 and b.profile_id = a.profile_id and b.type = 'track' and b.event = 'Broadband Order Completed'
                         and b.timestamp >= a.timestamp and b.timestamp <= a.timestamp + interval '3 days'
                         and (b.timestamp > a.timestamp or b.seq > a.seq))`,
+      params: () => [now],
     },
     {
       key: 'inactive_30d',
@@ -123,18 +128,21 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                      select from events e
                       where e.workspace_id = $1 and e.profile_id = p.id and e.timestamp > $2::timestamptz - interval '30 days'
                         and (e.type in ('page', 'screen') or (e.type = 'track' and e.event in ('Product Viewed', 'App Opened', 'Order Completed'))))`,
+      params: () => [now],
     },
     {
       key: 'new_7d',
       name: 'New in the last 7 days',
       text: 'trait.created_at within last 7d',
       handSql: trait('created_at', `(value #>> '{}')::timestamptz > $2::timestamptz - interval '7 days' and (value #>> '{}')::timestamptz <= $2::timestamptz`),
+      params: () => [now],
     },
     {
       key: 'high_value_365d',
       name: 'High value: ¥5,000+ in a year',
       text: 'event("Order Completed").sum(revenue, within 365d) >= 5000',
       handSql: `${orders(since(365))} group by profile_id having sum(${revenue}) >= 5000`,
+      params: () => [now],
     },
     {
       key: 'first_time_buyers',
@@ -152,7 +160,7 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       key: 'birthday_30d',
       name: 'Birthday in the next 30 days',
       text: 'trait.birthday anniversary within next 30d',
-      handSql: trait('birthday', `substr(value #>> '{}', 6, 5) = any($3::text[])`),
+      handSql: trait('birthday', `substr(value #>> '{}', 6, 5) = any($2::text[])`),
       params: () => [anniversaryMonthDays(now, 30)],
     },
     {
@@ -193,12 +201,13 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                  where workspace_id = $1 and type = 'track' and event = 'Product Viewed' and profile_id is not null${since(30)}
                    and (properties->>'price')::float8 >= 99
                  group by profile_id having count(distinct properties->>'category') >= 3`,
+      params: () => [now],
     },
     {
       key: 'churned',
       name: `Last order before ${churnDate}`,
       text: `event("Order Completed").last_time() before "${churnDate}"`,
-      handSql: `${orders('')} group by profile_id having max(timestamp) < $3::timestamptz`,
+      handSql: `${orders('')} group by profile_id having max(timestamp) < $2::timestamptz`,
       params: () => [`${churnDate}T00:00:00Z`],
     },
     {
@@ -214,7 +223,7 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                                  and a.event = 'App Opened' and a.timestamp > $2::timestamptz - interval '7 days')
                    and exists (select from profile_consents c where c.workspace_id = $1 and c.profile_id = t.profile_id and c.category = 'sms' and c.granted)
                    and not exists (select from segment_memberships m where m.workspace_id = $1 and m.segment_id = $3 and m.profile_id = t.profile_id)`,
-      params: ({ segmentIds }) => [segmentIds.get('churned')],
+      params: ({ segmentIds }) => [now, segmentIds.get('churned')],
     },
     {
       key: 'member_bucket_0_9',

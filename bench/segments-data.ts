@@ -339,35 +339,6 @@ export async function generateRetailData(db: Db, options: RetailDataOptions): Pr
       await db.query(`analyze ${plan}`);
     });
 
-    await timed('profiles', () =>
-      db.query(
-        `insert into profiles (workspace_id, id, created_at, updated_at, first_seen, last_seen)
-         select $1, id, $2::timestamptz - make_interval(secs => f_days * ${DAY_S}), $2::timestamptz,
-                $2::timestamptz - make_interval(secs => f_days * ${DAY_S}), $2::timestamptz - make_interval(secs => l_days * ${DAY_S})
-           from ${plan}`,
-        [ws, now],
-      ),
-    );
-
-    const linkedAt = `$2::timestamptz - make_interval(secs => f_days * ${DAY_S})`;
-    await timed('identifiers', () =>
-      db.query(
-        `insert into profile_identifiers (workspace_id, profile_id, type, value, source_id, first_seen, last_seen, linked_by_message_id, linked_via, bound_at)
-         select $1, id, type, value, source_id, ${linkedAt}, $2::timestamptz - make_interval(secs => l_days * ${DAY_S}),
-                'retail-' || ${seed} || '-' || i || '-' || type, 'import', ${linkedAt}
-           from ${plan},
-                lateral (
-                  select 'user_id', user_id, $3::uuid where member
-                  union all select 'email', 'customer' || i || '@example.com', $3::uuid where has_email
-                  union all select 'phone', '+861' || (3 + i % 7) || lpad((i / 7)::text, 9, '0'), $4::uuid where has_phone
-                  union all select 'wechat_openid', 'o' || substr(md5('openid:' || ${seed} || ':' || i), 1, 27), $5::uuid where mini
-                  union all select 'anonymous_id', anonymous_id, $3::uuid where anon_count >= 1
-                  union all select 'anonymous_id', md5('anon:' || ${seed} || ':' || i || ':2')::uuid::text, $3::uuid where anon_count = 2
-                ) as x(type, value, source_id)`,
-        [ws, now, sources.web.id, sources.store.id, sources.mini_program.id],
-      ),
-    );
-
     const cities = weighted(CITIES);
     const levels = weighted(MEMBER_LEVELS);
     await timed('traits', () =>
@@ -439,6 +410,37 @@ export async function generateRetailData(db: Db, options: RetailDataOptions): Pr
       await Promise.all(Array.from({ length: Math.min(concurrency, bounds.length) }, () => worker()));
       if (done !== eventCount) throw new Error(`generated ${done} events, expected ${eventCount}`);
     });
+
+    // Profiles last, so their first and last seen are those of their events.
+    await timed('profiles', () =>
+      db.query(
+        `insert into profiles (workspace_id, id, created_at, updated_at, first_seen, last_seen)
+         select $1, p.id, created, $2::timestamptz, coalesce(e.first_seen, created), coalesce(e.last_seen, created)
+           from (select id, $2::timestamptz - make_interval(secs => f_days * ${DAY_S}) as created from ${plan}) as p
+           left join (select profile_id, min(timestamp) as first_seen, max(timestamp) as last_seen from events
+                       where workspace_id = $1 and seq > $3 and seq <= $3 + $4 group by profile_id) as e on e.profile_id = p.id`,
+        [ws, now, seqBase, eventCount],
+      ),
+    );
+
+    // Identifiers are seen over their profile's activity; linked when the profile was created.
+    await timed('identifiers', () =>
+      db.query(
+        `insert into profile_identifiers (workspace_id, profile_id, type, value, source_id, first_seen, last_seen, linked_by_message_id, linked_via, bound_at)
+         select $1, p.id, type, value, source_id, f.first_seen, f.last_seen, 'retail-' || ${seed} || '-' || i || '-' || type, 'import', f.created_at
+           from ${plan} p
+           join profiles f on f.workspace_id = $1 and f.id = p.id,
+                lateral (
+                  select 'user_id', user_id, $2::uuid where member
+                  union all select 'email', 'customer' || i || '@example.com', $2::uuid where has_email
+                  union all select 'phone', '+861' || (3 + i % 7) || lpad((i / 7)::text, 9, '0'), $3::uuid where has_phone
+                  union all select 'wechat_openid', 'o' || substr(md5('openid:' || ${seed} || ':' || i), 1, 27), $4::uuid where mini
+                  union all select 'anonymous_id', anonymous_id, $2::uuid where anon_count >= 1
+                  union all select 'anonymous_id', md5('anon:' || ${seed} || ':' || i || ':2')::uuid::text, $2::uuid where anon_count = 2
+                ) as x(type, value, source_id)`,
+        [ws, sources.web.id, sources.store.id, sources.mini_program.id],
+      ),
+    );
 
     await timed('event catalogue', async () => {
       await db.query(

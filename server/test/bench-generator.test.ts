@@ -1,9 +1,13 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateRetailData, TRACK_EVENTS, VIEW_NAMES, type RetailDataResult } from '../../bench/segments-data.ts';
 import type { Db } from '../src/storage/database.ts';
 import { createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
+const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'touchpoint.js');
 const NOW = new Date('2026-03-01T08:00:00Z');
 const PROFILES = 400;
 const EVENTS = 8_123;
@@ -50,6 +54,16 @@ describe('the retail data generator (bench/segments-data.ts)', () => {
       [a!.workspaceId],
     );
     expect(rows[0]).toEqual({ profiles: PROFILES, events: EVENTS, unresolved: 0, foreign: 0, sources: 5 });
+    // A profile's first and last seen are those of its events.
+    const { rows: spans } = await t.db.query<{ wrong: number; with_events: number }>(
+      `select count(*) filter (where p.first_seen <> e.first or p.last_seen <> e.last)::int as wrong, count(*)::int as with_events
+         from profiles p join (select profile_id, min(timestamp) as first, max(timestamp) as last from events where workspace_id = $1 group by 1) e
+           on e.profile_id = p.id
+        where p.workspace_id = $1`,
+      [a!.workspaceId],
+    );
+    expect(spans[0]!.wrong).toBe(0);
+    expect(spans[0]!.with_events).toBeGreaterThan(PROFILES * 0.9);
   });
 
   it('gives every profile at least one identifier, members a user_id, and unique seqs and message ids', async () => {
@@ -104,5 +118,51 @@ describe('the retail data generator (bench/segments-data.ts)', () => {
     const workspace = await createWorkspace(t.db, { slug: 'retail-bad', name: 'bad' });
     await expect(generateRetailData(t.db, { workspaceId: workspace.id, profiles: 0, events: 10 })).rejects.toThrow(/profiles must be an integer/);
     await expect(generateRetailData(t.db, { workspaceId: workspace.id, profiles: 10, events: 1.5 })).rejects.toThrow(/events must be an integer/);
+  });
+});
+
+describe('touchpoint demo (real process, real PostgreSQL)', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => t.drop());
+
+  const cli = (args: string[]) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, DATABASE_URL: t.url, TOUCHPOINT_ADMIN_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+  };
+
+  it('seeds a workspace with the generator and the example segments, prints its keys, and refuses a slug in use', async () => {
+    const run = await cli(['demo', '--workspace', 'demo-cli', '--profiles', '150', '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out.workspace.slug).toBe('demo-cli');
+    expect(out.data).toMatchObject({ profiles: 150, events: 3000 });
+    expect(out.serverKey).toMatch(/^tps_/);
+    expect(Object.keys(out.sources).sort()).toEqual(['app', 'call_centre', 'mini_program', 'store', 'web']);
+    expect(out.segments).toHaveLength(20);
+    const { rows } = await t.db.query<{ key: string; member_count: number; state: string }>(
+      'select key, member_count::int, state from segments where workspace_id = $1',
+      [out.workspace.id],
+    );
+    expect(rows).toHaveLength(20);
+    expect(rows.every((row) => row.state === 'ready')).toBe(true);
+    expect(rows.find((row) => row.key === 'inactive_30d')!.member_count).toBeGreaterThan(0);
+    expect(Object.fromEntries(rows.map((row) => [row.key, row.member_count]))).toEqual(
+      Object.fromEntries(out.segments.map((s: { key: string; members: number }) => [s.key, s.members])),
+    );
+
+    const again = await cli(['demo', '--workspace', 'demo-cli', '--profiles', '10']);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('A workspace with slug "demo-cli" already exists');
   });
 });

@@ -4,6 +4,7 @@ import { StartupError } from '../storage/embedded.ts';
 import { openStorage } from '../storage/connect.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { registerAdminCommands } from './admin-commands.ts';
+import { registerDemoCommand } from './demo-command.ts';
 import { registerImportCommand } from './import-command.ts';
 import { registerProfileCommand } from './profile-command.ts';
 import { startTouchpoint } from './start.ts';
@@ -42,6 +43,8 @@ registerAdminCommands(program, openDb);
 registerImportCommand(program, openDb);
 
 registerProfileCommand(program, openDb);
+
+registerDemoCommand(program, openDb);
 
 try {
   await program.parseAsync(process.argv);
