@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { nextRunAfter, scheduleError } from '../src/segments/cron.ts';
 import { dependencyOrder, directUsers, findCycle, referencedBy } from '../src/segments/dependencies.ts';
+import { parseSegment } from '../src/segments/language/parse.ts';
+import { timeSensitiveData } from '../src/segments/rechecks.ts';
+
+const DAY = 86_400_000;
+function sensitivity(text: string) {
+  const parsed = parseSegment(text);
+  if (!parsed.ok) throw new Error(parsed.error.message);
+  const data = timeSensitiveData(parsed.condition);
+  return { traits: data.traits, events: data.events.map((e) => [e.match.type, e.match.name ?? null, e.horizonMs]) };
+}
 
 describe('in_segment graph', () => {
   // a uses b and c; b uses c; d uses a; e stands alone.
@@ -63,5 +73,43 @@ describe('periodic schedules', () => {
     expect(scheduleError('0 0 30 2 *', 'UTC')).not.toBeNull();
     expect(scheduleError('H 2 * * *', 'UTC')).toMatch(/Hashed/);
     expect(scheduleError('@secondly', 'UTC')).toMatch(/macro/);
+  });
+});
+
+describe('what makes a segment change with the clock alone', () => {
+  it('names nothing for conditions without sliding windows or relative dates', () => {
+    expect(sensitivity('trait.city = "上海" and event("Order Completed").count() >= 3 and in_segment("x")')).toEqual({ traits: [], events: [] });
+    expect(sensitivity('event("Order Completed").exists(between "2026-01-01" and "2026-02-01")')).toEqual({ traits: [], events: [] });
+    expect(sensitivity('event("Order Completed").last_time() before "2026-01-01"')).toEqual({ traits: [], events: [] });
+  });
+
+  it('bounds events by the widest window or relative time test that reads them', () => {
+    expect(sensitivity('event("Order Completed").count(within 90d) >= 3 and not event("App Opened").exists(within 7d)')).toEqual({
+      traits: [],
+      events: [
+        ['track', 'Order Completed', 90 * DAY],
+        ['track', 'App Opened', 7 * DAY],
+      ],
+    });
+    expect(sensitivity('event("Order Completed").first_time() within last 30d').events).toEqual([['track', 'Order Completed', 30 * DAY]]);
+    expect(sensitivity('event("Order Completed").last_time(within 90d) within last 7d').events).toEqual([['track', 'Order Completed', 90 * DAY]]);
+  });
+
+  it('lets any age matter where a property value, not the event time, moves into range', () => {
+    expect(sensitivity('event("Order Completed" where delivery_date within next 3d).exists(within 7d)').events).toEqual([['track', 'Order Completed', null]]);
+    expect(sensitivity('event("Order Completed").last_value(delivery_date) within next 3d').events).toEqual([['track', 'Order Completed', null]]);
+  });
+
+  it('reads a sequence through its first event, for its wait or its window', () => {
+    expect(sensitivity('event("Product Added") then not event("Order Completed") within 1d').events).toEqual([['track', 'Product Added', DAY]]);
+    expect(sensitivity('event("Product Added") then event("Order Completed") within 1d starting within 30d').events).toEqual([['track', 'Product Added', 30 * DAY]]);
+    expect(sensitivity('event("Product Added") then event("Order Completed") within 1d').events).toEqual([]);
+  });
+
+  it('names traits read with relative dates', () => {
+    expect(sensitivity('trait.birthday anniversary within next 30d and trait.city = "上海" and trait.created_at within last 7d').traits).toEqual([
+      'birthday',
+      'created_at',
+    ]);
   });
 });

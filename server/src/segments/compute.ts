@@ -4,7 +4,7 @@ import { dependencyOrder, referencedBy } from './dependencies.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { nextRunAfter } from './cron.ts';
 import type { Condition } from './ast.ts';
-import { segmentReferences } from './references.ts';
+import { timeSensitiveData } from './rechecks.ts';
 import { compileSegmentQuery } from './sql/compile.ts';
 import { findSegmentById, listLiveSegments, segmentGraph, segmentIdsByKey, segmentRef, type SegmentRecord } from './store.ts';
 import { prepareTransitionStorage, recordTransitions, type MembershipChange, type TransitionCause } from './transitions.ts';
@@ -179,15 +179,18 @@ async function moveMembership(
 /**
  * After a full computation the real-time worker keeps a realtime segment fresh, but it re-checks
  * a profile by the clock only at the times its own evaluations asked for, and none of them knew
- * this definition. When the definition's answer can change with time alone (sliding windows,
- * negated sequences, relative dates), every profile whose answer could so change is given a
- * re-check due now; the worker evaluates it and files its real next re-check. Those are the
- * profiles with an event the definition matches (by type and name) or a trait it reads: with
- * neither, every time-dependent part of the definition has a fixed answer.
+ * this definition. So every profile whose answer can change with time alone is given a re-check
+ * due now; the worker evaluates it and files its real next re-check. Those are the profiles
+ * holding data a time-dependent part of the definition reads (rechecks.ts): a trait read with a
+ * relative date test, or a matching event recent enough to still move through a window; anyone
+ * else's answer is fixed until new data arrives, which queues them anyway.
  */
 async function scheduleTimeRechecks(client: DbClient, workspaceId: string, condition: Condition, now: Date): Promise<void> {
-  const references = segmentReferences(condition);
-  if (!references.timeDependent) return;
+  const sensitive = timeSensitiveData(condition);
+  if (sensitive.traits.length === 0 && sensitive.events.length === 0) return;
+  const horizons = sensitive.events.map((e) => e.horizonMs);
+  // The oldest event that can matter, as a plain bound so old months' partitions are skipped.
+  const oldest = horizons.some((h) => h === null) || horizons.length === 0 ? null : new Date(now.getTime() - Math.max(...(horizons as number[])));
   await client.query(
     `insert into segment_rechecks (workspace_id, profile_id, due_at)
      select $1, p.id, $2 from profiles p
@@ -195,16 +198,20 @@ async function scheduleTimeRechecks(client: DbClient, workspaceId: string, condi
         and (p.id in (select t.profile_id from profile_traits t where t.workspace_id = $1 and t.key = any($3::text[]))
              or p.id in (
                select e.profile_id from events e
-                 join unnest($4::text[], $5::text[]) as m(type, name)
-                   on e.type = m.type and (m.name is null or m.name = case when m.type = 'track' then e.event else e.name end)
-                where e.workspace_id = $1 and e.profile_id is not null))
+                 join unnest($4::text[], $5::text[], $6::double precision[]) as m(type, name, horizon_ms)
+                   on e.type = m.type
+                  and (m.name is null or m.name = case when m.type = 'track' then e.event else e.name end)
+                  and (m.horizon_ms is null or e.timestamp > $2::timestamptz - m.horizon_ms * interval '1 millisecond')
+                where e.workspace_id = $1 and e.profile_id is not null and ($7::timestamptz is null or e.timestamp > $7)))
      on conflict (workspace_id, profile_id) do update set due_at = least(segment_rechecks.due_at, excluded.due_at)`,
     [
       workspaceId,
       now,
-      references.traits,
-      references.events.map((match) => match.type),
-      references.events.map((match) => match.name ?? null),
+      sensitive.traits,
+      sensitive.events.map((e) => e.match.type),
+      sensitive.events.map((e) => e.match.name ?? null),
+      horizons,
+      oldest,
     ],
   );
 }
