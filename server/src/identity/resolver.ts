@@ -373,6 +373,9 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
   const survivorIds = absorbedIds.map(finalOf);
   const pairs = [ws, absorbedIds, survivorIds];
   const moves = `unnest($2::uuid[], $3::uuid[]) as m(absorbed, survivor)`;
+  // First (it takes the segment lock before any trait row changes: lock.ts), and before the events
+  // move, so the absorbed profiles' `Segment Exited` events join the survivor's timeline with the
+  // rest of their history.
   await segmentsAfterMerges(client, ws, absorbedIds, survivorIds);
   await moveConsents(client, ws, absorbedIds, survivorIds);
 

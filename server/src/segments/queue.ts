@@ -34,7 +34,7 @@ export async function prepareMergeTransitions(db: Db): Promise<void> {
 }
 
 /**
- * A merge's effect on segments, inside the merge's transaction and before it writes any trait:
+ * A merge's effect on segments, inside the merge's transaction before it writes any trait row:
  * every membership of an absorbed profile ends (cause 'merge'), the absorbed profiles leave the
  * queues, and the survivors are queued, so their membership reflects the merged data. Takes the
  * workspace's segment lock, so no evaluation of an absorbed profile can commit a membership after

@@ -1,0 +1,333 @@
+import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
+import type { Condition } from './ast.ts';
+import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
+import { loadActiveComputedTraits } from './computed/store.ts';
+import { dependencyOrder } from './dependencies.ts';
+import { evaluateSegment } from './evaluate.ts';
+import { lockWorkspaceSegments } from './lock.ts';
+import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
+import { conditionReads, emptyReads, loadProfileSnapshots, snapshotNeeds, type ConditionReads } from './snapshots.ts';
+import { prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
+
+/*
+ * The real-time evaluator's loop: profiles whose data changed (segment_queue, filled in the
+ * transaction of the change) and profiles whose answer may have changed with time
+ * (segment_rechecks, due) are evaluated against the workspace's active real-time segments, in
+ * batches, under the workspace segment lock; every true transition is recorded once.
+ */
+
+export type SegmentEvaluator = (condition: Condition, profile: ProfileSnapshot, now: number) => Evaluation;
+
+export interface DrainOptions {
+  /** Most profiles taken from the queue, and most due re-checks, per workspace and call. */
+  batchSize?: number;
+  /** The clock: evaluations, transition times, due re-checks and retries all read it. */
+  now?: Date;
+  /** Replaces the evaluator (tests make it fail). */
+  evaluate?: SegmentEvaluator;
+  /** Told about a failed batch or profile; the profiles stay queued either way. */
+  onError?: (error: unknown, message: string) => void;
+}
+
+export interface RealtimeSegment extends SegmentRef {
+  definition: Condition;
+  reads: ConditionReads;
+}
+
+const DEFAULT_BATCH = 500;
+// A profile whose evaluation fails is retried after 5 s, doubling up to an hour: the delay
+// after the n-th failure, in SQL, from the attempts before it.
+const RETRY_DELAY = (failedBefore: string) => `make_interval(secs => least(5 * power(2, ${failedBefore}), 3600))`;
+
+/**
+ * One batch of each workspace with queued profiles or due re-checks. Returns how many profiles
+ * were taken (0: nothing to do now). Several workers may run it; the segment lock serialises
+ * them per workspace.
+ */
+export async function drainSegmentQueue(db: Db, options: DrainOptions = {}): Promise<number> {
+  const now = options.now ?? new Date();
+  let taken = 0;
+  for (const workspaceId of await workspacesWithSegmentWork(db, now)) {
+    taken += await drainWorkspace(db, workspaceId, now, options);
+  }
+  return taken;
+}
+
+/** Workspaces with queued profiles ready to try, or re-checks due at `now`. */
+export async function workspacesWithSegmentWork(db: Db, now: Date): Promise<string[]> {
+  // Loose index scans (one probe per workspace) over both primary keys, as for identity_queue.
+  const { rows } = await db.query<{ workspace_id: string }>(
+    `with recursive queued as (
+       (select workspace_id from segment_queue order by workspace_id limit 1)
+       union all
+       select (select q.workspace_id from segment_queue q where q.workspace_id > queued.workspace_id order by q.workspace_id limit 1)
+         from queued where queued.workspace_id is not null
+     ), rechecked as (
+       (select workspace_id from segment_rechecks order by workspace_id limit 1)
+       union all
+       select (select r.workspace_id from segment_rechecks r where r.workspace_id > rechecked.workspace_id order by r.workspace_id limit 1)
+         from rechecked where rechecked.workspace_id is not null
+     )
+     select workspace_id from queued w where workspace_id is not null and exists (
+       select 1 from segment_queue q where q.workspace_id = w.workspace_id and (q.next_attempt_at is null or q.next_attempt_at <= $1))
+     union
+     select workspace_id from rechecked w where workspace_id is not null and exists (
+       select 1 from segment_rechecks r where r.workspace_id = w.workspace_id and r.due_at <= $1)`,
+    [now],
+  );
+  return rows.map((row) => row.workspace_id);
+}
+
+interface Work {
+  /** Taken off the queue: their data changed. */
+  queued: string[];
+  /** Due re-checks (not also queued). */
+  rechecks: string[];
+}
+
+async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: DrainOptions): Promise<number> {
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
+  await prepareTransitionStorage(db, now);
+  let work: Work | undefined;
+  try {
+    return await withTransaction(db, async (client) => {
+      await lockWorkspaceSegments(client, workspaceId);
+      work = await takeWork(client, workspaceId, now, batchSize);
+      await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment);
+      return work.queued.length + work.rechecks.length;
+    });
+  } catch (error) {
+    if (!work) throw error;
+    options.onError?.(error, `segment evaluation of ${work.queued.length + work.rechecks.length} profiles in workspace ${workspaceId} failed; retrying them one by one`);
+    // One profile at a time, so one that cannot be evaluated holds up only itself.
+    for (const profileId of work.queued) await retryProfile(db, workspaceId, profileId, 'queued', now, options);
+    for (const profileId of work.rechecks) await retryProfile(db, workspaceId, profileId, 'recheck', now, options);
+    return work.queued.length + work.rechecks.length;
+  }
+}
+
+async function takeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number): Promise<Work> {
+  // Deleted first: a change committed from here on queues the profile again (the insert waits
+  // for this transaction), so nothing that happens during the evaluation is missed.
+  const { rows: queued } = await client.query<{ profile_id: string }>(
+    `delete from segment_queue where workspace_id = $1 and profile_id = any(array(
+       select profile_id from segment_queue
+        where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)
+        order by queued_at limit $3 for update skip locked))
+     returning profile_id`,
+    [workspaceId, now, batchSize],
+  );
+  // Re-checks are kept: evaluating a profile rewrites (or deletes) its row.
+  const { rows: due } = await client.query<{ profile_id: string }>(
+    `select profile_id from segment_rechecks where workspace_id = $1 and due_at <= $2 order by due_at limit $3`,
+    [workspaceId, now, batchSize],
+  );
+  const queuedIds = queued.map((row) => row.profile_id);
+  const queuedSet = new Set(queuedIds);
+  return { queued: queuedIds, rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)) };
+}
+
+async function retryProfile(db: Db, workspaceId: string, profileId: string, from: 'queued' | 'recheck', now: Date, options: DrainOptions) {
+  const single: Work = from === 'queued' ? { queued: [profileId], rechecks: [] } : { queued: [], rechecks: [profileId] };
+  try {
+    await withTransaction(db, async (client) => {
+      await lockWorkspaceSegments(client, workspaceId);
+      if (from === 'queued') {
+        // Still queued and not taken since (the failed batch rolled back its delete)?
+        const { rowCount } = await client.query('delete from segment_queue where workspace_id = $1 and profile_id = $2', [workspaceId, profileId]);
+        if (rowCount === 0) return;
+      }
+      await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment);
+    });
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    options.onError?.(error, `segment evaluation of profile ${profileId} in workspace ${workspaceId} failed; retried later`);
+    await recordFailure(db, workspaceId, profileId, from, now, message);
+  }
+}
+
+/** Keeps a failed profile for a later try, a little later each time. */
+async function recordFailure(db: Db, workspaceId: string, profileId: string, from: 'queued' | 'recheck', now: Date, message: string) {
+  if (from === 'queued') {
+    await db.query(
+      `insert into segment_queue (workspace_id, profile_id, failed_attempts, next_attempt_at, last_error)
+       values ($1, $2, 1, $3::timestamptz + ${RETRY_DELAY('0')}, $4)
+       on conflict (workspace_id, profile_id) do update
+         set failed_attempts = segment_queue.failed_attempts + 1,
+             next_attempt_at = $3::timestamptz + ${RETRY_DELAY('segment_queue.failed_attempts')},
+             last_error = excluded.last_error`,
+      [workspaceId, profileId, now, message],
+    );
+  } else {
+    await db.query(
+      `update segment_rechecks set failed_attempts = failed_attempts + 1, due_at = $3::timestamptz + ${RETRY_DELAY('failed_attempts')}, last_error = $4
+        where workspace_id = $1 and profile_id = $2`,
+      [workspaceId, profileId, now, message],
+    );
+  }
+}
+
+/**
+ * Evaluates the taken profiles and writes the outcome: transitions (cause 'event' for queued
+ * profiles, 'expiry' for re-checks), computed trait values, and each profile's next re-check.
+ * The caller holds the workspace segment lock in `client`'s transaction; the profiles' data is
+ * read from `db` at the same time (loadProfileSnapshots).
+ */
+async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work: Work, now: Date, evaluate: SegmentEvaluator): Promise<void> {
+  const all = [...work.queued, ...work.rechecks];
+  if (all.length === 0) return;
+  const nowMs = now.getTime();
+  const { realtime, keysById } = await loadWorkspaceSegments(client, workspaceId);
+  const segments = orderByDependencies(realtime);
+  const computedTraits = await loadActiveComputedTraits(client, workspaceId);
+  const reads = emptyReads();
+  for (const segment of segments) mergeReads(reads, segment.reads);
+  reads.events.push(...computedTraitEventNeeds(computedTraits.map((trait) => trait.definition)));
+  const needs = snapshotNeeds(reads, nowMs);
+  // Every segment's memberships, whatever its kind: in_segment may read any of them, and a
+  // real-time segment's own membership decides what changed.
+  if (segments.length > 0) needs.memberships = keysById;
+
+  const loaded = await loadProfileSnapshots(client, workspaceId, all, needs, db);
+  const live = new Set(loaded.map((snapshot) => snapshot.profileId));
+  const gone = all.filter((id) => !live.has(id));
+  const recheckSet = new Set(work.rechecks);
+  const byCause = {
+    event: loaded.filter((snapshot) => !recheckSet.has(snapshot.profileId)),
+    expiry: loaded.filter((snapshot) => recheckSet.has(snapshot.profileId)),
+  };
+
+  const nextRecheck = new Map<string, number>();
+  const earliest = (profileId: string, at: number | null) => {
+    if (at === null) return;
+    const current = nextRecheck.get(profileId);
+    if (current === undefined || at < current) nextRecheck.set(profileId, at);
+  };
+  for (const cause of ['event', 'expiry'] as const) {
+    let snapshots = byCause[cause];
+    if (snapshots.length === 0) continue;
+    if (computedTraits.length > 0) {
+      const refreshed = await refreshComputedTraits(client, workspaceId, snapshots, nowMs, { cause, traits: computedTraits });
+      snapshots = refreshed.snapshots;
+      for (const [profileId, at] of refreshed.recheckAt) earliest(profileId, at);
+    }
+    const changes: MembershipChange[] = [];
+    for (const snapshot of snapshots) {
+      const result = evaluateProfile(segments, snapshot, nowMs, evaluate);
+      changes.push(...result.changes);
+      earliest(snapshot.profileId, result.recheckAt);
+    }
+    await recordTransitions(client, workspaceId, changes, cause, now);
+  }
+  await writeRechecks(client, workspaceId, all, nextRecheck, nowMs, gone);
+}
+
+/**
+ * Evaluates every segment (in dependency order) on one profile: the membership changes, and the
+ * earliest re-check over all segments. A segment that reads another sees its new membership.
+ */
+export function evaluateProfile(
+  segments: readonly RealtimeSegment[],
+  snapshot: ProfileSnapshot,
+  now: number,
+  evaluate: SegmentEvaluator = evaluateSegment,
+): { changes: MembershipChange[]; recheckAt: number | null } {
+  const memberships = new Set(snapshot.memberships);
+  // The same events array: the evaluator's per-events caches carry over between segments.
+  const view: ProfileSnapshot = { ...snapshot, memberships };
+  const changes: MembershipChange[] = [];
+  let recheckAt: number | null = null;
+  for (const segment of segments) {
+    const result = evaluate(segment.definition, view, now);
+    if (result.member !== memberships.has(segment.key)) {
+      changes.push({ segment: { id: segment.id, key: segment.key, name: segment.name, version: segment.version }, profileId: snapshot.profileId, member: result.member });
+      if (result.member) memberships.add(segment.key);
+      else memberships.delete(segment.key);
+    }
+    if (result.recheckAt !== null && (recheckAt === null || result.recheckAt < recheckAt)) recheckAt = result.recheckAt;
+  }
+  return { changes, recheckAt };
+}
+
+async function writeRechecks(
+  client: DbClient,
+  workspaceId: string,
+  profileIds: readonly string[],
+  nextRecheck: ReadonlyMap<string, number>,
+  now: number,
+  gone: readonly string[],
+): Promise<void> {
+  const goneSet = new Set(gone);
+  // Never in the past: a re-check due now would be taken again at once, forever.
+  const due = [...nextRecheck].filter(([profileId]) => !goneSet.has(profileId)).map(([profileId, at]) => [profileId, Math.max(at, now + 1)] as const);
+  if (due.length > 0) {
+    await client.query(
+      `insert into segment_rechecks (workspace_id, profile_id, due_at)
+       select $1, p, d from unnest($2::uuid[], $3::timestamptz[]) as r(p, d)
+       on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null
+         -- An unchanged re-check (the usual case) writes no new row version.
+         where (segment_rechecks.due_at, segment_rechecks.failed_attempts) is distinct from (excluded.due_at, 0)`,
+      [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
+    );
+  }
+  const none = profileIds.filter((id) => !nextRecheck.has(id) || goneSet.has(id));
+  if (none.length > 0) {
+    await client.query('delete from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])', [workspaceId, none]);
+  }
+}
+
+function mergeReads(into: ConditionReads, from: ConditionReads): void {
+  into.events.push(...from.events);
+  into.traits ||= from.traits;
+  into.identifiers ||= from.identifiers;
+  into.consents ||= from.consents;
+  for (const key of from.segments) into.segments.add(key);
+}
+
+// Parsed definitions by segment id and version: the evaluator compiles a condition once per
+// object, so the same object must come back batch after batch.
+const definitions = new Map<string, { definition: Condition; reads: ConditionReads }>();
+const MAX_CACHED_DEFINITIONS = 10_000;
+
+/**
+ * The workspace's segments: the ones the real-time evaluator keeps up to date (real-time, active,
+ * computed: state ready), and the key of every segment by id.
+ */
+export async function loadWorkspaceSegments(
+  client: DbClient,
+  workspaceId: string,
+): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
+  const { rows: all } = await client.query<{ id: string; key: string; name: string; version: number; definition: Condition | null }>(
+    `select id, key, name, version,
+            case when kind = 'realtime' and status = 'active' and state = 'ready' then definition end as definition
+       from segments where workspace_id = $1`,
+    [workspaceId],
+  );
+  const keysById = new Map(all.map((row) => [row.id, row.key]));
+  const rows = all.filter((row): row is typeof row & { definition: Condition } => row.definition !== null);
+  const realtime = rows.map((row) => {
+    const cacheKey = `${row.id}:${row.version}:${JSON.stringify(row.definition)}`;
+    let cached = definitions.get(cacheKey);
+    if (!cached) {
+      if (definitions.size >= MAX_CACHED_DEFINITIONS) definitions.clear();
+      cached = { definition: row.definition, reads: conditionReads(row.definition) };
+      definitions.set(cacheKey, cached);
+    }
+    return { id: row.id, key: row.key, name: row.name, version: row.version, ...cached };
+  });
+  return { realtime, keysById };
+}
+
+/** Segments ordered so that one reading another (in_segment) comes after it. */
+export function orderByDependencies(segments: readonly RealtimeSegment[]): RealtimeSegment[] {
+  const byKey = new Map(segments.map((segment) => [segment.key, segment]));
+  const uses = new Map(segments.map((segment) => [segment.key, [...segment.reads.segments]]));
+  let order: string[];
+  try {
+    order = dependencyOrder(uses, [...byKey.keys()]);
+  } catch {
+    // A cycle is refused when saving; should one exist anyway, evaluate rather than stop.
+    order = [...byKey.keys()].sort();
+  }
+  return order.map((key) => byKey.get(key)!);
+}

@@ -1,0 +1,256 @@
+import { parseInstant } from '../ingest/normalize.ts';
+import type { Queryable } from '../storage/database.ts';
+import { durationMs, type Condition, type EventMatch, type Measure, type Window } from './ast.ts';
+import type { ProfileEvent, ProfileSnapshot } from './snapshot.ts';
+
+/*
+ * Loads profile snapshots (snapshot.ts) for a batch of profiles in a fixed number of queries, with
+ * only what the conditions being evaluated can read: their events by type and name, from the
+ * earliest moment any of their windows reaches back to.
+ */
+
+/** An event-reading condition's match and window (an event condition, or a sequence's two steps). */
+export interface EventReference {
+  match: EventMatch;
+  window?: Window;
+  /** Whether a filter or measure reads the event's context. */
+  readsContext: boolean;
+}
+
+/** What a set of conditions reads of a profile. */
+export interface ConditionReads {
+  events: EventReference[];
+  traits: boolean;
+  identifiers: boolean;
+  consents: boolean;
+  /** Keys of the segments read by in_segment. */
+  segments: Set<string>;
+}
+
+export function emptyReads(): ConditionReads {
+  return { events: [], traits: false, identifiers: false, consents: false, segments: new Set() };
+}
+
+/** Adds what `condition` reads to `into`. */
+export function conditionReads(condition: Condition, into: ConditionReads = emptyReads()): ConditionReads {
+  switch (condition.kind) {
+    case 'and':
+    case 'or':
+      for (const child of condition.conditions) conditionReads(child, into);
+      break;
+    case 'not':
+      conditionReads(condition.condition, into);
+      break;
+    case 'trait':
+      into.traits = true;
+      break;
+    case 'identifier':
+      into.identifiers = true;
+      break;
+    case 'consent':
+      into.consents = true;
+      break;
+    case 'segment':
+      into.segments.add(condition.segment);
+      break;
+    case 'bucket':
+      break;
+    case 'event':
+      into.events.push({
+        match: condition.match,
+        window: condition.window,
+        readsContext: matchReadsContext(condition.match) || measureReadsContext(condition.measure),
+      });
+      break;
+    case 'sequence':
+      // `then` events follow a `first` event inside the window, so the window bounds both.
+      into.events.push({ match: condition.first, window: condition.window, readsContext: matchReadsContext(condition.first) });
+      into.events.push({ match: condition.then, window: condition.window, readsContext: matchReadsContext(condition.then) });
+      break;
+  }
+  return into;
+}
+
+const readsContextPath = (path: string) => path === 'context' || path.startsWith('context.');
+const matchReadsContext = (match: EventMatch) => match.filters.some((filter) => readsContextPath(filter.property));
+const measureReadsContext = (measure: Measure) => 'property' in measure && readsContextPath(measure.property);
+
+/**
+ * Which events of one type to load, each from the earliest moment a window reading it reaches back
+ * to (null: the whole history): every event of the type (`all`), or those with one of `names`.
+ */
+export interface EventSelection {
+  all: { since: number | null } | null;
+  names: Map<string, number | null>;
+}
+
+export interface SnapshotNeeds {
+  traits: boolean;
+  identifiers: boolean;
+  consents: boolean;
+  /** Segment id → key of every segment whose memberships to load; null: none. */
+  memberships: ReadonlyMap<string, string> | null;
+  events: { track: EventSelection; page: EventSelection; screen: EventSelection };
+  context: boolean;
+}
+
+/**
+ * What to load for `reads` at `now` (memberships are the caller's to ask for: it knows the
+ * segments' ids). Events of a name are bounded in time only when every reference to them has a
+ * window with a start: one unbounded reference needs their whole history.
+ */
+export function snapshotNeeds(reads: ConditionReads, now: number): SnapshotNeeds {
+  const selection = (): EventSelection => ({ all: null, names: new Map() });
+  const events = { track: selection(), page: selection(), screen: selection() };
+  const widest = (a: number | null | undefined, b: number | null) => (a === undefined ? b : a === null || b === null ? null : Math.min(a, b));
+  for (const reference of reads.events) {
+    const target = events[reference.match.type];
+    const start = windowStart(reference.window, now);
+    if (reference.match.name === undefined) target.all = { since: widest(target.all?.since, start) };
+    else target.names.set(reference.match.name, widest(target.names.get(reference.match.name), start));
+  }
+  return {
+    traits: reads.traits,
+    identifiers: reads.identifiers,
+    consents: reads.consents,
+    memberships: null,
+    events,
+    context: reads.events.some((reference) => reference.readsContext),
+  };
+}
+
+/** The earliest event time a window admits at `now` (ms), or null when it reaches back forever. */
+function windowStart(window: Window | undefined, now: number): number | null {
+  if (!window) return null;
+  if (window.kind === 'last') return now - durationMs(window.duration);
+  return window.from === undefined ? null : parseInstant(window.from);
+}
+
+export function needsEvents(needs: SnapshotNeeds): boolean {
+  const { track, page, screen } = needs.events;
+  return [track, page, screen].some((selection) => selection.all !== null || selection.names.size > 0);
+}
+
+/**
+ * Snapshots of the given profiles that are live (merged-away and unknown ids are left out), in a
+ * fixed number of queries whatever the batch size. Parts `needs` leaves out are empty.
+ *
+ * `reader` (the pool), when given, runs the reads of the profiles' own data (liveness, traits,
+ * identifiers, consents, events) at the same time on connections of their own, while `client`
+ * reads the memberships. That is for a caller holding the workspace segment lock whose
+ * profiles' data changes re-queue them anyway: a read outside its transaction is then as good as
+ * one inside (merges take the same lock, so liveness cannot change under it).
+ */
+export async function loadProfileSnapshots(
+  client: Queryable,
+  workspaceId: string,
+  profileIds: readonly string[],
+  needs: SnapshotNeeds,
+  reader: Queryable = client,
+): Promise<ProfileSnapshot[]> {
+  if (profileIds.length === 0) return [];
+  // Sorted: each index walks the profiles in key order.
+  const ids = [...profileIds].sort();
+  const params = [workspaceId, ids];
+  const none = Promise.resolve({ rows: [] });
+  const [live, traits, identifiers, consents, memberships, events] = await Promise.all([
+    reader.query<{ id: string }>('select id from profiles where workspace_id = $1 and id = any($2::uuid[]) and merged_into is null', params),
+    needs.traits
+      ? reader.query<{ profile_id: string; key: string; value: unknown }>(
+          'select profile_id, key, value from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])',
+          params,
+        )
+      : none,
+    needs.identifiers
+      ? reader.query<{ profile_id: string; type: string; live: boolean }>(
+          // Ended links are filtered here rather than in the WHERE, where `unbound_at is null` can make
+          // the planner read the workspace's whole live (type, value) index (see loadOwnerProfiles).
+          'select profile_id, type, unbound_at is null as live from profile_identifiers where workspace_id = $1 and profile_id = any($2::uuid[])',
+          params,
+        )
+      : none,
+    needs.consents
+      ? reader.query<{ profile_id: string; category: string; granted: boolean }>(
+          'select profile_id, category, granted from profile_consents where workspace_id = $1 and profile_id = any($2::uuid[])',
+          params,
+        )
+      : none,
+    needs.memberships
+      ? client.query<{ profile_id: string; segment_id: string }>(
+          // Keys from the caller's map: joined to segments here, the planner looped over every segment.
+          'select profile_id, segment_id from segment_memberships where workspace_id = $1 and profile_id = any($2::uuid[])',
+          params,
+        )
+      : none,
+    needsEvents(needs) ? loadEvents(reader, workspaceId, ids, needs) : Promise.resolve([] as EventRow[]),
+  ]);
+
+  const byId = new Map(
+    live.rows.map(({ id }) => [
+      id,
+      {
+        profileId: id,
+        traits: {} as Record<string, unknown>,
+        identifierTypes: new Set<string>(),
+        consents: new Map<string, boolean>(),
+        memberships: new Set<string>(),
+        events: [] as ProfileEvent[],
+      },
+    ]),
+  );
+  for (const row of traits.rows) {
+    const snapshot = byId.get(row.profile_id);
+    if (snapshot) snapshot.traits[row.key] = row.value;
+  }
+  for (const row of identifiers.rows) if (row.live) byId.get(row.profile_id)?.identifierTypes.add(row.type);
+  for (const row of consents.rows) byId.get(row.profile_id)?.consents.set(row.category, row.granted);
+  for (const row of memberships.rows) {
+    const key = needs.memberships?.get(row.segment_id);
+    if (key !== undefined) byId.get(row.profile_id)?.memberships.add(key);
+  }
+  for (const event of events) byId.get(event.profile_id)?.events.push(event);
+  return [...byId.values()];
+}
+
+/** A row is the snapshot's event as it comes (one object per event: a batch reads tens of thousands). */
+interface EventRow extends ProfileEvent {
+  profile_id: string;
+}
+
+async function loadEvents(db: Queryable, workspaceId: string, ids: string[], needs: SnapshotNeeds): Promise<EventRow[]> {
+  const params: unknown[] = [workspaceId, ids];
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  const from = (since: number | null) => (since === null ? '' : ` and e.timestamp >= ${param(new Date(since))}`);
+  const kinds: string[] = [];
+  let earliest: number | null | undefined;
+  for (const type of ['track', 'page', 'screen'] as const) {
+    const selection = needs.events[type];
+    const column = type === 'track' ? 'e.event' : 'e.name';
+    if (selection.all) {
+      kinds.push(`(e.type = '${type}'${from(selection.all.since)})`);
+      earliest = earliest === undefined || earliest === null || selection.all.since === null ? null : Math.min(earliest, selection.all.since);
+      continue;
+    }
+    // One condition per distinct start, naming its events.
+    const bySince = new Map<number | null, string[]>();
+    for (const [name, since] of selection.names) bySince.set(since, [...(bySince.get(since) ?? []), name]);
+    for (const [since, names] of bySince) {
+      kinds.push(`(e.type = '${type}' and ${column} = any(${param(names)}::text[])${from(since)})`);
+      earliest = earliest === undefined || earliest === null || since === null ? null : Math.min(earliest, since);
+    }
+  }
+  // profile_id = any(array) walks events_profile_timeline (workspace_id, profile_id, timestamp desc)
+  // once per profile and partition; the earliest start of all also prunes partitions.
+  const { rows } = await db.query<EventRow>(
+    // The time as epoch milliseconds (what a Date would hold), so no Date is parsed per event.
+    `select e.profile_id, e.seq, e.type, e.event, e.name, floor(extract(epoch from e.timestamp) * 1000)::float8 as timestamp,
+            e.properties, ${needs.context ? 'e.context' : 'null::jsonb as context'}
+       from events e
+      where e.workspace_id = $1 and e.profile_id = any($2::uuid[])${from(earliest ?? null)} and (${kinds.join(' or ')})`,
+    params,
+  );
+  return rows;
+}
