@@ -51,7 +51,7 @@ describe('computed traits', () => {
   const ws = () => t.workspace.id;
 
   beforeAll(async () => {
-    t = await startTestApp();
+    t = await startTestApp({ now: () => new Date(NOW) });
     // Until the server registers the plugin itself, the test does (same options).
     if (!t.app.hasRoute({ method: 'GET', url: '/v1/computed-traits' })) {
       await t.app.register(computedTraitRoutes, { db: t.db, keys: createKeyResolver(t.db), now: () => new Date(NOW) });
@@ -281,6 +281,35 @@ describe('computed traits', () => {
     const trait = await getComputedTrait(t.db, ws(), 'revenue_sum');
     expect(trait).toMatchObject({ state: 'ready', version: 1, lastError: null });
     expect(trait.computedAt?.getTime()).toBe(NOW + 3000);
+  });
+
+  it('a full computation re-reads profiles that got events after its snapshot was taken', async () => {
+    const giftCards: EventMatch = { type: 'track', name: 'Gift Card Bought', filters: [] };
+    await send(t, t.writeKey, [{ type: 'track', event: 'Gift Card Bought', userId: 'ann', messageId: 'g0', timestamp: at('2026-02-10') }]);
+    await drain(t);
+    const res = await call('POST', '/v1/computed-traits', { key: 'gift_cards', name: 'Gift cards', definition: { kind: 'count', match: giftCards } });
+    const before = { ann: 1, bob: 0, cai: 0 };
+    const inIdOrder = (Object.keys(ids) as Array<keyof typeof ids>).sort((a, b) => (ids[a] < ids[b] ? -1 : 1));
+    let batches = 0;
+    await computeComputedTrait(t.db, ws(), res.json().id, {
+      now: NOW,
+      batchSize: 1,
+      onProgress: async () => {
+        if (++batches > 1) return;
+        // After the first profile's batch: everyone buys a gift card.
+        await send(
+          t,
+          t.writeKey,
+          inIdOrder.map((name, i) => ({ type: 'track', event: 'Gift Card Bought', userId: name, messageId: `g${i + 1}`, timestamp: at('2026-02-28') })),
+        );
+        await drain(t);
+      },
+    });
+    const values = await valuesOf('gift_cards');
+    const [first, ...rest] = inIdOrder;
+    // The first was written before the purchases arrived (the real-time refresh takes it from there).
+    expect(values[first!]).toBe(before[first!]);
+    for (const name of rest) expect(values[name]).toBe(before[name] + 1);
   });
 
   it('queues the changed profiles for segment evaluation after a full computation', async () => {

@@ -20,12 +20,20 @@ import {
 
 /*
  * Full computation of a computed trait: its value for every live profile of the workspace, as the
- * real-time refresh would compute it, with the same evaluator (one meaning). Profiles are taken in
- * batches by id; each batch loads only the events the definition can match (by type and name,
- * bounded by its window: the timeline index and partition pruning do the rest), evaluates them in
- * memory, and writes only the values that changed, in its own short transaction under the
- * workspace's segment lock, so the real-time worker interleaves with a long computation instead of
- * waiting for it.
+ * real-time refresh would compute it, with the same evaluator (one meaning).
+ *
+ * Reading: one read-only snapshot streams the live profiles and the events the definition can
+ * match (by type, name and window start), both ordered by profile id, through two cursors: one
+ * pass over the events table instead of a timeline-index probe per profile, which fetched a heap
+ * page per event of every type (20,000 profiles / 400,000 events: loading 5.4 s by batches of
+ * 2,000 ids, 0.7 s as one sorted scan).
+ *
+ * Writing: batches of profiles, each in its own short transaction under the workspace's segment
+ * lock, so the real-time worker interleaves with a long computation. A profile whose row changed
+ * since the snapshot (every transaction that gives a profile events — identity batches, merges,
+ * unmerges — updates its row, so its xmin moves) is re-read fresh inside the batch's transaction;
+ * one merged away since is skipped; one created since is the real-time refresh's. Only changed
+ * values are written.
  */
 
 /** The events a definition reads: which ones, and from when. The one place that reads its shape. */
@@ -53,6 +61,8 @@ export interface ComputeOptions {
   now?: number;
   /** Profiles per transaction. */
   batchSize?: number;
+  /** Called after each batch is written (progress so far). */
+  onProgress?: (progress: { profiles: number; changed: number }) => void | Promise<void>;
 }
 
 export interface ComputeResult {
@@ -87,31 +97,42 @@ export async function computeComputedTrait(db: Db, workspaceId: string, traitId:
   const trait = await getComputedTraitById(db, workspaceId, traitId);
   if (!trait || trait.status !== 'active') return { outcome: 'superseded', profiles: 0, changed: 0, durationMs: Date.now() - started };
   await prepareTransitionStorage(db, new Date(now));
+  const need = eventNeedOf(trait.definition);
 
-  let after = '00000000-0000-0000-0000-000000000000';
   let profiles = 0;
   let changed = 0;
+  const reader = await db.connect();
   try {
+    const stream = await openSnapshotStream(reader, workspaceId, need, now);
     for (;;) {
+      const snapshot = await stream.nextBatch(batchSize);
+      if (snapshot.profiles.length === 0) break;
       const batch = await withTransaction(db, async (client) => {
         await lockWorkspaceSegments(client, workspaceId);
         if (!(await stillCurrent(client, workspaceId, trait))) return null;
-        const ids = await liveProfilesAfter(client, workspaceId, after, batchSize);
-        if (ids.length === 0) return { ids, changed: 0 };
-        const events = await loadMatchingEvents(client, workspaceId, ids, [eventNeedOf(trait.definition)], now);
-        const result = await refreshValues(client, workspaceId, [trait], ids, events, now, 'compute');
+        const { live, moved } = await changedSinceSnapshot(client, workspaceId, snapshot.profiles);
+        const events = new Map(snapshot.events);
+        const fresh = await loadMatchingEvents(client, workspaceId, moved, [need], now);
+        for (const id of moved) events.set(id, fresh.get(id) ?? []);
+        const result = await refreshValues(client, workspaceId, [trait], live, events, now, 'compute');
         await scheduleRechecks(client, workspaceId, result.recheckAt);
-        return { ids, changed: result.changedProfiles.size };
+        return { changed: result.changedProfiles.size, profiles: live.length };
       });
-      if (!batch) return { outcome: 'superseded', profiles, changed, durationMs: Date.now() - started };
-      if (batch.ids.length === 0) break;
-      profiles += batch.ids.length;
+      if (!batch) {
+        await stream.close();
+        return { outcome: 'superseded', profiles, changed, durationMs: Date.now() - started };
+      }
+      profiles += batch.profiles;
       changed += batch.changed;
-      after = batch.ids.at(-1)!;
+      await options.onProgress?.({ profiles, changed });
     }
+    await stream.close();
   } catch (error) {
+    await reader.query('rollback').catch(() => undefined);
     await markComputed(db, workspaceId, trait.id, trait.version, { state: 'failed', error: error instanceof Error ? error.message : String(error) });
     throw error;
+  } finally {
+    reader.release();
   }
   await markComputed(db, workspaceId, trait.id, trait.version, { state: 'ready', at: new Date(now) });
   return { outcome: 'completed', profiles, changed, durationMs: Date.now() - started };
@@ -125,12 +146,88 @@ async function stillCurrent(client: DbClient, workspaceId: string, trait: Comput
   return rows[0]?.version === trait.version && rows[0].status === 'active';
 }
 
-async function liveProfilesAfter(db: Queryable, workspaceId: string, after: string, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    'select id from profiles where workspace_id = $1 and id > $2 and merged_into is null order by id limit $3',
-    [workspaceId, after, limit],
+interface SnapshotProfile {
+  id: string;
+  /** The row version the snapshot saw (xmin as text). */
+  xmin: string;
+}
+
+interface SnapshotBatch {
+  profiles: SnapshotProfile[];
+  events: Map<string, ProfileEvent[]>;
+}
+
+const EVENT_FETCH = 10_000;
+
+/**
+ * Two cursors in one repeatable-read snapshot: live profiles and matching events, both by
+ * profile id; `nextBatch` returns the next profiles with all their events.
+ */
+async function openSnapshotStream(reader: DbClient, workspaceId: string, need: EventNeed, now: number) {
+  await reader.query('begin isolation level repeatable read read only');
+  // A cursor is planned for its first rows by default: an index scan in profile order, a heap
+  // page per event. The whole result is wanted: scan and sort.
+  await reader.query('set local cursor_tuple_fraction = 1.0');
+  await reader.query(
+    'declare computed_profiles no scroll cursor for select id, xmin::text as xmin from profiles where workspace_id = $1 and merged_into is null order by id',
+    [workspaceId],
   );
-  return rows.map((row) => row.id);
+  const filter = eventFilterSql([need], now, 2);
+  await reader.query(
+    `declare computed_events no scroll cursor for
+       select ${eventColumns(need.readsContext)} from events e
+        where e.workspace_id = $1 and e.profile_id is not null and ${filter.sql}
+        order by e.profile_id`,
+    [workspaceId, ...filter.values],
+  );
+  let pending: EventRow[] = [];
+  let eventsDone = false;
+  return {
+    async nextBatch(size: number): Promise<SnapshotBatch> {
+      const { rows: profiles } = await reader.query<SnapshotProfile>(`fetch ${size} from computed_profiles`);
+      const events = new Map<string, ProfileEvent[]>();
+      if (profiles.length === 0) return { profiles, events };
+      const last = profiles.at(-1)!.id;
+      const wanted = new Set(profiles.map((profile) => profile.id));
+      for (;;) {
+        // uuid order is the order of the lowercase hex text.
+        const cut = pending.findIndex((row) => row.profile_id > last);
+        const taken = cut < 0 ? pending : pending.slice(0, cut);
+        for (const row of taken) if (wanted.has(row.profile_id)) addEvent(events, row);
+        if (cut >= 0) {
+          pending = pending.slice(cut);
+          break;
+        }
+        pending = [];
+        if (eventsDone) break;
+        const { rows } = await reader.query<EventRow>(`fetch ${EVENT_FETCH} from computed_events`);
+        if (rows.length < EVENT_FETCH) eventsDone = true;
+        pending = rows;
+      }
+      return { profiles, events };
+    },
+    async close(): Promise<void> {
+      await reader.query('commit');
+    },
+  };
+}
+
+/**
+ * Which of a batch's snapshot profiles are still live, and which of those changed since the
+ * snapshot (their events must be read again).
+ */
+async function changedSinceSnapshot(
+  client: DbClient,
+  workspaceId: string,
+  profiles: readonly SnapshotProfile[],
+): Promise<{ live: string[]; moved: string[] }> {
+  const { rows } = await client.query<SnapshotProfile>(
+    'select id, xmin::text as xmin from profiles where workspace_id = $1 and id = any($2::uuid[]) and merged_into is null',
+    [workspaceId, profiles.map((profile) => profile.id)],
+  );
+  const current = new Map(rows.map((row) => [row.id, row.xmin]));
+  const live = profiles.filter((profile) => current.has(profile.id));
+  return { live: live.map((profile) => profile.id), moved: live.filter((profile) => current.get(profile.id) !== profile.xmin).map((profile) => profile.id) };
 }
 
 /**
@@ -197,6 +294,23 @@ interface EventRow {
   context?: Record<string, unknown> | null;
 }
 
+const eventColumns = (withContext: boolean) =>
+  `e.profile_id, e.seq, e.type, e.event, e.name, e.timestamp, e.properties${withContext ? ', e.context' : ''}`;
+
+function addEvent(byProfile: Map<string, ProfileEvent[]>, row: EventRow): void {
+  let events = byProfile.get(row.profile_id);
+  if (!events) byProfile.set(row.profile_id, (events = []));
+  events.push({
+    seq: row.seq,
+    type: row.type,
+    event: row.event,
+    name: row.name,
+    timestamp: row.timestamp.getTime(),
+    properties: row.properties,
+    context: row.context ?? null,
+  });
+}
+
 /**
  * The profiles' events any of `needs` can match (type and name; filters are the evaluator's), from
  * the earliest moment a need's window reaches back to. Uses the profile timeline index.
@@ -211,26 +325,12 @@ export async function loadMatchingEvents(
   const byProfile = new Map<string, ProfileEvent[]>();
   if (profileIds.length === 0 || needs.length === 0) return byProfile;
   const filter = eventFilterSql(needs, now, 3);
-  const withContext = needs.some((need) => need.readsContext);
   const { rows } = await db.query<EventRow>(
-    `select e.profile_id, e.seq, e.type, e.event, e.name, e.timestamp, e.properties${withContext ? ', e.context' : ''}
-       from events e
+    `select ${eventColumns(needs.some((need) => need.readsContext))} from events e
       where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and ${filter.sql}`,
     [workspaceId, profileIds, ...filter.values],
   );
-  for (const row of rows) {
-    let events = byProfile.get(row.profile_id);
-    if (!events) byProfile.set(row.profile_id, (events = []));
-    events.push({
-      seq: row.seq,
-      type: row.type,
-      event: row.event,
-      name: row.name,
-      timestamp: row.timestamp.getTime(),
-      properties: row.properties,
-      context: row.context ?? null,
-    });
-  }
+  for (const row of rows) addEvent(byProfile, row);
   return byProfile;
 }
 
