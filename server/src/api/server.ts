@@ -13,6 +13,7 @@ import { identityAdminRoutes } from '../identity/matching-routes.ts';
 import { readRoutes } from './read-routes.ts';
 import { profileAdminRoutes, profileRoutes } from '../profiles/routes.ts';
 import { segmentRoutes } from '../segments/routes.ts';
+import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 
@@ -78,6 +79,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(profileAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
   await app.register(segmentRoutes, { db: options.db, keys, now });
   await app.register(tagRoutes, { db: options.db, keys, now });
+  await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
   return app;
 }
