@@ -268,6 +268,34 @@ describe('real-time segment evaluation on real PostgreSQL', () => {
     expect((await transitions()).map((x) => x.key)).toEqual(['z-buyers', 'a-shanghai-buyers']);
   });
 
+  it('refreshes computed traits before the segments that read them, in the same drain, and re-checks them as their window moves', async () => {
+    await useWorkspace();
+    await t.db.query(
+      `insert into computed_traits (workspace_id, key, name, definition, state) values ($1, 'orders_7d', 'Orders in 7 days', $2, 'ready')`,
+      [ws.id, JSON.stringify({ kind: 'count', match: track('Order Completed'), window: { kind: 'last', duration: { amount: 7, unit: 'days' } } })],
+    );
+    await addSegment('repeat-7d', { kind: 'trait', trait: 'orders_7d', op: 'gte', value: 2 });
+    await send([
+      { type: 'track', event: 'Order Completed', userId: 'u-9', messageId: 'r1', timestamp: iso(T) },
+      { type: 'track', event: 'Order Completed', userId: 'u-9', messageId: 'r2', timestamp: iso(T + HOUR) },
+    ]);
+    const profile = await profileOf('user_id', 'u-9');
+    const ordersOf = async () =>
+      (await t.db.query('select value from profile_traits where workspace_id = $1 and profile_id = $2 and key = $3', [ws.id, profile, 'orders_7d'])).rows[0]
+        ?.value;
+
+    expect(await drainSegmentQueue(t.db, { now: at(T + 2 * HOUR) })).toBe(1);
+    expect(await ordersOf()).toBe(2);
+    expect(await membersOf('repeat-7d')).toEqual([profile]);
+    // The trait's own re-check: the first order leaves its window.
+    expect(await recheckOf(profile)).toBe(T + 7 * DAY);
+
+    await drainAll(T + 7 * DAY);
+    expect(await ordersOf()).toBe(1);
+    expect(await membersOf('repeat-7d')).toEqual([]);
+    expect((await transitions()).map((x) => `${x.transition}:${x.cause}`)).toEqual(['entered:event', 'exited:expiry']);
+  });
+
   it('skips segments still being computed', async () => {
     await useWorkspace();
     await addSegment('computing', did('Order Completed'), 'computing');
