@@ -1,12 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKeyResolver } from '../src/api/auth.ts';
 import { mergeProfileTraits, applyEventTraits, type TraitSet } from '../src/identity/traits.ts';
 import type { LightMyRequestResponse } from 'fastify';
 import type { Condition, EventMatch } from '../src/segments/ast.ts';
 import { computeComputedTrait, loadMatchingEvents, eventNeedOf } from '../src/segments/computed/compute.ts';
 import type { ComputedTraitDefinition } from '../src/segments/computed/definition.ts';
 import { computedTraitNeeds, refreshComputedTraits } from '../src/segments/computed/realtime.ts';
-import { computedTraitRoutes } from '../src/segments/computed/routes.ts';
 import { getComputedTrait, loadActiveComputedTraits, sameJson } from '../src/segments/computed/store.ts';
 import { evaluateSegment } from '../src/segments/evaluate.ts';
 import type { ProfileSnapshot } from '../src/segments/snapshot.ts';
@@ -52,10 +50,6 @@ describe('computed traits', () => {
 
   beforeAll(async () => {
     t = await startTestApp({ now: () => new Date(NOW) });
-    // Until the server registers the plugin itself, the test does (same options).
-    if (!t.app.hasRoute({ method: 'GET', url: '/v1/computed-traits' })) {
-      await t.app.register(computedTraitRoutes, { db: t.db, keys: createKeyResolver(t.db), now: () => new Date(NOW) });
-    }
     const key = await serverKey(t);
     call = (method, url, payload) =>
       t.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(payload === undefined ? {} : { payload }) });
@@ -463,6 +457,14 @@ describe('computed traits', () => {
       expect(res.statusCode).toBe(400);
       expect(res.json()).toMatchObject({ error: 'unknown_profile', field: 'profileIds.1' });
     });
+  });
+
+  it('documents the API in OpenAPI under computed-traits', async () => {
+    const res = await t.app.inject({ method: 'GET', url: '/openapi.json' });
+    expect(res.statusCode).toBe(200);
+    const paths = res.json().paths;
+    expect(Object.keys(paths)).toEqual(expect.arrayContaining(['/v1/computed-traits', '/v1/computed-traits/{key}', '/v1/computed-traits/preview']));
+    expect(paths['/v1/computed-traits'].post.tags).toEqual(['computed-traits']);
   });
 
   it('exports what a snapshot loader must include', () => {

@@ -34,6 +34,11 @@ import {
  * unmerges — updates its row, so its xmin moves) is re-read fresh inside the batch's transaction;
  * one merged away since is skipped; one created since is the real-time refresh's. Only changed
  * values are written.
+ *
+ * Measured (bench/computed-traits.ts, 20,000 profiles / 400,000 retail events, 2 busy cores):
+ * a new trait, every value written with history and event, 3,900–12,000 profiles/s; a recompute
+ * that changes nothing, 4,000–24,000 profiles/s (unique lists over the most frequent event are
+ * the slow end). 1M profiles / 20M events: minutes per trait, in the background.
  */
 
 /** The events a definition reads: which ones, and from when. The one place that reads its shape. */
