@@ -57,7 +57,7 @@ describe('computed traits in the worker', () => {
       definition: { kind: 'count', match: { type: 'track', name: 'Order Completed', filters: [] } },
     });
     expect(created.statusCode, created.body).toBe(201);
-    const ready = await eventually(async () => {
+    const ready = await eventually<{ computedAt: string | null }>(async () => {
       const res = await call('GET', '/v1/computed-traits/orders');
       return res.json().state === 'ready' ? res.json() : undefined;
     });
