@@ -355,7 +355,11 @@ async function loaderMismatch(dataset: Dataset, condition: Condition, now: numbe
   const client = await t.db.connect();
   try {
     const ids = dataset.snapshots.map((s) => s.profileId);
-    const loaded = await loadProfileSnapshots(client, dataset.workspace.workspaceId, ids, snapshotNeeds(conditionReads(condition), now));
+    const reads = conditionReads(condition);
+    // The loader reads the memberships of the segments the caller names (id → key).
+    const keysById = new Map([...dataset.segmentIds].map(([key, id]) => [id, key]));
+    const needs = { ...snapshotNeeds(reads, now), memberships: reads.segments.size > 0 ? keysById : null };
+    const loaded = await loadProfileSnapshots(client, dataset.workspace.workspaceId, ids, needs);
     if (loaded.length !== ids.length) return `loaded ${loaded.length} of ${ids.length} profiles`;
     const different = loaded.filter((snapshot) => evaluateSegment(condition, snapshot, now).member !== expected.has(snapshot.profileId));
     return different.length === 0 ? null : `profiles ${different.map((s) => s.profileId).join(', ')}`;

@@ -18,17 +18,19 @@ import {
  *
  * Shape. Every condition becomes a set of profile ids that satisfy it, or of those that do not
  * (its complement): a condition true for a profile with no data at all (count = 0, trait neq,
- * not …) is computed as the set of profiles it is false for, so no query ever has to enumerate
- * profiles that have nothing. Sets are plain scans with hashing, never one probe per profile:
- * - event conditions over the same table scan are merged into one `group by profile_id` whose
- *   HAVING evaluates the whole and/or/not of them on FILTERed aggregates (one scan of events for
+ * not …) is computed as the set of profiles it is false for, so no query has to enumerate profiles
+ * that have nothing. Sets are scans with hashing or sorting, never one probe per profile:
+ * - event conditions over the same table are merged into one `group by profile_id` whose HAVING
+ *   evaluates the whole and/or/not of them on FILTERed aggregates (one scan of events for
  *   "count ≥ 3 and sum > 500 and opened the app this week"), windows on `timestamp` so months
  *   outside every window are pruned;
- * - trait conditions likewise over one scan of profile_traits;
- * - and/or/not of sets of different kinds are INTERSECT / UNION ALL / EXCEPT, which hash or sort
- *   and spill to disk instead of falling back to a probe per row;
- * - at the top, the conjuncts of the condition become semi-joins (`p.id in (…)`) and anti-joins
- *   (`not exists (…)`) on profiles, which the planner orders freely.
+ * - every other condition is one scan of its table (a trait key, consents of a category …);
+ * - and/or/not of sets are INTERSECT / UNION ALL / EXCEPT, which hash or sort and spill to disk;
+ * - at the end, a positive set only drops profiles merged into others (an anti-join with the
+ *   few merged profiles), and a complement is taken from the live profiles with EXCEPT.
+ * No part of the plan is a join whose order or method depends on row estimates: the workspace_id
+ * columns carry no statistics (0006), so estimates are far too small on large workspaces, and
+ * a planner trusting them would probe an index once per profile or, worse, rescan a subquery.
  */
 
 export interface CompileContext {
@@ -45,24 +47,20 @@ export interface CompiledQuery {
 
 /**
  * A query returning `profile_id`, one row per live profile (not merged into another) of the
- * workspace that satisfies the condition at `context.now`.
+ * workspace that satisfies the condition at `context.now`. Profile ids in the tables it reads
+ * (events, traits, identifiers, consents, memberships) are taken to be profiles of the workspace,
+ * as identity resolution writes them.
  */
 export function compileSegmentQuery(condition: Condition, context: CompileContext): CompiledQuery {
   const values: unknown[] = [];
-  const workspace = bindTo(values, context.workspaceId, 'uuid');
-  const predicate = compileSegmentPredicate(condition, context, values, workspace);
-  return {
-    text: `select p.id as profile_id from profiles p where p.workspace_id = ${workspace} and p.merged_into is null and ${predicate}`,
-    values,
-  };
+  return { text: compileInto(condition, context, values), values };
 }
 
 /**
- * The condition as a boolean SQL expression over `p` (a row of profiles of the workspace), binding
- * its literals into `values` (shared with the caller's own parameters). For counts, samples and
- * diffs: `select … from profiles p where p.workspace_id = $1 and p.merged_into is null and <this>`.
- * Use it as a conjunct of the WHERE clause; under OR or NOT the planner cannot turn its
- * subqueries into joins. `workspacePlaceholder` reuses a parameter the caller already bound.
+ * The condition as a boolean SQL expression over `p.id` (a profile of the workspace), binding its
+ * literals into `values` after the caller's own parameters, for counts, samples and diffs:
+ * `select … from profiles p where p.workspace_id = $1 and <this>`. `workspacePlaceholder`
+ * reuses a parameter the caller already bound (e.g. `$1::uuid`).
  */
 export function compileSegmentPredicate(
   condition: Condition,
@@ -70,6 +68,10 @@ export function compileSegmentPredicate(
   values: unknown[],
   workspacePlaceholder?: string,
 ): string {
+  return `p.id in (${compileInto(condition, context, values, workspacePlaceholder)})`;
+}
+
+function compileInto(condition: Condition, context: CompileContext, values: unknown[], workspacePlaceholder?: string): string {
   const firstOwn = values.length;
   // Bound on first use: PostgreSQL refuses a parameter the query never mentions.
   let workspace = workspacePlaceholder;
@@ -87,18 +89,25 @@ export function compileSegmentPredicate(
     },
     segmentIds: context.segmentIds,
   };
+  // Conditions on the profile id alone (random buckets) filter the result instead of being sets.
   const conjuncts = flattenConjuncts(condition);
-  const tests: string[] = [];
-  const rest: Condition[] = [];
-  for (const conjunct of conjuncts) {
-    const test = rowTest(scope, conjunct, 'p');
-    if (test === null) rest.push(conjunct);
-    else tests.push(test);
+  const rowConditions = conjuncts.filter(isRowCondition);
+  const rest = conjuncts.filter((c) => !isRowCondition(c));
+  const set = rest.length === 0 ? EVERYONE : compileSet(scope, rest.length === 1 ? rest[0]! : { kind: 'and', conditions: rest });
+  const rowFilter = (id: string) => rowConditions.map((c) => ` and ${rowTest(scope, c, id)}`).join('');
+  const live = `select p.id as profile_id from profiles p where p.workspace_id = ${scope.workspace} and p.merged_into is null`;
+  let text: string;
+  if (set.sql === null) {
+    text = set.complement ? `${live}${rowFilter('p.id')}` : `${live} and false`;
+  } else if (set.complement) {
+    text = `(${live}${rowFilter('p.id')}) except (${set.sql})`;
+  } else {
+    text =
+      `select ${set.unique ? '' : 'distinct '}s.profile_id from (${set.sql}) s ` +
+      `where not exists (select 1 from profiles m where m.workspace_id = ${scope.workspace} and m.id = s.profile_id and m.merged_into is not null)` +
+      rowFilter('s.profile_id');
   }
-  for (const set of conjunctSets(scope, rest)) tests.push(membershipTest(set));
-  const needed = tests.filter((test) => test !== 'true');
-  const predicate = needed.includes('false') ? 'false' : needed.length === 0 ? 'true' : needed.length === 1 ? needed[0]! : `(${needed.join(' and ')})`;
-  return dropUnusedParameters(predicate, values, firstOwn);
+  return dropUnusedParameters(text, values, firstOwn);
 }
 
 /**
@@ -128,19 +137,18 @@ function bindTo(values: unknown[], value: unknown, type: string): string {
   return `$${values.length}::${type}`;
 }
 
-/** A set of profile ids (a query with one column, profile_id), or its complement. `sql` null: no profiles. */
+/**
+ * A set of profile ids (a query with one column, profile_id), or its complement among the live
+ * profiles. `sql` null: no profiles (or, complemented, all of them). `unique`: no id twice.
+ */
 interface ProfileSet {
   sql: string | null;
   complement: boolean;
+  unique: boolean;
 }
 
-const NOBODY: ProfileSet = { sql: null, complement: false };
-
-function membershipTest(set: ProfileSet): string {
-  if (set.sql === null) return set.complement ? 'true' : 'false';
-  if (!set.complement) return `p.id in (${set.sql})`;
-  return `not exists (select 1 from (${set.sql}) as excluded where excluded.profile_id = p.id)`;
-}
+const NOBODY: ProfileSet = { sql: null, complement: false, unique: true };
+const EVERYONE: ProfileSet = { sql: null, complement: true, unique: true };
 
 /** The condition as a list of conditions that must all hold (nested and, not-or, double not flattened). */
 function flattenConjuncts(condition: Condition): Condition[] {
@@ -153,63 +161,34 @@ function flattenConjuncts(condition: Condition): Condition[] {
   return [condition];
 }
 
-/** Top-level conjuncts as sets: event conditions merged into one scan, trait conditions into one. */
-function conjunctSets(scope: Scope, conjuncts: Condition[]): ProfileSet[] {
-  const events = conjuncts.filter((c) => family(c) === 'event');
-  const traits = conjuncts.filter((c) => family(c) === 'trait');
-  const others = conjuncts.filter((c) => family(c) !== 'event' && family(c) !== 'trait');
-  const sets: ProfileSet[] = [];
-  if (events.length > 0) sets.push(eventSet(scope, events.length === 1 ? events[0]! : { kind: 'and', conditions: events }));
-  if (traits.length > 0) sets.push(traitSet(scope, traits.length === 1 ? traits[0]! : { kind: 'and', conditions: traits }));
-  for (const other of others) sets.push(compileSet(scope, other));
-  return sets;
-}
-
-type Family = 'event' | 'trait' | 'other' | 'mixed';
-
-/** Which table a condition reads, when all of it reads one: event (aggregates over events) or trait. */
-function family(condition: Condition): Family {
-  switch (condition.kind) {
-    case 'event':
-      return 'event';
-    case 'trait':
-      return 'trait';
-    case 'not':
-      return family(condition.condition);
-    case 'and':
-    case 'or': {
-      const families = new Set(condition.conditions.map(family));
-      const only = families.size === 1 ? [...families][0]! : 'mixed';
-      return only === 'event' || only === 'trait' ? only : 'mixed';
-    }
-    default:
-      return 'other';
-  }
+/** Whether every leaf is an event condition (so the whole tree is one grouped scan of events). */
+function readsOnlyEvents(condition: Condition): boolean {
+  if (condition.kind === 'event') return true;
+  if (condition.kind === 'not') return readsOnlyEvents(condition.condition);
+  if (condition.kind === 'and' || condition.kind === 'or') return condition.conditions.every(readsOnlyEvents);
+  return false;
 }
 
 function compileSet(scope: Scope, condition: Condition): ProfileSet {
   if (isRowCondition(condition)) {
     return {
-      sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null and ${rowTest(scope, condition, 'b')}`,
+      sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null and ${rowTest(scope, condition, 'b.id')}`,
       complement: false,
+      unique: true,
     };
   }
   switch (condition.kind) {
     case 'not': {
       const inner = compileSet(scope, condition.condition);
-      return { sql: inner.sql, complement: !inner.complement };
+      return { ...inner, complement: !inner.complement };
     }
     case 'and':
     case 'or': {
-      const kind = family(condition);
-      if (kind === 'event') return eventSet(scope, condition);
-      if (kind === 'trait') return traitSet(scope, condition);
-      const events = condition.conditions.filter((c) => family(c) === 'event');
-      const traits = condition.conditions.filter((c) => family(c) === 'trait');
-      const others = condition.conditions.filter((c) => family(c) !== 'event' && family(c) !== 'trait');
+      if (readsOnlyEvents(condition)) return eventSet(scope, condition);
+      const events = condition.conditions.filter(readsOnlyEvents);
+      const others = condition.conditions.filter((c) => !readsOnlyEvents(c));
       const sets: ProfileSet[] = [];
       if (events.length > 0) sets.push(eventSet(scope, events.length === 1 ? events[0]! : { kind: condition.kind, conditions: events }));
-      if (traits.length > 0) sets.push(traitSet(scope, traits.length === 1 ? traits[0]! : { kind: condition.kind, conditions: traits }));
       for (const other of others) sets.push(compileSet(scope, other));
       return condition.kind === 'and' ? intersection(sets) : union(sets);
     }
@@ -218,11 +197,12 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
     case 'trait':
       return traitSet(scope, condition);
     case 'sequence':
-      return { sql: sequenceSql(scope, condition), complement: false };
+      return { sql: sequenceSql(scope, condition), complement: false, unique: false };
     case 'identifier':
       return {
         sql: `select i.profile_id from profile_identifiers i where i.workspace_id = ${scope.workspace} and i.type = ${scope.bind(condition.type, 'text')} and i.unbound_at is null`,
         complement: false,
+        unique: false,
       };
     case 'segment': {
       const segmentId = scope.segmentIds.get(condition.segment);
@@ -230,12 +210,14 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
       return {
         sql: `select m.profile_id from segment_memberships m where m.workspace_id = ${scope.workspace} and m.segment_id = ${scope.bind(segmentId, 'uuid')}`,
         complement: false,
+        unique: true,
       };
     }
     case 'consent':
       return {
         sql: `select c.profile_id from profile_consents c where c.workspace_id = ${scope.workspace} and c.category = ${scope.bind(condition.category, 'text')} and c.granted`,
         complement: false,
+        unique: true,
       };
     case 'bucket':
       throw new Error('unreachable: a bucket is a row condition');
@@ -243,48 +225,49 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
 }
 
 // Set algebra on possibly complemented sets: A ∧ ¬B = A EXCEPT B, ¬A ∧ ¬B = ¬(A ∪ B), and dually.
+// INTERSECT and EXCEPT return each id once; UNION ALL may repeat one.
 
 function intersection(sets: ProfileSet[]): ProfileSet {
   if (sets.some((set) => set.sql === null && !set.complement)) return NOBODY;
-  const positive = sets.filter((set) => !set.complement).map((set) => set.sql!);
-  const negative = sets.filter((set) => set.complement && set.sql !== null).map((set) => set.sql!);
-  if (positive.length === 0) return negative.length === 0 ? { sql: null, complement: true } : { sql: setOp('union all', negative), complement: true };
-  const kept = setOp('intersect', positive);
-  return { sql: negative.length === 0 ? kept : `(${kept}) except (${setOp('union all', negative)})`, complement: false };
+  const positive = sets.filter((set) => !set.complement);
+  const negative = sets.filter((set) => set.complement && set.sql !== null);
+  if (positive.length === 0) return negative.length === 0 ? EVERYONE : { sql: setOp('union all', negative), complement: true, unique: negative.length === 1 && negative[0]!.unique };
+  if (negative.length === 0) return { sql: setOp('intersect', positive), complement: false, unique: positive.length > 1 || positive[0]!.unique };
+  return { sql: `(${setOp('intersect', positive)}) except (${setOp('union all', negative)})`, complement: false, unique: true };
 }
 
 function union(sets: ProfileSet[]): ProfileSet {
-  if (sets.some((set) => set.sql === null && set.complement)) return { sql: null, complement: true };
-  const positive = sets.filter((set) => !set.complement && set.sql !== null).map((set) => set.sql!);
-  const negative = sets.filter((set) => set.complement).map((set) => set.sql!);
-  if (negative.length === 0) return positive.length === 0 ? NOBODY : { sql: setOp('union all', positive), complement: false };
-  const excluded = setOp('intersect', negative);
-  return { sql: positive.length === 0 ? excluded : `(${excluded}) except (${setOp('union all', positive)})`, complement: true };
+  if (sets.some((set) => set.sql === null && set.complement)) return EVERYONE;
+  const positive = sets.filter((set) => !set.complement && set.sql !== null);
+  const negative = sets.filter((set) => set.complement);
+  if (negative.length === 0) return positive.length === 0 ? NOBODY : { sql: setOp('union all', positive), complement: false, unique: positive.length === 1 && positive[0]!.unique };
+  if (positive.length === 0) return { sql: setOp('intersect', negative), complement: true, unique: negative.length > 1 || negative[0]!.unique };
+  return { sql: `(${setOp('intersect', negative)}) except (${setOp('union all', positive)})`, complement: true, unique: true };
 }
 
-function setOp(operator: string, sqls: string[]): string {
-  return sqls.length === 1 ? sqls[0]! : sqls.map((sql) => `(${sql})`).join(` ${operator} `);
+function setOp(operator: string, sets: ProfileSet[]): string {
+  return sets.length === 1 ? sets[0]!.sql! : sets.map((set) => `(${set.sql})`).join(` ${operator} `);
 }
 
 /**
- * Conditions on the profile row itself (random buckets, and and/or/not of them) as a boolean over
- * `alias`; null for any other condition. ast.ts bucket: parseInt(first 8 hex digits of
- * md5(salt + ':' + profileId), 16) % 100 in [from, to].
+ * Conditions on the profile id itself (random buckets, and and/or/not of them) as a boolean over
+ * the uuid expression `id`; null for any other condition. ast.ts bucket: parseInt(first 8 hex
+ * digits of md5(salt + ':' + profileId), 16) % 100 in [from, to].
  */
-function rowTest(scope: Scope, condition: Condition, alias: string): string | null {
+function rowTest(scope: Scope, condition: Condition, id: string): string | null {
   switch (condition.kind) {
     case 'bucket': {
-      const hash = `md5(${scope.bind(condition.salt, 'text')} || ':' || ${alias}.id::text)`;
+      const hash = `md5(${scope.bind(condition.salt, 'text')} || ':' || ${id}::text)`;
       return `(('x' || substr(${hash}, 1, 8))::bit(32)::bigint % 100 between ${scope.bind(condition.from, 'int')} and ${scope.bind(condition.to, 'int')})`;
     }
     case 'not': {
-      const inner = rowTest(scope, condition.condition, alias);
+      const inner = rowTest(scope, condition.condition, id);
       return inner === null ? null : `not ${inner}`;
     }
     case 'and':
     case 'or': {
       if (!condition.conditions.every(isRowCondition)) return null;
-      return `(${condition.conditions.map((child) => rowTest(scope, child, alias)).join(` ${condition.kind} `)})`;
+      return `(${condition.conditions.map((child) => rowTest(scope, child, id)).join(` ${condition.kind} `)})`;
     }
     default:
       return null;
@@ -348,34 +331,18 @@ function singleLeaf(condition: Condition): { leaf: Condition; negated: boolean }
 // ---------------------------------------------------------------------------------------------
 // Traits
 
-type TraitCondition = Extract<Condition, { kind: 'trait' }>;
-
-function traitSet(scope: Scope, condition: Condition): ProfileSet {
-  const from = `from profile_traits t where t.workspace_id = ${scope.workspace}`;
-  const single = singleLeaf(condition);
-  if (single) {
-    // One key, one row per profile: no grouping. Profiles without the row are decided by `empty`.
-    const leaf = single.leaf as TraitCondition;
-    const [key, ...rest] = leaf.trait.split('.');
-    const test = valueTest(scope, jsonPath(scope, 't.value', rest), leaf);
-    const empty = holdsWhenAbsent(leaf) !== single.negated;
-    const holds = single.negated ? `not ${test}` : test;
-    return {
-      sql: `select t.profile_id ${from} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${holds}` : holds}`,
-      complement: empty,
-    };
-  }
-  const keys = new Set<string>();
-  const tree = groupTree<TraitCondition>(condition, (leaf) => {
-    const [key, ...rest] = leaf.trait.split('.');
-    keys.add(key!);
-    const empty = holdsWhenAbsent(leaf);
-    const test = valueTest(scope, jsonPath(scope, 't.value', rest), leaf);
-    return { test: `coalesce(bool_or(${test}) filter (where t.key = ${scope.bind(key, 'text')}), ${empty})`, empty };
-  });
+/**
+ * One key, at most one row per profile: the profiles whose value passes the test, or, when the
+ * test holds for an absent value (neq, not_in, missing), the complement of those whose value fails it.
+ */
+function traitSet(scope: Scope, condition: Extract<Condition, { kind: 'trait' }>): ProfileSet {
+  const [key, ...rest] = condition.trait.split('.');
+  const test = valueTest(scope, jsonPath(scope, 't.value', rest), condition);
+  const empty = holdsWhenAbsent(condition);
   return {
-    sql: `select t.profile_id ${from} and t.key = any(${scope.bind([...keys], 'text[]')}) group by t.profile_id having ${tree.empty ? `not ${tree.sql}` : tree.sql}`,
-    complement: tree.empty,
+    sql: `select t.profile_id from profile_traits t where t.workspace_id = ${scope.workspace} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${test}` : test}`,
+    complement: empty,
+    unique: true,
   };
 }
 
@@ -460,7 +427,7 @@ function eventSet(scope: Scope, condition: Condition): ProfileSet {
     // "Did" / "did not": the profiles with a matching event, no grouping needed.
     const leaf = single.leaf as EventCondition;
     const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
-    return { sql: `select e.profile_id ${from} and ${filter.sql}`, complement: single.negated };
+    return { sql: `select e.profile_id ${from} and ${filter.sql}`, complement: single.negated, unique: false };
   }
   const used: EventFilter[] = [];
   const tree = groupTree<EventCondition>(condition, (leaf) => {
@@ -473,6 +440,7 @@ function eventSet(scope: Scope, condition: Condition): ProfileSet {
   return {
     sql: `select e.profile_id ${from} and (${scan})${bounds} group by e.profile_id having ${tree.empty ? `not ${tree.sql}` : tree.sql}`,
     complement: tree.empty,
+    unique: true,
   };
 }
 

@@ -53,8 +53,22 @@ function numberOf(value: string): string {
   return `segment_json_number(${value})`;
 }
 
+// The two shapes most dates have (a date, and JavaScript's toISOString), valid by their pattern
+// alone (days up to 28, hours up to 23, years from 0100), read with PostgreSQL's own casts; any
+// other string goes through segment_text_instant, which handles every shape but costs a function
+// call per row.
+const DATE_ONLY = `'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$'`;
+const UTC_MILLISECONDS = `'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?Z$'`;
+
 function instantOf(value: string): string {
-  return `segment_json_instant(${value})`;
+  const text = `(${value} #>> '{}')`;
+  const fromYear100 = `${text} >= '0100' collate "C"`;
+  return (
+    `case when jsonb_typeof(${value}) = 'string' then case ` +
+    `when ${text} ~ ${DATE_ONLY} and ${fromYear100} then ${text}::date::timestamp at time zone 'UTC' ` +
+    `when ${text} ~ ${UTC_MILLISECONDS} and ${fromYear100} then ${text}::timestamptz ` +
+    `else segment_text_instant(${text}) end end`
+  );
 }
 
 function isString(value: string): string {
