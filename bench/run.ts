@@ -3,7 +3,7 @@
  * exists), prints a summary and writes bench/results/<name>-<date>.json.
  *
  *   npm run bench                        all benchmarks
- *   npm run bench -- --only ingest       one of them (ingest | import | identity)
+ *   npm run bench -- --only ingest       one of them (ingest | import | identity | segments)
  *   BENCH_EVENTS=100000 npm run bench    fewer events (ingest default: 1,000,000)
  */
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -37,6 +37,13 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     const { benchIdentity } = await import('./identity.ts');
     return () => benchIdentity();
   }
+  if (name === 'segments') {
+    // bench/segments.ts: 20 segments compiled vs hand-written SQL, preview, incremental throughput
+    // and real-time latency over generated retail data (sizes via BENCH_SEGMENT_PROFILES,
+    // BENCH_SEGMENT_EVENTS and others; see the file).
+    const { benchSegments } = await import('./segments.ts');
+    return () => benchSegments();
+  }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';
   const module = (await import(file)) as { benchImport?: Benchmark };
@@ -56,7 +63,9 @@ async function main(): Promise<void> {
   if (only !== undefined && !(NAMES as readonly string[]).includes(only)) {
     throw new Error(`--only takes one of ${NAMES.join(', ')}, got "${only}"`);
   }
-  const command = `npm run bench${only ? ` -- --only ${only}` : ''}${process.env.BENCH_EVENTS ? ` (BENCH_EVENTS=${process.env.BENCH_EVENTS})` : ''}`;
+  // Size overrides (BENCH_EVENTS, BENCH_SEGMENT_PROFILES, …) belong to the command that was run.
+  const overrides = Object.entries(process.env).filter(([key, value]) => key.startsWith('BENCH_') && value);
+  const command = `npm run bench${only ? ` -- --only ${only}` : ''}${overrides.length ? ` (${overrides.map(([key, value]) => `${key}=${value}`).join(', ')})` : ''}`;
   fs.mkdirSync(RESULTS, { recursive: true });
   let failed = false;
   for (const name of NAMES) {
