@@ -285,6 +285,15 @@ describe('segments API', () => {
     expect(refreshed.json()).toMatchObject({ segment: { memberCount: 2 }, computed: [{ key: 'snapshot', state: 'ready', entered: 1, exited: 0 }] });
   });
 
+  it('reaches segments whose keys hold URL characters when the client encodes them', async () => {
+    const key = 'vip/上海 50%?#';
+    expect((await call('POST', '/v1/segments', { key, name: 'x', kind: 'static' })).statusCode).toBe(201);
+    const res = await call('GET', segmentUrl(key));
+    expect(res.statusCode).toBe(200);
+    expect(res.json().key).toBe(key);
+    expect((await call('GET', segmentUrl(key, '/members'))).json()).toEqual({ items: [], nextCursor: null });
+  });
+
   it('documents the routes in OpenAPI under the segments tag', async () => {
     const spec = (await t.app.inject({ method: 'GET', url: '/openapi.json' })).json();
     for (const path of ['/v1/segments', '/v1/segments/preview', '/v1/segments/{key}', '/v1/segments/{key}/members', '/v1/segments/{key}/transitions', '/v1/profiles/{profile}/segments']) {
