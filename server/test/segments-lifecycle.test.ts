@@ -298,6 +298,17 @@ describe('segment lifecycle on PostgreSQL', () => {
     expect(stored.state).toBe('failed');
     expect(stored.lastError).toBe(outcome.error);
     expect(await memberIds(db, ws, segment.id)).toEqual(before);
+
+    // The scheduler retries a failed computation after a while, and it succeeds once the cause is gone.
+    await db.query(`update segments set definition = $3 where workspace_id = $1 and id = $2`, [
+      ws,
+      segment.id,
+      JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: false }),
+    ]);
+    expect((await runDueSegments(db, NOW)).map((c) => c.key)).not.toContain('fragile');
+    await db.query(`update segments set updated_at = now() - interval '11 minutes' where id = $1`, [segment.id]);
+    expect(await runDueSegments(db, NOW)).toMatchObject([{ key: 'fragile', state: 'ready' }]);
+    expect(await memberIds(db, ws, segment.id)).toEqual(sorted([people.wang!, people.chen!]));
   });
 
   it('a preview count that takes too long falls back to the planner estimate', async () => {

@@ -57,7 +57,8 @@ export async function applyMembershipChanges(
  * worked out in SQL into a temporary table and applied in chunks, in one transaction under the
  * workspace segment lock. Only true transitions are recorded, so computing twice records nothing
  * the second time, and an edit records only the profiles whose membership really changed.
- * On failure the segment is marked failed with the error; the membership stays as it was.
+ * On failure the segment is marked failed with the error and the membership stays as it was; a
+ * periodic segment tries again at its next run, others when the scheduler retries failed ones.
  */
 export async function computeSegment(
   db: Db,
@@ -112,7 +113,7 @@ export async function computeSegment(
       }
     }
     const { rows } = await db.query<{ key: string; member_count: number }>(
-      `update segments set state = 'failed', last_error = $3, next_run_at = coalesce($4, next_run_at)
+      `update segments set state = 'failed', last_error = $3, next_run_at = coalesce($4, next_run_at), updated_at = now()
         where workspace_id = $1 and id = $2 returning key, member_count`,
       [workspaceId, segmentId, message.slice(0, 2000), nextRunAt],
     );

@@ -5,7 +5,11 @@ import { nextRunAfter } from './cron.ts';
 export interface DueRunOptions {
   /** At most this many due segments per call; the rest wait for the next call. */
   limit?: number;
-  /** A segment left in 'computing' this long (a process died mid-computation) is computed again. */
+  /**
+   * A segment left 'computing' this long (a process died mid-computation), or 'failed' this long
+   * (the database was away, a statement was cancelled), is computed again. Periodic segments
+   * retry a failure at their next run instead.
+   */
   stalledAfterMs?: number;
 }
 
@@ -25,7 +29,8 @@ interface DueRow {
  *
  * Each due segment is claimed by moving its next_run_at before computing (compare-and-set on the
  * old value), so several workers calling this at once never compute the same run twice. It also
- * recovers segments stuck in 'computing' because a process died during their computation.
+ * recovers segments stuck in 'computing' because a process died during their computation, and
+ * retries failed computations now and then.
  */
 export async function runDueSegments(db: Db, now: Date, options: DueRunOptions = {}): Promise<ComputeOutcome[]> {
   const limit = options.limit ?? 20;
@@ -54,14 +59,15 @@ export async function runDueSegments(db: Db, now: Date, options: DueRunOptions =
     outcomes.push(...(await computeSegmentWithDependents(db, row.workspace_id, row.id, now, 'compute')));
   }
 
-  // Claimed by touching updated_at, so a segment whose computation keeps killing the process is
-  // retried once per period rather than on every tick.
+  // Claimed by touching updated_at, so a segment whose computation keeps failing (or killing the
+  // process) is retried once per period rather than on every tick.
   const stalledAfterMs = options.stalledAfterMs ?? 10 * 60_000;
   const { rows: stalled } = await db.query<{ workspace_id: string; id: string }>(
     `update segments set updated_at = now()
       where (workspace_id, id) in (
         select workspace_id, id from segments
-         where state = 'computing' and status = 'active' and definition is not null
+         where status = 'active' and definition is not null
+           and (state = 'computing' or (state = 'failed' and kind <> 'periodic'))
            and updated_at < now() - make_interval(secs => $1::double precision / 1000)
          order by updated_at limit $2
          for update skip locked)
