@@ -153,7 +153,9 @@ export async function updateSegment(db: Db, workspaceId: string, key: string, in
   const status = input.status ?? current.status;
   const resumed = current.status === 'paused' && status === 'active';
   // A paused segment keeps its membership frozen, even when its definition changes; resuming it computes.
-  const recompute = status === 'active' && (condition !== null || resumed || (input.kind !== undefined && input.kind !== current.kind));
+  // A periodic segment's members are as of its last run; becoming realtime brings them up to date.
+  const nowRealtime = kind === 'realtime' && current.kind !== 'realtime';
+  const recompute = status === 'active' && (condition !== null || resumed || nowRealtime);
   // A new definition left uncomputed (paused) no longer matches the membership: due on resume.
   if (recompute || condition !== null) changes.state = 'computing';
 
