@@ -16,7 +16,7 @@ describe('what a set of conditions needs loaded (pure)', () => {
     const reads = emptyReads();
     const conditions: Condition[] = [
       { kind: 'event', match: track('Order Completed'), window: last(7), measure: { kind: 'exists' } },
-      { kind: 'event', match: track('Order Completed'), window: last(90), measure: { kind: 'count', test: { op: 'gte', value: 3 } } },
+      { kind: 'event', match: track('Order Completed'), window: last(90), measure: { kind: 'sum', property: 'revenue', test: { op: 'gt', value: 500 } } },
       { kind: 'event', match: track('App Opened'), window: last(7), measure: { kind: 'exists' } },
       { kind: 'event', match: track('App Opened'), measure: { kind: 'exists' } },
       { kind: 'event', match: { type: 'page', filters: [] }, window: last(30), measure: { kind: 'exists' } },
@@ -31,14 +31,15 @@ describe('what a set of conditions needs loaded (pure)', () => {
     ];
     for (const condition of conditions) conditionReads(condition, reads);
     const needs = snapshotNeeds(reads, NOW);
+    const march = Date.parse('2026-03-01T00:00:00Z');
     expect([...needs.events.track.names]).toEqual([
-      ['Order Completed', NOW - 90 * DAY],
-      ['App Opened', null],
-      ['Checkout Started', Date.parse('2026-03-01T00:00:00Z')],
+      ['Order Completed', { since: NOW - 90 * DAY, properties: true }],
+      ['App Opened', { since: null, properties: false }],
+      ['Checkout Started', { since: march, properties: false }],
     ]);
     expect(needs.events.track.all).toBeNull();
-    expect(needs.events.page).toEqual({ all: { since: NOW - 30 * DAY }, names: new Map() });
-    expect([...needs.events.screen.names]).toEqual([['Cart', Date.parse('2026-03-01T00:00:00Z')]]);
+    expect(needs.events.page).toEqual({ all: { since: NOW - 30 * DAY, properties: false }, names: new Map() });
+    expect([...needs.events.screen.names]).toEqual([['Cart', { since: march, properties: false }]]);
     expect(needs.context).toBe(false);
     expect([needs.traits, needs.identifiers, needs.consents]).toEqual([false, false, false]);
   });
@@ -147,6 +148,21 @@ describe('loadProfileSnapshots on real PostgreSQL', () => {
     expect([snapshot!.identifierTypes.size, snapshot!.consents.size, snapshot!.memberships.size]).toEqual([0, 0, 0]);
   });
 
+  it('loads a named page further back than an every-page window reaches, and properties only of events whose properties are read', async () => {
+    const needs = snapshotNeeds(
+      reads(
+        { kind: 'event', match: { type: 'page', filters: [] }, window: last(30), measure: { kind: 'exists' } },
+        { kind: 'event', match: { type: 'page', name: 'Home', filters: [] }, measure: { kind: 'count', test: { op: 'gte', value: 2 } } },
+        { kind: 'event', match: track('Order Completed'), measure: { kind: 'sum', property: 'revenue', test: { op: 'gt', value: 0 } } },
+        { kind: 'event', match: track('Other'), measure: { kind: 'exists' } },
+      ),
+      NOW,
+    );
+    const [snapshot] = await loadProfileSnapshots(t.db, t.workspace.id, [profile], needs);
+    const seen = snapshot!.events.map((e) => `${e.event ?? e.name}:${(NOW - e.timestamp) / DAY}d:${JSON.stringify(e.properties)}`).sort();
+    expect(seen).toEqual(['Home:2d:null', 'Home:40d:null', 'Order Completed:1d:{"revenue":9}', 'Order Completed:60d:{"revenue":5}', 'Other:1d:null']);
+  });
+
   it('loads the whole history of an unbounded name, context when read, live identifier types, consents and memberships by key', async () => {
     const needs = snapshotNeeds(
       reads(
@@ -159,9 +175,10 @@ describe('loadProfileSnapshots on real PostgreSQL', () => {
     needs.memberships = new Map([[segmentId, 'vip']]);
     const [snapshot] = await loadProfileSnapshots(t.db, t.workspace.id, [profile], needs, t.db);
     const orders = [...snapshot!.events].sort((a, b) => a.timestamp - b.timestamp);
+    // Only the context is read: the properties stay in the database.
     expect(orders.map((e) => [e.event, e.properties, e.context?.campaign ?? null])).toEqual([
-      ['Order Completed', { revenue: 5 }, { source: 'sms' }],
-      ['Order Completed', { revenue: 9 }, null],
+      ['Order Completed', null, { source: 'sms' }],
+      ['Order Completed', null, null],
     ]);
     expect(orders[1]!.timestamp).toBe(NOW - DAY);
     expect([...snapshot!.identifierTypes].sort()).toEqual(['anonymous_id', 'email', 'user_id']); // the phone was unbound

@@ -159,11 +159,15 @@ async function recordFailure(db: Db, workspaceId: string, profileId: string, fro
       [workspaceId, profileId, now, message],
     );
   } else {
-    await db.query(
-      `update segment_rechecks set failed_attempts = failed_attempts + 1, due_at = $3::timestamptz + ${RETRY_DELAY('failed_attempts')}, last_error = $4
-        where workspace_id = $1 and profile_id = $2`,
-      [workspaceId, profileId, now, message],
-    );
+    // Under the lock: a drain writes a re-check only where it differs from the one it read.
+    await withTransaction(db, async (client) => {
+      await lockWorkspaceSegments(client, workspaceId);
+      await client.query(
+        `update segment_rechecks set failed_attempts = failed_attempts + 1, due_at = $3::timestamptz + ${RETRY_DELAY('failed_attempts')}, last_error = $4
+          where workspace_id = $1 and profile_id = $2`,
+        [workspaceId, profileId, now, message],
+      );
+    });
   }
 }
 
@@ -188,7 +192,15 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
   // real-time segment's own membership decides what changed.
   if (segments.length > 0) needs.memberships = keysById;
 
-  const loaded = await loadProfileSnapshots(client, workspaceId, all, needs, db);
+  // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
+  // that change are written, usually none.
+  const [loaded, stored] = await Promise.all([
+    loadProfileSnapshots(client, workspaceId, all, needs, db),
+    client.query<{ profile_id: string; due_at: Date; failed_attempts: number }>(
+      'select profile_id, due_at, failed_attempts from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])',
+      [workspaceId, all],
+    ),
+  ]);
   const live = new Set(loaded.map((snapshot) => snapshot.profileId));
   const gone = all.filter((id) => !live.has(id));
   const recheckSet = new Set(work.rechecks);
@@ -219,7 +231,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
     }
     await recordTransitions(client, workspaceId, changes, cause, now);
   }
-  await writeRechecks(client, workspaceId, all, nextRecheck, nowMs, gone);
+  await writeRechecks(client, workspaceId, stored.rows, nextRecheck, nowMs, gone);
 }
 
 /**
@@ -252,25 +264,30 @@ export function evaluateProfile(
 async function writeRechecks(
   client: DbClient,
   workspaceId: string,
-  profileIds: readonly string[],
+  stored: ReadonlyArray<{ profile_id: string; due_at: Date; failed_attempts: number }>,
   nextRecheck: ReadonlyMap<string, number>,
   now: number,
   gone: readonly string[],
 ): Promise<void> {
   const goneSet = new Set(gone);
+  const current = new Map(stored.map((row) => [row.profile_id, row]));
   // Never in the past: a re-check due now would be taken again at once, forever.
-  const due = [...nextRecheck].filter(([profileId]) => !goneSet.has(profileId)).map(([profileId, at]) => [profileId, Math.max(at, now + 1)] as const);
+  const due = [...nextRecheck]
+    .filter(([profileId]) => !goneSet.has(profileId))
+    .map(([profileId, at]) => [profileId, Math.max(at, now + 1)] as const)
+    .filter(([profileId, at]) => {
+      const row = current.get(profileId);
+      return !row || row.due_at.getTime() !== at || row.failed_attempts !== 0;
+    });
   if (due.length > 0) {
     await client.query(
       `insert into segment_rechecks (workspace_id, profile_id, due_at)
        select $1, p, d from unnest($2::uuid[], $3::timestamptz[]) as r(p, d)
-       on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null
-         -- An unchanged re-check (the usual case) writes no new row version.
-         where (segment_rechecks.due_at, segment_rechecks.failed_attempts) is distinct from (excluded.due_at, 0)`,
+       on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null`,
       [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
     );
   }
-  const none = profileIds.filter((id) => !nextRecheck.has(id) || goneSet.has(id));
+  const none = stored.map((row) => row.profile_id).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
   if (none.length > 0) {
     await client.query('delete from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])', [workspaceId, none]);
   }

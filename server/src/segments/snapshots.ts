@@ -15,6 +15,8 @@ export interface EventReference {
   window?: Window;
   /** Whether a filter or measure reads the event's context. */
   readsContext: boolean;
+  /** Whether a filter or measure reads the event's properties; absent: assume it does. */
+  readsProperties?: boolean;
 }
 
 /** What a set of conditions reads of a profile. */
@@ -60,12 +62,14 @@ export function conditionReads(condition: Condition, into: ConditionReads = empt
         match: condition.match,
         window: condition.window,
         readsContext: matchReadsContext(condition.match) || measureReadsContext(condition.measure),
+        readsProperties: matchReadsProperties(condition.match) || measureReadsProperties(condition.measure),
       });
       break;
     case 'sequence':
       // `then` events follow a `first` event inside the window, so the window bounds both.
-      into.events.push({ match: condition.first, window: condition.window, readsContext: matchReadsContext(condition.first) });
-      into.events.push({ match: condition.then, window: condition.window, readsContext: matchReadsContext(condition.then) });
+      for (const match of [condition.first, condition.then]) {
+        into.events.push({ match, window: condition.window, readsContext: matchReadsContext(match), readsProperties: matchReadsProperties(match) });
+      }
       break;
   }
   return into;
@@ -74,14 +78,22 @@ export function conditionReads(condition: Condition, into: ConditionReads = empt
 const readsContextPath = (path: string) => path === 'context' || path.startsWith('context.');
 const matchReadsContext = (match: EventMatch) => match.filters.some((filter) => readsContextPath(filter.property));
 const measureReadsContext = (measure: Measure) => 'property' in measure && readsContextPath(measure.property);
+const matchReadsProperties = (match: EventMatch) => match.filters.some((filter) => !readsContextPath(filter.property));
+const measureReadsProperties = (measure: Measure) => 'property' in measure && !readsContextPath(measure.property);
 
 /**
  * Which events of one type to load, each from the earliest moment a window reading it reaches back
- * to (null: the whole history): every event of the type (`all`), or those with one of `names`.
+ * to (null: the whole history): every event of the type (`all`), or those with one of `names`;
+ * and whether their properties are read.
  */
 export interface EventSelection {
-  all: { since: number | null } | null;
-  names: Map<string, number | null>;
+  all: EventWant | null;
+  names: Map<string, EventWant>;
+}
+
+export interface EventWant {
+  since: number | null;
+  properties: boolean;
 }
 
 export interface SnapshotNeeds {
@@ -102,12 +114,16 @@ export interface SnapshotNeeds {
 export function snapshotNeeds(reads: ConditionReads, now: number): SnapshotNeeds {
   const selection = (): EventSelection => ({ all: null, names: new Map() });
   const events = { track: selection(), page: selection(), screen: selection() };
-  const widest = (a: number | null | undefined, b: number | null) => (a === undefined ? b : a === null || b === null ? null : Math.min(a, b));
+  const widest = (a: EventWant | null | undefined, since: number | null, properties: boolean): EventWant =>
+    a
+      ? { since: a.since === null || since === null ? null : Math.min(a.since, since), properties: a.properties || properties }
+      : { since, properties };
   for (const reference of reads.events) {
     const target = events[reference.match.type];
     const start = windowStart(reference.window, now);
-    if (reference.match.name === undefined) target.all = { since: widest(target.all?.since, start) };
-    else target.names.set(reference.match.name, widest(target.names.get(reference.match.name), start));
+    const properties = reference.readsProperties ?? true;
+    if (reference.match.name === undefined) target.all = widest(target.all, start, properties);
+    else target.names.set(reference.match.name, widest(target.names.get(reference.match.name), start, properties));
   }
   return {
     traits: reads.traits,
@@ -212,6 +228,8 @@ export async function loadProfileSnapshots(
   return [...byId.values()];
 }
 
+const nameColumn = (type: string) => (type === 'track' ? 'e.event' : 'e.name');
+
 /** A row is the snapshot's event as it comes (one object per event: a batch reads tens of thousands). */
 interface EventRow extends ProfileEvent {
   profile_id: string;
@@ -225,29 +243,52 @@ async function loadEvents(db: Queryable, workspaceId: string, ids: string[], nee
   };
   const from = (since: number | null) => (since === null ? '' : ` and e.timestamp >= ${param(new Date(since))}`);
   const kinds: string[] = [];
+  // Events whose properties some condition reads (type, names or null for every one of the type);
+  // the others' are not sent.
+  const withProperties: Array<[string, string[] | null]> = [];
+  let allProperties = true;
   let earliest: number | null | undefined;
+  const widen = (since: number | null) => {
+    earliest = earliest === undefined || earliest === null || since === null ? null : Math.min(earliest, since);
+  };
   for (const type of ['track', 'page', 'screen'] as const) {
     const selection = needs.events[type];
-    const column = type === 'track' ? 'e.event' : 'e.name';
-    if (selection.all) {
-      kinds.push(`(e.type = '${type}'${from(selection.all.since)})`);
-      earliest = earliest === undefined || earliest === null || selection.all.since === null ? null : Math.min(earliest, selection.all.since);
-      continue;
+    const every = selection.all;
+    if (every) {
+      kinds.push(`(e.type = '${type}'${from(every.since)})`);
+      widen(every.since);
+      if (every.properties) withProperties.push([type, null]);
+      else allProperties = false;
     }
-    // One condition per distinct start, naming its events.
+    // One condition per distinct start, naming its events (those an every-event window of the
+    // type does not already reach back to).
     const bySince = new Map<number | null, string[]>();
-    for (const [name, since] of selection.names) bySince.set(since, [...(bySince.get(since) ?? []), name]);
-    for (const [since, names] of bySince) {
-      kinds.push(`(e.type = '${type}' and ${column} = any(${param(names)}::text[])${from(since)})`);
-      earliest = earliest === undefined || earliest === null || since === null ? null : Math.min(earliest, since);
+    const propertyNames: string[] = [];
+    for (const [name, want] of selection.names) {
+      if (want.properties && !every?.properties) propertyNames.push(name);
+      if (!want.properties) allProperties = false;
+      if (every && (every.since === null || (want.since !== null && want.since >= every.since))) continue;
+      bySince.set(want.since, [...(bySince.get(want.since) ?? []), name]);
     }
+    for (const [since, names] of bySince) {
+      kinds.push(`(e.type = '${type}' and ${nameColumn(type)} = any(${param(names)}::text[])${from(since)})`);
+      widen(since);
+    }
+    if (propertyNames.length > 0) withProperties.push([type, propertyNames]);
   }
+  const properties = allProperties
+    ? 'e.properties'
+    : withProperties.length === 0
+      ? 'null::jsonb'
+      : `case when ${withProperties
+          .map(([type, names]) => (names ? `(e.type = '${type}' and ${nameColumn(type)} = any(${param(names)}::text[]))` : `e.type = '${type}'`))
+          .join(' or ')} then e.properties end`;
   // profile_id = any(array) walks events_profile_timeline (workspace_id, profile_id, timestamp desc)
   // once per profile and partition; the earliest start of all also prunes partitions.
   const { rows } = await db.query<EventRow>(
     // The time as epoch milliseconds (what a Date would hold), so no Date is parsed per event.
     `select e.profile_id, e.seq, e.type, e.event, e.name, floor(extract(epoch from e.timestamp) * 1000)::float8 as timestamp,
-            e.properties, ${needs.context ? 'e.context' : 'null::jsonb as context'}
+            ${properties} as properties, ${needs.context ? 'e.context' : 'null::jsonb'} as context
        from events e
       where e.workspace_id = $1 and e.profile_id = any($2::uuid[])${from(earliest ?? null)} and (${kinds.join(' or ')})`,
     params,
