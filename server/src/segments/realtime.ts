@@ -184,6 +184,11 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
   const { realtime, keysById } = await loadWorkspaceSegments(client, workspaceId);
   const segments = orderByDependencies(realtime);
   const computedTraits = await loadActiveComputedTraits(client, workspaceId);
+  if (segments.length === 0 && computedTraits.length === 0) {
+    // Nothing to keep up to date: what the profiles were queued for has no reader.
+    await client.query('delete from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])', [workspaceId, all]);
+    return;
+  }
   const reads = emptyReads();
   for (const segment of segments) mergeReads(reads, segment.reads);
   reads.events.push(...computedTraitEventNeeds(computedTraits.map((trait) => trait.definition)));
