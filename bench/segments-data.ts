@@ -174,7 +174,9 @@ function planSql(seed: number, plan: string): string {
 /**
  * Events of the plan's profiles i in [from, to]: profile i's k-th event (k < n) is global event
  * number start + k; events come in episodes of 4 (k / 4), whose choices hash the episode's first
- * event number, and each slot (k % 4) is one step of the episode.
+ * event number, and each slot (k % 4) is one step of the episode. Rows are inserted in time order,
+ * so a chunk walks each month's primary-key index once instead of at random (a third faster).
+ * The `offset 0` fences keep each level's columns computed once instead of inlined into every use.
  */
 function eventsSql(seed: number, plan: string): string {
   const e = (salt: number) => uniform(seed, 'ep', 100 + salt);
@@ -279,7 +281,8 @@ function eventsSql(seed: number, plan: string): string {
             offset 0
           ) as x
         offset 0
-      ) as y`;
+      ) as y
+     order by ts`;
 }
 
 /**
