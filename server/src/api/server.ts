@@ -16,6 +16,7 @@ import { segmentRoutes } from '../segments/routes.ts';
 import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
+import { clientSegmentRoutes } from '../segments/client-routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -81,5 +82,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(tagRoutes, { db: options.db, keys, now });
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
+  await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }

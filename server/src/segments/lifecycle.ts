@@ -100,6 +100,7 @@ export async function createSegment(db: Db, workspaceId: string, input: CreateSe
       definition: condition,
       schedule,
       isTag: input.isTag ?? false,
+      clientVisible: input.clientVisible ?? false,
       template: input.template ?? null,
       // A static list has nothing to compute: it is ready, and empty, until members are uploaded.
       state: condition ? 'computing' : 'ready',
@@ -133,6 +134,7 @@ export async function updateSegment(db: Db, workspaceId: string, key: string, in
   if (input.name !== undefined) changes.name = input.name;
   if (input.description !== undefined) changes.description = input.description;
   if (input.isTag !== undefined) changes.isTag = input.isTag;
+  if (input.clientVisible !== undefined) changes.clientVisible = input.clientVisible;
   if (input.status !== undefined) changes.status = input.status;
   if (input.kind !== undefined) changes.kind = input.kind;
   if (condition) changes.definition = condition;

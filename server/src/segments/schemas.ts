@@ -34,6 +34,13 @@ const ScheduleSchema = Type.String({
   description: 'Periodic segments only: a 5-field cron expression (minute hour day-of-month month day-of-week) or @daily/@hourly/@weekly/@monthly/@yearly, read in the workspace time zone, e.g. `0 2 * * *` = daily at 02:00',
 });
 
+// Write keys are public: whoever knows a visitor's anonymous id or user id can ask for these keys.
+const ClientVisibleSchema = Type.Boolean({
+  default: false,
+  description:
+    'Let the SDK (write key) read this segment\'s key for the current visitor, for personalisation. Only for segments whose key is harmless to reveal to anyone who knows the visitor\'s id',
+});
+
 export const CreateSegmentSchema = Type.Object(
   {
     key: SegmentKeySchema,
@@ -45,6 +52,7 @@ export const CreateSegmentSchema = Type.Object(
     schedule: Type.Optional(ScheduleSchema),
     isTag: Type.Optional(Type.Boolean({ default: false, description: 'Show the segment as a behaviour tag on the profile' })),
     template: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'The tag library entry this segment was made from' })),
+    clientVisible: Type.Optional(ClientVisibleSchema),
   },
   { additionalProperties: false },
 );
@@ -59,6 +67,7 @@ export const UpdateSegmentSchema = Type.Object(
     text: Type.Optional(TextSchema),
     schedule: Type.Optional(Type.Union([ScheduleSchema, Type.Null()])),
     isTag: Type.Optional(Type.Boolean()),
+    clientVisible: Type.Optional(ClientVisibleSchema),
     status: Type.Optional(
       Type.Union([Type.Literal('active'), Type.Literal('paused')], {
         description: 'paused: membership is frozen (no real-time or scheduled evaluation); active again recomputes it',
@@ -83,6 +92,7 @@ export const SegmentSchema = Type.Object({
   kind: KindSchema,
   status: Type.Union([Type.Literal('active'), Type.Literal('paused'), Type.Literal('archived')]),
   isTag: Type.Boolean(),
+  clientVisible: Type.Boolean({ description: 'The visitor\'s own SDK may read whether they are in it (GET /v1/visitor/segments)' }),
   template: NullableString,
   definition: Type.Unknown({ description: 'The JSON AST; null for a static segment of uploaded members' }),
   text: Type.Union([Type.String(), Type.Null()], { description: 'The canonical text form of the definition' }),

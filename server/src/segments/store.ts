@@ -22,6 +22,7 @@ export interface SegmentRecord {
   definition: Condition | null;
   schedule: string | null;
   isTag: boolean;
+  clientVisible: boolean;
   template: string | null;
   status: SegmentStatus;
   version: number;
@@ -45,6 +46,7 @@ interface SegmentRow {
   definition: Condition | null;
   schedule: string | null;
   is_tag: boolean;
+  client_visible: boolean;
   template: string | null;
   status: SegmentStatus;
   version: number;
@@ -73,6 +75,7 @@ const toRecord = (row: SegmentRow): SegmentRecord => ({
   definition: row.definition,
   schedule: row.schedule,
   isTag: row.is_tag,
+  clientVisible: row.client_visible,
   template: row.template,
   status: row.status,
   version: row.version,
@@ -99,6 +102,7 @@ export function toSegmentView(segment: SegmentRecord): SegmentView {
     kind: segment.kind,
     status: segment.status,
     isTag: segment.isTag,
+    clientVisible: segment.clientVisible,
     template: segment.template,
     definition: segment.definition,
     text: segment.definition ? printSegment(segment.definition) : null,
@@ -191,6 +195,7 @@ export interface NewSegment {
   definition: Condition | null;
   schedule: string | null;
   isTag: boolean;
+  clientVisible?: boolean;
   template: string | null;
   state: SegmentState;
   nextRunAt: Date | null;
@@ -201,8 +206,8 @@ const UNIQUE_VIOLATION = '23505';
 export async function insertSegment(client: DbClient, workspaceId: string, segment: NewSegment): Promise<SegmentRecord> {
   try {
     const { rows } = await client.query<{ id: string }>(
-      `insert into segments (workspace_id, key, name, description, kind, definition, schedule, is_tag, template, state, next_run_at)
-       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) returning id`,
+      `insert into segments (workspace_id, key, name, description, kind, definition, schedule, is_tag, template, state, next_run_at, client_visible)
+       values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) returning id`,
       [
         workspaceId,
         segment.key,
@@ -215,6 +220,7 @@ export async function insertSegment(client: DbClient, workspaceId: string, segme
         segment.template,
         segment.state,
         segment.nextRunAt,
+        segment.clientVisible ?? false,
       ],
     );
     return (await findSegmentById(client, workspaceId, rows[0]!.id))!;
@@ -233,6 +239,7 @@ export interface SegmentChanges {
   definition?: Condition | null;
   schedule?: string | null;
   isTag?: boolean;
+  clientVisible?: boolean;
   status?: SegmentStatus;
   state?: SegmentState;
   nextRunAt?: Date | null;
@@ -252,6 +259,7 @@ export async function updateSegmentRow(client: DbClient, workspaceId: string, id
        status = case when $15 then $16 else status end,
        state = case when $17 then $18 else state end,
        next_run_at = case when $19 then $20::timestamptz else next_run_at end,
+       client_visible = case when $21 then $22::boolean else client_visible end,
        version = version + 1,
        updated_at = now()
      where workspace_id = $1 and id = $2`,
@@ -276,6 +284,8 @@ export async function updateSegmentRow(client: DbClient, workspaceId: string, id
       changes.state ?? null,
       has('nextRunAt'),
       changes.nextRunAt ?? null,
+      has('clientVisible'),
+      changes.clientVisible ?? null,
     ],
   );
   return (await findSegmentById(client, workspaceId, id))!;
