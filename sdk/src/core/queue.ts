@@ -19,6 +19,8 @@ export interface QueueOptions {
   maxQueueSize: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Failed attempts of one batch before it is given up on (reported); unlimited when absent. */
+  maxRetries?: number;
   /** Whether messages may leave the device now (the consent gate). */
   canSend: () => boolean;
   onError: (error: DeliveryError) => void;
@@ -153,6 +155,12 @@ export function createQueue(options: QueueOptions): Queue {
     if (result.status >= 400 && result.status < 500 && !RETRYABLE.has(result.status)) {
       remove(batch);
       options.onError({ reason: 'rejected', status: result.status, messages: batch });
+      return true;
+    }
+    if (options.maxRetries !== undefined && attempt >= options.maxRetries) {
+      remove(batch);
+      attempt = 0;
+      options.onError({ reason: 'retries_exhausted', ...(result.status ? { status: result.status } : {}), messages: batch });
       return true;
     }
     const delay = backoffDelay(attempt, options.retryBaseMs, options.retryMaxMs, options.random(), result.retryAfterMs);

@@ -75,7 +75,11 @@ export type DeliveryErrorReason =
   /** The queue reached `maxQueueSize`; the oldest messages were dropped. */
   | 'queue_overflow'
   /** Consent was refused for every category while messages were held for it. */
-  | 'consent_denied';
+  | 'consent_denied'
+  /** The batch failed `maxRetries` times (server clients, which cannot wait forever). */
+  | 'retries_exhausted'
+  /** Still queued when a server client's `close()` ran out of time. */
+  | 'closed';
 
 export interface DeliveryError {
   reason: DeliveryErrorReason;
