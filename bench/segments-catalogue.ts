@@ -7,7 +7,10 @@
  * Hand-written SQL knows what a person writing it for this data would know: every revenue, price
  * and date is well-formed (so plain casts are safe), merged-away profiles keep no traits, events or
  * consents (a merge moves them), and the windows are relative to `now`. It reads `profiles` only
- * where the meaning needs the set of all live profiles (negations). Parameters: $1 the workspace,
+ * where the meaning needs the set of all live profiles (negations). It keeps to plans that do not
+ * depend on row estimates for a workspace (workspace_id has no statistics): a NOT EXISTS against
+ * segment_memberships, planned as a nested loop over a misestimated single row, took 16.8 s on
+ * 100,000 profiles where EXCEPT takes 0.5 s. Parameters: $1 the workspace,
  * then `params` from $2 (`now`, when the query has windows).
  */
 
@@ -222,7 +225,8 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
                    and exists (select from events a where a.workspace_id = $1 and a.profile_id = t.profile_id and a.type = 'track'
                                  and a.event = 'App Opened' and a.timestamp > $2::timestamptz - interval '7 days')
                    and exists (select from profile_consents c where c.workspace_id = $1 and c.profile_id = t.profile_id and c.category = 'sms' and c.granted)
-                   and not exists (select from segment_memberships m where m.workspace_id = $1 and m.segment_id = $3 and m.profile_id = t.profile_id)`,
+                except
+                select profile_id from segment_memberships where workspace_id = $1 and segment_id = $3`,
       params: ({ segmentIds }) => [now, segmentIds.get('churned')],
     },
     {

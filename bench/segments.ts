@@ -76,6 +76,7 @@ const PROBE_SEGMENT = { key: 'latency_probe', text: 'event("Latency Probe").last
 // After the load: how long the probes' transitions may take to appear before they count as missing.
 const SETTLE_MS = 60_000;
 const POLL_MS = 20;
+const SAMPLE_MS = 50;
 
 const round1 = (value: number) => Math.round(value * 10) / 10;
 const round3 = (value: number) => Math.round(value * 1000) / 1000;
@@ -352,6 +353,47 @@ async function watchTransitions(url: string, ws: string, segmentId: string) {
   };
 }
 
+/**
+ * What PostgreSQL is busy with: samples the active statements of the other connections every
+ * SAMPLE_MS; each statement's share of the samples approximates its share of the database's time.
+ */
+async function sampleActivity(url: string) {
+  const client = new pg.Client({ connectionString: url, application_name: 'bench-sample' });
+  await client.connect();
+  const tally = new Map<string, number>();
+  let samples = 0;
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const { rows } = await client.query<{ statement: string }>(
+        `select coalesce(wait_event_type || ':' || wait_event || ' ', '') || regexp_replace(left(query, 160), '\\s+', ' ', 'g') as statement
+           from pg_stat_activity
+          where state = 'active' and datname = current_database() and application_name not in ('bench-sample', 'bench-watch')`,
+      );
+      samples++;
+      for (const row of rows) tally.set(row.statement, (tally.get(row.statement) ?? 0) + 1);
+      await new Promise((resolve) => setTimeout(resolve, SAMPLE_MS));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      await client.end();
+      const busy = [...tally.values()].reduce((sum, n) => sum + n, 0);
+      return {
+        samples,
+        everyMs: SAMPLE_MS,
+        averageActiveConnections: round1(busy / Math.max(1, samples)),
+        top: [...tally]
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 15)
+          .map(([statement, n]) => ({ share: round3(n / Math.max(1, busy)), statement })),
+      };
+    },
+  };
+}
+
 async function runLoadChild(config: LoadConfig): Promise<LoadReport> {
   const child = forkTs(LOAD_CLIENT, ['child']);
   const exited = new Promise<never>((_resolve, reject) =>
@@ -407,6 +449,7 @@ async function benchRealtime(
       },
     });
     const watcher = await watchTransitions(url, ws, probe.segment.id);
+    const activity = await sampleActivity(url);
     const started = Date.now();
     const sampler = setInterval(() => {
       db.query<{ identity: number; segment: number }>(
@@ -436,6 +479,7 @@ async function benchRealtime(
       probeUserIds,
     });
     const loadCpu = cpu(report.cpuSeconds);
+    const databaseActivity = await activity.stop();
     // Wait for every acknowledged probe's transition (or the settle time).
     const acknowledged = report.probes.filter((p) => p.ackAt !== null).length;
     const settleStarted = Date.now();
@@ -505,6 +549,7 @@ async function benchRealtime(
       met: unmatched === 0 && percentile(fromStored, 99) < TARGETS.latencyP99Ms,
       backlog: { identityQueueMax: backlog.identityMax, segmentQueueMax: backlog.segmentMax, perSecond: backlog.samples },
       cpu: loadCpu,
+      databaseActivity,
       workerProblems: problems,
       pollMs: POLL_MS,
     };
