@@ -5,7 +5,7 @@ import type { Condition, EventMatch, Measure, ValueOperator, Window } from '../s
 import type { ProfileEvent } from '../src/segments/snapshot.ts';
 import { compileSegmentPredicate, compileSegmentQuery } from '../src/segments/sql/compile.ts';
 import { postgresPattern } from '../src/segments/sql/regex.ts';
-import { anniversaryDays } from '../src/segments/sql/values.ts';
+import { anniversaryDays, instantOf, monthDayOf } from '../src/segments/sql/values.ts';
 import { createWorkspace, loadProfiles, type TestWorkspace } from './segments-sql-support.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -426,6 +426,26 @@ describe('SQL value functions', () => {
       [inputs],
     );
     for (const row of rows) expect({ value: row.value, ms: row.instant?.getTime() ?? null }).toEqual({ value: row.value, ms: parseInstant(row.value) });
+  });
+
+  it('the compiled date reading (fast paths for common shapes, the function for the rest) agrees with parseInstant', async () => {
+    const strings = [
+      '2024-06-20', '2024-02-28', '2024-02-29', '2023-02-29', '2024-04-30', '2024-04-31', '2024-05-31', '2024-12-31', '2024-13-01',
+      '2024-00-01', '2024-01-00', '0099-12-31', '0100-01-01', '2024-06-10T08:00:00Z', '2024-06-10T08:00:00.123Z', '2024-06-10T23:59:59.999Z',
+      '2024-06-10T24:00:00Z', '2024-06-10T08:60:00Z', '2024-06-31T08:00:00Z', '2024-07-31T08:00:00Z', '2024-06-10T08:00:00.1234Z',
+      '2024-06-10T08:00:00+08:00', '2024-06-10T08:00:00z', '2024-06-10 08:00:00Z', '2024-06-10T08:00Z', 'x2024-06-10', '2024-06-10\n',
+    ];
+    const values = [...strings.map((s) => JSON.stringify(s)), '10', 'null', '["2024-06-20"]'];
+    const { rows } = await t.db.query<{ instant: Date | null; month_day: string | null }>(
+      `select ${instantOf('v')} as instant, ${monthDayOf('v')} as month_day from unnest($1::jsonb[]) with ordinality as x(v, n) order by n`,
+      [values],
+    );
+    const expected = values.map((json) => {
+      const value: unknown = JSON.parse(json);
+      const ms = typeof value === 'string' ? parseInstant(value) : null;
+      return { instant: ms, monthDay: ms === null ? null : new Date(ms).toISOString().slice(5, 10) };
+    });
+    expect(rows.map((row) => ({ instant: row.instant?.getTime() ?? null, monthDay: row.month_day }))).toEqual(expected);
   });
 
   it('segment_text_number reads numbers in full, and nothing else', async () => {

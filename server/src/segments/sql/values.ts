@@ -54,13 +54,15 @@ function numberOf(value: string): string {
 }
 
 // The two shapes most dates have (a date, and JavaScript's toISOString), valid by their pattern
-// alone (days up to 28, hours up to 23, years from 0100), read with PostgreSQL's own casts; any
-// other string goes through segment_text_instant, which handles every shape but costs a function
-// call per row.
-const DATE_ONLY = `'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])$'`;
-const UTC_MILLISECONDS = `'^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?Z$'`;
+// alone (real month lengths; 29 February, which needs a leap year, and years before 0100 are left
+// to the general path), read with PostgreSQL's own casts. Any other string goes through
+// segment_text_instant, which reads every shape but costs a PL/pgSQL call per row.
+const MONTH_DAY = '((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)';
+const DATE_ONLY = `'^[0-9]{4}-${MONTH_DAY}$'`;
+const UTC_MILLISECONDS = `'^[0-9]{4}-${MONTH_DAY}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\\.[0-9]{3})?Z$'`;
 
-function instantOf(value: string): string {
+/** A jsonb expression as timestamptz when it is a date (ast.ts Dates), else null. */
+export function instantOf(value: string): string {
   const text = `(${value} #>> '{}')`;
   const fromYear100 = `${text} >= '0100' collate "C"`;
   return (
@@ -68,6 +70,15 @@ function instantOf(value: string): string {
     `when ${text} ~ ${DATE_ONLY} and ${fromYear100} then ${text}::date::timestamp at time zone 'UTC' ` +
     `when ${text} ~ ${UTC_MILLISECONDS} and ${fromYear100} then ${text}::timestamptz ` +
     `else segment_text_instant(${text}) end end`
+  );
+}
+
+/** The UTC month-day ('MM-DD') of a jsonb value that is a date; a date alone is read without parsing it. */
+export function monthDayOf(value: string): string {
+  const text = `(${value} #>> '{}')`;
+  return (
+    `case when jsonb_typeof(${value}) = 'string' and ${text} ~ ${DATE_ONLY} and ${text} >= '0100' collate "C" then substr(${text}, 6, 5) ` +
+    `else to_char(${instantOf(value)} at time zone 'UTC', 'MM-DD') end`
   );
 }
 
@@ -137,37 +148,31 @@ export function valueTest(scope: Scope, value: string, operator: ValueOperator):
     case 'before':
     case 'after':
       return truth(`${instantOf(value)} ${operator.op === 'before' ? '<' : '>'} ${bindInstant(scope, literalInstant(operator.value))}`);
+    case 'anniversary_within_next':
+      return anniversaryTest(scope, monthDayOf(value), operator.duration);
     case 'within_last':
     case 'within_next':
-    case 'anniversary_within_next':
       return instantWindowTest(scope, instantOf(value), operator.op, operator.duration);
   }
 }
 
 const COMPARISON = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' } as const;
 
-/**
- * within_last: (now − d, now]; within_next: [now, now + d); anniversary_within_next: the UTC
- * month-day is one of the d days from today (UTC). `instant` is a timestamptz expression.
- */
-export function instantWindowTest(
-  scope: Scope,
-  instant: string,
-  op: 'within_last' | 'within_next' | 'anniversary_within_next',
-  duration: Duration,
-): string {
+/** within_last: (now − d, now]; within_next: [now, now + d). `instant` is a timestamptz expression. */
+export function instantWindowTest(scope: Scope, instant: string, op: 'within_last' | 'within_next', duration: Duration): string {
   const span = durationMs(duration);
-  switch (op) {
-    case 'within_last':
-      return truth(`${instant} <@ tstzrange(${bindInstant(scope, scope.now - span)}, ${scope.nowParam}, '(]')`);
-    case 'within_next':
-      return truth(`${instant} <@ tstzrange(${scope.nowParam}, ${bindInstant(scope, scope.now + span)}, '[)')`);
-    case 'anniversary_within_next': {
-      const days = anniversaryDays(scope.now, Math.floor(span / DAY_MS));
-      if (days.length === 0) return 'false';
-      return truth(`to_char(${instant} at time zone 'UTC', 'MM-DD') = any(${scope.bind(days, 'text[]')})`);
-    }
-  }
+  if (op === 'within_last') return truth(`${instant} <@ tstzrange(${bindInstant(scope, scope.now - span)}, ${scope.nowParam}, '(]')`);
+  return truth(`${instant} <@ tstzrange(${scope.nowParam}, ${bindInstant(scope, scope.now + span)}, '[)')`);
+}
+
+/**
+ * anniversary_within_next: the UTC month-day ('MM-DD' text expression) is one of the d days from
+ * today (UTC); a duration in minutes or hours counts its whole days, as in the evaluator.
+ */
+function anniversaryTest(scope: Scope, monthDay: string, duration: Duration): string {
+  const days = anniversaryDays(scope.now, Math.floor(durationMs(duration) / DAY_MS));
+  if (days.length === 0) return 'false';
+  return truth(`${monthDay} = any(${scope.bind(days, 'text[]')})`);
 }
 
 /**
