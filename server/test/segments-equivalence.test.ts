@@ -65,12 +65,20 @@ function chance(rng: Rng, p: number): boolean {
   return rng.next() < p;
 }
 
+// Dates in data beyond the literal pool: offsets that move the UTC day (and month-day) away from
+// the written one, 29 February, shapes that need the general parser, times near the base now.
+const DATA_DATES = [
+  '2024-06-15T02:00:00+08:00', '2024-06-14T20:00:00-08:00', '2024-06-15T11:59:59.999Z', '2024-06-08T12:00:00Z', '2024-06-08T12:00:00.001Z',
+  '2024-06-16T00:30:00+01:00', '2024-06-22T12:00:00Z', '2024-06-15 12:00', '2024-06-15T12:00:00.5+0000', '2000-02-29', '2024-02-29T23:30:00-01:00',
+  '2023-03-01T00:30:00+01:00', '1990-06-16', '1990-06-30T23:00:00-02:00', '1985-07-01T01:00:00+02:00', '2024-06-31', '0099-06-16',
+];
+
 /** A JSON value as a property or trait: pool scalars, numeric strings, dates, null, arrays, objects. */
 function randomValue(rng: Rng, depth = 0): unknown {
   const roll = rng.next();
   if (roll < 0.3) return rng.pick(VALUE_POOLS.numbers);
   if (roll < 0.55) return rng.pick(VALUE_POOLS.strings);
-  if (roll < 0.7) return rng.pick(VALUE_POOLS.dates);
+  if (roll < 0.7) return chance(rng, 0.5) ? rng.pick(VALUE_POOLS.dates) : rng.pick(DATA_DATES);
   if (roll < 0.75) return chance(rng, 0.5);
   if (roll < 0.8) return null;
   if (roll < 0.9) return Array.from({ length: rng.int(0, 3) }, () => (chance(rng, 0.8) ? rng.pick(VALUE_POOLS.strings) : rng.pick(VALUE_POOLS.numbers)));
@@ -153,7 +161,7 @@ function generateDataset(rng: Rng): { profiles: ProfileFixture[]; unresolved: Pr
     const traits: Record<string, unknown> = {};
     for (const key of VOCABULARY.traits) {
       if (!chance(rng, 0.6)) continue;
-      traits[key] = key === 'birthday' && chance(rng, 0.7) ? rng.pick(VALUE_POOLS.dates) : randomValue(rng);
+      traits[key] = key === 'birthday' && chance(rng, 0.7) ? rng.pick([...VALUE_POOLS.dates, ...DATA_DATES]) : randomValue(rng);
     }
     const identifiers = VOCABULARY.identifierTypes.filter(() => chance(rng, 0.4)).map((type) => ({ type, value: uuid(rng), unbound: chance(rng, 0.25) }));
     const consents: Record<string, boolean> = {};

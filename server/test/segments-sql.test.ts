@@ -5,7 +5,8 @@ import type { Condition, EventMatch, Measure, ValueOperator, Window } from '../s
 import type { ProfileEvent } from '../src/segments/snapshot.ts';
 import { compileSegmentPredicate, compileSegmentQuery } from '../src/segments/sql/compile.ts';
 import { postgresPattern } from '../src/segments/sql/regex.ts';
-import { anniversaryDays, instantOf, monthDayOf } from '../src/segments/sql/values.ts';
+import { anniversaryDays, instantOf, monthDayOf, valueTest, type Scope } from '../src/segments/sql/values.ts';
+import { compileValueTest } from '../src/segments/evaluate/values.ts';
 import { createWorkspace, loadProfiles, type TestWorkspace } from './segments-sql-support.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -446,6 +447,45 @@ describe('SQL value functions', () => {
       return { instant: ms, monthDay: ms === null ? null : new Date(ms).toISOString().slice(5, 10) };
     });
     expect(rows.map((row) => ({ instant: row.instant?.getTime() ?? null, monthDay: row.month_day }))).toEqual(expected);
+  });
+
+  it('date tests agree with the evaluator where offsets move the UTC day away from the written one', async () => {
+    const dates = [
+      '2024-06-15T02:00:00+08:00', '2024-06-14T20:00:00-08:00', '2024-06-15T23:59:59.999-23:59', '2024-06-15T00:00:00+23:59',
+      '2024-02-29T23:30:00-01:00', '2023-03-01T00:30:00+01:00', '2024-06-15', '2024-12-31T23:00:00-05:00', '2025-01-01T01:00:00+05:00',
+    ];
+    const cases: Array<{ value: string; operator: ValueOperator; now: number }> = [];
+    for (const value of dates) {
+      const instant = parseInstant(value)!;
+      for (const delta of [-DAY, -1, 0, 1, DAY]) {
+        for (const op of ['before', 'after'] as const) cases.push({ value, operator: { op, value: iso(instant + delta) }, now: NOW });
+      }
+      for (const duration of [{ amount: 1, unit: 'minutes' }, { amount: 1, unit: 'days' }] as const) {
+        const span = duration.amount * (duration.unit === 'days' ? DAY : 60_000);
+        for (const delta of [-DAY - 1, -span - 1, -span, -1, 0, 1, span - 1, span, span + 1, DAY]) {
+          for (const op of ['within_last', 'within_next'] as const) cases.push({ value, operator: { op, duration }, now: instant + delta });
+        }
+      }
+      for (const amount of [1, 2]) {
+        for (const delta of [-2 * DAY, -DAY, -HOUR, 0, HOUR, DAY]) {
+          cases.push({ value, operator: { op: 'anniversary_within_next', duration: { amount, unit: 'days' } }, now: instant + delta });
+        }
+      }
+    }
+    const actual: boolean[] = [];
+    for (const { value, operator, now } of cases) {
+      const values: unknown[] = [JSON.stringify(value)];
+      const bind = (v: unknown, type: string) => `$${values.push(v)}::${type}`;
+      let nowParam: string | undefined;
+      const scope: Scope = { bind, workspace: '', now, get nowParam() { return (nowParam ??= bind(iso(now), 'timestamptz')); }, segmentIds: new Map() };
+      const test = valueTest(scope, '$1::jsonb', operator);
+      const { rows } = await t.db.query<{ holds: boolean }>(`select ${test} as holds`, values);
+      actual.push(rows[0]!.holds);
+    }
+    const expected = cases.map(({ value, operator, now }) => compileValueTest(operator).test(value, now));
+    const differing = cases.filter((_, i) => actual[i] !== expected[i]).map((c) => ({ ...c, now: iso(c.now) }));
+    expect(differing).toEqual([]);
+    expect(expected.filter(Boolean).length).toBeGreaterThan(cases.length / 5);
   });
 
   it('segment_text_number reads numbers in full, and nothing else', async () => {

@@ -145,15 +145,48 @@ export function valueTest(scope: Scope, value: string, operator: ValueOperator):
       return truth(`jsonb_typeof(${value}) <> 'null'`);
     case 'missing':
       return `not ${truth(`jsonb_typeof(${value}) <> 'null'`)}`;
-    case 'before':
-    case 'after':
-      return truth(`${instantOf(value)} ${operator.op === 'before' ? '<' : '>'} ${bindInstant(scope, literalInstant(operator.value))}`);
-    case 'anniversary_within_next':
-      return anniversaryTest(scope, monthDayOf(value), operator.duration);
+    case 'before': {
+      const literal = literalInstant(operator.value);
+      return datePrefiltered(scope, value, undefined, literal, truth(`${instantOf(value)} < ${bindInstant(scope, literal)}`));
+    }
+    case 'after': {
+      const literal = literalInstant(operator.value);
+      return datePrefiltered(scope, value, literal, undefined, truth(`${instantOf(value)} > ${bindInstant(scope, literal)}`));
+    }
     case 'within_last':
-    case 'within_next':
-      return instantWindowTest(scope, instantOf(value), operator.op, operator.duration);
+    case 'within_next': {
+      const span = durationMs(operator.duration);
+      const [from, to] = operator.op === 'within_last' ? [scope.now - span, scope.now] : [scope.now, scope.now + span];
+      return datePrefiltered(scope, value, from, to, instantWindowTest(scope, instantOf(value), operator.op, operator.duration));
+    }
+    case 'anniversary_within_next':
+      return anniversaryTest(scope, value, operator.duration);
   }
+}
+
+/**
+ * `test` (on a date value) guarded by a cheap necessary condition on the text: every date string
+ * starts with its local date D (YYYY-MM-DD), and the instant lies in (D − 24 h, D + 48 h) (a time
+ * of day under 24 h, an offset under 24 h either way). So an instant after `from` needs D on or
+ * after the date of `from` − 1 day, one before `to` D on or before the date of `to` + 1 day − 1 ms,
+ * compared as text; most values are decided without reading the date.
+ */
+function datePrefiltered(scope: Scope, value: string, from: number | undefined, to: number | undefined, test: string): string {
+  const bounds: string[] = [];
+  const prefix = `left(${value} #>> '{}', 10) collate "C"`;
+  const lower = from === undefined ? null : isoDate(from - DAY_MS);
+  const upper = to === undefined ? null : isoDate(to + DAY_MS - 1);
+  if (lower !== null) bounds.push(`${prefix} >= ${scope.bind(lower, 'text')}`);
+  if (upper !== null) bounds.push(`${prefix} <= ${scope.bind(upper, 'text')}`);
+  if (bounds.length === 0) return test;
+  return `case when ${bounds.join(' and ')} then ${test} else false end`;
+}
+
+/** The UTC date of an instant as YYYY-MM-DD, or null outside years 0000–9999 (where text order is not date order). */
+function isoDate(ms: number): string | null {
+  const date = new Date(ms);
+  const year = date.getUTCFullYear();
+  return Number.isNaN(ms) || year < 0 || year > 9999 ? null : date.toISOString().slice(0, 10);
 }
 
 const COMPARISON = { eq: '=', neq: '<>', lt: '<', lte: '<=', gt: '>', gte: '>=' } as const;
@@ -166,13 +199,32 @@ export function instantWindowTest(scope: Scope, instant: string, op: 'within_las
 }
 
 /**
- * anniversary_within_next: the UTC month-day ('MM-DD' text expression) is one of the d days from
- * today (UTC); a duration in minutes or hours counts its whole days, as in the evaluator.
+ * anniversary_within_next: the value's UTC month-day is one of the d days from today (UTC); a
+ * duration in minutes or hours counts its whole days, as in the evaluator. The month-day of the
+ * text (its local date) is at most a day off the UTC one, which makes a cheap first test.
  */
-function anniversaryTest(scope: Scope, monthDay: string, duration: Duration): string {
+function anniversaryTest(scope: Scope, value: string, duration: Duration): string {
   const days = anniversaryDays(scope.now, Math.floor(durationMs(duration) / DAY_MS));
   if (days.length === 0) return 'false';
-  return truth(`${monthDay} = any(${scope.bind(days, 'text[]')})`);
+  const exact = truth(`${monthDayOf(value)} = any(${scope.bind(days, 'text[]')})`);
+  const nearby = neighbouringMonthDays(days);
+  if (nearby.length >= 366) return exact;
+  return `case when substr(${value} #>> '{}', 6, 5) = any(${scope.bind(nearby, 'text[]')}) then ${exact} else false end`;
+}
+
+/** The month-days, each with the day before and after it in a leap year and in other years. */
+export function neighbouringMonthDays(monthDays: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (const monthDay of monthDays) {
+    for (const year of [2023, 2024]) {
+      const [month, day] = monthDay.split('-').map(Number) as [number, number];
+      // 02-29 in a year without one stands for 28 February.
+      const base = Date.UTC(year, month - 1, month === 2 && day === 29 && year === 2023 ? 28 : day);
+      for (const offset of [-1, 0, 1]) found.add(new Date(base + offset * DAY_MS).toISOString().slice(5, 10));
+    }
+    found.add(monthDay);
+  }
+  return [...found].sort();
 }
 
 /**
