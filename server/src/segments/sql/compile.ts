@@ -5,6 +5,7 @@ import {
   instantWindowTest,
   jsonPath,
   literalInstant,
+  numberOf,
   numericTest,
   numericTestAt,
   valueTest,
@@ -430,10 +431,14 @@ function eventSet(scope: Scope, condition: Condition): ProfileSet {
     return { sql: `select e.profile_id ${from} and ${filter.sql}`, complement: single.negated, unique: false };
   }
   const used: EventFilter[] = [];
-  const tree = groupTree<EventCondition>(condition, (leaf) => {
+  for (const leaf of eventLeaves(condition)) {
     const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
     if (!used.includes(filter)) used.push(filter);
-    return measureLeaf(scope, leaf.measure, filter.sql);
+  }
+  // When all leaves read the same events, every scanned row is theirs: no FILTER clauses.
+  const tree = groupTree<EventCondition>(condition, (leaf) => {
+    const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
+    return measureLeaf(scope, leaf.measure, used.length === 1 ? null : filter.sql);
   });
   const scan = used.length === 1 ? used[0]!.sql : used.map((filter) => `(${filter.sql})`).join(' or ');
   const bounds = boundsSql(scope, coveringBounds(used.map((filter) => filter.bounds)));
@@ -444,22 +449,29 @@ function eventSet(scope: Scope, condition: Condition): ProfileSet {
   };
 }
 
-/** ast.ts MeasureSchema: the measure over the events passing `filter`, and its test. */
-function measureLeaf(scope: Scope, measure: Measure, filter: string): GroupLeaf {
-  const over = (aggregate: string): string => `${aggregate} filter (where ${filter})`;
+function eventLeaves(condition: Condition): EventCondition[] {
+  if (condition.kind === 'event') return [condition];
+  if (condition.kind === 'not') return eventLeaves(condition.condition);
+  if (condition.kind === 'and' || condition.kind === 'or') return condition.conditions.flatMap(eventLeaves);
+  return [];
+}
+
+/** ast.ts MeasureSchema: the measure over the events passing `filter` (null: every row of the group), and its test. */
+function measureLeaf(scope: Scope, measure: Measure, filter: string | null): GroupLeaf {
+  const over = (aggregate: string): string => (filter === null ? aggregate : `${aggregate} filter (where ${filter})`);
   switch (measure.kind) {
     case 'exists':
       return { test: `${over('count(*)')} > 0`, empty: false };
     case 'count':
       return { test: numericTest(scope, over('count(*)'), measure.test), empty: numericTestAt(measure.test, 0) };
     case 'sum': {
-      const number = `segment_json_number(${eventPath(scope, measure.property)})`;
+      const number = numberOf(eventPath(scope, measure.property));
       return { test: numericTest(scope, `coalesce(${over(`sum(${number})`)}, 0)`, measure.test), empty: numericTestAt(measure.test, 0) };
     }
     case 'avg':
     case 'min':
     case 'max': {
-      const number = `segment_json_number(${eventPath(scope, measure.property)})`;
+      const number = numberOf(eventPath(scope, measure.property));
       return { test: numericTest(scope, over(`${measure.kind}(${number})`), measure.test), empty: false };
     }
     case 'distinct': {
@@ -468,7 +480,7 @@ function measureLeaf(scope: Scope, measure: Measure, filter: string): GroupLeaf 
       const key =
         `case jsonb_typeof(${value}) when 'string' then 's' || (${value} #>> '{}') ` +
         `when 'boolean' then 'b' || (${value} #>> '{}') ` +
-        `when 'number' then 'n' || encode(float8send(segment_json_number(${value}) + 0), 'hex') end`;
+        `when 'number' then 'n' || encode(float8send(${numberOf(value)} + 0), 'hex') end`;
       return { test: numericTest(scope, over(`count(distinct ${key})`), measure.test), empty: numericTestAt(measure.test, 0) };
     }
     case 'first_time':

@@ -49,8 +49,17 @@ function storable(text: string): boolean {
 
 const truth = (sql: string): string => `coalesce(${sql}, false)`;
 
-function numberOf(value: string): string {
-  return `segment_json_number(${value})`;
+/**
+ * A jsonb expression as a double when it is a number (ast.ts Numbers), else null. A JSON number
+ * inside the range of a double is cast directly; strings and extreme magnitudes go through
+ * segment_json_number, which never fails.
+ */
+export function numberOf(value: string): string {
+  const numeric = `(${value})::numeric`;
+  return (
+    `case jsonb_typeof(${value}) when 'number' then case when abs(${numeric}) between 1e-300 and 1e300 or ${numeric} = 0 ` +
+    `then (${value})::float8 else segment_json_number(${value}) end when 'string' then segment_json_number(${value}) end`
+  );
 }
 
 // The two shapes most dates have (a date, and JavaScript's toISOString), valid by their pattern
