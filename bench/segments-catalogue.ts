@@ -34,6 +34,22 @@ const since = (days: number) => ` and timestamp > $2::timestamptz - interval '${
 const revenue = `(properties->>'revenue')::float8`;
 const trait = (key: string, test: string) => `select profile_id from profile_traits where workspace_id = $1 and key = '${key}' and ${test}`;
 
+/**
+ * "A then not B within `within`", A inside the last `window`: one scan of both events in the window,
+ * each A with the time of the first B after it in (timestamp, seq) order; A qualifies when its wait
+ * is over and no B came in time. (B before the window cannot follow an A inside it.)
+ */
+const nextAfter = (first: string, then: string, window: string, within: string) =>
+  `select distinct profile_id from (
+     select profile_id, event, timestamp,
+            min(timestamp) filter (where event = '${then}')
+              over (partition by profile_id order by timestamp, seq rows between 1 following and unbounded following) as next_then
+       from events
+      where workspace_id = $1 and profile_id is not null and type = 'track' and event in ('${first}', '${then}')
+        and timestamp > $2::timestamptz - interval '${window}') as x
+    where event = '${first}' and timestamp <= $2::timestamptz - interval '${within}'
+      and (next_then is null or next_then > timestamp + interval '${within}')`;
+
 /** ISO date (UTC) of an instant. */
 function isoDate(time: number): string {
   return new Date(time).toISOString().slice(0, 10);
@@ -95,28 +111,14 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       key: 'cart_abandoners',
       name: 'Added to cart, no order within 24h (last 7 days)',
       text: 'event("Product Added") then not event("Order Completed") within 24h starting within 7d',
-      handSql: `select distinct a.profile_id from events a
-                 where a.workspace_id = $1 and a.type = 'track' and a.event = 'Product Added' and a.profile_id is not null
-                   and a.timestamp > $2::timestamptz - interval '7 days' and a.timestamp <= $2::timestamptz - interval '24 hours'
-                   and not exists (
-                     select from events b
-                      where b.workspace_id = $1 and b.profile_id = a.profile_id and b.type = 'track' and b.event = 'Order Completed'
-                        and b.timestamp >= a.timestamp and b.timestamp <= a.timestamp + interval '24 hours'
-                        and (b.timestamp > a.timestamp or b.seq > a.seq))`,
+      handSql: nextAfter('Product Added', 'Order Completed', '7 days', '24 hours'),
       params: () => [now],
     },
     {
       key: 'broadband_left_midway',
       name: 'Started a broadband order and left midway (last 30 days)',
       text: 'event("Broadband Order Started") then not event("Broadband Order Completed") within 3d starting within 30d',
-      handSql: `select distinct a.profile_id from events a
-                 where a.workspace_id = $1 and a.type = 'track' and a.event = 'Broadband Order Started' and a.profile_id is not null
-                   and a.timestamp > $2::timestamptz - interval '30 days' and a.timestamp <= $2::timestamptz - interval '3 days'
-                   and not exists (
-                     select from events b
-                      where b.workspace_id = $1 and b.profile_id = a.profile_id and b.type = 'track' and b.event = 'Broadband Order Completed'
-                        and b.timestamp >= a.timestamp and b.timestamp <= a.timestamp + interval '3 days'
-                        and (b.timestamp > a.timestamp or b.seq > a.seq))`,
+      handSql: nextAfter('Broadband Order Started', 'Broadband Order Completed', '30 days', '3 days'),
       params: () => [now],
     },
     {
@@ -125,12 +127,12 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       text:
         'not page().exists(within 30d) and not screen().exists(within 30d) and not event("Product Viewed").exists(within 30d) ' +
         'and not event("App Opened").exists(within 30d) and not event("Order Completed").exists(within 30d)',
-      handSql: `select p.id from profiles p
-                 where p.workspace_id = $1 and p.merged_into is null
-                   and not exists (
-                     select from events e
-                      where e.workspace_id = $1 and e.profile_id = p.id and e.timestamp > $2::timestamptz - interval '30 days'
-                        and (e.type in ('page', 'screen') or (e.type = 'track' and e.event in ('Product Viewed', 'App Opened', 'Order Completed'))))`,
+      handSql: `select id from profiles where workspace_id = $1 and merged_into is null
+                except
+                select profile_id from events
+                 where workspace_id = $1 and profile_id is not null and timestamp > $2::timestamptz - interval '30 days'
+                   and (type in ('page', 'screen') or (type = 'track' and event in ('Product Viewed', 'App Opened', 'Order Completed')))
+                 group by profile_id`,
       params: () => [now],
     },
     {
@@ -186,9 +188,9 @@ export function segmentCatalogue(now: Date): SegmentCase[] {
       key: 'app_never_ordered',
       name: 'Opened the app but never ordered',
       text: 'event("App Opened").exists() and not event("Order Completed").exists()',
-      handSql: `select profile_id from events where workspace_id = $1 and type = 'track' and event = 'App Opened' and profile_id is not null
-                except
-                ${orders('')}`,
+      handSql: `select profile_id from events
+                 where workspace_id = $1 and profile_id is not null and type = 'track' and event in ('App Opened', 'Order Completed')
+                 group by profile_id having bool_or(event = 'App Opened') and not bool_or(event = 'Order Completed')`,
     },
     {
       key: 'aov_300',
