@@ -7,10 +7,11 @@
  * Hand-written SQL knows what a person writing it for this data would know: every revenue, price
  * and date is well-formed (so plain casts are safe), merged-away profiles keep no traits, events or
  * consents (a merge moves them), and the windows are relative to `now`. It reads `profiles` only
- * where the meaning needs the set of all live profiles (negations). It keeps to plans that do not
- * depend on row estimates for a workspace (workspace_id has no statistics): a NOT EXISTS against
- * segment_memberships, planned as a nested loop over a misestimated single row, took 16.8 s on
- * 100,000 profiles where EXCEPT takes 0.5 s. Parameters: $1 the workspace,
+ * where the meaning needs the set of all live profiles (negations). workspace_id has no statistics,
+ * so the planner underestimates every workspace's rows; where that led to a per-row probe that
+ * grows with the data, the query is written so it cannot (a NOT EXISTS against
+ * segment_memberships took 16.8 s on 100,000 profiles where EXCEPT takes 0.5 s; the negated
+ * sequences are one windowed scan, not a probe per event). Parameters: $1 the workspace,
  * then `params` from $2 (`now`, when the query has windows).
  */
 
