@@ -27,8 +27,8 @@ import {
  *   outside every window are pruned;
  * - every other condition is one scan of its table (a trait key, consents of a category …);
  * - and/or/not of sets are INTERSECT / UNION ALL / EXCEPT, which hash or sort and spill to disk;
- * - at the end, a positive set only drops profiles merged into others (an anti-join with the
- *   few merged profiles), and a complement is taken from the live profiles with EXCEPT.
+ * - at the end, a positive set only drops profiles merged into others, and a complement is taken
+ *   from the live profiles, both with EXCEPT.
  * No part of the plan is a join whose order or method depends on row estimates: the workspace_id
  * columns carry no statistics (0006), so estimates are far too small on large workspaces, and
  * a planner trusting them would probe an index once per profile or, worse, rescan a subquery.
@@ -103,10 +103,11 @@ function compileInto(condition: Condition, context: CompileContext, values: unkn
   } else if (set.complement) {
     text = `(${live}${rowFilter('p.id')}) except (${set.sql})`;
   } else {
-    text =
-      `select ${set.unique ? '' : 'distinct '}s.profile_id from (${set.sql}) s ` +
-      `where not exists (select 1 from profiles m where m.workspace_id = ${scope.workspace} and m.id = s.profile_id and m.merged_into is not null)` +
-      rowFilter('s.profile_id');
+    // EXCEPT rather than an anti-join: with the merged profiles estimated at one row, the planner
+    // would scan all of them once per member.
+    const merged = `select m.id from profiles m where m.workspace_id = ${scope.workspace} and m.merged_into is not null`;
+    const members = `(${set.sql}) except (${merged})`;
+    text = rowConditions.length === 0 ? members : `select s.profile_id from (${members}) s where true${rowFilter('s.profile_id')}`;
   }
   return dropUnusedParameters(text, values, firstOwn);
 }
@@ -140,16 +141,15 @@ function bindTo(values: unknown[], value: unknown, type: string): string {
 
 /**
  * A set of profile ids (a query with one column, profile_id), or its complement among the live
- * profiles. `sql` null: no profiles (or, complemented, all of them). `unique`: no id twice.
+ * profiles. `sql` null: no profiles (or, complemented, all of them). An id may appear more than once.
  */
 interface ProfileSet {
   sql: string | null;
   complement: boolean;
-  unique: boolean;
 }
 
-const NOBODY: ProfileSet = { sql: null, complement: false, unique: true };
-const EVERYONE: ProfileSet = { sql: null, complement: true, unique: true };
+const NOBODY: ProfileSet = { sql: null, complement: false };
+const EVERYONE: ProfileSet = { sql: null, complement: true };
 
 /** The condition as a list of conditions that must all hold (nested and, not-or, double not flattened). */
 function flattenConjuncts(condition: Condition): Condition[] {
@@ -175,7 +175,6 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
     return {
       sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null and ${rowTest(scope, condition, 'b.id')}`,
       complement: false,
-      unique: true,
     };
   }
   switch (condition.kind) {
@@ -198,12 +197,11 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
     case 'trait':
       return traitSet(scope, condition);
     case 'sequence':
-      return { sql: sequenceSql(scope, condition), complement: false, unique: false };
+      return { sql: sequenceSql(scope, condition), complement: false };
     case 'identifier':
       return {
         sql: `select i.profile_id from profile_identifiers i where i.workspace_id = ${scope.workspace} and i.type = ${scope.bind(condition.type, 'text')} and i.unbound_at is null`,
         complement: false,
-        unique: false,
       };
     case 'segment': {
       const segmentId = scope.segmentIds.get(condition.segment);
@@ -211,14 +209,12 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
       return {
         sql: `select m.profile_id from segment_memberships m where m.workspace_id = ${scope.workspace} and m.segment_id = ${scope.bind(segmentId, 'uuid')}`,
         complement: false,
-        unique: true,
       };
     }
     case 'consent':
       return {
         sql: `select c.profile_id from profile_consents c where c.workspace_id = ${scope.workspace} and c.category = ${scope.bind(condition.category, 'text')} and c.granted`,
         complement: false,
-        unique: true,
       };
     case 'bucket':
       throw new Error('unreachable: a bucket is a row condition');
@@ -232,18 +228,18 @@ function intersection(sets: ProfileSet[]): ProfileSet {
   if (sets.some((set) => set.sql === null && !set.complement)) return NOBODY;
   const positive = sets.filter((set) => !set.complement);
   const negative = sets.filter((set) => set.complement && set.sql !== null);
-  if (positive.length === 0) return negative.length === 0 ? EVERYONE : { sql: setOp('union all', negative), complement: true, unique: negative.length === 1 && negative[0]!.unique };
-  if (negative.length === 0) return { sql: setOp('intersect', positive), complement: false, unique: positive.length > 1 || positive[0]!.unique };
-  return { sql: `(${setOp('intersect', positive)}) except (${setOp('union all', negative)})`, complement: false, unique: true };
+  if (positive.length === 0) return negative.length === 0 ? EVERYONE : { sql: setOp('union all', negative), complement: true };
+  if (negative.length === 0) return { sql: setOp('intersect', positive), complement: false };
+  return { sql: `(${setOp('intersect', positive)}) except (${setOp('union all', negative)})`, complement: false };
 }
 
 function union(sets: ProfileSet[]): ProfileSet {
   if (sets.some((set) => set.sql === null && set.complement)) return EVERYONE;
   const positive = sets.filter((set) => !set.complement && set.sql !== null);
   const negative = sets.filter((set) => set.complement);
-  if (negative.length === 0) return positive.length === 0 ? NOBODY : { sql: setOp('union all', positive), complement: false, unique: positive.length === 1 && positive[0]!.unique };
-  if (positive.length === 0) return { sql: setOp('intersect', negative), complement: true, unique: negative.length > 1 || negative[0]!.unique };
-  return { sql: `(${setOp('intersect', negative)}) except (${setOp('union all', positive)})`, complement: true, unique: true };
+  if (negative.length === 0) return positive.length === 0 ? NOBODY : { sql: setOp('union all', positive), complement: false };
+  if (positive.length === 0) return { sql: setOp('intersect', negative), complement: true };
+  return { sql: `(${setOp('intersect', negative)}) except (${setOp('union all', positive)})`, complement: true };
 }
 
 function setOp(operator: string, sets: ProfileSet[]): string {
@@ -315,20 +311,6 @@ function groupTree<L extends Condition>(
   }
 }
 
-/** The single leaf under a chain of nots, and whether it is negated; null for a real tree. */
-function singleLeaf(condition: Condition): { leaf: Condition; negated: boolean } | null {
-  let negated = false;
-  let current = condition;
-  while (current.kind === 'not') {
-    negated = !negated;
-    current = current.condition;
-  }
-  if (current.kind === 'and' || current.kind === 'or') {
-    return current.conditions.length === 1 ? singleLeaf(negated ? { kind: 'not', condition: current.conditions[0]! } : current.conditions[0]!) : null;
-  }
-  return { leaf: current, negated };
-}
-
 // ---------------------------------------------------------------------------------------------
 // Traits
 
@@ -343,7 +325,6 @@ function traitSet(scope: Scope, condition: Extract<Condition, { kind: 'trait' }>
   return {
     sql: `select t.profile_id from profile_traits t where t.workspace_id = ${scope.workspace} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${test}` : test}`,
     complement: empty,
-    unique: true,
   };
 }
 
@@ -423,12 +404,13 @@ function boundsSql(scope: Scope, bounds: TimeBounds): string {
 function eventSet(scope: Scope, condition: Condition): ProfileSet {
   const filters = new Map<string, EventFilter>();
   const from = `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null`;
-  const single = singleLeaf(condition);
-  if (single && (single.leaf as EventCondition).measure.kind === 'exists') {
-    // "Did" / "did not": the profiles with a matching event, no grouping needed.
-    const leaf = single.leaf as EventCondition;
-    const filter = eventFilterOf(scope, leaf.match, leaf.window, filters);
-    return { sql: `select e.profile_id ${from} and ${filter.sql}`, complement: single.negated, unique: false };
+  const anyOf = existsDisjunction(condition);
+  if (anyOf) {
+    // "Did any of …" / "did none of …": the profiles with a matching event, no grouping needed.
+    const used = [...new Set(anyOf.leaves.map((leaf) => eventFilterOf(scope, leaf.match, leaf.window, filters)))];
+    const scan = used.length === 1 ? used[0]!.sql : used.map((filter) => `(${filter.sql})`).join(' or ');
+    const bounds = used.length === 1 ? '' : boundsSql(scope, coveringBounds(used.map((filter) => filter.bounds)));
+    return { sql: `select e.profile_id ${from} and (${scan})${bounds}`, complement: anyOf.negated };
   }
   const used: EventFilter[] = [];
   for (const leaf of eventLeaves(condition)) {
@@ -445,8 +427,32 @@ function eventSet(scope: Scope, condition: Condition): ProfileSet {
   return {
     sql: `select e.profile_id ${from} and (${scan})${bounds} group by e.profile_id having ${tree.empty ? `not ${tree.sql}` : tree.sql}`,
     complement: tree.empty,
-    unique: true,
   };
+}
+
+/**
+ * The condition as "some matching event exists for one of these" (or its negation), when it is
+ * an or of exists conditions, an and of negated ones, or a not of either; null otherwise.
+ */
+function existsDisjunction(condition: Condition): { leaves: EventCondition[]; negated: boolean } | null {
+  switch (condition.kind) {
+    case 'event':
+      return condition.measure.kind === 'exists' ? { leaves: [condition], negated: false } : null;
+    case 'not': {
+      const inner = existsDisjunction(condition.condition);
+      return inner && { leaves: inner.leaves, negated: !inner.negated };
+    }
+    case 'and':
+    case 'or': {
+      // or(A, B) = any of A, B; and(not A, not B) = not any of A, B.
+      const negated = condition.kind === 'and';
+      const children = condition.conditions.map(existsDisjunction);
+      if (children.some((child) => child === null || (child.negated !== negated && condition.conditions.length > 1))) return null;
+      return { leaves: children.flatMap((child) => child!.leaves), negated: condition.conditions.length > 1 ? negated : children[0]!.negated };
+    }
+    default:
+      return null;
+  }
 }
 
 function eventLeaves(condition: Condition): EventCondition[] {
