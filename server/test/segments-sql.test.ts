@@ -302,6 +302,11 @@ describe('event conditions', () => {
     expect(await members(and(orders7d, not(added)))).toEqual(['cat']);
     expect(await members(or(not(orders7d), added))).toEqual(['ann', 'bob', 'dan']);
     expect(await members(not(and(orders7d, added)))).toEqual(['cat', 'dan']);
+    // Did any of / did none of: one scan, no grouping.
+    expect(await members(or(orders7d, added))).toEqual(['ann', 'bob', 'cat']);
+    expect(await members(and(not(orders7d), not(added)))).toEqual(['dan']);
+    expect(await members(not(or(added, ev('Tie', { kind: 'exists' }))))).toEqual(['dan']);
+    expect(await members(or(and(not(added)), ev('Tie', { kind: 'exists' })))).toEqual(['cat', 'dan']);
     expect(
       await members(
         and(
