@@ -17,6 +17,7 @@ import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
+import { sdkRoutes } from './sdk-route.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -62,6 +63,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   await app.register(operationsRoutes, { db: options.db, metrics });
+  await app.register(sdkRoutes);
   await app.register(async (collection) => {
     // Browsers post from any site that embeds the SDK; write keys are public by design.
     await collection.register(cors, { origin: true, methods: ['POST', 'OPTIONS'], maxAge: 86_400 });

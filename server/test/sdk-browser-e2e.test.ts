@@ -1,0 +1,157 @@
+import { existsSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { storedEvents } from './collection-helpers.ts';
+import { drain } from './profiles-support.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const hasChromium = existsSync(CHROMIUM);
+if (!hasChromium) console.warn(`sdk-browser-e2e: skipped because ${CHROMIUM} is absent (.ci/run installs it with apt-get install -y chromium)`);
+
+/** An SPA on its own origin (so the SDK posts cross-origin, as on a customer's site); every path serves it. */
+function testPage(serverUrl: string, writeKey: string): string {
+  return `<!doctype html><html><head><title>Shop</title>
+<script src="${serverUrl}/sdk/touchpoint.js"></script>
+<script>
+  touchpoint.init({ writeKey: ${JSON.stringify(writeKey)}, host: ${JSON.stringify(serverUrl)}, trackClicks: true,
+    flushIntervalMs: 100, retryBaseMs: 100, retryMaxMs: 400 });
+  function go(path, title) { document.title = title; history.pushState({}, '', path); }
+</script></head>
+<body><a id="pricing" href="/pricing" onclick="event.preventDefault(); go('/pricing', 'Pricing')">Pricing</a>
+<button id="gold" data-tp-track="Plan Selected" data-tp-prop-plan-name="gold">Gold</button></body></html>`;
+}
+
+describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
+  let t: TestApp;
+  let site: Server;
+  let browser: Browser;
+  let page: Page;
+  let serverUrl: string;
+  let siteUrl: string;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    serverUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
+    site = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(testPage(serverUrl, t.writeKey));
+    });
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+    });
+    page = await browser.newPage();
+    // Request interception does not see sendBeacon, so while "offline" beacons fail as they would without a network.
+    await page.addInitScript(() => {
+      if (localStorage.getItem('test_offline')) navigator.sendBeacon = () => false;
+    });
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await new Promise((resolve) => site?.close(resolve));
+    await t?.close();
+  });
+
+  const flush = () => page.evaluate(() => (window as unknown as { touchpoint: { flush(): Promise<void> } }).touchpoint.flush());
+  const eventCount = async () => (await storedEvents(t)).length;
+
+  it('delivers every event exactly once, in order, through navigation, an offline period and reloads, onto one profile', async () => {
+    const script = await fetch(`${serverUrl}/sdk/touchpoint.js`, { headers: { 'accept-encoding': 'identity' } });
+    expect(script.headers.get('content-type')).toBe('application/javascript; charset=utf-8');
+    expect(await script.text()).toContain('touchpoint');
+
+    await page.goto(`${siteUrl}/`);
+    await page.click('#pricing');
+    await page.click('#gold');
+    await flush();
+    expect(await eventCount()).toBe(3);
+
+    // Offline for the collection API only: the page itself still loads.
+    await page.context().route(`${serverUrl}/v1/**`, (route) => route.abort('internetdisconnected'));
+    await page.evaluate(() => {
+      localStorage.setItem('test_offline', '1');
+      navigator.sendBeacon = () => false;
+    });
+    await page.evaluate(() => {
+      const tp = (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint;
+      tp.track('Offline A');
+      history.pushState({}, '', '/checkout');
+      tp.track('Offline B');
+    });
+    await flush();
+    // The queue survives a reload while still offline; the reload's page view joins it.
+    await page.reload();
+    await flush();
+    expect(await eventCount()).toBe(3);
+    expect(await page.evaluate(() => JSON.parse(localStorage.getItem('tp_queue') ?? '[]').length)).toBe(4);
+
+    await page.context().unroute(`${serverUrl}/v1/**`);
+    await page.evaluate(() => localStorage.removeItem('test_offline'));
+    await flush();
+    expect(await eventCount()).toBe(7);
+
+    await page.evaluate(() => {
+      const tp = (window as unknown as { touchpoint: { identify(id: string, traits: object, options: object): void; track(name: string): void } }).touchpoint;
+      tp.identify('user-42', { name: 'Li Lei' }, { identifiers: { phone: '+86 138 0013 8000' } });
+      tp.track('Order Completed');
+    });
+    await flush();
+    await page.reload();
+    await flush();
+
+    const events = await storedEvents(t);
+    expect(events.map((e) => `${e.type}:${e.event ?? e.name ?? (e.properties?.path as string | undefined) ?? ''}`)).toEqual([
+      'page:/',
+      'page:/pricing',
+      'track:Plan Selected',
+      'track:Offline A',
+      'page:/checkout',
+      'track:Offline B',
+      'page:/checkout',
+      'identify:',
+      'track:Order Completed',
+      'page:/checkout',
+    ]);
+    // Stored in the order they happened (seq), and each once.
+    const times = events.map((e) => Date.parse(e.timestamp));
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    expect(new Set(events.map((e) => e.message_id)).size).toBe(events.length);
+
+    const [first] = events;
+    expect(first!.context).toMatchObject({
+      library: { name: 'touchpoint-sdk' },
+      page: { path: '/', url: `${siteUrl}/`, title: 'Shop' },
+      timezone: expect.any(String),
+      locale: expect.any(String),
+      userAgent: expect.stringContaining('Chrome'),
+      screen: { width: expect.any(Number), height: expect.any(Number) },
+      sessionId: expect.any(Number),
+    });
+    expect(events[1]!.context!.page).toMatchObject({ path: '/pricing', title: 'Pricing', referrer: `${siteUrl}/` });
+    expect(events[2]!.properties).toEqual({ plan_name: 'gold' });
+    expect(new Set(events.map((e) => e.anonymous_id)).size).toBe(1);
+    expect(new Set(events.map((e) => e.context!.sessionId)).size).toBe(1);
+    expect(events[7]!.context!.externalIds).toEqual([{ id: '+86 138 0013 8000', type: 'phone', collection: 'users', encoding: 'none' }]);
+    expect(events.slice(7).every((e) => e.user_id === 'user-42')).toBe(true);
+
+    await drain(t);
+    const { rows } = await t.db.query<{ profile_id: string; type: string; value: string }>(
+      `select profile_id, type, value from profile_identifiers where workspace_id = $1 and unbound_at is null order by type`,
+      [t.workspace.id],
+    );
+    expect(new Set(rows.map((row) => row.profile_id)).size).toBe(1);
+    expect(rows.map((row) => [row.type, row.value])).toEqual(
+      expect.arrayContaining([
+        ['anonymous_id', first!.anonymous_id],
+        ['phone', '+8613800138000'],
+        ['user_id', 'user-42'],
+      ]),
+    );
+  });
+});
