@@ -41,7 +41,8 @@ interface BatchAnswer {
   rejected?: unknown[];
 }
 
-function post(agent: http.Agent, url: URL, authorization: string, body: string): Promise<{ status: number; text: string }> {
+/** POSTs a JSON body over a keep-alive agent; the answer's status and text. */
+export function post(agent: http.Agent, url: URL, authorization: string, body: string): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const request = http.request(
       url,

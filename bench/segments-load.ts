@@ -13,6 +13,7 @@
  * receives a LoadReport.
  */
 import http from 'node:http';
+import { post } from './client.ts';
 
 export interface LoadConfig {
   url: string;
@@ -92,23 +93,6 @@ function retailEvent(rand: () => number, userId: string, messageId: string, time
   }
   if (roll < 0.95) return { ...base, type: 'track', event: 'Coupon Redeemed', properties: { coupon_id: 'C120', discount: 10 } };
   return { ...base, type: 'track', event: 'Store Visit', properties: { store_id: 'ST42', city: '上海' } };
-}
-
-function post(agent: http.Agent, url: URL, authorization: string, body: string): Promise<{ status: number; text: string }> {
-  return new Promise((resolve, reject) => {
-    const request = http.request(
-      url,
-      { method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), authorization } },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        response.on('error', reject);
-      },
-    );
-    request.on('error', reject);
-    request.end(body);
-  });
 }
 
 export async function runLoad(config: LoadConfig, waitForGo: () => Promise<void> = async () => undefined): Promise<LoadReport> {
