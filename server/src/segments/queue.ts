@@ -1,5 +1,6 @@
-import type { Db, DbClient } from '../storage/database.ts';
+import type { Db, DbClient, Queryable } from '../storage/database.ts';
 import { lockWorkspaceSegments } from './lock.ts';
+import { MEMBERSHIPS_OF_PROFILES } from './snapshots.ts';
 import { prepareTransitionStorage, recordTransitions } from './transitions.ts';
 
 /*
@@ -50,12 +51,11 @@ export async function segmentsAfterMerges(
   if (absorbedIds.length === 0) return;
   await lockWorkspaceSegments(client, workspaceId);
   await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
-  await client.query(`delete from segment_queue where workspace_id = $1 and profile_id = any($2::uuid[])`, [workspaceId, absorbedIds]);
-  await client.query(`delete from segment_rechecks where workspace_id = $1 and profile_id = any($2::uuid[])`, [workspaceId, absorbedIds]);
+  await deleteProfileRows(client, 'segment_queue', workspaceId, absorbedIds);
+  await deleteProfileRows(client, 'segment_rechecks', workspaceId, absorbedIds);
   const { rows } = await client.query<{ profile_id: string; id: string; key: string; name: string; version: number }>(
     `select m.profile_id, s.id, s.key, s.name, s.version
-       from segment_memberships m join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
-      where m.workspace_id = $1 and m.profile_id = any($2::uuid[])`,
+       from ${MEMBERSHIPS_OF_PROFILES} join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id`,
     [workspaceId, absorbedIds],
   );
   await recordTransitions(
@@ -64,5 +64,28 @@ export async function segmentsAfterMerges(
     rows.map((row) => ({ segment: { id: row.id, key: row.key, name: row.name, version: row.version }, profileId: row.profile_id, member: false })),
     'merge',
     at,
+  );
+}
+
+/**
+ * Deletes the rows of the given profiles from a table keyed (workspace_id, profile_id): each found
+ * by one primary-key probe, then deleted by its row address. As `profile_id = any($2)` the planner,
+ * with no statistics on workspace_id, scanned the workspace's whole (workspace_id, due_at) or
+ * (workspace_id, queued_at) index instead (27 ms instead of 2 ms for 500 of 70,000 re-checks).
+ * The caller holds the workspace segment lock, under which every update of these rows happens.
+ */
+export async function deleteProfileRows(
+  client: Queryable,
+  table: 'segment_queue' | 'segment_rechecks',
+  workspaceId: string,
+  profileIds: readonly string[],
+): Promise<void> {
+  if (profileIds.length === 0) return;
+  await client.query(
+    `delete from ${table} t using (
+       select found.ctid from unnest($2::uuid[]) as p(id)
+        cross join lateral (select ctid from ${table} x where x.workspace_id = $1 and x.profile_id = p.id offset 0) found) f
+      where t.ctid = f.ctid`,
+    [workspaceId, profileIds],
   );
 }
