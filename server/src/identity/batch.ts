@@ -200,7 +200,6 @@ export function resolveBatch(input: BatchInput): BatchResult {
         absorbed.push({ profileId: absorbedId, identifiers: [...gone.identifiers] });
         for (const identifier of gone.identifiers) owner.set(identifierKey(identifier), survivor.id);
         survivor.identifiers.push(...gone.identifiers);
-        for (const link of result.links) if (link.profileId === absorbedId) link.profileId = survivor.id;
         const merged = mergeProfileTraits(survivor.traits, gone.traits, strategies);
         survivor.traits = merged.traits;
         for (const change of merged.changes) result.traitChanges.push({ profileId: survivor.id, change, reason: 'merge' });
@@ -275,6 +274,9 @@ export function resolveBatch(input: BatchInput): BatchResult {
     result.assignments.push({ seq: event.seq, timestamp: event.timestamp, profileId });
   }
 
+  // Links, assignments and changes made for a profile absorbed later in the batch move to its
+  // final survivor here, once (re-pointing them at each merge cost merges × links).
+  for (const link of result.links) link.profileId = finalOf(link.profileId);
   for (const assignment of result.assignments) assignment.profileId = finalOf(assignment.profileId);
   for (const change of result.traitChanges) change.profileId = finalOf(change.profileId);
   for (const id of traitsTouched) {
