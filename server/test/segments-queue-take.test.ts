@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { deleteProfileRows } from '../src/segments/queue.ts';
+import { deleteProfileRows, enqueueSegmentEvaluation, finishQueuedProfiles } from '../src/segments/queue.ts';
 import { drainSegmentQueue } from '../src/segments/realtime.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -78,6 +78,57 @@ describe('segment queue and re-check takes on real PostgreSQL', () => {
         [a.ids[0]!, a.ids[2]!, a.ids[4]!].sort(),
       );
       expect(await column(`select profile_id from ${table} where workspace_id = $1 order by profile_id`, b.ws)).toEqual([...b.ids].sort());
+    }
+  });
+});
+
+describe('re-queueing a profile while a drain evaluates it', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => t.close());
+
+  const queuedVersions = async (ws: string) =>
+    Object.fromEntries(
+      (await t.db.query<{ profile_id: string; version: number }>('select profile_id, version from segment_queue where workspace_id = $1', [ws])).rows.map(
+        (row) => [row.profile_id, row.version],
+      ),
+    );
+
+  it('neither waits for the other, and a profile changed meanwhile stays queued', async () => {
+    const { workspace } = await t.addWorkspace('requeue');
+    const ws = workspace.id;
+    const [changed, busy, untouched] = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000000c'];
+    await t.db.query(`insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p`, [ws, [changed, busy, untouched]]);
+    const drain = await t.db.connect();
+    const identity = await t.db.connect();
+    const other = await t.db.connect();
+    try {
+      // Each statement below would wait for the other transaction under a row lock; 2 s proves it does not.
+      for (const client of [drain, identity, other]) await client.query(`set statement_timeout = '2s'`);
+      await drain.query('begin');
+      const taken = (await drain.query<{ profile_id: string; version: number }>('select profile_id, version from segment_queue where workspace_id = $1', [ws])).rows;
+      expect(taken.map((row) => row.version)).toEqual([0, 0, 0]);
+
+      // An identity batch re-queues `changed` and commits while the drain is still open.
+      await identity.query('begin');
+      await enqueueSegmentEvaluation(identity, ws, [changed]);
+      await identity.query('commit');
+      // Another is re-queueing `busy` right now, uncommitted.
+      await other.query('begin');
+      await enqueueSegmentEvaluation(other, ws, [busy]);
+
+      await finishQueuedProfiles(drain, ws, taken.map((row) => ({ profileId: row.profile_id, version: row.version })));
+      await drain.query('commit');
+      await other.query('commit');
+      // Only the profile nothing touched since the take has left the queue.
+      expect(await queuedVersions(ws)).toEqual({ [changed]: 1, [busy]: 1 });
+    } finally {
+      for (const client of [drain, identity, other]) {
+        await client.query('rollback').catch(() => undefined);
+        client.release();
+      }
     }
   });
 });

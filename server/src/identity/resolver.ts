@@ -80,7 +80,8 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     await writeBatch(client, workspaceId, result, links);
     await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
     return queued.length;
-  });
+    // Derived from stored events, dequeued in the same transaction: a lost commit is redone.
+  }, { durability: 'local' });
 }
 
 /**

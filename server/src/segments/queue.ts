@@ -11,16 +11,41 @@ import { prepareTransitionStorage, recordTransitions } from './transitions.ts';
 
 /**
  * Queues live profiles for re-evaluation: one row per profile however many changes arrive before
- * the drain takes it. Call it before writing profile_traits in the same transaction: the insert
- * waits while a drain that has just taken the profile is still running, and that drain may be
- * writing the profile's computed traits.
+ * the drain takes it; a change to a profile already queued bumps the row's version, which tells a
+ * drain evaluating it right now to leave it queued (realtime.ts). Sorted, so concurrent callers
+ * lock rows in one order. It does not wait for a running drain (that only reads the rows until
+ * its last statement).
  */
 export async function enqueueSegmentEvaluation(client: DbClient, workspaceId: string, profileIds: Iterable<string>): Promise<void> {
   const ids = [...new Set(profileIds)].sort();
   if (ids.length === 0) return;
   await client.query(
-    `insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p on conflict do nothing`,
+    `insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p
+     on conflict (workspace_id, profile_id) do update set version = segment_queue.version + 1`,
     [workspaceId, ids],
+  );
+}
+
+/**
+ * Ends the queue rows a drain took and has evaluated: those still at the version it read. A row
+ * re-queued since (a higher version), or being re-queued now (locked by an uncommitted
+ * enqueueSegmentEvaluation: skipped rather than waited for), stays for the next drain. Under the
+ * workspace segment lock, in the evaluating transaction.
+ */
+export async function finishQueuedProfiles(
+  client: Queryable,
+  workspaceId: string,
+  taken: ReadonlyArray<{ profileId: string; version: number }>,
+): Promise<void> {
+  if (taken.length === 0) return;
+  await client.query(
+    `delete from segment_queue q using (
+       select found.ctid from unnest($2::uuid[], $3::int[]) as t(id, version)
+        cross join lateral (
+          select ctid from segment_queue x where x.workspace_id = $1 and x.profile_id = t.id and x.version = t.version
+          offset 0 for update skip locked) found) f
+      where q.ctid = f.ctid`,
+    [workspaceId, taken.map((t) => t.profileId), taken.map((t) => t.version)],
   );
 }
 

@@ -5,7 +5,7 @@ import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { lockWorkspaceSegments } from './lock.ts';
-import { deleteProfileRows } from './queue.ts';
+import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
 import { conditionReads, emptyReads, loadProfileSnapshots, snapshotNeeds, type ConditionReads } from './snapshots.ts';
 import { prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
@@ -80,8 +80,10 @@ export async function workspacesWithSegmentWork(db: Db, now: Date): Promise<stri
 }
 
 interface Work {
-  /** Taken off the queue: their data changed. */
+  /** Taken from the queue: their data changed. */
   queued: string[];
+  /** The queue rows' versions as taken: the rows still at them are ended with the evaluation. */
+  queuedVersions: number[];
   /** Due re-checks (not also queued). */
   rechecks: string[];
 }
@@ -95,8 +97,10 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
       await lockWorkspaceSegments(client, workspaceId);
       work = await takeWork(client, workspaceId, now, batchSize);
       await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment);
+      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]! })));
       return work.queued.length + work.rechecks.length;
-    });
+      // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
+    }, { durability: 'local' });
   } catch (error) {
     if (!work) throw error;
     options.onError?.(error, `segment evaluation of ${work.queued.length + work.rechecks.length} profiles in workspace ${workspaceId} failed; retrying them one by one`);
@@ -113,14 +117,13 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   // preferred a bitmap scan of all of the workspace's rows and a sort: with 1,000,000 re-checks
   // due, each batch read them all.
   await client.query('set local enable_sort = off');
-  // Deleted first: a change committed from here on queues the profile again (the insert waits
-  // for this transaction), so nothing that happens during the evaluation is missed.
-  const { rows: queued } = await client.query<{ profile_id: string }>(
-    `delete from segment_queue where workspace_id = $1 and profile_id = any(array(
-       select profile_id from segment_queue
-        where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)
-        order by queued_at limit $3 for update skip locked))
-     returning profile_id`,
+  // Read, not deleted: the rows are ended after the evaluation, where still at these versions
+  // (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and queueing
+  // never waits for this transaction. Drains of a workspace are serialised by the segment lock.
+  const { rows: queued } = await client.query<{ profile_id: string; version: number }>(
+    `select profile_id, version from segment_queue
+      where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)
+      order by queued_at limit $3`,
     [workspaceId, now, batchSize],
   );
   // Re-checks are kept: evaluating a profile rewrites (or deletes) its row.
@@ -131,20 +134,30 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   await client.query('set local enable_sort = on');
   const queuedIds = queued.map((row) => row.profile_id);
   const queuedSet = new Set(queuedIds);
-  return { queued: queuedIds, rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)) };
+  return {
+    queued: queuedIds,
+    queuedVersions: queued.map((row) => row.version),
+    rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)),
+  };
 }
 
 async function retryProfile(db: Db, workspaceId: string, profileId: string, from: 'queued' | 'recheck', now: Date, options: DrainOptions) {
-  const single: Work = from === 'queued' ? { queued: [profileId], rechecks: [] } : { queued: [], rechecks: [profileId] };
   try {
     await withTransaction(db, async (client) => {
       await lockWorkspaceSegments(client, workspaceId);
-      if (from === 'queued') {
-        // Still queued and not taken since (the failed batch rolled back its delete)?
-        const { rowCount } = await client.query('delete from segment_queue where workspace_id = $1 and profile_id = $2', [workspaceId, profileId]);
-        if (rowCount === 0) return;
+      if (from === 'recheck') {
+        await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment);
+        return;
       }
+      // Still queued (another drain may have evaluated it since the batch failed)?
+      const { rows } = await client.query<{ version: number }>('select version from segment_queue where workspace_id = $1 and profile_id = $2', [
+        workspaceId,
+        profileId,
+      ]);
+      if (rows.length === 0) return;
+      const single: Work = { queued: [profileId], queuedVersions: [rows[0]!.version], rechecks: [] };
       await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment);
+      await finishQueuedProfiles(client, workspaceId, [{ profileId, version: rows[0]!.version }]);
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
