@@ -1,10 +1,11 @@
 /**
- * Last-seen times of known identifiers move on by link id and only forward (identity/resolver.ts
- * writeBatch), and the phone normaliser's memo answers per region like the parser.
+ * Last-seen times of known identifiers move on by link id, only forward and by at least
+ * LAST_SEEN_RESOLUTION_MS (identity/resolver.ts writeBatch), and the phone normaliser's memo
+ * answers per region like the parser.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizePhone } from '../src/identity/normalizers.ts';
-import { resolveQueuedEvents } from '../src/identity/resolver.ts';
+import { LAST_SEEN_RESOLUTION_MS, resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 const T0 = Date.parse('2026-03-01T08:00:00Z');
@@ -61,5 +62,11 @@ describe.each([{ batchSize: 1 }, { batchSize: 1000 }])('identifier last seen (ba
       { key: 'anonymous_id:anon-1', first: at(10).getTime(), last: at(40).getTime() },
       { key: 'user_id:u-1', first: at(30).getTime(), last: at(45).getTime() },
     ]);
+    // Within the resolution (a minute) of the stored time, the link is left as it is; a minute on, it moves.
+    const step = LAST_SEEN_RESOLUTION_MS / 60_000;
+    await send([event('g', 45 + step / 2, { userId: 'u-1' })]);
+    expect((await links())[1]).toEqual({ key: 'user_id:u-1', first: at(30).getTime(), last: at(45).getTime() });
+    await send([event('h', 45 + step, { userId: 'u-1' })]);
+    expect((await links())[1]).toEqual({ key: 'user_id:u-1', first: at(30).getTime(), last: at(45 + step).getTime() });
   });
 });
