@@ -97,7 +97,9 @@ export async function segmentsAfterMerges(
  * by one primary-key probe, then deleted by its row address. As `profile_id = any($2)` the planner,
  * with no statistics on workspace_id, scanned the workspace's whole (workspace_id, due_at) or
  * (workspace_id, queued_at) index instead (27 ms instead of 2 ms for 500 of 70,000 re-checks).
- * The caller holds the workspace segment lock, under which every update of these rows happens.
+ * The caller holds the workspace segment lock, under which re-checks change. A queue row updated
+ * meanwhile by a re-queue outside it is left (its address moved): a later drain takes it and,
+ * finding the profile merged away, ends it.
  */
 export async function deleteProfileRows(
   client: Queryable,
