@@ -5,6 +5,8 @@
  * bodies are built, waits for 'go', then sends back a ClientReport.
  */
 import http from 'node:http';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createBatchSource, TEMPLATES } from './events.ts';
 
 export interface ClientConfig {
@@ -140,8 +142,9 @@ export async function runClient(config: ClientConfig, waitForGo: () => Promise<v
   return report;
 }
 
-// Run as a forked child: config in argv, results over IPC.
-if (process.send && process.argv[2]) {
+// Run as a forked child: config in argv, results over IPC. Only when this file is the child's
+// entry point: bench/segments-load.ts imports it and is forked with its own arguments.
+if (process.send && process.argv[2] && process.argv[1] && import.meta.url === pathToFileURL(path.resolve(process.argv[1])).href) {
   const config = JSON.parse(process.argv[2]) as ClientConfig;
   const go = () =>
     new Promise<void>((resolve) => {

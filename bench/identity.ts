@@ -4,7 +4,7 @@
  * 1. Resolution throughput: people whose events carry 1–4 identifiers each (anonymous visits,
  *    logins, app opens, store purchases by phone), 2 of every 10 events merging two profiles, are
  *    stored through `storeEvents` (the collection path) and then drained by the real resolver
- *    (`resolveQueuedEvents`, the identity loop's batch of 1,000). Target ≥ 10,000 events/s.
+ *    (`resolveQueuedEvents`, the identity loop's batch, `IDENTITY_BATCH`). Target ≥ 10,000 events/s.
  * 2. Profile read latency over a large database generated with set-based SQL (target 1,000,000
  *    profiles and 10,000,000 events): a profile with its traits, identifiers and latest 50 events,
  *    read by the profile API's own functions (locateProfile + getProfile). Target p99 < 10 ms.
@@ -19,6 +19,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
+import { IDENTITY_BATCH } from '../server/src/identity/loop.ts';
 import { resolveQueuedEvents } from '../server/src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../server/src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../server/src/ingest/normalize.ts';
@@ -43,8 +44,8 @@ export interface IdentityBenchOptions {
 
 const TARGET_EVENTS_PER_SECOND = 10_000;
 const TARGET_READ_P99_MS = 10;
-/** The identity loop's batch (resolveQueuedEvents' default); BENCH_RESOLVER_BATCH tries others. */
-const RESOLVER_BATCH = envCount('BENCH_RESOLVER_BATCH') ?? 1000;
+/** The identity loop's batch (identity/loop.ts); BENCH_RESOLVER_BATCH tries others. */
+const RESOLVER_BATCH = envCount('BENCH_RESOLVER_BATCH') ?? IDENTITY_BATCH;
 const STORE_BATCH = 1000;
 const EVENTS_PER_PERSON = 10;
 /** People whose events are interleaved with each other (a day's active visitors, say). */

@@ -256,6 +256,20 @@ describe('normalizeEvent: times', () => {
     expect(parseInstant('June 1, 2024')).toBeNull();
     expect(parseInstant('2024-06-01T10:00:00+25:00')).toBeNull();
   });
+
+  it('parseInstant answers the same when a text is read again, also after many others (answers are kept)', () => {
+    const texts = ['2024-06-01T10:00:00.5-0130', '2023-02-29T00:00:00Z', '2024-02-29T00:00:00Z'];
+    const expected = [Date.UTC(2024, 5, 1, 11, 30, 0, 500), null, Date.UTC(2024, 1, 29)];
+    for (let round = 0; round < 2; round++) {
+      expect(texts.map(parseInstant)).toEqual(expected);
+      // More distinct texts than are kept, each checked against its own arithmetic.
+      for (let i = 0; i < 5000; i++) {
+        const ms = Date.UTC(2025, 0, 1) + i * 61_001;
+        expect(parseInstant(new Date(ms).toISOString())).toBe(ms);
+      }
+    }
+    expect(texts.map(parseInstant)).toEqual(expected);
+  });
 });
 
 describe('normalizeEvent: batch defaults and extra fields', () => {

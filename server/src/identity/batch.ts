@@ -111,6 +111,20 @@ interface LiveProfile {
  * the copy cannot go stale.
  */
 export function resolveBatch(input: BatchInput): BatchResult {
+  const batch = startBatch(input);
+  for (const event of input.events) batch.add(event);
+  return batch.finish();
+}
+
+/** `resolveBatch` one event at a time, for a caller that yields between chunks of a large batch. */
+export interface BatchInProgress {
+  /** The next event in arrival (seq) order. */
+  add(event: QueuedEvent): void;
+  /** The final state to write; call once, after the last event. */
+  finish(): BatchResult;
+}
+
+export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
   const { config, strategies } = input;
   const profiles = new Map<string, LiveProfile>();
   const owner = new Map<string, string>();
@@ -143,7 +157,9 @@ export function resolveBatch(input: BatchInput): BatchResult {
     return current;
   };
 
-  for (const event of input.events) {
+  return { add, finish };
+
+  function add(event: QueuedEvent): void {
     const extraction = extractIdentifiers(event, config);
     result.ignored.push(...extraction.ignored);
     let candidates = extraction.identifiers;
@@ -181,7 +197,7 @@ export function resolveBatch(input: BatchInput): BatchResult {
         message: dropped.message,
       });
     }
-    if (decision.action === 'none') continue;
+    if (decision.action === 'none') return;
 
     let profileId: string;
     if (decision.action === 'create') {
@@ -200,7 +216,6 @@ export function resolveBatch(input: BatchInput): BatchResult {
         absorbed.push({ profileId: absorbedId, identifiers: [...gone.identifiers] });
         for (const identifier of gone.identifiers) owner.set(identifierKey(identifier), survivor.id);
         survivor.identifiers.push(...gone.identifiers);
-        for (const link of result.links) if (link.profileId === absorbedId) link.profileId = survivor.id;
         const merged = mergeProfileTraits(survivor.traits, gone.traits, strategies);
         survivor.traits = merged.traits;
         for (const change of merged.changes) result.traitChanges.push({ profileId: survivor.id, change, reason: 'merge' });
@@ -275,13 +290,18 @@ export function resolveBatch(input: BatchInput): BatchResult {
     result.assignments.push({ seq: event.seq, timestamp: event.timestamp, profileId });
   }
 
-  for (const assignment of result.assignments) assignment.profileId = finalOf(assignment.profileId);
-  for (const change of result.traitChanges) change.profileId = finalOf(change.profileId);
-  for (const id of traitsTouched) {
-    const live = profiles.get(finalOf(id));
-    if (live) result.traits.set(live.id, live.traits);
+  function finish(): BatchResult {
+    // Links, assignments and changes made for a profile absorbed later in the batch move to its
+    // final survivor here, once (re-pointing them at each merge cost merges × links).
+    for (const link of result.links) link.profileId = finalOf(link.profileId);
+    for (const assignment of result.assignments) assignment.profileId = finalOf(assignment.profileId);
+    for (const change of result.traitChanges) change.profileId = finalOf(change.profileId);
+    for (const id of traitsTouched) {
+      const live = profiles.get(finalOf(id));
+      if (live) result.traits.set(live.id, live.traits);
+    }
+    return result;
   }
-  return result;
 
   function ownersOf(identifiers: EventIdentifier[]): OwnerProfile[] {
     const ids = new Set<string>();

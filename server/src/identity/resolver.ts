@@ -3,7 +3,7 @@ import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
 import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
-import { resolveBatch, splitKey, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
+import { splitKey, startBatch, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
 import { consentObservations, moveConsents, writeConsents } from './consents.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
@@ -37,6 +37,16 @@ export async function workspacesWithQueuedEvents(db: Db, limit = 100): Promise<s
 }
 
 /**
+ * How far an identifier's stored last-seen time may trail its latest event: within a minute, the
+ * link is not rewritten (profile_identifiers.last_seen is for explaining the graph, not for
+ * ordering anything).
+ */
+export const LAST_SEEN_RESOLUTION_MS = 60_000;
+
+/** Events resolved in memory between two turns of the event loop. */
+const YIELD_EVERY = 500;
+
+/**
  * Resolves up to `batchSize` queued events of a workspace, oldest first, in one transaction.
  * Returns how many were taken off the queue (0 when none were waiting).
  */
@@ -64,24 +74,38 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
         keys.set(identifierKey(identifier), { type: identifier.type, value: identifier.value });
       }
     }
-    const profiles = await loadOwnerProfiles(client, workspaceId, [...keys.values()]);
+    const { profiles, links } = await loadOwnerGraph(client, workspaceId, [...keys.values()]);
     const splits = await loadSplits(client, workspaceId, profiles.map((profile) => profile.id));
     const sources = await loadSources(client, workspaceId);
-    const result = resolveBatch({
+    const batch = startBatch({
       config: identity.config,
       strategies: identity.strategies,
-      events,
       profiles,
       splits,
       sources,
       now: queued[0]!.now,
       newProfileId: () => crypto.randomUUID(),
     });
-    await writeBatch(client, workspaceId, result);
+    // The worker shares the process with the HTTP server: a large batch is resolved in chunks,
+    // letting requests through in between (5,000 events are ~75 ms of CPU in one piece).
+    for (let i = 0; i < events.length; i++) {
+      batch.add(events[i]!);
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
+    }
+    const result = batch.finish();
+    await writeBatch(client, workspaceId, result, links);
     await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
     return queued.length;
-  });
+    // Derived from stored events, dequeued in the same transaction: a lost commit is redone.
+  }, { durability: 'local' });
 }
+
+/**
+ * A time as a query parameter. Dates in array parameters are formatted by the driver in local time
+ * with a hand-built offset, element by element (several µs per event over a batch's arrays);
+ * the ISO string is the same instant, made natively.
+ */
+const iso = (at: Date): string => at.toISOString();
 
 /** The event columns identity reads, as `e.*` names, and their row shape. */
 export const IDENTITY_EVENT_COLUMNS =
@@ -123,14 +147,39 @@ async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{
        from events e
       where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.seq = any($3::bigint[])
       order by e.seq`,
-    [workspaceId, queued.map((q) => q.timestamp), queued.map((q) => q.seq)],
+    [workspaceId, queued.map((q) => iso(q.timestamp)), queued.map((q) => q.seq)],
   );
   return rows.map(toQueuedEvent);
 }
 
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
-  if (identifiers.length === 0) return [];
-  const { rows } = await client.query<{ id: string; created_at: Date; identifiers: Identifier[]; traits: TraitSet | null }>(
+  return (await loadOwnerGraph(client, workspaceId, identifiers)).profiles;
+}
+
+/** A live link of a loaded profile: its row id and when it was last seen (ms). */
+export interface KnownLink {
+  id: number;
+  lastSeen: number;
+}
+
+/**
+ * The live profiles owning any of `identifiers`, with all their live identifiers and traits, and
+ * each of those identifiers' link (by identifierKey), so last-seen times can be moved on by row
+ * id, and only where they move.
+ */
+export async function loadOwnerGraph(
+  client: DbClient,
+  workspaceId: string,
+  identifiers: Identifier[],
+): Promise<{ profiles: KnownProfile[]; links: Map<string, KnownLink> }> {
+  const links = new Map<string, KnownLink>();
+  if (identifiers.length === 0) return { profiles: [], links };
+  const { rows } = await client.query<{
+    id: string;
+    created_at: Date;
+    identifiers: Array<Identifier & { id: number; lastSeen: string }>;
+    traits: TraitSet | null;
+  }>(
     // One index probe per identifier (a live identifier has at most one owner): as a plain join the
     // planner may hash the workspace's whole graph, which grows with every batch.
     `with owners as (
@@ -143,7 +192,8 @@ export async function loadOwnerProfiles(client: DbClient, workspaceId: string, i
        -- Ended links are filtered in the aggregate, not the WHERE: there the live (type, value) index
        -- would match too, and without statistics (a fresh table) the planner took it and read all of
        -- the workspace's identifiers for every profile.
-       (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value) order by i.id) filter (where i.unbound_at is null), '[]')
+       (select coalesce(json_agg(json_build_object('type', i.type, 'value', i.value, 'id', i.id, 'lastSeen', i.last_seen) order by i.id)
+                 filter (where i.unbound_at is null), '[]')
           from profile_identifiers i where i.workspace_id = $1 and i.profile_id = p.id) as identifiers,
        (select json_object_agg(t.key, json_build_object('value', t.value, 'source', json_build_object('kind', t.source_kind, 'name', t.source_name),
                  'eventId', t.message_id, 'at', t.observed_at))
@@ -151,14 +201,19 @@ export async function loadOwnerProfiles(client: DbClient, workspaceId: string, i
        from owners o join profiles p on p.workspace_id = $1 and p.id = o.profile_id`,
     [workspaceId, identifiers.map((i) => i.type), identifiers.map((i) => i.value)],
   );
-  return rows.map((row) => ({
+  const profiles = rows.map((row) => ({
     id: row.id,
     createdAt: row.created_at,
-    identifiers: row.identifiers,
+    identifiers: row.identifiers.map((link) => {
+      const identifier = { type: link.type, value: link.value };
+      links.set(identifierKey(identifier), { id: link.id, lastSeen: Date.parse(link.lastSeen) });
+      return identifier;
+    }),
     traits: Object.fromEntries(
       Object.entries(row.traits ?? {}).map(([key, trait]) => [key, { ...trait, at: new Date(trait.at as unknown as string) }]),
     ),
   }));
+  return { profiles, links };
 }
 
 export async function loadSplits(client: DbClient, workspaceId: string, profileIds: string[]): Promise<Set<string>> {
@@ -184,7 +239,7 @@ async function loadSources(client: DbClient, workspaceId: string): Promise<Map<s
  * or partition without statistics for the workspace (fresh, or this month's new partition) is
  * estimated at one row and hash-joined whole, so each batch read all of the workspace's rows.
  */
-async function writeBatch(client: DbClient, ws: string, result: BatchResult): Promise<void> {
+async function writeBatch(client: DbClient, ws: string, result: BatchResult, knownLinks: ReadonlyMap<string, KnownLink>): Promise<void> {
   // First, before any row the segment drain also writes: a merge ends memberships under the
   // segment lock (lock order: identity, then segments), and queueing waits for a running drain.
   if (result.merges.length > 0) await lockWorkspaceSegments(client, ws);
@@ -194,7 +249,7 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
     await client.query(
       `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
        select $1, id, created_at, first_seen, first_seen from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as n(id, created_at, first_seen)`,
-      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => p.createdAt), result.newProfiles.map((p) => p.firstSeen)],
+      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => iso(p.createdAt)), result.newProfiles.map((p) => iso(p.firstSeen))],
     );
   }
 
@@ -213,8 +268,8 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
         links.map((l) => l.type),
         links.map((l) => l.value),
         links.map((l) => l.sourceId),
-        links.map((l) => l.firstSeen),
-        links.map((l) => l.lastSeen),
+        links.map((l) => iso(l.firstSeen)),
+        links.map((l) => iso(l.lastSeen)),
         links.map((l) => l.messageId),
         links.map((l) => l.seq),
         links.map((l) => l.via),
@@ -222,18 +277,22 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
     );
   }
 
-  if (result.seen.size > 0) {
-    const seen = [...result.seen.values()];
-    // Each link found by one probe of the live (type, value) index, then updated by primary key.
+  // Known links seen again: moved on by row id where the batch saw them a minute or more after
+  // the stored time (a session's events would otherwise rewrite each of its links on every batch).
+  const seen = [...result.seen].flatMap(([key, { at }]) => {
+    const link = knownLinks.get(key);
+    return link && at.getTime() >= link.lastSeen + LAST_SEEN_RESOLUTION_MS ? [{ id: link.id, at }] : [];
+  });
+  if (seen.length > 0) {
+    // One primary-key probe per link, then the update by row address: as `id = any(…)` the
+    // planner, estimating the workspace at 0.5 % of the table, read all of its identifiers through
+    // the (workspace, profile) index instead. Every writer of links holds the identity lock.
     await client.query(
-      `with s as materialized (
-         select o.id, k.at from unnest($2::text[], $3::text[], $4::timestamptz[]) as k(type, value, at)
-          cross join lateral (
-            select pi.id from profile_identifiers pi
-             where pi.workspace_id = $1 and pi.type = k.type and pi.value = k.value and pi.unbound_at is null limit 1) o)
-       update profile_identifiers pi set last_seen = greatest(pi.last_seen, s.at)
-         from s where pi.workspace_id = $1 and pi.id = any(array(select id from s)) and pi.id = s.id`,
-      [ws, seen.map((s) => s.identifier.type), seen.map((s) => s.identifier.value), seen.map((s) => s.at)],
+      `update profile_identifiers pi set last_seen = greatest(pi.last_seen, s.at)
+         from (select found.ctid, k.at from unnest($2::bigint[], $3::timestamptz[]) as k(id, at)
+                cross join lateral (select ctid from profile_identifiers x where x.workspace_id = $1 and x.id = k.id offset 0) found) s
+        where pi.ctid = s.ctid`,
+      [ws, seen.map((s) => s.id), seen.map((s) => iso(s.at))],
     );
   }
 
@@ -242,7 +301,7 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
       `update events e set profile_id = a.profile_id
          from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
         where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq`,
-      [ws, result.assignments.map((a) => a.timestamp), result.assignments.map((a) => a.seq), result.assignments.map((a) => a.profileId)],
+      [ws, result.assignments.map((a) => iso(a.timestamp)), result.assignments.map((a) => a.seq), result.assignments.map((a) => a.profileId)],
     );
   }
 
@@ -253,7 +312,7 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult): Pr
          last_seen = greatest(coalesce(p.last_seen, a.last), a.last), updated_at = now()
          from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as a(id, first, last)
         where p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = a.id`,
-      [ws, ids, ids.map((id) => result.activity.get(id)!.first), ids.map((id) => result.activity.get(id)!.last)],
+      [ws, ids, ids.map((id) => iso(result.activity.get(id)!.first)), ids.map((id) => iso(result.activity.get(id)!.last))],
     );
   }
 
@@ -315,7 +374,7 @@ export async function writeTraits(
          on conflict (workspace_id, profile_id, key) do nothing`,
         [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
           rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
-          rows.map((r) => r.trait.at)],
+          rows.map((r) => iso(r.trait.at))],
       );
     }
   }
@@ -327,7 +386,7 @@ export async function writeTraits(
       [ws, changes.map((c) => c.profileId), changes.map((c) => c.change.trait),
         changes.map((c) => (c.change.previous ? JSON.stringify(c.change.previous.value) : null)),
         changes.map((c) => JSON.stringify(c.change.next.value)), changes.map((c) => c.change.next.source.kind),
-        changes.map((c) => c.change.next.source.name), changes.map((c) => c.change.next.eventId), changes.map((c) => c.change.next.at),
+        changes.map((c) => c.change.next.source.name), changes.map((c) => c.change.next.eventId), changes.map((c) => iso(c.change.next.at)),
         changes.map((c) => c.reason)],
     );
   }

@@ -20,11 +20,28 @@ const UNSTORABLE_ESCAPE = /(?<!\\)(?:\\\\)*\\u(?:0000|d[89a-f])/i;
  * A time without a zone is UTC.
  */
 export function parseInstant(value: string): number | null {
+  // Each event's times are read twice (schema format check, then the value), a batch's sentAt
+  // is the same text on every item, and the segment evaluator reads dates again and again.
+  const known = recentInstants.get(value);
+  if (known !== undefined) return known;
+  const result = readInstant(value);
+  if (recentInstants.size >= RECENT_INSTANTS) recentInstants.clear();
+  recentInstants.set(value, result);
+  return result;
+}
+
+const RECENT_INSTANTS = 4096;
+const recentInstants = new Map<string, number | null>();
+
+function readInstant(value: string): number | null {
   const match = ISO_INSTANT.exec(value);
   if (!match) return null;
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [
-    number, number, number, number, number, number,
-  ];
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
+  const hour = Number(match[4] ?? 0);
+  const minute = Number(match[5] ?? 0);
+  const second = Number(match[6] ?? 0);
   const date = new Date(Date.UTC(year, month - 1, day));
   if (date.getUTCFullYear() !== year || date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day) return null;
   const offsetHour = Number(match[10] ?? 0);

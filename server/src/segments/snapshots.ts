@@ -194,7 +194,7 @@ export async function loadProfileSnapshots(
     needs.memberships
       ? client.query<{ profile_id: string; segment_id: string }>(
           // Keys from the caller's map: joined to segments here, the planner looped over every segment.
-          'select profile_id, segment_id from segment_memberships where workspace_id = $1 and profile_id = any($2::uuid[])',
+          `select m.profile_id, m.segment_id from ${MEMBERSHIPS_OF_PROFILES}`,
           params,
         )
       : none,
@@ -227,6 +227,16 @@ export async function loadProfileSnapshots(
   for (const event of events) byId.get(event.profile_id)?.events.push(event);
   return [...byId.values()];
 }
+
+/**
+ * `segment_memberships m` rows of the profiles in `$2` (workspace `$1`), as a FROM item: one probe
+ * of `segment_memberships_profile` per profile. As `profile_id = any($2)` the planner, with no
+ * statistics on workspace_id, read the primary key (workspace, segment, profile), which has no
+ * leading column for the profile, and so walked the workspace's whole membership index on every
+ * batch (101 ms instead of 6.4 ms for 500 profiles among 690,000 memberships).
+ */
+export const MEMBERSHIPS_OF_PROFILES = `unnest($2::uuid[]) as of_profile(id)
+  cross join lateral (select * from segment_memberships m where m.workspace_id = $1 and m.profile_id = of_profile.id offset 0) m`;
 
 const nameColumn = (type: string) => (type === 'track' ? 'e.event' : 'e.name');
 
@@ -284,13 +294,16 @@ async function loadEvents(db: Queryable, workspaceId: string, ids: string[], nee
           .map(([type, names]) => (names ? `(e.type = '${type}' and ${nameColumn(type)} = any(${param(names)}::text[]))` : `e.type = '${type}'`))
           .join(' or ')} then e.properties end`;
   // profile_id = any(array) walks events_profile_timeline (workspace_id, profile_id, timestamp desc)
-  // once per profile and partition; the earliest start of all also prunes partitions.
+  // once per profile and partition; the earliest start of all also prunes partitions. The ids come
+  // through a sub-select so the planner does not estimate each of them against each partition's
+  // statistics: 18–23 ms of planning per batch of 500 profiles over 14 monthly partitions, 1 ms so.
+  // The plan is the same index scan per partition.
   const { rows } = await db.query<EventRow>(
     // The time as epoch milliseconds (what a Date would hold), so no Date is parsed per event.
     `select e.profile_id, e.seq, e.type, e.event, e.name, floor(extract(epoch from e.timestamp) * 1000)::float8 as timestamp,
             ${properties} as properties, ${needs.context ? 'e.context' : 'null::jsonb'} as context
        from events e
-      where e.workspace_id = $1 and e.profile_id = any($2::uuid[])${from(earliest ?? null)} and (${kinds.join(' or ')})`,
+      where e.workspace_id = $1 and e.profile_id = any(array(select unnest($2::uuid[])))${from(earliest ?? null)} and (${kinds.join(' or ')})`,
     params,
   );
   return rows;

@@ -16,10 +16,22 @@ export function createPool(connectionString: string, max = 20): Db {
   return pool;
 }
 
-export async function withTransaction<T>(db: Db, work: (client: DbClient) => Promise<T>): Promise<T> {
+export interface TransactionOptions {
+  /**
+   * 'local': the commit returns once PostgreSQL has it, before its WAL is flushed to disk. Only
+   * for work derived from data already durable that takes its own input off a queue in the same
+   * transaction (the worker's identity and segment batches): a crash of PostgreSQL can lose the
+   * last such commits (~0.6 s at most), whole, and their queue rows with them, so the work is
+   * done again. Never for anything acknowledged to a client: collection answers 200 only after a
+   * flushed commit. Any later flushed commit flushes these too (the WAL is one sequence).
+   */
+  durability?: 'flushed' | 'local';
+}
+
+export async function withTransaction<T>(db: Db, work: (client: DbClient) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
   const client = await db.connect();
   try {
-    await client.query('begin');
+    await client.query(options.durability === 'local' ? 'begin; set local synchronous_commit = off' : 'begin');
     const result = await work(client);
     await client.query('commit');
     return result;

