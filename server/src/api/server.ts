@@ -18,6 +18,8 @@ import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { registerAccessControl } from '../privacy/access.ts';
+import { userRoutes } from '../privacy/user-routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -46,6 +48,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const now = options.now ?? (() => new Date());
 
   registerErrorHandler(app);
+  // Before any route: every route declares config.permission and this hook enforces it.
+  const access = registerAccessControl(app, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
+  app.decorate('registeredRoutes', access.routes);
   registerRequestMetrics(app, metrics);
   await app.register(swagger, {
     openapi: {
@@ -60,7 +65,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       },
     },
   });
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/openapi.json', { config: { permission: 'public' }, schema: { hide: true } }, async () => app.swagger());
 
   await app.register(operationsRoutes, { db: options.db, metrics });
   await app.register(sdkRoutes);
@@ -84,6 +89,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(tagRoutes, { db: options.db, keys, now });
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
+  await app.register(userRoutes, { db: options.db });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }
