@@ -3,6 +3,7 @@ import { presentedSecret, presentedWriteKey, type KeyResolver } from '../api/aut
 import { ApiError } from '../api/errors.ts';
 import type { Db } from '../storage/database.ts';
 import type { ResolvedKey } from '../workspaces/store.ts';
+import { registerAudit } from './audit.ts';
 import { AUTHENTICATED, BUILT_IN_ROLES, INSTANCE_PERMISSIONS, isPermission, keyAllows, PUBLIC, ROLE_PERMISSIONS, roleAllows, type BuiltInRole } from './permissions.ts';
 import { CSRF_HEADER, csrfMatches, readCookie, resolveSession, SESSION_COOKIE, type SessionUser } from './sessions.ts';
 
@@ -168,6 +169,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
       const key = await keys.resolve(presented);
       if (!key) throw new ApiError(401, 'unauthorized', permission === 'events.write' ? 'Unknown or disabled write key' : 'Unknown, disabled or expired key');
       const principal: Principal = { kind: 'key', key, permissions: key.permissions };
+      request.auditActor = actorOf(principal);
       const can = (wanted: string) => keyAllows(key.kind, key.permissions, wanted);
       if (instanceWide) throw new ApiError(403, 'forbidden', `Keys cannot use instance-wide permission '${permission}'; use the admin token`);
       if (!can(permission)) {
@@ -188,6 +190,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     // A user's session.
     const user = await resolveSession(db, sessionToken);
     if (!user) throw new ApiError(401, 'unauthorized', 'The session has expired or was ended; log in again');
+    request.auditActor = { kind: 'user', id: user.userId, label: user.email };
     if (STATE_CHANGING.has(request.method)) {
       const csrf = request.headers[CSRF_HEADER];
       if (!csrfMatches(typeof csrf === 'string' ? csrf : undefined, user.csrfHash)) {
@@ -231,6 +234,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     request.access = await authorise(request, permission, credentialsInBody);
   }
 
+  registerAudit(app, db);
   app.addHook('onRequest', async (request) => enforce(request, 'onRequest'));
   app.addHook('preValidation', async (request) => enforce(request, 'preValidation'));
   return { routes };

@@ -15,7 +15,7 @@ export const PII_READ = 'pii.read';
  * Permissions over the whole instance rather than one workspace: only the admin token and
  * superusers hold them.
  */
-export const INSTANCE_PERMISSIONS = new Set(['workspaces.create', 'workspaces.list', 'users.create', 'users.list', 'users.manage', 'audit.verify']);
+export const INSTANCE_PERMISSIONS = new Set(['workspaces.create', 'workspaces.list', 'users.create', 'users.list', 'users.manage', 'audit.list', 'audit.verify']);
 
 /** Reads that return personal data: recorded in the audit log, masked without `pii.read`. */
 export const PII_READ_PERMISSIONS = new Set([
