@@ -21,6 +21,7 @@ import { sdkRoutes } from './sdk-route.ts';
 import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
+import { privacyRoutes } from '../privacy/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -92,6 +93,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(activationRoutes, { db: options.db, keys, now });
   await app.register(userRoutes, { db: options.db });
   await app.register(auditRoutes, { db: options.db });
+  await app.register(privacyRoutes, { db: options.db });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }

@@ -8,6 +8,7 @@ import type { ResolvedKey } from '../workspaces/store.ts';
 import { readJsonBody } from './body.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { suppressionFilter } from '../privacy/suppression.ts';
 import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
 import { quarantine, storeEvents } from './store.ts';
 
@@ -75,6 +76,7 @@ function routeSchema(summary: string, body: unknown) {
 export async function collectionRoutes(app: FastifyInstance, options: CollectionOptions): Promise<void> {
   const { db, keys, metrics, now } = options;
   const limiter = createRateLimiter();
+  const suppression = suppressionFilter(db);
   let inflight = 0;
 
   // Bodies are read raw by readJsonBody (gzip, any content type, limit after decompression).
@@ -140,9 +142,12 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     const invalid: Array<{ index: number; rejection: Rejection }> = [];
     results.forEach((result, index) => (result.ok ? valid.push(result.event) : invalid.push({ index, rejection: result.rejection })));
     const ref = { workspaceId: source.workspaceId, sourceId: source.sourceId };
+    // Events of people erased on request are dropped and counted (privacy/suppression.ts).
+    const { kept, suppressed } = await suppression.filter(source.workspaceId, valid);
+    if (suppressed > 0) metrics.eventsRejected.inc({ endpoint, reason: 'suppressed' }, suppressed);
     // Valid events first: if quarantining then fails, the client's retry stores nothing twice
     // (messageIds) and quarantines the invalid items once.
-    const stored = await storeEvents(db, ref, valid, endpoint);
+    const stored = await storeEvents(db, ref, kept, endpoint);
     const quarantined = await quarantine(db, ref, endpoint, invalid.map((item) => item.rejection));
     for (const item of quarantined) metrics.eventsRejected.inc({ endpoint, reason: item.error });
     for (const item of stored.failed) metrics.eventsRejected.inc({ endpoint, reason: item.error });
