@@ -18,6 +18,7 @@ import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -75,6 +76,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       maxInflight: options.maxInflightIngest ?? 512,
     });
   });
+  await app.register(collectionSettingsRoutes, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
   await app.register(readRoutes, { db: options.db, keys });
   await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
