@@ -224,4 +224,51 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
       await new Promise((resolve) => other.site.close(resolve));
     }
   });
+  it('reads UTM parameters into context.campaign, keeps the anonymous id in a cookie, ends a session after 30 idle minutes, and beacons the queue on page hide', async () => {
+    const ws = await t.addWorkspace('browser-context');
+    const other = await startSite(serverUrl, ws.writeKey);
+    const context = await browser.newContext();
+    try {
+      const tab = await context.newPage();
+      const tp = () => tab.evaluate(() => (window as unknown as { touchpoint: { flush(): Promise<void> } }).touchpoint.flush());
+      const stored = () => storedEvents(t, 'workspace_id = $1', [ws.workspace.id]);
+      await tab.goto(`${other.siteUrl}/landing?utm_source=wechat&utm_medium=social&utm_campaign=spring&utm_term=tea&utm_content=banner&ref=x`);
+      await tp();
+      const [landing] = await stored();
+      expect(landing!.context!.campaign).toEqual({ source: 'wechat', medium: 'social', name: 'spring', term: 'tea', content: 'banner' });
+
+      // The first-party cookie holds the anonymous id and restores it when localStorage is cleared.
+      const cookie = (await context.cookies(other.siteUrl)).find((c) => c.name === 'tp_aid');
+      expect(cookie?.value).toBe(landing!.anonymous_id);
+      expect(cookie?.sameSite).toBe('Lax');
+      await tab.evaluate(() => localStorage.removeItem('tp_aid'));
+      await tab.reload();
+      await tp();
+
+      // 31 minutes without a message: the next one starts a new session.
+      await tab.evaluate(() => {
+        const session = JSON.parse(localStorage.getItem('tp_session')!) as { id: number; last: number };
+        localStorage.setItem('tp_session', JSON.stringify({ id: session.id, last: Date.now() - 31 * 60 * 1000 }));
+        (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint.track('After A Break');
+      });
+      await tp();
+      const events = await stored();
+      expect(events.map((e) => e.event ?? e.type)).toEqual(['page', 'page', 'After A Break']);
+      expect(new Set(events.map((e) => e.anonymous_id))).toEqual(new Set([landing!.anonymous_id]));
+      expect(events[1]!.context!.sessionId).toBe(events[0]!.context!.sessionId);
+      expect(events[2]!.context!.sessionId).not.toBe(events[0]!.context!.sessionId);
+      expect(events[2]!.context!.sessionId).toBeGreaterThan(events[0]!.context!.sessionId as number);
+
+      // fetch cannot reach the server (sendBeacon is not intercepted): leaving the page hands the queue to the beacon.
+      await tab.route(`${serverUrl}/v1/batch`, (route) => route.abort('internetdisconnected'));
+      await tab.evaluate(() => (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint.track('Leaving'));
+      await tp();
+      expect(await tab.evaluate(() => JSON.parse(localStorage.getItem('tp_queue') ?? '[]').length)).toBe(1);
+      await tab.goto('about:blank');
+      await expect.poll(async () => (await stored()).map((e) => e.event ?? e.type), { timeout: 10_000 }).toEqual(['page', 'page', 'After A Break', 'Leaving']);
+    } finally {
+      await context.close();
+      await new Promise((resolve) => other.site.close(resolve));
+    }
+  });
 });
