@@ -22,6 +22,7 @@ import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
 import { privacyRoutes } from '../privacy/routes.ts';
+import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -82,6 +83,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       maxInflight: options.maxInflightIngest ?? 512,
     });
   });
+  await app.register(collectionSettingsRoutes, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
   await app.register(readRoutes, { db: options.db, keys });
   await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
