@@ -11,6 +11,8 @@ import { insertProfile, insertTrack } from './segments-lifecycle-support.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
 const MINUTE = 60_000;
+// Other test files' transactions on the same server hold the settle back; a test must not read that as idle.
+const settle = { settleTimeoutMs: 30_000 };
 const HOUR = 60 * MINUTE;
 
 describe('journey entries and events on real PostgreSQL', () => {
@@ -37,7 +39,7 @@ describe('journey entries and events on real PostgreSQL', () => {
     const drain = async () => {
       let total = 0;
       for (;;) {
-        const moved = (await drainSegmentEntries(db, clock.now())) + (await drainJourneyEvents(db, clock.now())) + (await advanceDueInstances(deps)).taken;
+        const moved = (await drainSegmentEntries(db, clock.now(), settle)) + (await drainJourneyEvents(db, clock.now(), settle)) + (await advanceDueInstances(deps)).taken;
         if (moved === 0) return total;
         total += moved;
       }

@@ -17,6 +17,7 @@ import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
+import { journeyRoutes } from '../journeys/routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
 
 export interface ServerOptions {
@@ -84,6 +85,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(tagRoutes, { db: options.db, keys, now });
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
+  await app.register(journeyRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }

@@ -73,6 +73,11 @@ async function moveCursor(client: DbClient, workspaceId: string, source: 'events
 export interface IntakeOptions {
   /** Rows per workspace per transaction. */
   batchSize?: number;
+  /**
+   * How long to wait for transactions that may still commit earlier ids (any database of the
+   * server counts); past it the call reads nothing and the loop looks again.
+   */
+  settleTimeoutMs?: number;
 }
 
 /** Enters profiles into published journeys triggered by segment entry or exit; returns transitions read. */
@@ -80,7 +85,7 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
   const batchSize = options.batchSize ?? 1000;
   const live = await liveJourneys(db);
   if (live.size === 0) return 0;
-  const settled = await settledSequence(db, `pg_get_serial_sequence('segment_transitions', 'id')::regclass`);
+  const settled = await settledSequence(db, `pg_get_serial_sequence('segment_transitions', 'id')::regclass`, options.settleTimeoutMs);
   if (settled === null) return 0;
   await prepareTransitionStorage(db, now);
   let read = 0;
@@ -139,7 +144,7 @@ export async function drainJourneyEvents(db: Db, now: Date, options: IntakeOptio
   const batchSize = options.batchSize ?? 1000;
   const live = await liveJourneys(db);
   if (live.size === 0) return 0;
-  const settled = await settledSequence(db, `'events_seq'::regclass`);
+  const settled = await settledSequence(db, `'events_seq'::regclass`, options.settleTimeoutMs);
   if (settled === null) return 0;
   await prepareTransitionStorage(db, now);
   let read = 0;
@@ -199,23 +204,9 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
   const byProfile = new Map<string, InstanceRow[]>();
   for (const instance of instances) byProfile.set(instance.profile_id, [...(byProfile.get(instance.profile_id) ?? []), instance]);
 
-  for (const row of rows) {
-    for (const instance of byProfile.get(row.profile_id) ?? []) {
-      if (instance.status !== 'active' || instance.phase !== 'wait' || instance.wait_started_at === null) continue;
-      if (row.timestamp.getTime() < instance.wait_started_at.getTime()) continue;
-      const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
-      const node = nodeById(version.definition, instance.node_id);
-      if (node?.kind !== 'wait' || !eventMatches(toProfileEvent(row), node.event, node.where, row.profile_id)) continue;
-      await settleLastStep(client, instance, 'event', { seq: row.seq });
-      instance.node_id = node.happened;
-      instance.phase = 'arrive';
-      instance.wait_started_at = null;
-      instance.due_at = now;
-      changed.add(instance);
-    }
-  }
-
-  // Goals and exits: one snapshot per profile with whatever any of its journeys' rules read.
+  // Goals and exits first: an event that meets a goal converts the instance where it is, even
+  // when a wait there was waiting for the same event. One snapshot per profile with whatever
+  // any of its journeys' rules read.
   const withRules: Array<{ instance: InstanceRow; definition: JourneyDefinition }> = [];
   const reads: ConditionReads = emptyReads();
   for (const instance of instances) {
@@ -242,10 +233,29 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
       const outcome = checkRules(definition, snapshot, instance.entered_at.getTime(), now.getTime());
       if (!outcome) continue;
       const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
+      // A delay or wait learns how it ended, for the path view.
+      if (instance.phase === 'wait') await settleLastStep(client, instance, outcome.kind, { rule: outcome.rule.id });
       finishInstance(instance, version, outcome.kind, outcome.rule.id, now, events);
       changed.add(instance);
     }
   }
+  // Waits for an event, for instances no goal or exit has ended.
+  for (const row of rows) {
+    for (const instance of byProfile.get(row.profile_id) ?? []) {
+      if (instance.status !== 'active' || instance.phase !== 'wait' || instance.wait_started_at === null) continue;
+      if (row.timestamp.getTime() < instance.wait_started_at.getTime()) continue;
+      const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
+      const node = nodeById(version.definition, instance.node_id);
+      if (node?.kind !== 'wait' || !eventMatches(toProfileEvent(row), node.event, node.where, row.profile_id)) continue;
+      await settleLastStep(client, instance, 'event', { seq: row.seq });
+      instance.node_id = node.happened;
+      instance.phase = 'arrive';
+      instance.wait_started_at = null;
+      instance.due_at = now;
+      changed.add(instance);
+    }
+  }
+
   for (const instance of changed) await saveInstance(client, instance);
   await insertSystemEvents(client, workspaceId, events, now);
 }
