@@ -17,6 +17,7 @@ import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
+import { journeyRoutes } from '../journeys/routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
 import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
@@ -96,6 +97,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(userRoutes, { db: options.db });
   await app.register(auditRoutes, { db: options.db });
   await app.register(privacyRoutes, { db: options.db });
+  await app.register(journeyRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }

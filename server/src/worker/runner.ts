@@ -2,6 +2,8 @@ import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } f
 import type { Db } from '../storage/database.ts';
 import { drainCatalogueQueue } from '../catalogue/store.ts';
 import { createIdentityDrain } from '../identity/loop.ts';
+import type { EnqueueMessage } from '../channels/contract.ts';
+import { startJourneyLoops } from '../journeys/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
@@ -18,6 +20,8 @@ export interface WorkerOptions {
   logger?: WorkerLog;
   /** Tasks added to the built-in ones (a name already taken is refused). */
   tasks?: TaskList;
+  /** channels/' enqueue for journey send steps. */
+  enqueueMessage?: EnqueueMessage;
 }
 
 export interface RunningWorker {
@@ -109,10 +113,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  const journeys = startJourneyLoops({
+    db: options.db,
+    ...(options.enqueueMessage ? { enqueue: options.enqueueMessage } : {}),
+    onError,
+    onStepFailure: (failure) => log('warning', `journey instance ${failure.instanceId} step failed, retrying: ${failure.error}`),
+  });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop()]).then(() => undefined);
       return stopped;
     },
   };
