@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decide, quietHoursEnd, retryDelayMs, type GuardFacts } from '../src/channels/guards.ts';
+import { decide, quietHoursEnd, type GuardFacts } from '../src/channels/guards.ts';
 
 const now = new Date('2026-03-10T12:00:00Z');
 const base: GuardFacts = {
@@ -89,11 +89,5 @@ describe('enqueue guards', () => {
     expect(quietHoursEnd(new Date('2026-01-01T13:30:00Z'), 'UTC', '12:00', '13:30')).toBeUndefined();
     expect(quietHoursEnd(new Date('2026-01-01T12:15:00Z'), 'Not/AZone', '12:00', '13:30')).toEqual(new Date('2026-01-01T13:30:00Z'));
     expect(quietHoursEnd(new Date('2026-01-01T12:15:00Z'), 'UTC', '09:00', '09:00')).toBeUndefined();
-  });
-
-  it('retry backoff doubles per attempt within the cap', () => {
-    expect(retryDelayMs(1, 1000, 60_000, () => 0)).toBe(500);
-    expect(retryDelayMs(3, 1000, 60_000, () => 1)).toBe(4000);
-    expect(retryDelayMs(20, 1000, 60_000, () => 1)).toBe(60_000);
   });
 });

@@ -126,9 +126,3 @@ export function quietHoursEnd(at: Date, timeZone: string, start: string, end: st
   const startOfMinute = Math.floor(at.getTime() / MINUTE) * MINUTE;
   return new Date(startOfMinute + wait * MINUTE);
 }
-
-/** Exponential backoff with full jitter's upper half: attempt 1 → base, doubling, capped. */
-export function retryDelayMs(attempt: number, baseMs: number, maxMs: number, random: () => number = Math.random): number {
-  const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, attempt - 1));
-  return Math.round(ceiling / 2 + (ceiling / 2) * random());
-}

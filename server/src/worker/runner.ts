@@ -5,6 +5,7 @@ import { createIdentityDrain } from '../identity/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
+import { startChannelLoops } from '../channels/worker.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -109,10 +110,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  const channels = startChannelLoops(options.db, onError);
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), channels.stop()]).then(() => undefined);
       return stopped;
     },
   };
