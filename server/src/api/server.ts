@@ -24,6 +24,7 @@ import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
 import { privacyRoutes } from '../privacy/routes.ts';
 import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
+import { channelRoutes } from '../channels/index.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -98,6 +99,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(auditRoutes, { db: options.db });
   await app.register(privacyRoutes, { db: options.db });
   await app.register(journeyRoutes, { db: options.db, keys, now });
+  await app.register(channelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }
