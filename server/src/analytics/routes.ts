@@ -1,0 +1,36 @@
+import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { requireServerKey, type KeyResolver } from '../api/auth.ts';
+import { ErrorResponseSchema } from '../api/error-schema.ts';
+import { strictValidatorCompiler } from '../api/validation.ts';
+import type { Db } from '../storage/database.ts';
+import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+
+export interface AnalyticsRoutesOptions {
+  db: Db;
+  keys: KeyResolver;
+  now: () => Date;
+}
+
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
+const docs = <S extends object>(summary: string, schema: S) => ({ summary, tags: ['analytics'], security: [{ bearer: [] }], ...schema });
+const READ = { permission: 'analytics.read' };
+
+/** Analyses over the unified profiles' events: JSON query in, JSON answer out, one workspace per server key. */
+export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> = async (app, options) => {
+  const { db, keys, now } = options;
+  app.setValidatorCompiler(strictValidatorCompiler);
+  const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
+
+  app.post(
+    '/v1/analytics/funnels',
+    {
+      config: READ,
+      schema: docs('Funnel: ordered (or strict, or any-order) steps within a conversion window, with exclusions, breakdown, time to convert, trend and drop-off profiles', {
+        body: FunnelQuerySchema,
+        response: { 200: FunnelResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runFunnel(db, await workspaceOf(request), request.body, now()),
+  );
+};
