@@ -20,7 +20,6 @@ export const EventSelectorSchema = Type.Object(
 );
 export type EventSelector = Static<typeof EventSelectorSchema>;
 
-const LocalDate = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$' });
 const DateOrInstant = Type.String({
   minLength: 10,
   maxLength: 40,
