@@ -5,6 +5,7 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
 
 export interface AnalyticsRoutesOptions {
   db: Db;
@@ -32,5 +33,17 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runFunnel(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/trends',
+    {
+      config: READ,
+      schema: docs('Trends: event counts, unique profiles, per-profile averages and property aggregates per hour/day/week/month, with breakdown and formulas', {
+        body: TrendQuerySchema,
+        response: { 200: TrendResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runTrend(db, await workspaceOf(request), request.body, now()),
   );
 };
