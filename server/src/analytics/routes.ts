@@ -5,6 +5,7 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
 import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
 
 export interface AnalyticsRoutesOptions {
@@ -45,5 +46,17 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runTrend(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/retention',
+    {
+      config: READ,
+      schema: docs('Retention: cohorts by first-time or recurring start event, return event per day/week/month, "on" or "on or after"', {
+        body: RetentionQuerySchema,
+        response: { 200: RetentionResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runRetention(db, await workspaceOf(request), request.body, now()),
   );
 };
