@@ -5,6 +5,7 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
 import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
 import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
 
@@ -58,5 +59,17 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runRetention(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/paths',
+    {
+      config: READ,
+      schema: docs('Paths after or before an event (optionally until another), inside its session, cleaned, as Sankey nodes/edges and top paths', {
+        body: PathsQuerySchema,
+        response: { 200: PathsResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runPaths(db, await workspaceOf(request), request.body, now()),
   );
 };
