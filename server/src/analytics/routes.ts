@@ -4,9 +4,11 @@ import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
+import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
 import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
 import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
+import { runTouchpoints, TouchpointQuerySchema, TouchpointResultSchema } from './touchpoints.ts';
 import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
 
 export interface AnalyticsRoutesOptions {
@@ -71,5 +73,29 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runPaths(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/touchpoints',
+    {
+      config: READ,
+      schema: docs('Touchpoint performance: exposures, reach, clicks, CTR, conversions within a window and value per message, channel, journey node or placement, ranked', {
+        body: TouchpointQuerySchema,
+        response: { 200: TouchpointResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runTouchpoints(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/attribution',
+    {
+      config: READ,
+      schema: docs('Attribution of conversions to channels: first/last/last non-direct/linear/time decay/position based and data-driven Markov removal effect, over a lookback window', {
+        body: AttributionQuerySchema,
+        response: { 200: AttributionResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runAttribution(db, await workspaceOf(request), request.body, now()),
   );
 };

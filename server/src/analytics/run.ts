@@ -52,7 +52,8 @@ export async function reportContext(
  * Runs one report query inside the time budget: a query still running when it ends is cancelled
  * and answered 503 `query_timeout` (narrow the range, the steps or the breakdown, or raise the budget).
  */
-export async function runBudgeted<R extends object>(context: ReportContext, text: string, values: unknown[] = context.q.values): Promise<R[]> {
+export async function runBudgeted<R extends object>(context: ReportContext, sql: string, allValues: unknown[] = context.q.values): Promise<R[]> {
+  const { text, values } = withoutUnusedParameters(sql, allValues);
   try {
     return await withTransaction(context.db, async (client) => {
       await client.query(`set local statement_timeout = ${Math.max(1, Math.round(context.budgetMs))}`);
@@ -69,6 +70,22 @@ export async function runBudgeted<R extends object>(context: ReportContext, text
     }
     throw error;
   }
+}
+
+/**
+ * Queries of one report share a parameter list; PostgreSQL refuses a parameter a query does not
+ * mention (it cannot type it), so those are dropped and the rest renumbered.
+ */
+export function withoutUnusedParameters(text: string, values: readonly unknown[]): { text: string; values: unknown[] } {
+  const used = new Set([...text.matchAll(/\$(\d+)/g)].map((match) => Number(match[1])));
+  const renumbered = new Map<number, number>();
+  const kept: unknown[] = [];
+  values.forEach((value, index) => {
+    if (!used.has(index + 1)) return;
+    kept.push(value);
+    renumbered.set(index + 1, kept.length);
+  });
+  return { text: text.replace(/\$(\d+)/g, (placeholder, number: string) => `$${renumbered.get(Number(number)) ?? number}`), values: kept };
 }
 
 /**
