@@ -25,6 +25,7 @@ import { auditRoutes } from '../privacy/audit-routes.ts';
 import { privacyRoutes } from '../privacy/routes.ts';
 import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
 import { channelRoutes } from '../channels/index.ts';
+import { analyticsRoutes } from '../analytics/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -101,5 +102,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(journeyRoutes, { db: options.db, keys, now });
   await app.register(channelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
+  await app.register(analyticsRoutes, { db: options.db, keys, now });
   return app;
 }
