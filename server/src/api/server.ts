@@ -18,6 +18,7 @@ import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { modelRoutes } from '../models/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -84,6 +85,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(tagRoutes, { db: options.db, keys, now });
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
+  await app.register(modelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   return app;
 }
