@@ -22,7 +22,8 @@ export interface PurchaseHistory {
 
 /**
  * Each live profile's purchase days before `until`. Purchases on one day count as one (the
- * convention of BG/NBD work on transaction logs: several orders in a day are one visit).
+ * convention of BG/NBD work on transaction logs: several orders in a day are one visit); a day
+ * whose values add up to less than zero (only returns or cancellations) is not a purchase day.
  */
 export async function loadPurchases(
   db: Queryable,
@@ -37,7 +38,8 @@ export async function loadPurchases(
          from events e
          join profiles p on p.workspace_id = e.workspace_id and p.id = e.profile_id and p.merged_into is null
         where e.workspace_id = $1 and e.type = 'track' and e.event = $2 and e.timestamp < $3 and e.profile_id is not null
-        group by 1, 2) x
+        group by 1, 2
+       having sum(case when (e.properties #>> $4::text[]) ~ ${NUMERIC} then (e.properties #>> $4::text[])::float8 else 0 end) >= 0) x
       group by profile_id`,
     [workspaceId, config.purchaseEvent, until, pathOf(config.revenueProperty)],
   );
