@@ -26,6 +26,7 @@ import { privacyRoutes } from '../privacy/routes.ts';
 import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
 import { channelRoutes } from '../channels/index.ts';
 import { analyticsRoutes } from '../analytics/routes.ts';
+import { modelRoutes } from '../models/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -101,6 +102,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(privacyRoutes, { db: options.db });
   await app.register(journeyRoutes, { db: options.db, keys, now });
   await app.register(channelRoutes, { db: options.db, keys, now });
+  await app.register(modelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   await app.register(analyticsRoutes, { db: options.db, keys, now });
   return app;
