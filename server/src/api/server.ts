@@ -18,6 +18,7 @@ import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { decisioningRoutes } from '../decisioning/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -85,5 +86,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
+  await app.register(decisioningRoutes, { db: options.db, keys, now });
   return app;
 }

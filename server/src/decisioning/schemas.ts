@@ -13,14 +13,14 @@ export type Algorithm = (typeof ALGORITHMS)[number];
 
 export const RecommendationSpecSchema = Type.Object(
   {
-    algorithm: Type.Union(ALGORITHMS.map((a) => Type.Literal(a)), {
+    algorithm: Type.Optional(Type.Union(ALGORITHMS.map((a) => Type.Literal(a)), {
       default: 'item_knn',
       description:
         'item_knn: items co-occurring with the profile\'s history; user_knn: what similar profiles had; popular: popular with time decay; content: items like the history by attributes. Every algorithm falls back to content-based, then popular, when the profile has too little history',
-    }),
-    count: Type.Integer({ minimum: 1, maximum: 50, default: 10 }),
-    inStock: Type.Boolean({ default: true, description: 'Only items in stock' }),
-    excludeBought: Type.Boolean({ default: true, description: 'Leave out items the profile already bought' }),
+    })),
+    count: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, default: 10 })),
+    inStock: Type.Optional(Type.Boolean({ default: true, description: 'Only items in stock' })),
+    excludeBought: Type.Optional(Type.Boolean({ default: true, description: 'Leave out items the profile already bought' })),
     category: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only items of this category' })),
   },
   { additionalProperties: false },
@@ -40,8 +40,8 @@ export const ContentInputSchema = Type.Object(
           'Who may see it, in the segment language over the profile\'s segment memberships, traits, identifiers and consents (e.g. `in_segment("vip") and trait.city = "上海"`). Behaviour (event(…)) is refused here: make it a segment and use in_segment',
       }),
     ),
-    priority: Type.Integer({ minimum: -1000, maximum: 1000, default: 0, description: 'rules policy: the highest eligible priority wins' }),
-    weight: Type.Number({ minimum: 0, maximum: 1_000_000, default: 1, description: 'ab policy: share of traffic relative to the other eligible contents' }),
+    priority: Type.Optional(Type.Integer({ minimum: -1000, maximum: 1000, default: 0, description: 'rules policy: the highest eligible priority wins' })),
+    weight: Type.Optional(Type.Number({ minimum: 0, maximum: 1_000_000, default: 1, description: 'ab policy: share of traffic relative to the other eligible contents' })),
     startsAt: Type.Optional(Instant),
     endsAt: Type.Optional(Instant),
     cap: Type.Optional(
@@ -64,11 +64,11 @@ const placementFields = {
   policy: Type.Union(POLICIES.map((p) => Type.Literal(p)), {
     description: 'rules: highest-priority eligible content; ab: fixed weights, sticky per profile; bandit: Thompson sampling on the goal',
   }),
-  goal: Type.Union(GOALS.map((g) => Type.Literal(g)), { default: 'click', description: 'What the bandit maximises per impression' }),
-  minExploration: Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'bandit: share of traffic spread uniformly over eligible contents' }),
-  holdoutPercent: Type.Number({ minimum: 0, maximum: 50, default: 0, description: 'Profiles (stably hashed) who get no content, to measure the placement\'s lift' }),
-  stickyHours: Type.Number({ minimum: 0, maximum: 24 * 90, default: 24, description: 'bandit: how long a profile keeps the content it was assigned' }),
-  status: Type.Union([Type.Literal('active'), Type.Literal('paused')], { default: 'active' }),
+  goal: Type.Optional(Type.Union(GOALS.map((g) => Type.Literal(g)), { default: 'click', description: 'What the bandit maximises per impression' })),
+  minExploration: Type.Optional(Type.Number({ minimum: 0, maximum: 1, default: 0.1, description: 'bandit: share of traffic spread uniformly over eligible contents' })),
+  holdoutPercent: Type.Optional(Type.Number({ minimum: 0, maximum: 50, default: 0, description: 'Profiles (stably hashed) who get no content, to measure the placement\'s lift' })),
+  stickyHours: Type.Optional(Type.Number({ minimum: 0, maximum: 24 * 90, default: 24, description: 'bandit: how long a profile keeps the content it was assigned' })),
+  status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('paused')], { default: 'active' })),
   contents: Type.Array(ContentInputSchema, { minItems: 1, maxItems: 50 }),
 };
 

@@ -129,7 +129,20 @@ export function trainModel(interactions: readonly Interaction[], catalogue: read
     neighbours.set(itemIds[i]!, scored.slice(0, keep).map(([j, s]) => [itemIds[j]!, s]));
   }
 
-  const histories = historiesOf(interactions);
+  const popular = [...popularity].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  return assembleModel({ trainedAt: options.now, neighbours, popular }, historiesOf(interactions), catalogue);
+}
+
+/** The trained parts that are stored (decision_models). */
+export interface TrainedParts {
+  trainedAt: number;
+  neighbours: Map<string, Array<[string, number]>>;
+  popular: Array<[string, number]>;
+}
+
+/** A servable model from the stored parts, the profiles' histories and the catalogue. */
+export function assembleModel(parts: TrainedParts, histories: Map<string, Map<string, number>>, catalogue: readonly CatalogueItem[]): RecommendationModel {
+  const { trainedAt, neighbours, popular } = parts;
   const usersOfItem = new Map<string, string[]>();
   for (const [user, history] of histories) {
     for (const item of history.keys()) {
@@ -156,8 +169,7 @@ export function trainModel(interactions: readonly Interaction[], catalogue: read
     }
   }
 
-  const popular = [...popularity].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-  return { trainedAt: options.now, neighbours, popular, histories, usersOfItem, itemTokens, itemsOfToken };
+  return { trainedAt, neighbours, popular, histories, usersOfItem, itemTokens, itemsOfToken };
 }
 
 export interface RecommendRequest {
