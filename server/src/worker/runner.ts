@@ -5,6 +5,7 @@ import { createIdentityDrain } from '../identity/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
+import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -109,10 +110,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  // Recommendation models retrain hourly per workspace (decisioning/recommend/train.ts).
+  const recommendations = startPollingLoop({
+    name: 'recommendation training',
+    drainOnce: async () => (await trainDueRecommendations(options.db, new Date()), 0),
+    pollMs: 60_000,
+    onError,
+  });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), recommendations.stop()]).then(() => undefined);
       return stopped;
     },
   };
