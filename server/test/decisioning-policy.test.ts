@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { pickWeighted, posterior, sampleBeta, seededRandom, stableUnit, thompsonAllocation, type ArmStats } from '../src/decisioning/bandit.ts';
+import { allocationFromDraws, pickWeighted, posterior, posteriorDraws, sampleBeta, seededRandom, stableUnit, thompsonAllocation, type ArmStats } from '../src/decisioning/bandit.ts';
 import { choose, EMPTY_VIEW, inHoldout, isEligible, type CompiledContent, type CompiledPlacement, type DecideFacts } from '../src/decisioning/policy.ts';
 import { parseSegment } from '../src/segments/language/parse.ts';
 import type { Condition } from '../src/segments/ast.ts';
@@ -97,6 +97,23 @@ describe('Beta posteriors and Thompson sampling', () => {
     // With no data every arm is equally likely.
     const fresh = thompsonAllocation(arms.map((a) => ({ ...a, trials: 0, successes: 0 })), 0, seededRandom(4), 20_000);
     for (const share of fresh.values()) expect(share).toBeGreaterThan(0.3);
+  });
+
+  it('shares one set of posterior draws between eligible subsets, agreeing with a direct allocation', () => {
+    const arms: ArmStats[] = [
+      { key: 'a', trials: 200, successes: 20 },
+      { key: 'b', trials: 200, successes: 26 },
+      { key: 'c', trials: 50, successes: 3 },
+    ];
+    const samples = posteriorDraws(arms, seededRandom(5), 20_000);
+    const shared = allocationFromDraws(samples, 3, [0, 1, 2], 0.1);
+    const direct = thompsonAllocation(arms, 0.1, seededRandom(6), 20_000);
+    shared.forEach((share, i) => expect(share).toBeCloseTo(direct.get(arms[i]!.key)!, 1));
+    // A subset (c not eligible for this profile): only a and b, still with the floor.
+    const subset = allocationFromDraws(samples, 3, [0, 1], 0.1);
+    expect(subset[0]! + subset[1]!).toBeCloseTo(1, 10);
+    expect(subset[0]!).toBeGreaterThanOrEqual(0.05);
+    expect(subset[1]!).toBeGreaterThan(subset[0]!);
   });
 
   it('picks by cumulative weight and reports the probability', () => {

@@ -103,6 +103,41 @@ export function thompsonAllocation(arms: readonly ArmStats[], minExploration: nu
   return new Map(arms.map((arm, i) => [arm.key, floor + (rest * wins[i]!) / draws]));
 }
 
+/**
+ * `draws` joint posterior draws of every arm (row-major: draw d, arm i at d * arms + i), drawn
+ * once and shared by every subset of eligible arms (allocationFromDraws), so a placement whose
+ * eligible contents differ per profile samples its posteriors once per refresh, not per subset.
+ */
+export function posteriorDraws(arms: readonly ArmStats[], random: Random, draws = ALLOCATION_DRAWS): Float64Array {
+  const params = arms.map(posterior);
+  const samples = new Float64Array(draws * arms.length);
+  for (let d = 0; d < draws; d++) {
+    for (let i = 0; i < arms.length; i++) samples[d * arms.length + i] = sampleBeta(params[i]!.alpha, params[i]!.beta, random);
+  }
+  return samples;
+}
+
+/** thompsonAllocation over the arms at `subset` (indexes into the drawn arms), from shared draws. */
+export function allocationFromDraws(samples: Float64Array, armCount: number, subset: readonly number[], minExploration: number): number[] {
+  const draws = samples.length / armCount;
+  const wins = new Array<number>(subset.length).fill(0);
+  for (let d = 0; d < draws; d++) {
+    let best = 0;
+    let bestValue = -1;
+    for (let j = 0; j < subset.length; j++) {
+      const value = samples[d * armCount + subset[j]!]!;
+      if (value > bestValue) {
+        bestValue = value;
+        best = j;
+      }
+    }
+    wins[best]!++;
+  }
+  const floor = Math.min(1, Math.max(0, minExploration)) / subset.length;
+  const rest = 1 - floor * subset.length;
+  return wins.map((w) => floor + (rest * w) / draws);
+}
+
 /** The key whose cumulative share first exceeds u (u in [0, 1)); weights need not sum to 1. */
 export function pickWeighted<K>(weights: ReadonlyArray<readonly [K, number]>, u: number): { key: K; probability: number } {
   const total = weights.reduce((sum, [, weight]) => sum + Math.max(0, weight), 0);

@@ -85,6 +85,10 @@ const EMPTY_EVENTS: never[] = [];
 
 /** Whether a profile may see a content now: in schedule, under its cap, and satisfying its rule. */
 export function isEligible(content: CompiledContent, view: ProfileView, now: number, impressions: readonly number[]): boolean {
+  return eligibleFor(content, { ...view, events: EMPTY_EVENTS }, now, impressions);
+}
+
+function eligibleFor(content: CompiledContent, snapshot: ProfileSnapshot, now: number, impressions: readonly number[]): boolean {
   if (content.startsAt !== null && now < content.startsAt) return false;
   if (content.endsAt !== null && now >= content.endsAt) return false;
   if (content.cap) {
@@ -94,7 +98,7 @@ export function isEligible(content: CompiledContent, view: ProfileView, now: num
     if (seen >= content.cap.impressions) return false;
   }
   if (!content.eligibility) return true;
-  return evaluateSegment(content.eligibility, { ...view, events: EMPTY_EVENTS }, now).member;
+  return evaluateSegment(content.eligibility, snapshot, now).member;
 }
 
 /** The persistent holdout: a stable hash of the placement and the subject, never re-drawn. */
@@ -111,7 +115,8 @@ export function choose(facts: DecideFacts): PolicyChoice {
   const none = (reason: ChoiceReason, holdout = false): PolicyChoice => ({ content: null, holdout, propensity: 1, variant: null, reason, assign: null });
   if (placement.status === 'paused') return none('paused');
   if (inHoldout(placement, subject)) return none('holdout', true);
-  const eligible = placement.contents.filter((content) => isEligible(content, facts.view, now, facts.impressionsOf(content.key)));
+  const snapshot: ProfileSnapshot = { ...facts.view, events: EMPTY_EVENTS };
+  const eligible = placement.contents.filter((content) => eligibleFor(content, snapshot, now, facts.impressionsOf(content.key)));
   if (eligible.length === 0) return none('no_eligible_content');
 
   if (placement.policy === 'rules') {

@@ -5,7 +5,7 @@ import type { IdentityConfig } from '../identity/identifier-types.ts';
 import { normalizeForLookup, parseProfileRef } from '../profiles/reference.ts';
 import { withTransaction, type Db } from '../storage/database.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
-import { thompsonAllocation, type ArmStats } from './bandit.ts';
+import { allocationFromDraws, posteriorDraws, type ArmStats } from './bandit.ts';
 import { choose, EMPTY_VIEW, type CompiledPlacement, type ProfileView, type StickyAssignment } from './policy.ts';
 import { createRecommender, type Recommender } from './recommend/serve.ts';
 import type { Decision, FeedbackKind } from './schemas.ts';
@@ -30,9 +30,14 @@ import { liveProfilePage, loadViews } from './views.ts';
 const CHANGE_POLL_MS = 100;
 const STATE_POLL_MS = 1_000;
 const FLUSH_MS = 100;
-const IDENTIFIER_TTL_MS = 30_000;
+const IDENTIFIER_TTL_MS = 60_000;
+// An identifier nobody has may be taken any moment (a first identify): forgotten sooner.
+const UNKNOWN_IDENTIFIER_TTL_MS = 2_000;
 const IDENTITY_CONFIG_TTL_MS = 30_000;
 const WARM_PAGE = 5_000;
+// The bandit re-draws its posteriors at most this often per placement (and only after new results).
+const ALLOCATION_REFRESH_MS = 1_000;
+const ALLOCATION_DRAWS = 1_000;
 
 export interface DecisioningOptions {
   /** Most profile views kept per workspace (oldest dropped first). */
@@ -40,6 +45,8 @@ export interface DecisioningOptions {
   now?: () => Date;
   /** Start the background refresh (tests may drive `refresh()` by hand). Default true. */
   background?: boolean;
+  /** Load every live profile's view (up to maxViews) when a workspace is first used. Default false. */
+  warmOnLoad?: boolean;
 }
 
 export interface DecideRequest {
@@ -79,7 +86,8 @@ interface WorkspaceState {
   placements: Map<string, CompiledPlacement>;
   signature: string;
   counts: Map<string, Map<string, ArmCounts>>;
-  allocations: Map<string, ReadonlyMap<string, number>>;
+  /** Per bandit placement: shared posterior draws and the allocations derived per eligible subset. */
+  bandits: Map<string, { keys: string[]; samples: Float64Array; drawnAt: number; stale: boolean; subsets: Map<string, ReadonlyMap<string, number>> }>;
   sticky: Map<string, StickyAssignment>;
   impressions: Map<string, number[]>;
   views: Map<string, ProfileView>;
@@ -118,7 +126,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       placements: new Map(),
       signature: '',
       counts: new Map(),
-      allocations: new Map(),
+      bandits: new Map(),
       sticky: new Map(),
       impressions: new Map(),
       views: new Map(),
@@ -148,7 +156,30 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       );
       for (const row of rows) rememberImpression(state, row.placement_id, row.subject, row.content_key, row.at.getTime());
     }
+    if (options.warmOnLoad) await warmViews(state);
     return state;
+  }
+
+  async function warmViews(state: WorkspaceState): Promise<number> {
+    let after: string | null = null;
+    let loaded = 0;
+    while (loaded < maxViews) {
+      const ids = await liveProfilePage(db, state.workspaceId, after, Math.min(WARM_PAGE, maxViews - loaded));
+      if (ids.length === 0) break;
+      for (const [id, view] of await loadViews(db, state.workspaceId, ids)) state.views.set(id, view);
+      // The ids apps decide by: user ids (logged in) and anonymous ids (the SDK's visitor).
+      const { rows } = await db.query<{ type: string; value: string; profile_id: string }>(
+        `select i.type, i.value, i.profile_id from unnest($2::uuid[]) as p(id)
+           cross join lateral (select type, value, profile_id from profile_identifiers
+                                where workspace_id = $1 and profile_id = p.id and unbound_at is null and type in ('user_id', 'anonymous_id')) i`,
+        [state.workspaceId, ids],
+      );
+      const until = Date.now() + IDENTIFIER_TTL_MS;
+      for (const row of rows) state.identifiers.set(`${row.type}:${row.value}`, { profileId: row.profile_id, until });
+      loaded += ids.length;
+      after = ids[ids.length - 1]!;
+    }
+    return loaded;
   }
 
   function stateOf(workspaceId: string): Promise<WorkspaceState> {
@@ -167,23 +198,23 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     const placements = await loadCompiledPlacements(db, state.workspaceId);
     state.placements = new Map(placements.map((p) => [p.key, p]));
     state.signature = signature;
-    state.allocations.clear();
+    state.bandits.clear();
   }
 
   async function refreshCounts(state: WorkspaceState): Promise<void> {
     const ids = [...state.placements.values()].filter((p) => p.policy === 'bandit').map((p) => p.id);
     if (ids.length === 0) return;
     const counts = await armCounts(db, state.workspaceId, ids);
-    let changed = false;
     for (const id of ids) {
       const fresh = new Map((counts.get(id) ?? []).map((c) => [c.contentKey, c]));
       const old = state.counts.get(id);
-      if (!old || [...fresh].some(([key, c]) => old.get(key)?.impressions !== c.impressions || old.get(key)?.[goalField(state, id)] !== c[goalField(state, id)])) {
-        changed = true;
+      const field = goalField(state, id);
+      if (!old || [...fresh].some(([key, c]) => old.get(key)?.impressions !== c.impressions || old.get(key)?.[field] !== c[field])) {
+        const bandit = state.bandits.get(id);
+        if (bandit) bandit.stale = true;
       }
       state.counts.set(id, fresh);
     }
-    if (changed) state.allocations.clear();
   }
 
   function goalField(state: WorkspaceState, placementId: string): 'clicks' | 'conversions' {
@@ -191,17 +222,37 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     return 'clicks';
   }
 
+  /** Draws the placement's posteriors afresh from its counts (background, or on first use). */
+  function drawPosteriors(state: WorkspaceState, placement: CompiledPlacement) {
+    const counts = state.counts.get(placement.id);
+    const all = placement.contents.map((content) => content.key);
+    const arms: ArmStats[] = all.map((key) => {
+      const c = counts?.get(key);
+      return { key, trials: c?.impressions ?? 0, successes: (placement.goal === 'conversion' ? c?.conversions : c?.clicks) ?? 0 };
+    });
+    const bandit = { keys: all, samples: posteriorDraws(arms, Math.random, ALLOCATION_DRAWS), drawnAt: Date.now(), stale: false, subsets: new Map<string, ReadonlyMap<string, number>>() };
+    state.bandits.set(placement.id, bandit);
+    return bandit;
+  }
+
+  /** Re-draws the posteriors of bandits with new results, off the request path. */
+  function redrawStale(state: WorkspaceState): void {
+    const at = Date.now();
+    for (const placement of state.placements.values()) {
+      const bandit = state.bandits.get(placement.id);
+      if (bandit?.stale && at - bandit.drawnAt >= ALLOCATION_REFRESH_MS) drawPosteriors(state, placement);
+    }
+  }
+
   function allocationFor(state: WorkspaceState, placement: CompiledPlacement, keys: readonly string[]): ReadonlyMap<string, number> {
-    const cacheKey = `${placement.id}|${keys.join('\u0000')}`;
-    let allocation = state.allocations.get(cacheKey);
+    const bandit = state.bandits.get(placement.id) ?? drawPosteriors(state, placement);
+    const subsetKey = keys.join('\u0000');
+    let allocation = bandit.subsets.get(subsetKey);
     if (!allocation) {
-      const counts = state.counts.get(placement.id);
-      const arms: ArmStats[] = keys.map((key) => {
-        const c = counts?.get(key);
-        return { key, trials: c?.impressions ?? 0, successes: (placement.goal === 'conversion' ? c?.conversions : c?.clicks) ?? 0 };
-      });
-      allocation = thompsonAllocation(arms, placement.minExploration, Math.random);
-      state.allocations.set(cacheKey, allocation);
+      const indexes = keys.map((key) => bandit.keys.indexOf(key));
+      const shares = allocationFromDraws(bandit.samples, bandit.keys.length, indexes, placement.minExploration);
+      allocation = new Map(keys.map((key, i) => [key, shares[i]!]));
+      bandit.subsets.set(subsetKey, allocation);
     }
     return allocation;
   }
@@ -234,7 +285,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     );
     const profileId = rows[0]?.profile_id ?? null;
     if (state.identifiers.size > maxViews) state.identifiers.clear();
-    state.identifiers.set(key, { profileId, until: Date.now() + IDENTIFIER_TTL_MS });
+    state.identifiers.set(key, { profileId, until: Date.now() + (profileId ? IDENTIFIER_TTL_MS : UNKNOWN_IDENTIFIER_TTL_MS) });
     return profileId;
   }
 
@@ -454,6 +505,8 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       arm[COUNT_COLUMN[kind]]++;
       counts.set(decision.content_key, arm);
       state.counts.set(decision.placement_id, counts);
+      const bandit = state.bandits.get(decision.placement_id);
+      if (bandit) bandit.stale = true;
     }
     return { recorded: outcome.recorded };
   }
@@ -505,17 +558,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
 
   /** Loads the view of every live profile of a workspace (up to maxViews), e.g. at start-up. */
   async function warm(workspaceId: string): Promise<number> {
-    const state = await stateOf(workspaceId);
-    let after: string | null = null;
-    let loaded = 0;
-    while (loaded < maxViews) {
-      const ids = await liveProfilePage(db, workspaceId, after, Math.min(WARM_PAGE, maxViews - loaded));
-      if (ids.length === 0) break;
-      for (const [id, view] of await loadViews(db, workspaceId, ids)) state.views.set(id, view);
-      loaded += ids.length;
-      after = ids[ids.length - 1]!;
-    }
-    return loaded;
+    return warmViews(await stateOf(workspaceId));
   }
 
   let lastStatePoll = 0;
@@ -527,6 +570,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       const state = await pending.catch(() => null);
       if (!state) continue;
       await followChanges(state);
+      redrawStale(state);
       if (pollState) {
         await refreshPlacements(state);
         await refreshCounts(state);
