@@ -27,6 +27,7 @@ import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
 import { channelRoutes } from '../channels/index.ts';
 import { analyticsRoutes } from '../analytics/routes.ts';
 import { modelRoutes } from '../models/routes.ts';
+import { decisioningRoutes } from '../decisioning/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -105,5 +106,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(modelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   await app.register(analyticsRoutes, { db: options.db, keys, now });
+  await app.register(decisioningRoutes, { db: options.db, keys, now });
   return app;
 }

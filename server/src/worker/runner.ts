@@ -9,6 +9,7 @@ import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
 import { startChannelLoops } from '../channels/worker.ts';
 import { enqueueMessage } from '../channels/index.ts';
+import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -122,10 +123,17 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     onStepFailure: (failure) => log('warning', `journey instance ${failure.instanceId} step failed, retrying: ${failure.error}`),
   });
   const channels = startChannelLoops(options.db, onError);
+  // Recommendation models retrain hourly per workspace (decisioning/recommend/train.ts).
+  const recommendations = startPollingLoop({
+    name: 'recommendation training',
+    drainOnce: async () => (await trainDueRecommendations(options.db, new Date()), 0),
+    pollMs: 60_000,
+    onError,
+  });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop()]).then(() => undefined);
       return stopped;
     },
   };
