@@ -18,6 +18,8 @@ import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { dashboardRoutes } from '../dashboard/serve.ts';
+import { overviewRoutes } from '../dashboard/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -27,6 +29,8 @@ export interface ServerOptions {
   maxInflightIngest?: number;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
+  /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
+  dashboardDir?: string;
 }
 
 /** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
@@ -85,5 +89,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(computedTraitRoutes, { db: options.db, keys, now });
   await app.register(activationRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
+  await app.register(overviewRoutes, { db: options.db, keys });
+  await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }
