@@ -27,7 +27,7 @@ export function ErrorNotice({ error, onRetry }: { error: unknown; onRetry?: () =
           )}
           {line !== undefined && column !== undefined && (
             <>
-              <dt>⌖</dt>
+              <dt>{t('error.where')}</dt>
               <dd data-testid="error-position">{t('error.position', { line, column })}</dd>
             </>
           )}

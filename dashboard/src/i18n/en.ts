@@ -44,6 +44,7 @@ export const en = {
   'error.status': 'Status',
   'error.code': 'Code',
   'error.field': 'Field',
+  'error.where': 'Where',
   'error.position': 'Line {line}, column {column}',
   'overview.title': 'Overview',
   'overview.events': 'Events',

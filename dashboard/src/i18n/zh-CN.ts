@@ -45,6 +45,7 @@ export const zhCN: Record<MessageKey, string> = {
   'error.status': '状态码',
   'error.code': '错误码',
   'error.field': '字段',
+  'error.where': '位置',
   'error.position': '第 {line} 行，第 {column} 列',
   'overview.title': '概览',
   'overview.events': '事件数',

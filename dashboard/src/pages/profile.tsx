@@ -66,7 +66,7 @@ export function ProfilePage({ profileRef }: { profileRef: string }) {
       <p>
         <Link to="/profiles">← {t('common.back')}</Link>
       </p>
-      <h1 data-testid="profile-name">{displayName(plainTraits, data.id)}</h1>
+      <h1 data-testid="profile-name">{displayName(plainTraits, data.id, data.identifiers)}</h1>
       <p className="subtle">
         {data.id} · {t('profile.firstSeen')} {format.dateTime(data.firstSeen)} · {t('profiles.lastSeen')} {format.dateTime(data.lastSeen)}
       </p>

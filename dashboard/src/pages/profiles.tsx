@@ -21,9 +21,18 @@ function searchQuery(search: URLSearchParams): Record<string, QueryValue> | null
   return any ? query : null;
 }
 
-export function displayName(traits: Record<string, unknown>, fallback: string): string {
+const NAME_IDENTIFIERS = ['email', 'phone', 'user_id', 'member_id'];
+
+/** What to call a profile: its name trait, else email trait, else its strongest readable identifier, else the id. */
+export function displayName(traits: Record<string, unknown>, fallback: string, identifiers: ReadonlyArray<{ type: string; value: string }> = []): string {
   const name = traits.name ?? [traits.firstName, traits.lastName].filter(Boolean).join(' ');
-  return typeof name === 'string' && name ? name : typeof traits.email === 'string' ? traits.email : fallback;
+  if (typeof name === 'string' && name) return name;
+  if (typeof traits.email === 'string' && traits.email) return traits.email;
+  for (const type of NAME_IDENTIFIERS) {
+    const identifier = identifiers.find((candidate) => candidate.type === type);
+    if (identifier) return identifier.value;
+  }
+  return fallback;
 }
 
 export function ProfilesPage() {
@@ -94,7 +103,7 @@ export function ProfilesPage() {
             {results.data.items.map((profile) => (
               <tr key={profile.id}>
                 <td>
-                  <Link to={`/profiles/${profile.id}`}>{displayName(profile.traits, profile.id.slice(0, 8))}</Link>
+                  <Link to={`/profiles/${profile.id}`}>{displayName(profile.traits, profile.id.slice(0, 8), profile.identifiers)}</Link>
                 </td>
                 <td>
                   {profile.identifiers.slice(0, 4).map((id) => (
