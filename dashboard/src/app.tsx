@@ -63,9 +63,9 @@ export function App() {
   if (!credentials) {
     return (
       <div className="login-shell">
-        <div className="login-top">
+        <header className="login-top">
           <LanguageSwitch />
-        </div>
+        </header>
         <LoginPage />
       </div>
     );

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardBuilt } from '../src/dashboard/build.ts';
@@ -8,6 +9,20 @@ import { startTestApp, type TestApp } from './support/app.ts';
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dashboard-e2e: skipped because ${CHROMIUM} is absent (.ci/run installs it with apt-get install -y chromium)`);
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+
+/** axe-core's serious and critical findings on the page as it is now (moderate ones are not failures). */
+async function accessibilityProblems(page: Page): Promise<string[]> {
+  await page.addScriptTag({ path: AXE });
+  return page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string | null; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
+    const { violations } = await axe.run(document);
+    return violations
+      .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
+      .map((violation) => `${violation.id} (${violation.impact}) at ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`);
+  });
+}
 
 /**
  * The dashboard as a user meets it: the real build served by a real server on a fresh database,
@@ -48,6 +63,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
 
   it('refuses a wrong key with the API error, then logs in with a server key', async () => {
     await page.goto(`${base}/`);
+    expect(await accessibilityProblems(page)).toEqual([]);
     await page.getByLabel('Workspace server key').fill('tps_not-a-real-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByTestId('error-status').textContent()).toBe('401');
@@ -62,6 +78,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     expect(metrics.join(' | ')).toContain('Events6');
     expect(metrics.join(' | ')).toContain('Profiles2');
     expect(metrics.join(' | ')).toContain('Identified100%');
+    expect(await accessibilityProblems(page)).toEqual([]);
   });
 
   it('switches to Chinese and remembers it across a reload', async () => {
@@ -92,6 +109,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     const timeline = await page.getByTestId('timeline').textContent();
     expect(timeline).toContain('Order Completed');
     expect(timeline?.match(/Product Viewed/g)).toHaveLength(2);
+    expect(await accessibilityProblems(page)).toEqual([]);
     // A filter narrows it on the server.
     await page.getByLabel('Event type').selectOption('identify');
     await expect.poll(async () => page.getByTestId('timeline').locator('li').count()).toBe(2);
@@ -114,6 +132,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     await expect.poll(() => page.getByTestId('preview-size').textContent()).toBe('1');
     expect(await page.getByTestId('preview-sample').textContent()).toContain('上海');
     expect(await page.getByTestId('error-marker').count()).toBe(0);
+    expect(await accessibilityProblems(page)).toEqual([]);
 
     await page.getByRole('button', { name: 'Create segment' }).click();
     await page.waitForURL(`${base}/segments/shanghai_buyers`);
