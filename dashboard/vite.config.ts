@@ -4,8 +4,11 @@ import { defineConfig } from 'vite';
 // nothing here needs). The dev server proxies the API to a local `npm start`.
 const api = process.env.TOUCHPOINT_API ?? 'http://127.0.0.1:8080';
 
-export default defineConfig({
-  esbuild: { jsx: 'automatic' },
+export default defineConfig(({ command }) => ({
+  esbuild: { jsx: 'automatic', jsxDev: command !== 'build' },
+  // A build started from a process whose NODE_ENV is something else (vitest sets "test") would
+  // otherwise bundle React's development build, twice the size and slower.
+  define: command === 'build' ? { 'process.env.NODE_ENV': JSON.stringify('production') } : {},
   build: {
     target: 'es2022',
     sourcemap: false,
@@ -18,4 +21,4 @@ export default defineConfig({
     },
   },
   server: { proxy: { '/v1': api, '/admin': api, '/openapi.json': api, '/health': api } },
-});
+}));

@@ -1,8 +1,9 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureDashboardBuilt } from '../src/dashboard/build.ts';
+import { dashboardPackageDir, ensureDashboardBuilt } from '../src/dashboard/build.ts';
 import { drain, send, serverKey } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -59,6 +60,13 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await t?.close();
+  });
+
+  it('is a production build even when built from a test process (no development JSX runtime)', () => {
+    const assets = path.join(dashboardPackageDir(), 'dist', 'assets');
+    const scripts = readdirSync(assets).filter((name) => name.endsWith('.js'));
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const name of scripts) expect(readFileSync(path.join(assets, name), 'utf8'), name).not.toContain('jsxDEV');
   });
 
   it('refuses a wrong key with the API error, then logs in with a server key', async () => {
