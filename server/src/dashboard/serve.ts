@@ -51,6 +51,6 @@ export async function dashboardRoutes(app: FastifyInstance, options: { distDir?:
     }
     return sendIndex(reply);
   };
-  app.get('/', { schema: { hide: true } }, handler);
-  app.get('/*', { schema: { hide: true } }, handler);
+  app.get('/', { config: { permission: 'public' }, schema: { hide: true } }, handler);
+  app.get('/*', { config: { permission: 'public' }, schema: { hide: true } }, handler);
 }
