@@ -160,5 +160,5 @@ describe('users, sessions and roles', () => {
     }
     expect(checked).toBeGreaterThan(400);
     expect(wrong, wrong.join('\n')).toEqual([]);
-  });
+  }, 240_000);
 });
