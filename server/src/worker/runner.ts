@@ -6,6 +6,7 @@ import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
 import { createTaskList } from './tasks.ts';
+import { applyRetention } from '../privacy/retention.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
 export type WorkerLog = (level: WorkerLogLevel, message: string, meta?: Record<string, unknown>) => void;
@@ -109,10 +110,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  // Retention (privacy/retention.ts): old events, partitions and inactive profiles, hourly.
+  const retention = startPollingLoop({ name: 'privacy retention', drainOnce: async () => (await applyRetention(options.db, new Date()), 0), pollMs: 3_600_000, onError });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), retention.stop()]).then(() => undefined);
       return stopped;
     },
   };
