@@ -285,8 +285,12 @@ export interface ResolvedKey {
   rateLimitPerSecond: number | null;
   /** End of a rotated key's grace period; caches must not keep the key past it. */
   expiresAt: Date | null;
-  /** The workspace's collection settings (collection-settings.ts), read with the key so ingestion needs no other query. */
-  collection: CollectionSettings;
+  /**
+   * The workspace's collection settings (collection-settings.ts), read with the key so ingestion
+   * needs no other query. Always set by resolveKey; callers that build a ResolvedKey otherwise
+   * leave it out, and readers then load the settings (collectionSettingsOf).
+   */
+  collection?: CollectionSettings;
 }
 
 /** The workspace and source a presented key acts for, or null when unknown, disabled or expired. */
