@@ -18,6 +18,7 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
   app.get(
     '/health',
     {
+      config: { permission: 'public' },
       schema: {
         summary: 'Liveness and database reachability',
         tags: ['operations'],
@@ -38,7 +39,7 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
   );
 
   // The dashboard will be served here; until then the root tells a visitor where things are.
-  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+  app.get('/', { config: { permission: 'public' }, schema: { hide: true } }, async (_request, reply) =>
     reply
       .type('text/html; charset=utf-8')
       .send(
@@ -48,7 +49,7 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
       ),
   );
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
+  app.get('/metrics', { config: { permission: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
