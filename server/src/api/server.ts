@@ -28,6 +28,8 @@ import { channelRoutes } from '../channels/index.ts';
 import { analyticsRoutes } from '../analytics/routes.ts';
 import { modelRoutes } from '../models/routes.ts';
 import { decisioningRoutes } from '../decisioning/routes.ts';
+import { dashboardRoutes } from '../dashboard/serve.ts';
+import { overviewRoutes } from '../dashboard/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -37,6 +39,8 @@ export interface ServerOptions {
   maxInflightIngest?: number;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
+  /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
+  dashboardDir?: string;
 }
 
 /** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
@@ -107,5 +111,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
   await app.register(analyticsRoutes, { db: options.db, keys, now });
   await app.register(decisioningRoutes, { db: options.db, keys, now });
+  await app.register(overviewRoutes, { db: options.db, keys });
+  await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }
