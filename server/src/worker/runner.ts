@@ -7,6 +7,9 @@ import { startJourneyLoops } from '../journeys/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
+import { startChannelLoops } from '../channels/worker.ts';
+import { enqueueMessage } from '../channels/index.ts';
+import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -115,14 +118,22 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   const journeys = startJourneyLoops({
     db: options.db,
-    ...(options.enqueueMessage ? { enqueue: options.enqueueMessage } : {}),
+    enqueue: options.enqueueMessage ?? enqueueMessage,
     onError,
     onStepFailure: (failure) => log('warning', `journey instance ${failure.instanceId} step failed, retrying: ${failure.error}`),
+  });
+  const channels = startChannelLoops(options.db, onError);
+  // Recommendation models retrain hourly per workspace (decisioning/recommend/train.ts).
+  const recommendations = startPollingLoop({
+    name: 'recommendation training',
+    drainOnce: async () => (await trainDueRecommendations(options.db, new Date()), 0),
+    pollMs: 60_000,
+    onError,
   });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop()]).then(() => undefined);
       return stopped;
     },
   };
