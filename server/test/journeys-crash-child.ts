@@ -20,8 +20,6 @@ const slowEnqueue: EnqueueMessage = async (client, request, at) => {
   return recordingEnqueue(client, request, at);
 };
 
-await db.query('select 1');
-process.stdout.write('ready\n');
 for (;;) {
   const { taken } = await advanceDueInstances({ db, enqueue: slowEnqueue, now }, 20);
   if (taken === 0) await sleep(20);
