@@ -165,7 +165,7 @@ export async function benchJourneys(options: { log?: (line: string) => void } = 
     const { rows: timings } = await db.query<{ profile_id: string; entered: Date; sent: Date | null }>(
       `select i.profile_id, i.created_at as entered, o.committed_at as sent
          from (select profile_id, entered_at as created_at from journey_instances where journey_id <> $1) i
-         left join bench_outbox o on o.profile_id = i.profile_id`,
+         left join bench_outbox o on o.profile_id = i.profile_id and o.idempotency_key like '%:first:%'`,
       [journey.id],
     );
     const toEntry = timings.map((t) => t.entered.getTime() - committedAt.get(t.profile_id)!).sort((a, b) => a - b);
