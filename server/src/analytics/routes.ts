@@ -5,6 +5,7 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
+import { ExperimentQuerySchema, ExperimentResultSchema, JourneyResultsQuerySchema, JourneyResultsSchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
 import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
 import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
@@ -97,5 +98,29 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runAttribution(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/experiments',
+    {
+      config: READ,
+      schema: docs('A/B results from assignment and conversion events: rates, uplift with confidence interval, two-proportion z-test, chi-square, chance to beat, sequential decision', {
+        body: ExperimentQuerySchema,
+        response: { 200: ExperimentResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runExperiment(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/journeys',
+    {
+      config: READ,
+      schema: docs("A journey's results from its events: treatment vs holdout uplift, random split variants, events per node", {
+        body: JourneyResultsQuerySchema,
+        response: { 200: JourneyResultsSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runJourneyResults(db, await workspaceOf(request), request.body, now()),
   );
 };
