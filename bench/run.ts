@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'analytics'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -53,6 +53,11 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     // bench/decide.ts: GET /v1/decide latency at a fixed rate (BENCH_DECIDE_PROFILES, BENCH_DECIDE_RATE, BENCH_DECIDE_SECONDS).
     const { benchDecide } = await import('./decide.ts');
     return () => benchDecide();
+  }
+  if (name === 'analytics') {
+    // bench/analytics.ts: funnels, retention, paths, trend, Markov attribution (BENCH_ANALYTICS_PROFILES, BENCH_ANALYTICS_EVENTS).
+    const { benchAnalytics } = await import('./analytics.ts');
+    return () => benchAnalytics();
   }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';
