@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'journeys', 'channels'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'journeys', 'channels', 'analytics'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -64,6 +64,11 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     // bench/channels.ts: enqueue (batch and single) and dispatch rates with SQL statements per message (see the file).
     const { benchChannels } = await import('./channels.ts');
     return () => benchChannels();
+  }
+  if (name === 'analytics') {
+    // bench/analytics.ts: funnels, retention, paths, trend, Markov attribution (BENCH_ANALYTICS_PROFILES, BENCH_ANALYTICS_EVENTS).
+    const { benchAnalytics } = await import('./analytics.ts');
+    return () => benchAnalytics();
   }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';
