@@ -83,7 +83,7 @@ export function nelderMead(f: (x: readonly number[]) => number, start: readonly 
 
 /**
  * Nelder–Mead from several starts: each start gets a short run (50 iterations per dimension),
- * the best of them runs to convergence and is then restarted once from where it stopped (a
+ * the best of them runs to convergence and is restarted from where it stopped while that helps (a
  * collapsed simplex can stall short of the optimum). A third of the work of running every start
  * to the end, with the same protection against a bad start.
  */
@@ -96,9 +96,16 @@ export function minimizeFromStarts(f: (x: readonly number[]) => number, starts: 
     iterations += probe.iterations;
     if (!best || probe.value < best.value) best = probe;
   }
-  const full = nelderMead(f, best!.x, options);
-  const restarted = nelderMead(f, full.x, { ...options, step: 0.1 });
-  iterations += full.iterations + restarted.iterations;
-  const result = restarted.value <= full.value ? restarted : full;
+  let result = nelderMead(f, best!.x, options);
+  iterations += result.iterations;
+  // Restart from where it stopped while that still improves (up to 5 times): near a boundary
+  // (a drop-out parameter heading to 0) the likelihood is flat and one simplex stalls early.
+  for (let restart = 0; restart < 5; restart++) {
+    const again = nelderMead(f, result.x, { ...options, step: 0.1 });
+    iterations += again.iterations;
+    const gain = result.value - again.value;
+    if (again.value < result.value) result = again;
+    if (!(gain > 1e-6 * (Math.abs(result.value) + 1))) break;
+  }
   return { ...result, iterations };
 }
