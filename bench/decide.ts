@@ -23,6 +23,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createKeyResolver } from '../server/src/api/auth.ts';
 import { registerErrorHandler } from '../server/src/api/errors.ts';
 import { decisioningRoutes } from '../server/src/decisioning/routes.ts';
+import { createDecisioning } from '../server/src/decisioning/runtime.ts';
 import { createPlacement } from '../server/src/decisioning/store.ts';
 import type { ContentInput } from '../server/src/decisioning/schemas.ts';
 import { createSegment } from '../server/src/segments/lifecycle.ts';
@@ -260,6 +261,27 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     log('Generating data …');
     await generate(db, workspace.id, profiles, log);
 
+    // The decide path alone: the runtime called in process, one call at a time (no HTTP, no queueing).
+    const direct = createDecisioning(db, { warmOnLoad: true, background: false });
+    const directWarm = performance.now();
+    await direct.decide(workspace.id, { placement: 'placement-0', profile: 'user_id:user-1' });
+    log(`  in-process runtime warmed in ${Math.round(performance.now() - directWarm)} ms`);
+    const directMs: number[] = [];
+    const directCalls = Math.min(20_000, profiles);
+    const directCpu = processCpuSeconds();
+    for (let i = 0; i < directCalls; i++) {
+      const started = performance.now();
+      await direct.decide(workspace.id, { placement: `placement-${i % PLACEMENTS}`, profile: `user_id:user-${1 + ((i * 7919) % profiles)}` });
+      directMs.push(performance.now() - started);
+      if (i % 1000 === 999) await direct.flush();
+    }
+    const directCpuMicros = Math.round(((processCpuSeconds() - directCpu) * 1e6) / directCalls);
+    await direct.close();
+    directMs.sort((a, b) => a - b);
+    const fine = (p: number) => Math.round(directMs[Math.min(directMs.length - 1, Math.max(0, Math.ceil((p / 100) * directMs.length) - 1))]! * 100) / 100;
+    const inProcess = { calls: directCalls, p50: fine(50), p99: fine(99), max: fine(100), cpuMicrosPerDecide: directCpuMicros };
+    log(`  in process: p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms over ${directCalls} decides`);
+
     registerErrorHandler(app);
     await app.register(decisioningRoutes, { db, keys: createKeyResolver(db), now: () => new Date(), runtime: { warmOnLoad: true } });
     const port = await freePort();
@@ -276,6 +298,10 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     const summary = [
       `data: ${profiles.toLocaleString('en')} profiles (4 traits each), ${SEGMENTS} segments, ${PLACEMENTS} placements × 4 contents (rules/ab/bandit), cache warmed in ${warmMs} ms`,
     ];
+    summary.push(
+      `decide in process (runtime.decide, no HTTP, one at a time, write-behind flushed every 1,000 untimed): ${inProcess.calls.toLocaleString('en')} decides, ` +
+        `p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms, max ${inProcess.max} ms, ${inProcess.cpuMicrosPerDecide} µs CPU/decide`,
+    );
     const phases: Array<Record<string, unknown>> = [];
     for (const rate of rates) {
       log(`Deciding at ${rate} req/s for ${seconds} s …`);
@@ -307,7 +333,7 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     }
     const { rows: stored } = await db.query<{ n: string }>('select count(*) as n from decisions');
     summary.push(`${Number(stored[0]!.n).toLocaleString('en')} decisions stored`);
-    return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, phases, machine: host };
+    return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, inProcess, phases, machine: host };
   } finally {
     await app.close();
     await db.query('drop table if exists bench_people').catch(() => undefined);
