@@ -18,6 +18,7 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
   app.get(
     '/health',
     {
+      config: { permission: 'public' },
       schema: {
         summary: 'Liveness and database reachability',
         tags: ['operations'],
@@ -37,7 +38,7 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
     },
   );
 
-  app.get('/metrics', { schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
+  app.get('/metrics', { config: { permission: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();
   });
