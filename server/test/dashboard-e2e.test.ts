@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardPackageDir, ensureDashboardBuilt } from '../src/dashboard/build.ts';
+import { createUser, putMember } from '../src/privacy/users.ts';
 import { drain, send, serverKey } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -72,6 +73,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
   it('refuses a wrong key with the API error, then logs in with a server key', async () => {
     await page.goto(`${base}/`);
     expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('radio', { name: 'Server key' }).check();
     await page.getByLabel('Workspace server key').fill('tps_not-a-real-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByTestId('error-status').textContent()).toBe('401');
@@ -177,6 +179,34 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     await page.reload();
     await page.getByRole('heading', { name: /Shanghai buyers/ }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Workspace server key').waitFor();
+    await page.getByLabel('Email', { exact: true }).waitFor();
+  });
+
+  it('logs in as a user with email and password; a viewer sees data but no change buttons', async () => {
+    const user = await createUser(t.db, { email: 'mei@example.cn', name: 'Mei', password: 'a long enough password 1' });
+    await putMember(t.db, t.workspace.id, user.id, 'viewer');
+    await page.goto(`${base}/`);
+    await page.getByLabel('Email', { exact: true }).fill('mei@example.cn');
+    await page.getByLabel('Password', { exact: true }).fill('wrong password, long enough');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByTestId('error-code').textContent()).toBe('invalid_credentials');
+
+    await page.getByLabel('Password', { exact: true }).fill('a long enough password 1');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    expect(await page.getByTestId('who').textContent()).toBe('Signed in as Mei (viewer)');
+    await expect.poll(async () => (await page.locator('.metric').allTextContents()).join(' | ')).toContain('Events6');
+    // The session cookie is HttpOnly: the page's script cannot read it.
+    expect(await page.evaluate(() => document.cookie)).not.toContain('session');
+
+    await page.goto(`${base}/segments/shanghai_buyers`);
+    await page.getByRole('heading', { name: /Shanghai buyers/ }).waitFor();
+    expect(await page.getByRole('button', { name: 'Save changes' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email', { exact: true }).waitFor();
+    // Logged out on the server too: the old cookie no longer reads anything.
+    const cookies = await page.context().cookies();
+    const answer = await page.evaluate(async () => (await fetch('/v1/segments')).status);
+    expect(answer, JSON.stringify(cookies)).toBe(401);
   });
 });

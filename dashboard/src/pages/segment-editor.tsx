@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiRequestError } from '../api/client.ts';
-import { authHeaders } from '../auth.ts';
+import { authHeaders, canChange } from '../auth.ts';
 import { api } from '../api/endpoints.ts';
 import type { Preview, Segment } from '../api/types.ts';
 import { BarChart, Card, Empty, ErrorNotice, Loading } from '../components/common.tsx';
@@ -200,7 +200,7 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
           >
             {previewing ? t('segments.previewing') : t('segments.preview')}
           </button>
-          <button type="submit" className="primary">
+          <button type="submit" className="primary" disabled={!canChange()}>
             {segmentKey ? t('segments.saveChanges') : t('segments.create')}
           </button>
           {saved && (
@@ -286,7 +286,7 @@ function ExportLink({ segmentKey }: { segmentKey: string }) {
   const { t } = useI18n();
   const [error, setError] = useState<string>();
   const download = async () => {
-    const response = await fetch(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, { headers: authHeaders() });
+    const response = await fetch(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, { headers: authHeaders('GET') });
     if (!response.ok) {
       setError(`${response.status} ${await response.text()}`);
       return;
