@@ -41,7 +41,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     admin.get(
       '/admin/workspaces/:workspace/collection-settings',
       {
-        config: { permission: 'collection.read' },
+        config: { permission: 'workspaces.read' },
         schema: docs("A workspace's collection settings", { params: WorkspaceParams, response: { 200: CollectionSettingsSchema, ...errors(401, 404) } }),
       },
       async (request) => getCollectionSettings(db, (await getWorkspace(db, request.params.workspace)).id),
@@ -49,7 +49,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     admin.patch(
       '/admin/workspaces/:workspace/collection-settings',
       {
-        config: { permission: 'collection.write' },
+        config: { permission: 'workspaces.write' },
         schema: docs("Change a workspace's collection settings (consent requirement); absent fields keep their value", {
           params: WorkspaceParams,
           body: UpdateCollectionSettingsSchema,
@@ -72,7 +72,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     server.get(
       '/v1/workspace/collection-settings',
       {
-        config: { permission: 'collection.read' },
+        config: { permission: 'workspaces.read' },
         schema: docs("This workspace's collection settings", { response: { 200: CollectionSettingsSchema, ...errors(401, 403) } }),
       },
       async (request) => getCollectionSettings(db, (await requireServerKey(keys, request)).workspaceId),
@@ -80,7 +80,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     server.patch(
       '/v1/workspace/collection-settings',
       {
-        config: { permission: 'collection.write' },
+        config: { permission: 'workspaces.write' },
         schema: docs("Change this workspace's collection settings (consent requirement); absent fields keep their value", {
           body: UpdateCollectionSettingsSchema,
           response: { 200: CollectionSettingsSchema, ...errors(400, 401, 403) },
