@@ -29,7 +29,7 @@ describe('journeys API and the abandoned-cart journey end to end', () => {
     // Publishing checks templates with channels.
     await withTransaction(t.db, async (client) => {
       for (const [template, channel] of [['welcome', 'email'], ['nudge', 'sms'], ['cart-reminder', 'email'], ['cart-coupon', 'sms']] as const) {
-        const content = channel === 'email' ? { subject: template, text: template } : { text: template };
+        const content: Record<string, string> = channel === 'email' ? { subject: template, text: template } : { text: template };
         await createTemplate(client, t.workspace.id, { key: template, channel, name: template, defaultLocale: 'en', content: { en: content } });
       }
     });
