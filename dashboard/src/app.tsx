@@ -1,5 +1,6 @@
 import { useEffect, useState, type ReactNode } from 'react';
-import { currentCredentials, forgetCredentials, onCredentialsChange, type Credentials } from './auth.ts';
+import { apiRequest } from './api/client.ts';
+import { currentCredentials, currentRole, forgetCredentials, onCredentialsChange, rememberCredentials, type Credentials } from './auth.ts';
 import { RangePicker } from './components/range-picker.tsx';
 import { LOCALE_NAMES, LOCALES, useI18n, type Locale, type MessageKey } from './i18n/index.tsx';
 import { CataloguePage } from './pages/catalogue.tsx';
@@ -51,6 +52,44 @@ function LanguageSwitch() {
         ))}
       </select>
     </label>
+  );
+}
+
+/** A user's workspaces (when more than one) and who is signed in. */
+function SessionControls({ credentials }: { credentials: Credentials }) {
+  const { t } = useI18n();
+  const signOut = async () => {
+    // The session ends on the server too; a failure (already expired) still signs out here.
+    if (credentials.kind === 'session') await apiRequest('POST', '/v1/auth/logout').catch(() => undefined);
+    forgetCredentials();
+  };
+  return (
+    <>
+      {credentials.kind === 'session' && credentials.workspaces.length > 1 && (
+        <label>
+          {t('login.workspace')}
+          <select
+            data-testid="workspace"
+            value={credentials.workspace ?? ''}
+            onChange={(event) => rememberCredentials({ ...credentials, workspace: event.target.value })}
+          >
+            {credentials.workspaces.map((workspace) => (
+              <option key={workspace.id} value={workspace.id}>
+                {workspace.name}
+              </option>
+            ))}
+          </select>
+        </label>
+      )}
+      {credentials.kind === 'session' && (
+        <span className="who" data-testid="who">
+          {t('login.signedInAs', { name: credentials.name || credentials.email, role: currentRole(credentials) ?? 'superuser' })}
+        </span>
+      )}
+      <button type="button" onClick={() => void signOut()}>
+        {t('login.signOut')}
+      </button>
+    </>
   );
 }
 
@@ -110,12 +149,16 @@ export function App() {
             <RangePicker />
             <div className="topbar-right">
               <LanguageSwitch />
-              <button type="button" onClick={forgetCredentials}>
-                {t('login.signOut')}
-              </button>
+              <SessionControls credentials={credentials} />
             </div>
           </header>
-          <main>{page}</main>
+          {currentRole(credentials) === 'viewer' && (
+            <p className="notice read-only" role="status">
+              {t('login.readOnly')}
+            </p>
+          )}
+          {/* A workspace switch remounts the page, so every request is made again for the new workspace. */}
+          <main key={credentials.kind === 'session' ? (credentials.workspace ?? '') : 'key'}>{page}</main>
         </div>
       </div>
     </RangeProvider>

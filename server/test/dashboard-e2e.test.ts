@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardPackageDir, ensureDashboardBuilt } from '../src/dashboard/build.ts';
+import { createUser, putMember } from '../src/privacy/users.ts';
 import { drain, send, serverKey } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -72,6 +73,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
   it('refuses a wrong key with the API error, then logs in with a server key', async () => {
     await page.goto(`${base}/`);
     expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('radio', { name: 'Server key' }).check();
     await page.getByLabel('Workspace server key').fill('tps_not-a-real-key');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await expect.poll(() => page.getByTestId('error-status').textContent()).toBe('401');
@@ -123,23 +125,46 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     await expect.poll(async () => page.getByTestId('timeline').locator('li').count()).toBe(2);
   });
 
-  it('creates a segment: a parse error shows line and column, the fix previews its size, saving opens it', async () => {
+  it('builds a segment visually, the text form follows; a parse error in the text shows line and column; the fix previews and saves', async () => {
     await page.getByRole('link', { name: 'Segments' }).click();
     await page.getByRole('link', { name: 'New segment' }).click();
     await page.getByLabel('Key').fill('shanghai_buyers');
     await page.getByLabel('Name').fill('Shanghai buyers');
+
+    // Visual builder: a trait condition and an event count, combined with "and".
+    const builder = page.getByTestId('segment-builder');
+    await builder.getByRole('button', { name: '+ Trait' }).click();
+    await builder.getByLabel('Value').fill('上海');
+    await builder.getByRole('button', { name: '+ Event' }).click();
+    await expect.poll(() => page.getByTestId('builder-text').textContent()).toBe('trait.city = "上海" and event("Order Completed").count(within 30d) >= 1');
+    await expect.poll(() => page.getByTestId('preview-size').textContent()).toBe('1');
+    expect(await page.getByTestId('preview-sample').textContent()).toContain('上海');
+
+    // The text form holds the same segment; break it, and the server's position is shown.
+    await page.getByRole('radio', { name: 'Text' }).check();
     const text = page.getByLabel('Definition (segment language)');
+    expect(await text.inputValue()).toBe('trait.city = "上海" and event("Order Completed").count(within 30d) >= 1');
     await text.fill('trait.city = "上海" and\nevent("Order Completed").count(within 30d) >=');
     await page.getByRole('button', { name: 'Preview' }).click();
     await expect.poll(() => page.getByTestId('error-position').textContent()).toMatch(/^Line 2, column \d+$/);
     expect(await page.getByTestId('error-field').textContent()).toBe('text');
     expect(await page.getByTestId('error-marker').textContent()).toContain('^');
+    // A text that does not parse cannot go back to the builder.
+    await page.getByRole('radio', { name: 'Visual builder' }).click();
+    await page.getByTestId('error-position').waitFor();
+    expect(await page.getByRole('radio', { name: 'Text' }).isChecked()).toBe(true);
 
-    await text.fill('trait.city = "上海" and\nevent("Order Completed").count(within 30d) >= 1');
+    await text.fill('trait.city = "上海" and\nevent("Order Completed").count(within 30d) >= 1 and not trait.city = "北京"');
     await page.getByRole('button', { name: 'Preview' }).click();
     await expect.poll(() => page.getByTestId('preview-size').textContent()).toBe('1');
-    expect(await page.getByTestId('preview-sample').textContent()).toContain('上海');
     expect(await page.getByTestId('error-marker').count()).toBe(0);
+    expect(await accessibilityProblems(page)).toEqual([]);
+
+    // Back in the builder, the edited text appears as rows, the negation ticked.
+    await page.getByRole('radio', { name: 'Visual builder' }).click();
+    await expect.poll(() => builder.getByLabel('Value').count()).toBe(2);
+    expect(await builder.getByLabel('Value').nth(1).inputValue()).toBe('北京');
+    expect(await builder.getByRole('checkbox', { name: 'not' }).nth(2).isChecked()).toBe(true);
     expect(await accessibilityProblems(page)).toEqual([]);
 
     await page.getByRole('button', { name: 'Create segment' }).click();
@@ -147,12 +172,42 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     await page.getByRole('heading', { name: /Shanghai buyers/ }).waitFor();
     const stored = await t.app.inject({ method: 'GET', url: '/v1/segments/shanghai_buyers', headers: { authorization: `Bearer ${key}` } });
     expect(stored.json()).toMatchObject({ key: 'shanghai_buyers', memberCount: 1 });
+    expect(stored.json().text).toContain('not trait.city = "北京"');
   });
 
   it('serves deep links on reload and sends a signed-out user to login', async () => {
     await page.reload();
     await page.getByRole('heading', { name: /Shanghai buyers/ }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Workspace server key').waitFor();
+    await page.getByLabel('Email', { exact: true }).waitFor();
+  });
+
+  it('logs in as a user with email and password; a viewer sees data but no change buttons', async () => {
+    const user = await createUser(t.db, { email: 'mei@example.cn', name: 'Mei', password: 'a long enough password 1' });
+    await putMember(t.db, t.workspace.id, user.id, 'viewer');
+    await page.goto(`${base}/`);
+    await page.getByLabel('Email', { exact: true }).fill('mei@example.cn');
+    await page.getByLabel('Password', { exact: true }).fill('wrong password, long enough');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByTestId('error-code').textContent()).toBe('invalid_credentials');
+
+    await page.getByLabel('Password', { exact: true }).fill('a long enough password 1');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+    expect(await page.getByTestId('who').textContent()).toBe('Signed in as Mei (viewer)');
+    // The viewer reads the workspace's numbers (the segment created above added a Segment Entered event).
+    await expect.poll(async () => (await page.locator('.metric').allTextContents()).join(' | ')).toContain('Profiles2');
+    // The session cookie is HttpOnly: the page's script cannot read it.
+    expect(await page.evaluate(() => document.cookie)).not.toContain('session');
+
+    await page.goto(`${base}/segments/shanghai_buyers`);
+    await page.getByRole('heading', { name: /Shanghai buyers/ }).waitFor();
+    expect(await page.getByRole('button', { name: 'Save changes' }).isDisabled()).toBe(true);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Email', { exact: true }).waitFor();
+    // Logged out on the server too: the old cookie no longer reads anything.
+    const cookies = await page.context().cookies();
+    const answer = await page.evaluate(async () => (await fetch('/v1/segments')).status);
+    expect(answer, JSON.stringify(cookies)).toBe(401);
   });
 });

@@ -39,7 +39,7 @@ export interface RequestOptions {
  * code, message and field; a 401 also forgets the credentials, which sends the user to login.
  */
 export async function apiRequest<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
-  const headers: Record<string, string> = { accept: 'application/json', ...(options.headers ?? authHeaders()) };
+  const headers: Record<string, string> = { accept: 'application/json', ...(options.headers ?? authHeaders(method)) };
   if (options.body !== undefined) headers['content-type'] = 'application/json';
   let response: Response;
   try {

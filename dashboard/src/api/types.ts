@@ -56,3 +56,13 @@ export type Destination = Static<typeof DestinationSchema>;
 export type DestinationList = Static<typeof DestinationListSchema>;
 export type ComputedTraitList = Static<typeof ComputedTraitListSchema>;
 export type TagList = Static<typeof TagListSchema>;
+
+import type { UserSchema } from '../../../server/src/privacy/users.ts';
+export type User = Static<typeof UserSchema>;
+/** The answer of POST /v1/auth/login and GET /v1/auth/session (its schema is private to the route module). */
+export interface LoginAnswer {
+  kind: string;
+  user?: User;
+  workspaces: Array<{ id: string; slug: string; name: string; role: string }>;
+  csrfToken?: string;
+}

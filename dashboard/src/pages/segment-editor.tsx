@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiRequestError } from '../api/client.ts';
-import { authHeaders } from '../auth.ts';
+import { authHeaders, canChange } from '../auth.ts';
 import { api } from '../api/endpoints.ts';
 import type { Preview, Segment } from '../api/types.ts';
 import { BarChart, Card, Empty, ErrorNotice, Loading } from '../components/common.tsx';
@@ -9,6 +9,8 @@ import { useI18n } from '../i18n/index.tsx';
 import { useRange } from '../range-context.tsx';
 import { Link, navigate } from '../router.tsx';
 import { errorMarker, transitionsPerDay } from '../segment-text.ts';
+import { SegmentBuilder } from '../components/segment-builder.tsx';
+import { asRootGroup, definitionOf, type Condition } from '../segment-builder-model.ts';
 import { KIND_LABEL } from './segments.tsx';
 
 const KINDS: Segment['kind'][] = ['realtime', 'periodic', 'static'];
@@ -28,6 +30,9 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
   const [saveError, setSaveError] = useState<unknown>();
   const [saved, setSaved] = useState(false);
   const previewAbort = useRef<AbortController>(null);
+  const [mode, setMode] = useState<'visual' | 'text'>('visual');
+  const [root, setRoot] = useState<Extract<Condition, { kind: 'and' | 'or' }>>(asRootGroup(null));
+  const builderTimer = useRef<number>(undefined);
 
   useEffect(() => {
     const segment = existing.data;
@@ -37,24 +42,53 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
     setKind(segment.kind);
     setSchedule(segment.schedule ?? '');
     setText(segment.text ?? '');
+    setRoot(asRootGroup((segment.definition as Condition | null) ?? null));
   }, [existing.data]);
 
-  const runPreview = async () => {
+  /** Preview from the text or from the builder's AST; the answer carries both forms, so each editor follows the other. */
+  const runPreview = async (input: { text: string } | { definition: Condition } = { text }): Promise<Preview | undefined> => {
     previewAbort.current?.abort();
     const controller = new AbortController();
     previewAbort.current = controller;
     setPreviewing(true);
     setPreviewError(undefined);
     try {
-      setPreview(await api.previewSegment({ text, sampleSize: 10 }, controller.signal));
+      const result = await api.previewSegment({ ...input, sampleSize: 10 }, controller.signal);
+      setPreview(result);
+      if ('definition' in input) setText(result.text);
+      return result;
     } catch (error) {
       if ((error as Error).name !== 'AbortError') {
         setPreview(undefined);
         setPreviewError(error);
       }
+      return undefined;
     } finally {
       if (previewAbort.current === controller) setPreviewing(false);
     }
+  };
+
+  const changeBuilder = (next: Extract<Condition, { kind: 'and' | 'or' }>) => {
+    setRoot(next);
+    window.clearTimeout(builderTimer.current);
+    const definition = definitionOf(next);
+    if (!definition) {
+      setText('');
+      setPreview(undefined);
+      return;
+    }
+    // Live size estimate while building: one preview after the user pauses.
+    builderTimer.current = window.setTimeout(() => void runPreview({ definition }), 600);
+  };
+
+  const switchMode = async (next: 'visual' | 'text') => {
+    if (next === mode) return;
+    if (next === 'visual' && text.trim()) {
+      const result = await runPreview({ text });
+      if (!result) return; // a parse error stays in the text editor, shown with its position
+      setRoot(asRootGroup(result.definition as Condition));
+    }
+    setMode(next);
   };
 
   const save = async (event: FormEvent) => {
@@ -63,12 +97,14 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
     setSaved(false);
     try {
       const scheduled = kind === 'periodic' ? { schedule } : {};
+      const builderDefinition = mode === 'visual' ? definitionOf(root) : null;
+      const body = builderDefinition ? { definition: builderDefinition } : { text };
       if (segmentKey) {
-        await api.updateSegment(segmentKey, { name, kind, text, ...(kind === 'periodic' ? { schedule } : { schedule: null }) });
+        await api.updateSegment(segmentKey, { name, kind, ...body, ...(kind === 'periodic' ? { schedule } : { schedule: null }) });
         existing.reload();
         setSaved(true);
       } else {
-        const created = await api.createSegment({ key, name, kind, text, ...scheduled });
+        const created = await api.createSegment({ key, name, kind, ...body, ...scheduled });
         navigate(`/segments/${encodeURIComponent(created.key)}`, { replace: true });
       }
     } catch (error) {
@@ -116,6 +152,21 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
             </label>
           )}
         </div>
+        <div className="tabs" role="radiogroup" aria-label={t('segments.editorMode')}>
+          {(['visual', 'text'] as const).map((value) => (
+            <label key={value} className={mode === value ? 'tab active' : 'tab'}>
+              <input type="radio" name="mode" value={value} checked={mode === value} onChange={() => void switchMode(value)} />
+              {t(value === 'visual' ? 'segments.visual' : 'segments.textMode')}
+            </label>
+          ))}
+        </div>
+        {mode === 'visual' && <SegmentBuilder root={root} onChange={changeBuilder} />}
+        {mode === 'visual' && text && (
+          <p className="help" data-testid="builder-text">
+            <code>{text}</code>
+          </p>
+        )}
+        <div hidden={mode !== 'text'}>
         <label htmlFor="segment-text">{t('segments.definition')}</label>
         <textarea
           id="segment-text"
@@ -130,6 +181,7 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
         <p id="segment-text-help" className="help">
           {t('segments.definitionHelp')}
         </p>
+        </div>
         {marker && (
           <pre className="error-marker" data-testid="error-marker" aria-hidden="true">
             {marker.lineText}
@@ -138,10 +190,17 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
           </pre>
         )}
         <div className="form-actions">
-          <button type="button" onClick={() => void runPreview()} disabled={!text.trim() || previewing}>
+          <button
+            type="button"
+            onClick={() => {
+              const definition = definitionOf(root);
+              void runPreview(mode === 'visual' && definition ? { definition } : { text });
+            }}
+            disabled={(mode === 'text' ? !text.trim() : !definitionOf(root)) || previewing}
+          >
             {previewing ? t('segments.previewing') : t('segments.preview')}
           </button>
-          <button type="submit" className="primary">
+          <button type="submit" className="primary" disabled={!canChange()}>
             {segmentKey ? t('segments.saveChanges') : t('segments.create')}
           </button>
           {saved && (
@@ -227,7 +286,7 @@ function ExportLink({ segmentKey }: { segmentKey: string }) {
   const { t } = useI18n();
   const [error, setError] = useState<string>();
   const download = async () => {
-    const response = await fetch(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, { headers: authHeaders() });
+    const response = await fetch(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, { headers: authHeaders('GET') });
     if (!response.ok) {
       setError(`${response.status} ${await response.text()}`);
       return;

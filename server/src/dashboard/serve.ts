@@ -51,6 +51,7 @@ export async function dashboardRoutes(app: FastifyInstance, options: { distDir?:
     }
     return sendIndex(reply);
   };
-  app.get('/', { schema: { hide: true } }, handler);
-  app.get('/*', { schema: { hide: true } }, handler);
+  // The page and its assets are public: they hold no data; every API call the page makes is authorised on its own.
+  app.get('/', { schema: { hide: true }, config: { permission: 'public' } }, handler);
+  app.get('/*', { schema: { hide: true }, config: { permission: 'public' } }, handler);
 }
