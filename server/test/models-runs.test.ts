@@ -209,6 +209,18 @@ describe('models on a workspace', () => {
     expect((await traits('churn_decile')).get(0)).toBeGreaterThanOrEqual(1);
   });
 
+  it('purchase propensity: loyal customers, who buy every 12 days, score above lapsed and fading ones', async () => {
+    const model = await create({ key: 'buy', name: 'Purchase', config: { kind: 'purchase', horizonDays: 30, lookbackDays: 90 } });
+    const run = await train(model.id);
+    expect(run.metrics).toMatchObject({ converged: true });
+    expect(run.parameters?.label).toMatch(/purchase/);
+    const scores = await traits('buy_score');
+    const loyal = [...scores].filter(([i]) => kindOf(i) === 'loyal').map(([, v]) => Number(v));
+    const fading = [...scores].filter(([i]) => kindOf(i) === 'fading').map(([, v]) => Number(v));
+    expect(loyal.length).toBe(USERS / 5);
+    expect(Math.min(...loyal)).toBeGreaterThan(fading.length ? Math.max(...fading) : 0);
+  });
+
   it('lookalike: ranks non-seed profiles like the seed segment and creates the audience segment', async () => {
     const seed = await call('POST', '/v1/segments', { key: 'vip', name: 'VIP', kind: 'realtime', text: 'trait.vip = true' });
     expect(seed.statusCode, seed.body).toBe(201);
@@ -242,7 +254,7 @@ describe('models on a workspace', () => {
     const one = await call('GET', `/v1/models/rfm/runs/${queued.json().id}`);
     expect(one.json().status).toBe('queued');
     const list = await call('GET', '/v1/models');
-    expect(list.json().items.map((m: { key: string }) => m.key)).toEqual(['churn', 'clv', 'lifecycle', 'rfm', 'vip_like']);
+    expect(list.json().items.map((m: { key: string }) => m.key)).toEqual(['buy', 'churn', 'clv', 'lifecycle', 'rfm', 'vip_like']);
     expect((await call('GET', '/v1/models', undefined)).statusCode).toBe(200);
     const anonymous = await t.app.inject({ method: 'GET', url: '/v1/models' });
     expect(anonymous.statusCode).toBe(401);

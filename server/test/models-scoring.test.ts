@@ -188,3 +188,27 @@ describe('lifecycle stages', () => {
     expect(checkThresholds({ ...t, newDays: 0 })).toMatch(/positive/);
   });
 });
+
+describe('model trait changes', () => {
+  it('writes only what changed, removes what the run no longer scores, never touches values it does not own', async () => {
+    const { traitChanges } = await import('../src/models/traits.ts');
+    const stored = new Map([
+      ['p1', new Map([['rfm_group', { value: 'loyal', owned: true }]])],
+      ['p2', new Map([['rfm_group', { value: 'champions', owned: true }]])],
+      ['p3', new Map([['rfm_group', { value: 'set by an identify call', owned: false }]])],
+      ['p4', new Map([['rfm_group', { value: 'at_risk', owned: true }]])],
+    ]);
+    const values = new Map<string, Record<string, unknown>>([
+      ['p1', { rfm_group: 'loyal' }],
+      ['p2', { rfm_group: 'loyal' }],
+      ['p3', { rfm_group: 'champions' }],
+      ['p5', { rfm_group: 'new_customers' }],
+    ]);
+    const changes = traitChanges(values, stored, ['rfm_group']);
+    expect(changes.sort((a, b) => a.profileId.localeCompare(b.profileId))).toEqual([
+      { profileId: 'p2', key: 'rfm_group', previous: 'champions', value: 'loyal' },
+      { profileId: 'p4', key: 'rfm_group', previous: 'at_risk', value: undefined },
+      { profileId: 'p5', key: 'rfm_group', previous: undefined, value: 'new_customers' },
+    ]);
+  });
+});
