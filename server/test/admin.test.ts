@@ -30,10 +30,11 @@ describe('admin API', () => {
     it('refuses a wrong token, and refuses keys that are not the admin token', async () => {
       const wrong = await t.app.inject({ method: 'GET', url: '/admin/workspaces', headers: { authorization: 'Bearer tpa_wrong' } });
       expect(wrong.statusCode).toBe(401);
+      // A valid key is authenticated but never holds an instance-wide permission (privacy/access.ts).
       const writeKey = await t.app.inject({ method: 'GET', url: '/admin/workspaces', headers: { authorization: basicAuth(t.writeKey) } });
-      expect(writeKey.statusCode).toBe(401);
+      expect(writeKey.statusCode).toBe(403);
       const asWriteKeyBearer = await t.app.inject({ method: 'GET', url: '/admin/workspaces', headers: { authorization: `Bearer ${t.writeKey}` } });
-      expect(asWriteKeyBearer.statusCode).toBe(401);
+      expect(asWriteKeyBearer.statusCode).toBe(403);
     });
 
     it('checks the token before validating the request', async () => {
@@ -210,7 +211,7 @@ describe('admin API', () => {
       expect(items.length).toBeGreaterThan(0);
       for (const item of items) {
         expect(Object.keys(item).sort()).toEqual(
-          ['createdAt', 'expiresAt', 'id', 'kind', 'lastUsedAt', 'prefix', 'sourceId', 'status', 'workspaceId'].sort(),
+          ['createdAt', 'expiresAt', 'id', 'kind', 'lastUsedAt', 'permissions', 'prefix', 'sourceId', 'status', 'workspaceId'].sort(),
         );
       }
       expect(res.body).not.toContain(t.writeKey);

@@ -123,7 +123,10 @@ describe('workspace isolation', () => {
       expect(asWriteKey.json()).toMatchObject({ error: 'forbidden' });
       const asBasicWriteKey = await t.app.inject({ method: 'GET', url, headers: { authorization: basicAuth(t.writeKey) } });
       expect(asBasicWriteKey.statusCode, url).toBe(403);
-      expect((await read(ADMIN_TOKEN, url)).statusCode, url).toBe(401);
+      // The admin token acts in a workspace only when one is named (X-Touchpoint-Workspace).
+      const asAdmin = await read(ADMIN_TOKEN, url);
+      expect(asAdmin.statusCode, url).toBe(400);
+      expect(asAdmin.json()).toMatchObject({ error: 'workspace_required' });
       expect((await read('tps_unknown', url)).statusCode, url).toBe(401);
       expect((await t.app.inject({ method: 'GET', url })).statusCode, url).toBe(401);
     }

@@ -73,6 +73,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.get(
     '/v1/segments/:key/export.csv',
     {
+      config: { permission: 'segments.export' },
       schema: docs(
         'Current members as CSV (streamed): profile_id, entered_at, then ?identifiers= (several values of a type joined by |, most recent first) and ?traits= (as trait.<key>)',
         {
@@ -99,6 +100,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.post(
     '/v1/destinations',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Create a webhook destination; the answer shows the signing secret once', {
         body: CreateDestinationBodySchema,
         response: { 201: DestinationWithSecretSchema, ...errors(400, 401, 403, 409) },
@@ -109,13 +111,14 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
 
   app.get(
     '/v1/destinations',
-    { schema: docs('Destinations with their segments and delivery state', { response: { 200: DestinationListSchema, ...errors(401, 403) } }) },
+    { config: { permission: 'destinations.read' }, schema: docs('Destinations with their segments and delivery state', { response: { 200: DestinationListSchema, ...errors(401, 403) } }) },
     async (request) => ({ items: await listDestinations(db, await workspaceOf(request)) }),
   );
 
   app.get(
     '/v1/destinations/:id',
     {
+      config: { permission: 'destinations.read' },
       schema: docs('One destination with its segments and delivery state', {
         params: DestinationParams,
         response: { 200: DestinationSchema, ...errors(400, 401, 403, 404) },
@@ -127,6 +130,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.patch(
     '/v1/destinations/:id',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Change name, URL, status, settings or secret (rotateSecret shows the new one once)', {
         params: DestinationParams,
         body: UpdateDestinationBodySchema,
@@ -143,6 +147,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.delete(
     '/v1/destinations/:id',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Delete a destination, its segment connections and dead letters', {
         params: DestinationParams,
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -157,6 +162,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.post(
     '/v1/destinations/:id/segments',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Connect a segment: its membership changes from now on (and with sendExisting its current members first, as adds) are sent', {
         params: DestinationParams,
         body: ConnectSegmentBodySchema,
@@ -172,6 +178,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.patch(
     '/v1/destinations/:id/segments/:segment',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Pause or resume sending one segment to the destination (changes wait, nothing is skipped)', {
         params: DestinationSegmentParams,
         body: Type.Object({ status: DestinationStatusSchema }, { additionalProperties: false }),
@@ -195,6 +202,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.delete(
     '/v1/destinations/:id/segments/:segment',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Disconnect a segment; nothing more is sent for it', {
         params: DestinationSegmentParams,
         response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
@@ -209,6 +217,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.get(
     '/v1/destinations/:id/dead-letters',
     {
+      config: { permission: 'destinations.read' },
       schema: docs('Batches that could not be delivered, newest first', {
         params: DestinationParams,
         querystring: DeadLetterListQuerySchema,
@@ -221,6 +230,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.get(
     '/v1/destinations/:id/dead-letters/:deadLetter',
     {
+      config: { permission: 'destinations.read' },
       schema: docs('One dead letter with the batch body as sent', {
         params: DeadLetterParams,
         response: { 200: DeadLetterDetailSchema, ...errors(400, 401, 403, 404) },
@@ -235,6 +245,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.post(
     '/v1/destinations/:id/dead-letters/:deadLetter/redeliver',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Send a dead batch again now (same body and batch id, signed afresh); 502 with the error when it fails again', {
         params: DeadLetterParams,
         response: { 200: DeadLetterSchema, ...errors(400, 401, 403, 404, 409, 502) },
@@ -254,6 +265,7 @@ export const activationRoutes: FastifyPluginAsyncTypebox<ActivationOptions> = as
   app.post(
     '/v1/destinations/:id/dead-letters/:deadLetter/discard',
     {
+      config: { permission: 'destinations.write' },
       schema: docs('Give up on a dead batch (kept, marked discarded)', {
         params: DeadLetterParams,
         response: { 200: DeadLetterSchema, ...errors(400, 401, 403, 404, 409) },

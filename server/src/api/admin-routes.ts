@@ -104,23 +104,24 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   // ---- workspaces ----------------------------------------------------------------------------
   app.post(
     '/workspaces',
-    { schema: docs('Create a workspace (tenant)', { body: CreateWorkspaceSchema, response: { 201: WorkspaceSchema, ...errors(400, 401, 409) } }) },
+    { config: { permission: 'workspaces.create' }, schema: docs('Create a workspace (tenant)', { body: CreateWorkspaceSchema, response: { 201: WorkspaceSchema, ...errors(400, 401, 409) } }) },
     async (request, reply) => reply.code(201).send(await withTimeZoneField(() => createWorkspace(db, request.body))),
   );
 
-  app.get('/workspaces', { schema: docs('List workspaces', { response: { 200: list(WorkspaceSchema), ...errors(401) } }) }, async () => ({
+  app.get('/workspaces', { config: { permission: 'workspaces.list' }, schema: docs('List workspaces', { response: { 200: list(WorkspaceSchema), ...errors(401) } }) }, async () => ({
     items: await listWorkspaces(db),
   }));
 
   app.get(
     '/workspaces/:workspace',
-    { schema: docs('Get a workspace by id or slug', { params: WorkspaceParams, response: { 200: WorkspaceSchema, ...errors(401, 404) } }) },
+    { config: { permission: 'workspaces.read' }, schema: docs('Get a workspace by id or slug', { params: WorkspaceParams, response: { 200: WorkspaceSchema, ...errors(401, 404) } }) },
     async (request) => getWorkspace(db, request.params.workspace),
   );
 
   app.patch(
     '/workspaces/:workspace',
     {
+      config: { permission: 'workspaces.write' },
       schema: docs('Rename a workspace, change its time zone, or disable/enable it (a disabled workspace accepts no keys)', {
         params: WorkspaceParams,
         body: UpdateWorkspaceSchema,
@@ -137,6 +138,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/sources',
     {
+      config: { permission: 'sources.write' },
       schema: docs('Create a source; its first write key is returned once', {
         params: WorkspaceParams,
         body: CreateSourceSchema,
@@ -151,7 +153,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
 
   app.get(
     '/workspaces/:workspace/sources',
-    { schema: docs('List the sources of a workspace', { params: WorkspaceParams, response: { 200: list(SourceSchema), ...errors(401, 404) } }) },
+    { config: { permission: 'sources.read' }, schema: docs('List the sources of a workspace', { params: WorkspaceParams, response: { 200: list(SourceSchema), ...errors(401, 404) } }) },
     async (request) => {
       const workspace = await getWorkspace(db, request.params.workspace);
       return { items: await listSources(db, workspace.id) };
@@ -160,7 +162,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
 
   app.get(
     '/workspaces/:workspace/sources/:source',
-    { schema: docs('Get a source by id or name', { params: SourceParams, response: { 200: SourceSchema, ...errors(401, 404) } }) },
+    { config: { permission: 'sources.read' }, schema: docs('Get a source by id or name', { params: SourceParams, response: { 200: SourceSchema, ...errors(401, 404) } }) },
     async (request) => {
       const workspace = await getWorkspace(db, request.params.workspace);
       return getSource(db, workspace.id, request.params.source);
@@ -170,6 +172,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.patch(
     '/workspaces/:workspace/sources/:source',
     {
+      config: { permission: 'sources.write' },
       schema: docs('Rename a source, change its rate limit, or disable/enable it (a disabled source\'s write keys are refused)', {
         params: SourceParams,
         body: UpdateSourceSchema,
@@ -186,7 +189,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   // ---- keys ----------------------------------------------------------------------------------
   app.get(
     '/workspaces/:workspace/keys',
-    { schema: docs('List the keys of a workspace (never their secret)', { params: WorkspaceParams, response: { 200: list(ApiKeySchema), ...errors(401, 404) } }) },
+    { config: { permission: 'keys.read' }, schema: docs('List the keys of a workspace (never their secret)', { params: WorkspaceParams, response: { 200: list(ApiKeySchema), ...errors(401, 404) } }) },
     async (request) => {
       const workspace = await getWorkspace(db, request.params.workspace);
       return { items: await listKeys(db, workspace.id) };
@@ -196,6 +199,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/keys',
     {
+      config: { permission: 'keys.write' },
       schema: docs('Issue a write key for a source or a server key for the workspace; the key is returned once', {
         params: WorkspaceParams,
         body: CreateKeySchema,
@@ -204,20 +208,21 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     },
     async (request, reply) => {
       const workspace = await getWorkspace(db, request.params.workspace);
-      const { kind, sourceId } = request.body;
+      const { kind, sourceId, permissions } = request.body;
       if (kind === 'write') {
         if (!sourceId) throw new ApiError(400, 'invalid_request', 'A write key belongs to a source: sourceId is required', 'sourceId');
         const source = await getSource(db, workspace.id, sourceId);
-        return reply.code(201).send(await createKey(db, workspace.id, { kind, sourceId: source.id }));
+        return reply.code(201).send(await createKey(db, workspace.id, { kind, sourceId: source.id, permissions }));
       }
       if (sourceId) throw new ApiError(400, 'invalid_request', 'A server key reads the whole workspace: omit sourceId', 'sourceId');
-      return reply.code(201).send(await createKey(db, workspace.id, { kind }));
+      return reply.code(201).send(await createKey(db, workspace.id, { kind, permissions }));
     },
   );
 
   app.patch(
     '/workspaces/:workspace/keys/:keyId',
     {
+      config: { permission: 'keys.write' },
       schema: docs('Disable or enable a key', {
         params: KeyParams,
         body: UpdateKeySchema,
@@ -233,6 +238,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/keys/:keyId/rotate',
     {
+      config: { permission: 'keys.write' },
       schema: docs('Replace a key with a new one (returned once); the old key works for graceSeconds more, or stops now', {
         params: KeyParams,
         body: RotateKeySchema,
@@ -250,6 +256,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/quarantine',
     {
+      config: { permission: 'quarantine.read' },
       schema: docs('Items that failed validation, newest first', {
         params: WorkspaceParams,
         querystring: QuarantineListQuerySchema,
@@ -265,6 +272,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/quarantine/replay',
     {
+      config: { permission: 'quarantine.write' },
       schema: docs('Replay open items as received (e.g. after fixing a source\'s rate limit or a validation rule)', {
         params: WorkspaceParams,
         body: BulkReplayBodySchema,
@@ -280,6 +288,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/quarantine/:id',
     {
+      config: { permission: 'quarantine.read' },
       schema: docs('One quarantined item with its payload', {
         params: QuarantineParams,
         response: { 200: QuarantineDetailSchema, ...errors(400, 401, 404) },
@@ -294,6 +303,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/quarantine/:id/replay',
     {
+      config: { permission: 'quarantine.write' },
       schema: docs('Validate and store an item again, as received or with a corrected payload; 422 when still invalid', {
         params: QuarantineParams,
         body: ReplayBodySchema,
@@ -317,6 +327,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.post(
     '/workspaces/:workspace/quarantine/:id/discard',
     {
+      config: { permission: 'quarantine.write' },
       schema: docs('Mark an open item as not to be replayed (it is kept)', {
         params: QuarantineParams,
         response: { 200: QuarantineItemSchema, ...errors(400, 401, 404, 409) },
@@ -332,6 +343,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/events',
     {
+      config: { permission: 'events.read' },
       schema: docs('Recent events of a workspace, newest first', {
         params: WorkspaceParams,
         querystring: EventListQuerySchema,
@@ -347,6 +359,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/catalogue/events',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('Events the workspace has sent, most frequent first', {
         params: WorkspaceParams,
         querystring: CatalogueListQuerySchema,
@@ -362,6 +375,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/catalogue/events/:type',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('A catalogue event without a name (identify, group, alias, unnamed page/screen) with its properties', {
         params: CatalogueTypeParams,
         response: { 200: CatalogueEventDetailSchema, ...errors(400, 401, 404) },
@@ -376,6 +390,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
   app.get(
     '/workspaces/:workspace/catalogue/events/:type/:name',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('A catalogue event with every property seen on it and the JSON types observed', {
         params: CatalogueEventParams,
         response: { 200: CatalogueEventDetailSchema, ...errors(400, 401, 404) },

@@ -59,7 +59,30 @@ export function presentedSecret(request: FastifyRequest): string | undefined {
   return bearer(request.headers.authorization) ?? basicUsername(request.headers.authorization);
 }
 
+/**
+ * The workspace a read/write API request acts for. Once the access-control hook
+ * (privacy/access.ts) has authorised the request, its caller is used: a key as itself, a user
+ * or the admin token as a server key of the workspace it named.
+ */
 export async function requireServerKey(resolver: KeyResolver, request: FastifyRequest): Promise<ResolvedKey> {
+  const access = request.access;
+  if (access) {
+    if (access.principal.kind === 'key') return access.principal.key;
+    if (!access.workspaceId) {
+      throw new ApiError(400, 'workspace_required', 'Name the workspace in the X-Touchpoint-Workspace header', 'x-touchpoint-workspace');
+    }
+    return {
+      keyId: access.principal.kind === 'user' ? `user:${access.principal.user.userId}` : 'admin',
+      workspaceId: access.workspaceId,
+      sourceId: null,
+      kind: 'server',
+      rateLimitPerSecond: null,
+      expiresAt: null,
+      permissions: null,
+      // Only collection reads these, and collection always resolves the presented write key itself.
+      collection: { requireConsent: false, consentCategories: [] },
+    };
+  }
   const key = presentedSecret(request);
   if (!key) throw new ApiError(401, 'unauthorized', 'A server key is required (Authorization: Bearer <key>)');
   const resolved = await resolver.resolve(key);
@@ -68,7 +91,9 @@ export async function requireServerKey(resolver: KeyResolver, request: FastifyRe
   return resolved;
 }
 
+/** Admin routes: passes once the access-control hook has authorised the request for the route's permission. */
 export function requireAdmin(verify: (token: string) => boolean, request: FastifyRequest): void {
+  if (request.access) return;
   const token = bearer(request.headers.authorization);
   if (!token) throw new ApiError(401, 'unauthorized', 'The admin token is required (Authorization: Bearer <token>)');
   if (!verify(token)) throw new ApiError(401, 'unauthorized', 'Invalid admin token');

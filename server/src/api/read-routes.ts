@@ -41,6 +41,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/events',
     {
+      config: { permission: 'events.read' },
       schema: docs('Recent events of the key\'s workspace, newest first (watch events land)', {
         querystring: EventListQuerySchema,
         response: { 200: EventListSchema, ...errors(400, 401, 403) },
@@ -52,6 +53,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/catalogue/events',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('Events the workspace has sent, most frequent first', {
         querystring: CatalogueListQuerySchema,
         response: { 200: CatalogueListSchema, ...errors(400, 401, 403) },
@@ -63,6 +65,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/catalogue/events/:type',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('A catalogue event without a name (identify, group, alias, unnamed page/screen) with its properties', {
         params: Type.Object({ type: EventTypeSchema }),
         response: { 200: CatalogueEventDetailSchema, ...errors(400, 401, 403, 404) },
@@ -74,6 +77,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/catalogue/events/:type/:name',
     {
+      config: { permission: 'catalogue.read' },
       schema: docs('A catalogue event with every property seen on it and the JSON types observed', {
         params: Type.Object({ type: EventTypeSchema, name: Type.String() }),
         response: { 200: CatalogueEventDetailSchema, ...errors(400, 401, 403, 404) },
@@ -85,6 +89,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/quarantine',
     {
+      config: { permission: 'quarantine.read' },
       schema: docs('Items of this workspace that failed validation, newest first (why did my event not land?)', {
         querystring: QuarantineListQuerySchema,
         response: { 200: QuarantineListSchema, ...errors(400, 401, 403) },
@@ -96,6 +101,7 @@ export const readRoutes: FastifyPluginAsyncTypebox<ReadOptions> = async (app, op
   app.get(
     '/v1/quarantine/:id',
     {
+      config: { permission: 'quarantine.read' },
       schema: docs('One quarantined item with its payload', {
         params: Type.Object({ id: Type.String({ format: 'uuid' }) }),
         response: { 200: QuarantineDetailSchema, ...errors(400, 401, 403, 404) },

@@ -19,7 +19,7 @@ export async function sdkRoutes(app: FastifyInstance): Promise<void> {
     return bundle;
   };
 
-  app.get('/sdk/touchpoint.js', { schema: { hide: true } }, async (request, reply) => {
+  app.get('/sdk/touchpoint.js', { config: { permission: 'public' }, schema: { hide: true } }, async (request, reply) => {
     const { code, gzipped, etag } = await load();
     reply
       .header('content-type', 'application/javascript; charset=utf-8')

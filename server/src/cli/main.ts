@@ -8,6 +8,7 @@ import { registerDemoCommand } from './demo-command.ts';
 import { registerImportCommand } from './import-command.ts';
 import { registerProfileCommand } from './profile-command.ts';
 import { startTouchpoint } from './start.ts';
+import { registerPrivacyCommands } from '../privacy/cli.ts';
 
 const program = new Command()
   .name('touchpoint')
@@ -45,6 +46,8 @@ registerImportCommand(program, openDb);
 registerProfileCommand(program, openDb);
 
 registerDemoCommand(program, openDb);
+
+registerPrivacyCommands(program, openDb);
 
 try {
   await program.parseAsync(process.argv);

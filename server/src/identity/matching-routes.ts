@@ -51,6 +51,7 @@ export const identityAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmi
   app.post(
     '/workspaces/:workspace/identity/matching/runs',
     {
+      config: { permission: 'identity.write' },
       schema: docs('Queue a probabilistic matching run (the worker runs it)', {
         params: WorkspaceParams,
         body: RunBody,
@@ -70,6 +71,7 @@ export const identityAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmi
   app.get(
     '/workspaces/:workspace/identity/match-candidates',
     {
+      config: { permission: 'identity.read' },
       schema: docs('Pairs the matcher proposed, most likely first', {
         params: WorkspaceParams,
         querystring: ListQuery,
@@ -105,6 +107,7 @@ export const identityAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmi
     app.post(
       `/workspaces/:workspace/identity/match-candidates/:id/${decision}`,
       {
+        config: { permission: 'identity.write' },
         schema: docs(decision === 'approve' ? 'Approve a pending pair: merge the two profiles' : 'Reject a pending pair: never proposed again', {
           params: CandidateParams,
           response: {
@@ -123,6 +126,7 @@ export const identityAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmi
   app.post(
     '/workspaces/:workspace/identity/merges',
     {
+      config: { permission: 'identity.write' },
       schema: docs('Merge profiles by hand (same limits as automatic merges; logged as manual, reversible by unmerge)', {
         params: WorkspaceParams,
         body: Type.Object({ profileIds: Type.Array(Type.String({ format: 'uuid' }), { minItems: 2, maxItems: 20 }) }, { additionalProperties: false }),

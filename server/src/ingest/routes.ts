@@ -4,10 +4,12 @@ import { presentedWriteKey, type KeyResolver } from '../api/auth.ts';
 import { ApiError } from '../api/errors.ts';
 import type { Metrics } from '../api/metrics.ts';
 import type { Db } from '../storage/database.ts';
+import { collectionSettingsOf, consentRequirement } from '../workspaces/collection-settings.ts';
 import type { ResolvedKey } from '../workspaces/store.ts';
 import { readJsonBody } from './body.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
 import { createRateLimiter } from './rate-limit.ts';
+import { suppressionFilter } from '../privacy/suppression.ts';
 import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
 import { quarantine, storeEvents } from './store.ts';
 
@@ -56,6 +58,9 @@ function requireBody(request: FastifyRequest): unknown {
   return request.body;
 }
 
+// The write key may come in the body, so access control checks it once the body is read.
+const COLLECTION_ACCESS = { permission: 'events.write', credentialsInBody: true };
+
 const COLLECTION_SECURITY: Array<Record<string, string[]>> = [{ basicAuth: [] }, { writeKey: [] }];
 
 function routeSchema(summary: string, body: unknown) {
@@ -72,6 +77,7 @@ function routeSchema(summary: string, body: unknown) {
 export async function collectionRoutes(app: FastifyInstance, options: CollectionOptions): Promise<void> {
   const { db, keys, metrics, now } = options;
   const limiter = createRateLimiter();
+  const suppression = suppressionFilter(db);
   let inflight = 0;
 
   // Bodies are read raw by readJsonBody (gzip, any content type, limit after decompression).
@@ -92,15 +98,22 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     reply.raw.once('close', () => inflight--);
   });
 
+  // Refusals by the access-control hook (privacy/access.ts) are counted here.
+  app.addHook('onError', async (_request, _reply, error) => {
+    if (error instanceof ApiError && error.code === 'unauthorized') metrics.requestsRejected.inc({ reason: 'unauthorized' });
+  });
+
   async function authenticate(request: FastifyRequest): Promise<ResolvedKey & { sourceId: string }> {
+    const principal = request.access?.principal;
+    if (principal?.kind === 'key' && principal.key.kind === 'write' && principal.key.sourceId) {
+      return principal.key as ResolvedKey & { sourceId: string };
+    }
     const key = presentedWriteKey(request, request.body);
     if (!key) {
-      metrics.requestsRejected.inc({ reason: 'unauthorized' });
       throw new ApiError(401, 'unauthorized', 'A write key is required: HTTP Basic username, X-Write-Key header, or writeKey in the body');
     }
     const resolved = await keys.resolve(key);
     if (!resolved || resolved.kind !== 'write' || !resolved.sourceId) {
-      metrics.requestsRejected.inc({ reason: 'unauthorized' });
       throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
     }
     return resolved as ResolvedKey & { sourceId: string };
@@ -130,9 +143,12 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     const invalid: Array<{ index: number; rejection: Rejection }> = [];
     results.forEach((result, index) => (result.ok ? valid.push(result.event) : invalid.push({ index, rejection: result.rejection })));
     const ref = { workspaceId: source.workspaceId, sourceId: source.sourceId };
+    // Events of people erased on request are dropped and counted (privacy/suppression.ts).
+    const { kept, suppressed } = await suppression.filter(source.workspaceId, valid);
+    if (suppressed > 0) metrics.eventsRejected.inc({ endpoint, reason: 'suppressed' }, suppressed);
     // Valid events first: if quarantining then fails, the client's retry stores nothing twice
     // (messageIds) and quarantines the invalid items once.
-    const stored = await storeEvents(db, ref, valid, endpoint);
+    const stored = await storeEvents(db, ref, kept, endpoint);
     const quarantined = await quarantine(db, ref, endpoint, invalid.map((item) => item.rejection));
     for (const item of quarantined) metrics.eventsRejected.inc({ endpoint, reason: item.error });
     for (const item of stored.failed) metrics.eventsRejected.inc({ endpoint, reason: item.error });
@@ -164,7 +180,8 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       const body = requireBody(request);
       const source = await authenticate(request);
       checkRate(source, 1);
-      const result = normalizeEvent(body, { type, receivedAt: now() });
+      const consent = consentRequirement(await collectionSettingsOf(db, source));
+      const result = normalizeEvent(body, { type, receivedAt: now(), consent });
       const outcome = await ingest(source, type, [result]);
       const rejected = outcome.rejected[0];
       if (rejected) {
@@ -178,8 +195,8 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       return { success: true, ...outcome };
     };
     const schema = routeSchema(`Record one ${type} call (Segment spec)`, EventSchema);
-    app.post(`/v1/${type}`, { schema, validatorCompiler: documentOnly }, handler);
-    app.post(`/v1/${short}`, { schema: { ...schema, hide: true }, validatorCompiler: documentOnly }, handler);
+    app.post(`/v1/${type}`, { config: COLLECTION_ACCESS, schema, validatorCompiler: documentOnly }, handler);
+    app.post(`/v1/${short}`, { config: COLLECTION_ACCESS, schema: { ...schema, hide: true }, validatorCompiler: documentOnly }, handler);
   }
 
   const batchHandler = (historical: boolean) => async (request: FastifyRequest) => {
@@ -197,16 +214,17 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     checkRate(source, body.batch.length);
     const receivedAt = now();
     const defaults = { context: body.context, integrations: body.integrations, sentAt: body.sentAt };
-    const results = body.batch.map((item) => normalizeEvent(item, { receivedAt, historical, batch: defaults }));
+    const consent = consentRequirement(await collectionSettingsOf(db, source));
+    const results = body.batch.map((item) => normalizeEvent(item, { receivedAt, historical, batch: defaults, consent }));
     const endpoint = historical ? 'import' : 'batch';
     return { success: true, ...(await ingest(source, endpoint, results)) };
   };
   const batchSchema = routeSchema('Record up to 2,500 events of any type (Segment batch)', BatchSchema);
-  app.post('/v1/batch', { schema: batchSchema, validatorCompiler: documentOnly }, batchHandler(false));
-  app.post('/v1/b', { schema: { ...batchSchema, hide: true }, validatorCompiler: documentOnly }, batchHandler(false));
+  app.post('/v1/batch', { config: COLLECTION_ACCESS, schema: batchSchema, validatorCompiler: documentOnly }, batchHandler(false));
+  app.post('/v1/b', { config: COLLECTION_ACCESS, schema: { ...batchSchema, hide: true }, validatorCompiler: documentOnly }, batchHandler(false));
   app.post(
     '/v1/import',
-    { schema: routeSchema('Import historical events: timestamps are kept as sent, without clock-skew correction', BatchSchema), validatorCompiler: documentOnly },
+    { config: COLLECTION_ACCESS, schema: routeSchema('Import historical events: timestamps are kept as sent, without clock-skew correction', BatchSchema), validatorCompiler: documentOnly },
     batchHandler(true),
   );
 }

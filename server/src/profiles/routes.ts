@@ -47,6 +47,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.get(
     '/v1/profiles',
     {
+      config: { permission: 'profiles.read' },
       schema: docs('Search live profiles by identifier prefix (identifier=, type=) and trait equality (trait.<key>=<value>)', {
         querystring: SearchQuerySchema,
         response: { 200: SearchResultSchema, ...errors(400, 401, 403) },
@@ -62,6 +63,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.get(
     '/v1/profiles/:profile',
     {
+      config: { permission: 'profiles.read' },
       schema: docs('A profile by id or <type>:<value>: traits, identifiers, latest events', {
         params: ProfileRefParams,
         querystring: ProfileQuerySchema,
@@ -78,6 +80,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.get(
     '/v1/profiles/:profile/events',
     {
+      config: { permission: 'profiles.read' },
       schema: docs('A profile\'s timeline, newest first, filtered and cursor-paginated', {
         params: ProfileRefParams,
         querystring: TimelineQuerySchema,
@@ -94,6 +97,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.get(
     '/v1/profiles/:profile/identity',
     {
+      config: { permission: 'profiles.read' },
       schema: docs('Why this is one person: identifiers (live and ended) with their sources, merges, splits and refusals', {
         params: ProfileRefParams,
         response: { 200: IdentityGraphSchema, ...errors(400, 401, 403, 404) },
@@ -108,6 +112,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.post(
     '/v1/profiles/:profile/unmerge',
     {
+      config: { permission: 'profiles.write' },
       schema: docs('Split off an identifier, with what came only through it, into a new profile (events and traits follow)', {
         params: ProfileRefParams,
         body: UnmergeBodySchema,
@@ -126,6 +131,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
   app.post(
     '/v1/profiles/:profile/unbind',
     {
+      config: { permission: 'profiles.write' },
       schema: docs('End an identifier\'s link to the profile: later events with it no longer join, earlier history stays', {
         params: ProfileRefParams,
         body: UnbindBodySchema,
@@ -156,6 +162,7 @@ export const profileAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmin
   app.get(
     '/workspaces/:workspace/identity-settings',
     {
+      config: { permission: 'identity.read' },
       schema: adminDocs('Identity settings (identifier types, limits, blocked values, trait strategies) and what they add up to', {
         params: WorkspaceParams,
         response: { 200: IdentitySettingsViewSchema, ...errors(401, 404) },
@@ -167,6 +174,7 @@ export const profileAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmin
   app.put(
     '/workspaces/:workspace/identity-settings',
     {
+      config: { permission: 'identity.write' },
       schema: adminDocs('Replace the identity settings and/or trait strategies; applies to events resolved from now on', {
         params: WorkspaceParams,
         body: IdentitySettingsBodySchema,
@@ -179,6 +187,7 @@ export const profileAdminRoutes: FastifyPluginAsyncTypebox<{ db: Db; verifyAdmin
   app.get(
     '/workspaces/:workspace/identity/stats',
     {
+      config: { permission: 'identity.read' },
       schema: adminDocs('Profiles, live identifiers by type, merges, refusals by reason and ignored identifiers', {
         params: WorkspaceParams,
         response: { 200: IdentityStatsSchema, ...errors(401, 404) },

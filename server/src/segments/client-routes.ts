@@ -80,6 +80,7 @@ export const clientSegmentRoutes: FastifyPluginAsyncTypebox<ClientSegmentRoutesO
   app.get(
     '/segments',
     {
+      config: { permission: 'visitor.read' },
       schema: {
         summary: "The current visitor's client-visible segment keys, for personalisation in the browser or mini-program",
         description:

@@ -64,6 +64,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.post(
     '/v1/segments',
     {
+      config: { permission: 'segments.write' },
       schema: docs('Create a segment (realtime, periodic or static) from a definition or text; it is computed at once', {
         body: CreateSegmentSchema,
         response: { 201: SegmentSchema, ...errors(400, 401, 403, 409) },
@@ -78,6 +79,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.get(
     '/v1/segments',
     {
+      config: { permission: 'segments.read' },
       schema: docs('Segments of the workspace, newest first', {
         querystring: SegmentListQuerySchema,
         response: { 200: SegmentListSchema, ...errors(400, 401, 403) },
@@ -92,6 +94,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.post(
     '/v1/segments/preview',
     {
+      config: { permission: 'segments.preview' },
       schema: docs('Size and a sample of what a definition selects now, without saving it', {
         body: PreviewBodySchema,
         response: { 200: PreviewSchema, ...errors(400, 401, 403) },
@@ -103,6 +106,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.get(
     '/v1/segments/:key',
     {
+      config: { permission: 'segments.read' },
       schema: docs('A segment with its canonical text, state, member count and checker warnings', {
         params: SegmentKeyParams,
         response: { 200: SegmentSchema, ...errors(400, 401, 403, 404) },
@@ -117,6 +121,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.patch(
     '/v1/segments/:key',
     {
+      config: { permission: 'segments.write' },
       schema: docs('Edit a segment; a new definition is computed at once and records only true transitions', {
         params: SegmentKeyParams,
         body: UpdateSegmentSchema,
@@ -129,6 +134,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.delete(
     '/v1/segments/:key',
     {
+      config: { permission: 'segments.write' },
       schema: docs('Archive a segment (refused while other segments use it); its key stays taken', {
         params: SegmentKeyParams,
         response: { 200: SegmentSchema, ...errors(400, 401, 403, 404, 409) },
@@ -140,6 +146,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.post(
     '/v1/segments/:key/refresh',
     {
+      config: { permission: 'segments.write' },
       schema: docs('Compute a segment now (a static snapshot is taken again), then the segments that use it', {
         params: SegmentKeyParams,
         response: { 200: RefreshResultSchema, ...errors(400, 401, 403, 404, 409) },
@@ -154,6 +161,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.post(
     '/v1/segments/:key/members',
     {
+      config: { permission: 'segments.write' },
       bodyLimit: LIST_UPLOAD_BODY_LIMIT,
       schema: docs(`Add, remove or replace the members of a static list segment by identifier (up to ${MAX_LIST_IDENTIFIERS} per request)`, {
         params: SegmentKeyParams,
@@ -167,6 +175,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.get(
     '/v1/segments/:key/members',
     {
+      config: { permission: 'segments.read' },
       schema: docs('Current members by profile id, cursor-paginated', {
         params: SegmentKeyParams,
         querystring: MembersQuerySchema,
@@ -183,6 +192,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.get(
     '/v1/segments/:key/transitions',
     {
+      config: { permission: 'segments.read' },
       schema: docs('Entries and exits in the order they were recorded, optionally of one profile', {
         params: SegmentKeyParams,
         querystring: TransitionsQuerySchema,
@@ -201,6 +211,7 @@ export const segmentRoutes: FastifyPluginAsyncTypebox<SegmentRoutesOptions> = as
   app.get(
     '/v1/profiles/:profile/segments',
     {
+      config: { permission: 'profiles.read' },
       schema: docs('The segments and tags a profile is in now (an absorbed id answers for its survivor)', {
         params: ProfileRefParams,
         querystring: ProfileSegmentsQuerySchema,

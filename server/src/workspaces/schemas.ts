@@ -75,6 +75,9 @@ export const ApiKeySchema = Type.Object({
   expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
   createdAt: Type.String({ format: 'date-time' }),
   lastUsedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+  permissions: Type.Union([Type.Array(Type.String()), Type.Null()], {
+    description: "Permission patterns ('segments.read', 'profiles.*', '*.read'); null keeps the kind's default rights",
+  }),
 });
 export type ApiKey = Static<typeof ApiKeySchema>;
 
@@ -98,6 +101,13 @@ export const CreateKeySchema = Type.Object(
       description: "'write': a public key that sends events for one source; 'server': a secret key that reads this workspace",
     }),
     sourceId: Type.Optional(Type.String({ minLength: 1, description: 'Source id or name; required for write keys, refused for server keys' })),
+    permissions: Type.Optional(
+      Type.Array(Type.String({ pattern: '^(\\*|([a-z][a-z0-9-]*|\\*)\\.([a-z][a-z0-9-]*|\\*))$' }), {
+        maxItems: 100,
+        description:
+          "Limit the key to these permission patterns, e.g. ['profiles.read'] for a read-only profile key or ['*'] for a workspace admin key; omitted keeps the kind's default",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -1,5 +1,6 @@
 import type { Db, Queryable } from '../storage/database.ts';
 import { generateKey, hashKey, keyPrefix } from './keys.ts';
+import type { CollectionSettings } from './collection-settings.ts';
 import type { ApiKey, CreateSource, CreateWorkspace, IssuedKey, Source, UpdateSource, UpdateWorkspace, Workspace } from './schemas.ts';
 
 /** A domain error the API maps to an HTTP status. */
@@ -39,6 +40,7 @@ interface KeyRow {
   expires_at: Date | null;
   created_at: Date;
   last_used_at: Date | null;
+  permissions: string[] | null;
 }
 
 const toWorkspace = (row: WorkspaceRow): Workspace => ({
@@ -70,6 +72,7 @@ const toKey = (row: KeyRow): ApiKey => ({
   expiresAt: row.expires_at?.toISOString() ?? null,
   createdAt: row.created_at.toISOString(),
   lastUsedAt: row.last_used_at?.toISOString() ?? null,
+  permissions: row.permissions,
 });
 
 const UNIQUE_VIOLATION = '23505';
@@ -213,12 +216,18 @@ export async function updateSource(db: Queryable, workspaceId: string, sourceId:
   return toSource(rows[0]);
 }
 
-async function insertKey(db: Queryable, workspaceId: string, kind: 'write' | 'server', sourceId: string | null): Promise<IssuedKey> {
+async function insertKey(
+  db: Queryable,
+  workspaceId: string,
+  kind: 'write' | 'server',
+  sourceId: string | null,
+  permissions: string[] | null = null,
+): Promise<IssuedKey> {
   const key = generateKey(kind);
   const { rows } = await db.query<KeyRow>(
-    `insert into api_keys (workspace_id, source_id, kind, key_hash, key_prefix)
-     values ($1, $2, $3, $4, $5) returning *`,
-    [workspaceId, sourceId, kind, hashKey(key), keyPrefix(key)],
+    `insert into api_keys (workspace_id, source_id, kind, key_hash, key_prefix, permissions)
+     values ($1, $2, $3, $4, $5, $6) returning *`,
+    [workspaceId, sourceId, kind, hashKey(key), keyPrefix(key), permissions],
   );
   return { ...toKey(rows[0]!), key };
 }
@@ -227,10 +236,10 @@ async function insertKey(db: Queryable, workspaceId: string, kind: 'write' | 'se
 export async function createKey(
   db: Queryable,
   workspaceId: string,
-  input: { kind: 'write'; sourceId: string } | { kind: 'server' },
+  input: ({ kind: 'write'; sourceId: string } | { kind: 'server' }) & { permissions?: string[] },
 ): Promise<IssuedKey> {
   if (input.kind === 'write') await getSource(db, workspaceId, input.sourceId);
-  return insertKey(db, workspaceId, input.kind, input.kind === 'write' ? input.sourceId : null);
+  return insertKey(db, workspaceId, input.kind, input.kind === 'write' ? input.sourceId : null, input.permissions ?? null);
 }
 
 export async function listKeys(db: Queryable, workspaceId: string): Promise<ApiKey[]> {
@@ -264,7 +273,7 @@ export async function rotateKey(db: Db, workspaceId: string, keyId: string, grac
     );
     const old = rows[0];
     if (!old) throw new NotFoundError(`Active key "${keyId}" not found in this workspace`);
-    const issued = await insertKey(client, workspaceId, old.kind, old.source_id);
+    const issued = await insertKey(client, workspaceId, old.kind, old.source_id, old.permissions);
     await client.query('commit');
     return { issued, previous: toKey(old) };
   } catch (error) {
@@ -284,6 +293,14 @@ export interface ResolvedKey {
   rateLimitPerSecond: number | null;
   /** End of a rotated key's grace period; caches must not keep the key past it. */
   expiresAt: Date | null;
+  /** Explicit permission patterns; null keeps the kind's default (privacy/permissions.ts). */
+  permissions: string[] | null;
+  /**
+   * The workspace's collection settings (collection-settings.ts), read with the key so ingestion
+   * needs no other query. Always set by resolveKey; callers that build a ResolvedKey otherwise
+   * leave it out, and readers then load the settings (collectionSettingsOf).
+   */
+  collection?: CollectionSettings;
 }
 
 /** The workspace and source a presented key acts for, or null when unknown, disabled or expired. */
@@ -295,8 +312,11 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     kind: 'write' | 'server';
     rate_limit_per_second: number | null;
     expires_at: Date | null;
+    permissions: string[] | null;
+    require_consent: boolean;
+    consent_categories: string[];
   }>(
-    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second, k.expires_at
+    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second, k.expires_at, k.permissions, w.require_consent, w.consent_categories
        from api_keys k
        join workspaces w on w.id = k.workspace_id and w.status = 'active'
        left join sources s on s.workspace_id = k.workspace_id and s.id = k.source_id
@@ -314,6 +334,8 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     kind: row.kind,
     rateLimitPerSecond: row.rate_limit_per_second,
     expiresAt: row.expires_at,
+    permissions: row.permissions,
+    collection: { requireConsent: row.require_consent, consentCategories: row.consent_categories },
   };
 }
 

@@ -60,6 +60,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.post(
     '/v1/computed-traits',
     {
+      config: { permission: 'traits.write' },
       schema: docs('Define a computed trait; its values for every profile are computed by the worker, then kept current', {
         body: CreateComputedTraitSchema,
         response: { 201: ComputedTraitSchema, ...errors(400, 401, 403, 409) },
@@ -81,6 +82,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.get(
     '/v1/computed-traits',
     {
+      config: { permission: 'traits.read' },
       schema: docs("The workspace's computed traits by key", {
         querystring: ComputedTraitListQuerySchema,
         response: { 200: ComputedTraitListSchema, ...errors(400, 401, 403) },
@@ -92,6 +94,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.get(
     '/v1/computed-traits/:key',
     {
+      config: { permission: 'traits.read' },
       schema: docs('A computed trait: definition, version, computation state', {
         params: ComputedTraitParams,
         response: { 200: ComputedTraitSchema, ...errors(400, 401, 403, 404) },
@@ -103,6 +106,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.patch(
     '/v1/computed-traits/:key',
     {
+      config: { permission: 'traits.write' },
       schema: docs('Edit a computed trait: a new definition (new version) or reactivation recomputes every value; only real changes are recorded', {
         params: ComputedTraitParams,
         body: UpdateComputedTraitSchema,
@@ -124,6 +128,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.delete(
     '/v1/computed-traits/:key',
     {
+      config: { permission: 'traits.write' },
       schema: docs('Archive a computed trait: it stops updating and its values leave the profiles (refused while a segment reads it)', {
         params: ComputedTraitParams,
         response: { 200: ArchiveResultSchema, ...errors(400, 401, 403, 404, 409) },
@@ -147,6 +152,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.post(
     '/v1/computed-traits/:key/refresh',
     {
+      config: { permission: 'traits.write' },
       schema: docs('Queue a full recomputation of an active computed trait (only changed values are written)', {
         params: ComputedTraitParams,
         response: { 202: ComputeAcceptedSchema, ...errors(400, 401, 403, 404, 409) },
@@ -173,6 +179,7 @@ export const computedTraitRoutes: FastifyPluginAsyncTypebox<ComputedTraitRoutesO
   app.post(
     '/v1/computed-traits/preview',
     {
+      config: { permission: 'traits.preview' },
       schema: docs('Evaluate a definition on a sample of live profiles (or the given ones) without saving anything', {
         body: PreviewBodySchema,
         response: { 200: PreviewResultSchema, ...errors(400, 401, 403) },

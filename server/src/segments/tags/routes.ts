@@ -30,6 +30,7 @@ export const tagRoutes: FastifyPluginAsyncTypebox<TagRoutesOptions> = async (app
   app.get(
     '/v1/tags/library',
     {
+      config: { permission: 'tags.read' },
       schema: docs('The ready tags that can be switched on, with their parameters, in English or Chinese', {
         querystring: LibraryQuerySchema,
         response: { 200: LibrarySchema, ...errors(400, 401, 403) },
@@ -45,6 +46,7 @@ export const tagRoutes: FastifyPluginAsyncTypebox<TagRoutesOptions> = async (app
   app.post(
     '/v1/tags',
     {
+      config: { permission: 'tags.write' },
       schema: docs('Switch a library tag on: a realtime tag segment, computed at once and kept fresh as data arrives', {
         body: EnableTagSchema,
         response: { 201: EnabledTagSchema, ...errors(400, 401, 403, 409) },
@@ -59,6 +61,7 @@ export const tagRoutes: FastifyPluginAsyncTypebox<TagRoutesOptions> = async (app
   app.get(
     '/v1/tags',
     {
+      config: { permission: 'tags.read' },
       schema: docs('The tags that are on (active or paused), newest first, with member counts', {
         querystring: TagListQuerySchema,
         response: { 200: TagListSchema, ...errors(400, 401, 403) },
@@ -70,6 +73,7 @@ export const tagRoutes: FastifyPluginAsyncTypebox<TagRoutesOptions> = async (app
   app.delete(
     '/v1/tags/:key',
     {
+      config: { permission: 'tags.write' },
       schema: docs('Switch a tag off (its segment is archived; refused while other segments use it)', {
         params: TagKeyParams,
         response: { 200: TagSchema, ...errors(400, 401, 403, 404, 409) },
