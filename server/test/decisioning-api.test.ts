@@ -17,7 +17,7 @@ describe('decisioning API', () => {
   const report = (id: string, type: string, extra: object = {}) => api('POST', `/v1/decisions/${id}/events`, { type, ...extra });
   const recent = (daysAgo: number) => new Date(Date.now() - daysAgo * 86_400_000).toISOString();
 
-  async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 10_000): Promise<T> {
+  async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean, timeoutMs = 30_000): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const value = await probe();
@@ -124,6 +124,12 @@ describe('decisioning API', () => {
     await send(t, t.writeKey, [{ type: 'identify', userId: 'u-2', traits: { city: '上海', tier: 'gold' }, messageId: 'i2b', timestamp: recent(1) }]);
     await drain(t);
     await drainSegmentQueue(t.db);
+    const members = await t.db.query(
+      `select m.profile_id from segment_memberships m join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id where m.workspace_id = $1 and s.key = 'vip'`,
+      [t.workspace.id],
+    );
+    // The pipeline itself moved u-2 into the segment; what follows is the cache catching up.
+    expect(members.rows).toHaveLength(2);
     const after = await eventually(
       () => decide('placement=app_home_banner&profile=user_id:u-2'),
       (res) => res.json().content?.key === 'vip_offer',

@@ -402,6 +402,17 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     const assignments = assignmentBuffer;
     decisionBuffer = [];
     assignmentBuffer = [];
+    try {
+      await writeBuffered(decisions, assignments);
+    } catch (error) {
+      // Kept for the next flush (inserts are idempotent: on conflict do nothing / update).
+      decisionBuffer = [...decisions, ...decisionBuffer];
+      assignmentBuffer = [...assignments, ...assignmentBuffer];
+      throw error;
+    }
+  }
+
+  async function writeBuffered(decisions: DecisionRow[], assignments: typeof assignmentBuffer): Promise<void> {
     const byWorkspace = new Map<string, DecisionRow[]>();
     for (const row of decisions) {
       const workspaceId = bufferWorkspace.get(row.id)!;
@@ -450,8 +461,9 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
 
   /** Writes buffered decisions and assignments; resolves when everything buffered so far is stored. */
   function flush(): Promise<void> {
-    flushing = flushing.then(flushOnce, flushOnce);
-    return flushing;
+    const next = flushing.catch(() => undefined).then(flushOnce);
+    flushing = next;
+    return next;
   }
 
   const FEEDBACK_COLUMN = { impression: 'impression_at', click: 'clicked_at', conversion: 'converted_at' } as const;
@@ -516,26 +528,31 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     // Ids are taken at insert but visible at commit, so a smaller id can appear after a larger
     // one: rows above `settled` are read again each poll (`seen` skips handled ones) until every
     // transaction that could hold a smaller id has ended (activation/sync.ts settles the same way).
+    // The settled point moves only after the rows up to it were read: a transaction that held an
+    // id below it may have committed just before the check, and its rows must still be read.
+    let nextSettled: number | null = null;
     if (cursor.pending) {
       const { rows } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as settled', [cursor.pending.xmax]);
       if (rows[0]!.settled) {
-        cursor.settled = Math.max(cursor.settled, cursor.pending.last);
-        for (const id of cursor.seen) if (id <= cursor.settled) cursor.seen.delete(id);
+        nextSettled = cursor.pending.last;
         cursor.pending = null;
       }
-    }
-    if (!cursor.pending) {
-      const { rows } = await db.query<{ last: string; xmax: string }>(
-        `select coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)::bigint as last,
-                pg_snapshot_xmax(pg_current_snapshot())::text as xmax`,
-        [table],
-      );
-      cursor.pending = { last: Number(rows[0]!.last), xmax: rows[0]!.xmax };
     }
     const { rows } = await db.query<{ id: string; profile_id: string }>(
       `select id, profile_id from ${table} where workspace_id = $1 and id > $2 order by id limit 10000`,
       [state.workspaceId, cursor.settled],
     );
+    if (nextSettled !== null && rows.length < 10_000) {
+      cursor.settled = Math.max(cursor.settled, nextSettled);
+    }
+    if (!cursor.pending) {
+      const { rows: position } = await db.query<{ last: string; xmax: string }>(
+        `select coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)::bigint as last,
+                pg_snapshot_xmax(pg_current_snapshot())::text as xmax`,
+        [table],
+      );
+      cursor.pending = { last: Number(position[0]!.last), xmax: position[0]!.xmax };
+    }
     const changed: string[] = [];
     for (const row of rows) {
       const id = Number(row.id);
@@ -543,6 +560,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       cursor.seen.add(id);
       changed.push(row.profile_id);
     }
+    for (const id of cursor.seen) if (id <= cursor.settled) cursor.seen.delete(id);
     return changed;
   }
 
