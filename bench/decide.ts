@@ -10,7 +10,8 @@
  * reloading views during the measurement.
  *
  * Standalone: `node --import tsx bench/decide.ts`. Sizes: BENCH_DECIDE_PROFILES (100,000),
- * BENCH_DECIDE_RATE (1,000 req/s), BENCH_DECIDE_SECONDS (30). Target: p99 < 10 ms.
+ * BENCH_DECIDE_RATES (req/s, comma-separated phases on the same data; default 1000),
+ * BENCH_DECIDE_SECONDS (30 per phase). Target: p99 < 10 ms at 1,000 req/s.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -22,6 +23,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createKeyResolver } from '../server/src/api/auth.ts';
 import { registerErrorHandler } from '../server/src/api/errors.ts';
 import { decisioningRoutes } from '../server/src/decisioning/routes.ts';
+import { createDecisioning } from '../server/src/decisioning/runtime.ts';
 import { createPlacement } from '../server/src/decisioning/store.ts';
 import type { ContentInput } from '../server/src/decisioning/schemas.ts';
 import { createSegment } from '../server/src/segments/lifecycle.ts';
@@ -148,6 +150,7 @@ async function runClient(config: ClientConfig): Promise<ClientReport> {
 async function generate(db: Db, workspaceId: string, profiles: number, log: (line: string) => void): Promise<void> {
   const started = performance.now();
   await db.query(`create table bench_people as select n, gen_random_uuid() as id from generate_series(1, $1) n`, [profiles]);
+  await db.query('create index on bench_people (n)');
   await db.query(`insert into profiles (workspace_id, id, first_seen, last_seen) select $1, id, now(), now() from bench_people`, [workspaceId]);
   await db.query(
     `insert into profile_identifiers (workspace_id, profile_id, type, value, first_seen, last_seen, linked_via)
@@ -237,7 +240,11 @@ function churnTraits(db: Db, workspaceId: string, profiles: number): { stop(): P
 export async function benchDecide(options: { log?: (line: string) => void } = {}): Promise<Record<string, unknown>> {
   const log = options.log ?? ((line: string) => console.error(line));
   const profiles = envCount('BENCH_DECIDE_PROFILES', 100_000);
-  const rate = envCount('BENCH_DECIDE_RATE', 1_000);
+  const rates = (process.env.BENCH_DECIDE_RATES ?? '1000').split(',').map((r) => {
+    const value = Number(r.trim());
+    if (!Number.isInteger(value) || value <= 0) throw new Error(`BENCH_DECIDE_RATES must be positive integers, got "${r}"`);
+    return value;
+  });
   const seconds = envCount('BENCH_DECIDE_SECONDS', 30);
   const host = machine();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-decide-'));
@@ -254,6 +261,27 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     log('Generating data …');
     await generate(db, workspace.id, profiles, log);
 
+    // The decide path alone: the runtime called in process, one call at a time (no HTTP, no queueing).
+    const direct = createDecisioning(db, { warmOnLoad: true, background: false });
+    const directWarm = performance.now();
+    await direct.decide(workspace.id, { placement: 'placement-0', profile: 'user_id:user-1' });
+    log(`  in-process runtime warmed in ${Math.round(performance.now() - directWarm)} ms`);
+    const directMs: number[] = [];
+    const directCalls = Math.min(20_000, profiles);
+    const directCpu = processCpuSeconds();
+    for (let i = 0; i < directCalls; i++) {
+      const started = performance.now();
+      await direct.decide(workspace.id, { placement: `placement-${i % PLACEMENTS}`, profile: `user_id:user-${1 + ((i * 7919) % profiles)}` });
+      directMs.push(performance.now() - started);
+      if (i % 1000 === 999) await direct.flush();
+    }
+    const directCpuMicros = Math.round(((processCpuSeconds() - directCpu) * 1e6) / directCalls);
+    await direct.close();
+    directMs.sort((a, b) => a - b);
+    const fine = (p: number) => Math.round(directMs[Math.min(directMs.length - 1, Math.max(0, Math.ceil((p / 100) * directMs.length) - 1))]! * 100) / 100;
+    const inProcess = { calls: directCalls, p50: fine(50), p99: fine(99), max: fine(100), cpuMicrosPerDecide: directCpuMicros };
+    log(`  in process: p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms over ${directCalls} decides`);
+
     registerErrorHandler(app);
     await app.register(decisioningRoutes, { db, keys: createKeyResolver(db), now: () => new Date(), runtime: { warmOnLoad: true } });
     const port = await freePort();
@@ -267,32 +295,45 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     log(`  cache warmed (${profiles.toLocaleString('en')} profile views, 50 placements) in ${warmMs} ms`);
     agent.destroy();
 
-    log(`Deciding at ${rate} req/s for ${seconds} s …`);
-    const churn = churnTraits(db, workspace.id, profiles);
-    const cpuBefore = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid) };
-    const child = forkTs(fileURLToPath(import.meta.url), ['client', JSON.stringify({ base, key, profiles, rate, seconds } satisfies ClientConfig)]);
-    const report = await new Promise<ClientReport>((resolve, reject) => {
-      child.once('message', (message) => resolve(message as ClientReport));
-      child.once('error', reject);
-      child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`client exited with ${code}`))));
-    });
-    const changedProfiles = await churn.stop();
-    const cpu = {
-      serverNode: Math.round((processCpuSeconds() - cpuBefore.node) * 10) / 10,
-      postgres: Math.round((clusterCpuSeconds(pgPid) - cpuBefore.postgres) * 10) / 10,
-    };
-    const { rows: stored } = await db.query<{ n: string }>('select count(*) as n from decisions');
-    const latency = { p50: percentile(report.latenciesMs, 50), p95: percentile(report.latenciesMs, 95), p99: percentile(report.latenciesMs, 99), max: percentile(report.latenciesMs, 100) };
-    const serviceLatency = { p50: percentile(report.serviceMs, 50), p99: percentile(report.serviceMs, 99) };
-    const achieved = Math.round(report.sent / report.seconds);
     const summary = [
       `data: ${profiles.toLocaleString('en')} profiles (4 traits each), ${SEGMENTS} segments, ${PLACEMENTS} placements × 4 contents (rules/ab/bandit), cache warmed in ${warmMs} ms`,
-      `decide over HTTP, open loop at ${rate} req/s for ${seconds} s (${achieved} req/s achieved, ${report.ok.toLocaleString('en')} ok, failures ${JSON.stringify(report.failures)}): ` +
-        `p50 ${latency.p50} ms, p95 ${latency.p95} ms, p99 ${latency.p99} ms, max ${latency.max} ms (target p99 < ${TARGET_P99_MS} ms: ${latency.p99 < TARGET_P99_MS ? 'met' : 'MISSED'})`,
-      `alongside: ${report.impressions.toLocaleString('en')} impressions reported, ${changedProfiles} profile trait changes followed by the change cursor; ${report.holdouts} holdout answers; ${Number(stored[0]!.n).toLocaleString('en')} decisions stored`,
-      `CPU during the run: server ${cpu.serverNode} s, PostgreSQL ${cpu.postgres} s; load average at start ${host.loadAverageAtStart.join(' ')}`,
     ];
-    return { summary, profiles, placements: PLACEMENTS, rate, seconds, warmMs, latencyMs: latency, serviceLatencyMs: serviceLatency, failures: report.failures, cpu, machine: host };
+    summary.push(
+      `decide in process (runtime.decide, no HTTP, one at a time, write-behind flushed every 1,000 untimed): ${inProcess.calls.toLocaleString('en')} decides, ` +
+        `p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms, max ${inProcess.max} ms, ${inProcess.cpuMicrosPerDecide} µs CPU/decide`,
+    );
+    const phases: Array<Record<string, unknown>> = [];
+    for (const rate of rates) {
+      log(`Deciding at ${rate} req/s for ${seconds} s …`);
+      const churn = churnTraits(db, workspace.id, profiles);
+      const loadAtStart = os.loadavg().map((value) => Math.round(value * 10) / 10);
+      const cpuBefore = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid) };
+      const child = forkTs(fileURLToPath(import.meta.url), ['client', JSON.stringify({ base, key, profiles, rate, seconds } satisfies ClientConfig)]);
+      const report = await new Promise<ClientReport>((resolve, reject) => {
+        child.once('message', (message) => resolve(message as ClientReport));
+        child.once('error', reject);
+        child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`client exited with ${code}`))));
+      });
+      const changedProfiles = await churn.stop();
+      const cpu = {
+        serverNode: Math.round((processCpuSeconds() - cpuBefore.node) * 10) / 10,
+        postgres: Math.round((clusterCpuSeconds(pgPid) - cpuBefore.postgres) * 10) / 10,
+      };
+      const latency = { p50: percentile(report.latenciesMs, 50), p95: percentile(report.latenciesMs, 95), p99: percentile(report.latenciesMs, 99), max: percentile(report.latenciesMs, 100) };
+      const serviceLatency = { p50: percentile(report.serviceMs, 50), p99: percentile(report.serviceMs, 99) };
+      const achieved = Math.round(report.sent / report.seconds);
+      summary.push(
+        `decide over HTTP, open loop at ${rate} req/s for ${seconds} s (${achieved} req/s achieved, ${report.ok.toLocaleString('en')} ok, failures ${JSON.stringify(report.failures)}): ` +
+          `p50 ${latency.p50} ms, p95 ${latency.p95} ms, p99 ${latency.p99} ms, max ${latency.max} ms (target p99 < ${TARGET_P99_MS} ms: ${latency.p99 < TARGET_P99_MS ? 'met' : 'MISSED'}); ` +
+          `from the actual send: p50 ${serviceLatency.p50} ms, p99 ${serviceLatency.p99} ms`,
+        `  alongside: ${report.impressions.toLocaleString('en')} impressions reported, ${changedProfiles} profile trait changes followed; ${report.holdouts} holdout answers; ` +
+          `CPU server ${cpu.serverNode} s (${Math.round((cpu.serverNode * 1e6) / report.sent)} µs/decide), PostgreSQL ${cpu.postgres} s; load average at start ${loadAtStart.join(' ')}`,
+      );
+      phases.push({ rate, achieved, latencyMs: latency, serviceLatencyMs: serviceLatency, failures: report.failures, cpu, loadAtStart, impressions: report.impressions, changedProfiles });
+    }
+    const { rows: stored } = await db.query<{ n: string }>('select count(*) as n from decisions');
+    summary.push(`${Number(stored[0]!.n).toLocaleString('en')} decisions stored`);
+    return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, inProcess, phases, machine: host };
   } finally {
     await app.close();
     await db.query('drop table if exists bench_people').catch(() => undefined);

@@ -3,7 +3,7 @@
  * exists), prints a summary and writes bench/results/<name>-<date>.json.
  *
  *   npm run bench                        all benchmarks
- *   npm run bench -- --only ingest       one of them (ingest | import | identity | segments | models | decide)
+ *   npm run bench -- --only ingest       one of them (ingest | import | identity | segments | models | decide | journeys)
  *   BENCH_EVENTS=100000 npm run bench    fewer events (ingest default: 1,000,000)
  */
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'journeys', 'channels', 'analytics'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -53,6 +53,22 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     // bench/decide.ts: GET /v1/decide latency at a fixed rate (BENCH_DECIDE_PROFILES, BENCH_DECIDE_RATE, BENCH_DECIDE_SECONDS).
     const { benchDecide } = await import('./decide.ts');
     return () => benchDecide();
+  }
+  if (name === 'journeys') {
+    // bench/journeys.ts: executor steps/s, bytes per waiting instance, segment entry → instance latency
+    // (BENCH_JOURNEY_INSTANCES, BENCH_JOURNEY_ENTRIES, BENCH_JOURNEY_RATE).
+    const { benchJourneys } = await import('./journeys.ts');
+    return () => benchJourneys();
+  }
+  if (name === 'channels') {
+    // bench/channels.ts: enqueue (batch and single) and dispatch rates with SQL statements per message (see the file).
+    const { benchChannels } = await import('./channels.ts');
+    return () => benchChannels();
+  }
+  if (name === 'analytics') {
+    // bench/analytics.ts: funnels, retention, paths, trend, Markov attribution (BENCH_ANALYTICS_PROFILES, BENCH_ANALYTICS_EVENTS).
+    const { benchAnalytics } = await import('./analytics.ts');
+    return () => benchAnalytics();
   }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';

@@ -63,13 +63,13 @@ describe('personalisation helpers when Touchpoint is slow', () => {
   const requests: Array<{ url: string; authorization: string | undefined }> = [];
 
   beforeAll(async () => {
-    // Answers after 300 ms: a decision and a segment list that arrive too late to be used.
+    // Answers after 3 s: a decision and a segment list that arrive too late to be used.
     slow = createServer((request, response) => {
       requests.push({ url: request.url ?? '', authorization: request.headers.authorization });
       const timer = setTimeout(() => {
         const body = request.url?.startsWith('/v1/decisions/') ? { placement: 'hero', variant: 'B' } : { segments: ['late'] };
         response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-      }, 300);
+      }, 3000);
       response.on('close', () => clearTimeout(timer));
     });
     host = await listen(slow);
@@ -82,15 +82,16 @@ describe('personalisation helpers when Touchpoint is slow', () => {
   it('resolves to the fallback at the time limit, before the late answer, and asks with the visitor and write key', async () => {
     const personalizer = createPersonalizer({ writeKey: 'wk_1', host, get: fetchGet, visitor: () => ({ anonymousId: 'anon/1', userId: 'u1' }) });
     let answered = false;
-    const decision = personalizer.getDecision('hero', { timeoutMs: 50, fallback: { variant: 'A' } }).then((value) => {
+    // 500 ms leaves a loaded machine time to deliver the requests before they are abandoned.
+    const decision = personalizer.getDecision('hero', { timeoutMs: 500, fallback: { variant: 'A' } }).then((value) => {
       answered = true;
       return value;
     });
-    const segments = personalizer.getProfileSegments({ timeoutMs: 50, fallback: ['default'] });
+    const segments = personalizer.getProfileSegments({ timeoutMs: 500, fallback: ['default'] });
     expect(await decision).toEqual({ variant: 'A' });
     expect(await segments).toEqual(['default']);
     expect(answered).toBe(true);
-    await expect.poll(() => requests.length).toBe(2);
+    await expect.poll(() => requests.length, { timeout: 5_000 }).toBe(2);
     expect(requests.map((r) => r.url).sort()).toEqual(['/v1/decisions/hero?anonymousId=anon%2F1&userId=u1', '/v1/visitor/segments?anonymousId=anon%2F1&userId=u1']);
     expect(requests[0]!.authorization).toBe(`Basic ${Buffer.from('wk_1:').toString('base64')}`);
   });

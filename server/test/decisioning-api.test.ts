@@ -180,6 +180,11 @@ describe('decisioning API', () => {
     }
     expect(held).toBeGreaterThan(3);
     expect(held).toBeLessThan(25);
+    // The SDK's getDecision path: GET /v1/decisions/{placement}.
+    const viaSdk = await t.app.inject({ method: 'GET', url: '/v1/decisions/checkout_tip?anonymousId=visitor-1', headers: { authorization: basicAuth(t.writeKey) } });
+    expect(viaSdk.statusCode).toBe(200);
+    expect(viaSdk.json().content?.key ?? null).toBe((await visitor('placement=checkout_tip&anonymousId=visitor-1')).json().content?.key ?? null);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/decisions/checkout_tip?anonymousId=visitor-1', headers: { authorization: `Bearer ${key}` } })).statusCode).toBe(401);
     // A known visitor is decided as their profile.
     expect((await visitor('placement=app_home_banner&anonymousId=anon-1')).statusCode).toBe(200);
     expect((await visitor('placement=checkout_tip')).json()).toMatchObject({ error: 'invalid_request', field: 'anonymousId' });

@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTemplate } from '../src/channels/template-store.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
 import { advanceDueInstances } from '../src/journeys/executor.ts';
 import { drainJourneyEvents, drainSegmentEntries } from '../src/journeys/intake.ts';
 import { drainSegmentQueue } from '../src/segments/realtime.ts';
+import { withTransaction } from '../src/storage/database.ts';
 import { createRecordingOutbox, journeyEvents, recordedMessages, recordingEnqueue, testClock, welcomeSeries } from './journeys-support.ts';
 import { serverKey } from './profiles-support.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -24,6 +26,13 @@ describe('journeys API and the abandoned-cart journey end to end', () => {
     t = await startTestApp({ now: clock.now });
     await createRecordingOutbox(t.db);
     key = await serverKey(t);
+    // Publishing checks templates with channels.
+    await withTransaction(t.db, async (client) => {
+      for (const [template, channel] of [['welcome', 'email'], ['nudge', 'sms'], ['cart-reminder', 'email'], ['cart-coupon', 'sms']] as const) {
+        const content = channel === 'email' ? { subject: template, text: template } : { text: template };
+        await createTemplate(client, t.workspace.id, { key: template, channel, name: template, defaultLocale: 'en', content: { en: content } });
+      }
+    });
   });
   afterAll(async () => t.close());
 

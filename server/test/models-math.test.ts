@@ -124,6 +124,32 @@ describe('BG/NBD', () => {
     expect(bgNbdConditionalExpectedPurchases(params, customer, t)).toBeCloseTo(expected, 5);
   });
 
+  it('conditional expected purchases hold for a < 1 too (numerical integration with p = u^(1/a))', () => {
+    const customer = { x: 3, tx: 8, T: 12 };
+    const t = 10;
+    for (const a of [0.3, 0.5]) {
+      const params = { r: 3.1, alpha: 3.3, a, b: 3.4 };
+      // p = u^(1/a) turns the Beta density's p^(a−1) dp into a constant times du.
+      const k = 1 / a;
+      const logB = logGamma(a) + logGamma(params.b) - logGamma(a + params.b);
+      const integrate = (f: (l: number, p: number) => number) =>
+        simpson(
+          (u) => {
+            if (u === 0) return 0;
+            const p = Math.pow(u, k);
+            const weight = Math.exp((params.b - 1) * Math.log1p(-p) - logB) * k;
+            return weight * simpson((l) => f(l, p) * gammaDensity(l, params.r, params.alpha), 0, 12, 1200);
+          },
+          0,
+          1,
+          1600,
+        );
+      const alive = (l: number, p: number) => Math.pow(1 - p, customer.x) * Math.pow(l, customer.x) * Math.exp(-l * customer.T);
+      const expected = integrate((l, p) => alive(l, p) * (p === 0 ? l * t : (1 - Math.exp(-l * p * t)) / p)) / integrate(individualLikelihood(customer));
+      expect(Math.abs(bgNbdConditionalExpectedPurchases(params, customer, t) / expected - 1)).toBeLessThan(1e-3);
+    }
+  });
+
   it('E[X(t)] matches the mean of simulated customers', () => {
     const params = { r: 1.5, alpha: 6, a: 1.8, b: 4 };
     const random = seededRandom(11);

@@ -81,7 +81,7 @@ describe('access control over every registered route', () => {
       }
     }
     expect(open, open.join('\n')).toEqual([]);
-  });
+  }, 180_000);
 
   it('no route answers a key that lacks its permission, and none crosses into another workspace', async () => {
     const leaks: string[] = [];
@@ -98,7 +98,7 @@ describe('access control over every registered route', () => {
       }
     }
     expect(leaks, leaks.join('\n')).toEqual([]);
-  });
+  }, 180_000);
 
   it('every workspace route is reachable with exactly its permission (the hook lets it through)', async () => {
     const blocked: string[] = [];
@@ -114,7 +114,7 @@ describe('access control over every registered route', () => {
       }
     }
     expect(blocked, blocked.join('\n')).toEqual([]);
-  });
+  }, 180_000);
 
   it('instance routes are for the admin token only', async () => {
     const all = (await createKey(t.db, t.workspace.id, { kind: 'server', permissions: ['*'] })).key;

@@ -160,5 +160,5 @@ describe('users, sessions and roles', () => {
     }
     expect(checked).toBeGreaterThan(400);
     expect(wrong, wrong.join('\n')).toEqual([]);
-  });
+  }, 300_000); // every route of every module, once per role: minutes on a busy 2-core machine
 });

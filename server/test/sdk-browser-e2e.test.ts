@@ -224,7 +224,7 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
       await new Promise((resolve) => other.site.close(resolve));
     }
   });
-  it('reads UTM parameters into context.campaign, keeps the anonymous id in a cookie, ends a session after 30 idle minutes, and beacons the queue on page hide', async () => {
+  it('reads UTM parameters into context.campaign, keeps the anonymous id in a cookie, ends a session after 30 idle minutes, tracks back/forward, and beacons the queue on page hide', async () => {
     const ws = await t.addWorkspace('browser-context');
     const other = await startSite(serverUrl, ws.writeKey);
     const context = await browser.newContext();
@@ -259,13 +259,24 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
       expect(events[2]!.context!.sessionId).not.toBe(events[0]!.context!.sessionId);
       expect(events[2]!.context!.sessionId).toBeGreaterThan(events[0]!.context!.sessionId as number);
 
+      // Back and forward (popstate) are route changes too.
+      await tab.evaluate(() => history.pushState({}, '', '/next'));
+      await tab.goBack();
+      await tab.waitForFunction(() => location.pathname === '/landing');
+      await tp();
+      const navigation = (await stored()).slice(3);
+      expect(navigation.map((e) => [e.type, e.properties?.path, (e.context?.page as { referrer?: string } | undefined)?.referrer])).toEqual([
+        ['page', '/next', `${other.siteUrl}/landing?utm_source=wechat&utm_medium=social&utm_campaign=spring&utm_term=tea&utm_content=banner&ref=x`],
+        ['page', '/landing', `${other.siteUrl}/next`],
+      ]);
+
       // fetch cannot reach the server (sendBeacon is not intercepted): leaving the page hands the queue to the beacon.
       await tab.route(`${serverUrl}/v1/batch`, (route) => route.abort('internetdisconnected'));
       await tab.evaluate(() => (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint.track('Leaving'));
       await tp();
       expect(await tab.evaluate(() => JSON.parse(localStorage.getItem('tp_queue') ?? '[]').length)).toBe(1);
       await tab.goto('about:blank');
-      await expect.poll(async () => (await stored()).map((e) => e.event ?? e.type), { timeout: 10_000 }).toEqual(['page', 'page', 'After A Break', 'Leaving']);
+      await expect.poll(async () => (await stored()).map((e) => e.event ?? e.type), { timeout: 10_000 }).toEqual(['page', 'page', 'After A Break', 'page', 'page', 'Leaving']);
     } finally {
       await context.close();
       await new Promise((resolve) => other.site.close(resolve));

@@ -35,10 +35,13 @@ describe('consent rule (pure)', () => {
 describe('workspace collection settings, the SDK settings route and consent enforcement', () => {
   let t: TestApp;
   let serverKey: string;
+  let defaultServerKey: string;
   let other: Awaited<ReturnType<TestApp['addWorkspace']>>;
   beforeAll(async () => {
     t = await startTestApp();
-    serverKey = (await createKey(t.db, t.workspace.id, { kind: 'server' })).key;
+    // Collection settings are workspace governance: a server key needs the permission explicitly.
+    serverKey = (await createKey(t.db, t.workspace.id, { kind: 'server', permissions: ['workspaces.read', 'workspaces.write'] })).key;
+    defaultServerKey = (await createKey(t.db, t.workspace.id, { kind: 'server' })).key;
     other = await t.addWorkspace('other');
   });
   afterAll(async () => t.close());
@@ -74,7 +77,7 @@ describe('workspace collection settings, the SDK settings route and consent enfo
     expect((await adminCall('GET', settingsUrl)).json()).toEqual({ requireConsent: true, consentCategories: ['analytics'] });
   });
 
-  it("a workspace's server key reads and changes its own settings; a write key cannot", async () => {
+  it("a workspace's server key with workspaces.write reads and changes its own settings; a default server key or a write key cannot", async () => {
     const url = '/v1/workspace/collection-settings';
     const asServer = { authorization: `Bearer ${serverKey}` };
     expect((await t.app.inject({ method: 'GET', url, headers: asServer })).json()).toEqual({ requireConsent: true, consentCategories: ['analytics'] });
@@ -84,6 +87,9 @@ describe('workspace collection settings, the SDK settings route and consent enfo
     expect(on.json()).toEqual({ requireConsent: true, consentCategories: ['analytics'] });
     const byWriteKey = await t.app.inject({ method: 'PATCH', url, headers: { authorization: `Bearer ${t.writeKey}` }, payload: { requireConsent: false } });
     expect(byWriteKey.statusCode).toBe(403);
+    const byDefaultKey = await t.app.inject({ method: 'PATCH', url, headers: { authorization: `Bearer ${defaultServerKey}` }, payload: { requireConsent: false } });
+    expect(byDefaultKey.statusCode).toBe(403);
+    expect(byDefaultKey.json().message).toContain('workspaces.write');
     expect((await t.app.inject({ method: 'GET', url })).statusCode).toBe(401);
     // The other workspace is untouched.
     expect((await adminCall('GET', '/admin/workspaces/other/collection-settings')).json()).toEqual({ requireConsent: false, consentCategories: [] });

@@ -5,8 +5,24 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
+import { ExperimentQuerySchema, ExperimentResultSchema, JourneyResultsQuerySchema, JourneyResultsSchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
 import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
+import {
+  archiveReport,
+  createReport,
+  CreateReportSchema,
+  getReport,
+  listReports,
+  ReportKeyParams,
+  ReportListSchema,
+  ReportRunSchema,
+  ReportSchema,
+  runReport,
+  RunReportSchema,
+  updateReport,
+  UpdateReportSchema,
+} from './reports.ts';
 import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
 import { runTouchpoints, TouchpointQuerySchema, TouchpointResultSchema } from './touchpoints.ts';
 import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
@@ -20,6 +36,7 @@ export interface AnalyticsRoutesOptions {
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
 const docs = <S extends object>(summary: string, schema: S) => ({ summary, tags: ['analytics'], security: [{ bearer: [] }], ...schema });
 const READ = { permission: 'analytics.read' };
+const WRITE = { permission: 'analytics.write' };
 
 /** Analyses over the unified profiles' events: JSON query in, JSON answer out, one workspace per server key. */
 export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> = async (app, options) => {
@@ -97,5 +114,85 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runAttribution(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/experiments',
+    {
+      config: READ,
+      schema: docs('A/B results from assignment and conversion events: rates, uplift with confidence interval, two-proportion z-test, chi-square, chance to beat, sequential decision', {
+        body: ExperimentQuerySchema,
+        response: { 200: ExperimentResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runExperiment(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/journeys',
+    {
+      config: READ,
+      schema: docs("A journey's results from its events: treatment vs holdout uplift, random split variants, events per node", {
+        body: JourneyResultsQuerySchema,
+        response: { 200: JourneyResultsSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runJourneyResults(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/reports',
+    {
+      config: WRITE,
+      schema: docs('Save a report (a named, versioned query of one kind; a one-series trend serves as a metric definition)', {
+        body: CreateReportSchema,
+        response: { 201: ReportSchema, ...errors(400, 401, 403, 409) },
+      }),
+    },
+    async (request, reply) => reply.code(201).send(await createReport(db, await workspaceOf(request), request.body)),
+  );
+
+  app.get(
+    '/v1/analytics/reports',
+    { config: READ, schema: docs('Saved reports of the workspace', { response: { 200: ReportListSchema, ...errors(401, 403) } }) },
+    async (request) => ({ items: await listReports(db, await workspaceOf(request)) }),
+  );
+
+  app.get(
+    '/v1/analytics/reports/:key',
+    { config: READ, schema: docs('A saved report', { params: ReportKeyParams, response: { 200: ReportSchema, ...errors(400, 401, 403, 404) } }) },
+    async (request) => getReport(db, await workspaceOf(request), request.params.key),
+  );
+
+  app.patch(
+    '/v1/analytics/reports/:key',
+    {
+      config: WRITE,
+      schema: docs('Edit a saved report; a changed definition becomes a new version (earlier ones stay runnable)', {
+        params: ReportKeyParams,
+        body: UpdateReportSchema,
+        response: { 200: ReportSchema, ...errors(400, 401, 403, 404, 409) },
+      }),
+    },
+    async (request) => updateReport(db, await workspaceOf(request), request.params.key, request.body),
+  );
+
+  app.delete(
+    '/v1/analytics/reports/:key',
+    { config: WRITE, schema: docs('Archive a saved report', { params: ReportKeyParams, response: { 200: ReportSchema, ...errors(400, 401, 403, 404) } }) },
+    async (request) => archiveReport(db, await workspaceOf(request), request.params.key),
+  );
+
+  app.post(
+    '/v1/analytics/reports/:key/run',
+    {
+      config: READ,
+      schema: docs('Run a saved report (optionally another range, or an earlier version)', {
+        params: ReportKeyParams,
+        body: RunReportSchema,
+        response: { 200: ReportRunSchema, ...errors(400, 401, 403, 404, 409, 503) },
+      }),
+    },
+    async (request) => runReport(db, await workspaceOf(request), request.params.key, request.body, now()),
   );
 };

@@ -24,7 +24,7 @@ import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
 import { privacyRoutes } from '../privacy/routes.ts';
 import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
-import { channelRoutes } from '../channels/index.ts';
+import { channelRoutes, checkTemplate } from '../channels/index.ts';
 import { analyticsRoutes } from '../analytics/routes.ts';
 import { modelRoutes } from '../models/routes.ts';
 import { decisioningRoutes } from '../decisioning/routes.ts';
@@ -105,7 +105,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(userRoutes, { db: options.db });
   await app.register(auditRoutes, { db: options.db });
   await app.register(privacyRoutes, { db: options.db });
-  await app.register(journeyRoutes, { db: options.db, keys, now });
+  await app.register(journeyRoutes, { db: options.db, keys, now, checkTemplate });
   await app.register(channelRoutes, { db: options.db, keys, now });
   await app.register(modelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });

@@ -230,3 +230,93 @@ function eventProperties(
       return {};
   }
 }
+
+// How far along a message is; a later report never moves it back (an open after a click stays clicked).
+const PROGRESS: Record<string, number> = { queued: 0, held: 0, sending: 1, sent: 2, delivered: 3, opened: 4, clicked: 5 };
+
+export interface StatusReport {
+  status: 'sent' | 'delivered' | 'opened' | 'clicked' | 'failed' | 'unsubscribed';
+  reason?: string;
+  detail?: Record<string, unknown>;
+  providerMessageId?: string;
+}
+
+const EVENT_OF: Record<StatusReport['status'], string> = {
+  sent: 'Message Sent',
+  delivered: 'Message Delivered',
+  opened: 'Message Opened',
+  clicked: 'Message Clicked',
+  failed: 'Message Failed',
+  unsubscribed: 'Message Unsubscribed',
+};
+
+/**
+ * Records what a provider receipt or a tracking hit says about a message: the history row and
+ * its `Message …` event, and the message status when the report moves it forward. A message the
+ * dispatcher gave up on as outcome_unknown is settled by a receipt. Opens are recorded once;
+ * clicks every time. Returns false for an unknown message.
+ */
+export async function recordReport(db: Db, workspaceId: string, messageId: string, report: StatusReport, at: Date): Promise<boolean> {
+  return withTransaction(db, async (client) => {
+    const { rows } = await client.query<{ status: MessageStatus; reason: string | null; opened: boolean }>(
+      `select status, reason, exists (select 1 from message_status_history h where h.workspace_id = m.workspace_id and h.message_id = m.id and h.status = 'opened') as opened
+         from messages m where workspace_id = $1 and id = $2 for update`,
+      [workspaceId, messageId],
+    );
+    const current = rows[0];
+    if (!current) return false;
+    if (report.status === 'opened' && current.opened) return true;
+    let next: MessageStatus = current.status;
+    let reason = current.reason;
+    const unknownOutcome = current.status === 'failed' && current.reason === 'outcome_unknown';
+    if (report.status === 'failed') {
+      if (current.status !== 'failed') [next, reason] = ['failed', report.reason ?? 'failed'];
+    } else if (report.status !== 'unsubscribed') {
+      if (unknownOutcome || (PROGRESS[report.status]! > (PROGRESS[current.status] ?? -1) && current.status !== 'failed')) {
+        [next, reason] = [report.status, null];
+      }
+    }
+    await client.query(
+      `update messages set status = $3, reason = $4, provider_message_id = coalesce(provider_message_id, $5), updated_at = $6
+        where workspace_id = $1 and id = $2`,
+      [workspaceId, messageId, next, reason, report.providerMessageId ?? null, at],
+    );
+    await client.query(
+      `insert into message_status_history (workspace_id, message_id, status, reason, detail, event, event_written, at)
+       values ($1, $2, $3, $4, $5, $6, false, $7)`,
+      [workspaceId, messageId, report.status, report.reason ?? null, report.detail ? JSON.stringify(report.detail) : null, EVENT_OF[report.status], at],
+    );
+    return true;
+  });
+}
+
+/** The message a tracking link or callback names, with what the handlers need. */
+export async function messageForTracking(db: Queryable, workspaceId: string, messageId: string) {
+  const { rows } = await db.query<{ profile_id: string; channel: ChannelKind; subscription_group: string | null; account_key: string | null; status: MessageStatus }>(
+    'select profile_id, channel, subscription_group, account_key, status from messages where workspace_id = $1 and id = $2',
+    [workspaceId, messageId],
+  );
+  return rows[0];
+}
+
+/** Failed messages (the dead-letter list), newest first. */
+export async function listDeadLetters(db: Queryable, workspaceId: string, limit: number): Promise<MessageSummary[]> {
+  const { rows } = await db.query<MessageRow>(
+    `select ${SUMMARY_COLUMNS} from messages where workspace_id = $1 and status = 'failed' order by updated_at desc limit $2`,
+    [workspaceId, limit],
+  );
+  return rows.map(summary);
+}
+
+/** An operator's decision to try a dead letter again (same message, same idempotency key). */
+export async function retryMessage(db: Db, workspaceId: string, messageId: string, at: Date): Promise<boolean> {
+  const { rowCount } = await db.query(
+    `with changed as (
+       update messages set status = 'queued', reason = null, due_at = $3, updated_at = $3
+        where workspace_id = $1 and id = $2 and status = 'failed' returning id)
+     insert into message_status_history (workspace_id, message_id, status, reason, at)
+     select $1, id, 'queued', 'operator_retry', $3 from changed`,
+    [workspaceId, messageId, at],
+  );
+  return (rowCount ?? 0) > 0;
+}

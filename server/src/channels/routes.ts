@@ -8,12 +8,33 @@ import { withTransaction, type Db } from '../storage/database.ts';
 import { deleteAccount, getAccountView, listAccounts, putAccount } from './accounts.ts';
 import { loadRecipients } from './recipients.ts';
 import { renderForProfile } from './render.ts';
+import { enqueueMessage } from './enqueue.ts';
+import { getMessage, listDeadLetters, listMessages, retryMessage, type MessageDetail } from './messages.ts';
+import { addSuppressions, getPolicy, listSubscriptionGroups, listSuppressions, putPolicy, putSubscriptionGroup, removeSuppression } from './policy.ts';
+import { trackingRoutes } from './tracking-routes.ts';
+import { publicUrl as defaultPublicUrl } from './worker.ts';
+import type { MessageSummary } from './contract.ts';
 import {
   AccountBodySchema,
   AccountListSchema,
   AccountParams,
   AccountSchema,
+  DeadLetterQuery,
+  MessageDetailSchema,
+  MessageListQuery,
+  MessageListSchema,
+  MessageParams,
+  PolicySchema,
   PreviewBodySchema,
+  SendBodySchema,
+  SendResultSchema,
+  SubscriptionGroupBodySchema,
+  SubscriptionGroupListSchema,
+  SubscriptionGroupSchema,
+  SuppressionBodySchema,
+  SuppressionDeleteQuery,
+  SuppressionListSchema,
+  SuppressionQuery,
   PreviewSchema,
   TemplateBodySchema,
   TemplateCheckBodySchema,
@@ -34,7 +55,24 @@ export interface ChannelRoutesOptions {
   now?: () => Date;
   /** The key sealing account secrets; the process key (secrets.ts) when absent. */
   secretsKey?: Buffer;
+  /** Base URL providers call back on; TOUCHPOINT_PUBLIC_URL (worker.ts) when absent. */
+  publicUrl?: string;
 }
+
+const summaryView = (m: MessageSummary) => ({ ...m, createdAt: m.createdAt.toISOString(), updatedAt: m.updatedAt.toISOString() });
+const detailView = (m: MessageDetail) => ({
+  ...summaryView(m),
+  profileId: m.profileId,
+  purpose: m.purpose,
+  accountKey: m.accountKey,
+  templateVersion: m.templateVersion,
+  address: m.address,
+  dueAt: m.dueAt.toISOString(),
+  attempts: m.attempts,
+  provider: m.provider,
+  providerMessageId: m.providerMessageId,
+  history: m.history.map((h) => ({ ...h, at: h.at.toISOString() })),
+});
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
 const docs = <S extends object>(summary: string, schema: S) => ({ summary, tags: ['channels'], security: [{ bearer: [] }], ...schema });
@@ -45,6 +83,8 @@ const write = { permission: 'channels.write' };
 export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = async (app, options) => {
   const { db, keys } = options;
   const key = () => options.secretsKey ?? processSecretsKey();
+  const now = options.now ?? (() => new Date());
+  await app.register(trackingRoutes, { db, now, secretsKey: key, publicUrl: () => options.publicUrl ?? defaultPublicUrl() });
   app.setValidatorCompiler(strictValidatorCompiler);
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
 
@@ -191,6 +231,129 @@ export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = as
         if (error instanceof RenderError) throw new ApiError(422, 'render_error', error.message, error.path);
         throw error;
       }
+    },
+  );
+
+  app.post(
+    '/v1/channels/send',
+    {
+      config: write,
+      schema: docs('Send one message to a profile through the guards and the outbox (the same path as a journey send node)', {
+        body: SendBodySchema,
+        response: { 202: SendResultSchema, ...errors(400, 401, 403) },
+      }),
+    },
+    async (request, reply) => {
+      const workspaceId = await workspaceOf(request);
+      const { variables, ...rest } = request.body;
+      const result = await withTransaction(db, (client) => enqueueMessage(client, { ...rest, workspaceId, variables: variables ?? {} }, now()));
+      return reply.code(202).send(result);
+    },
+  );
+
+  app.get(
+    '/v1/channels/messages',
+    {
+      config: read,
+      schema: docs('Messages of a profile, journey or journey instance (one filter at least), oldest first', {
+        querystring: MessageListQuery,
+        response: { 200: MessageListSchema, ...errors(400, 401, 403) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      if (!request.query.profileId && !request.query.journeyId && !request.query.instanceId) {
+        throw new ApiError(400, 'invalid_request', 'Give profileId, journeyId or instanceId', 'profileId');
+      }
+      return { items: (await listMessages(db, workspaceId, request.query)).map(summaryView) };
+    },
+  );
+
+  app.get(
+    '/v1/channels/messages/:id',
+    { config: read, schema: docs('One message with its status history', { params: MessageParams, response: { 200: MessageDetailSchema, ...errors(400, 401, 403, 404) } }) },
+    async (request) => {
+      const message = await getMessage(db, await workspaceOf(request), request.params.id);
+      if (!message) throw new ApiError(404, 'not_found', `No message ${request.params.id}`);
+      return detailView(message);
+    },
+  );
+
+  app.get(
+    '/v1/channels/dead-letters',
+    { config: read, schema: docs('Messages that failed for good, newest first', { querystring: DeadLetterQuery, response: { 200: MessageListSchema, ...errors(400, 401, 403) } }) },
+    async (request) => ({ items: (await listDeadLetters(db, await workspaceOf(request), request.query.limit ?? 100)).map(summaryView) }),
+  );
+
+  app.post(
+    '/v1/channels/messages/:id/retry',
+    { config: write, schema: docs('Queue a failed message again (same message id and idempotency key)', { params: MessageParams, response: { 202: MessageDetailSchema, ...errors(400, 401, 403, 404, 409) } }) },
+    async (request, reply) => {
+      const workspaceId = await workspaceOf(request);
+      if (!(await retryMessage(db, workspaceId, request.params.id, now()))) {
+        const message = await getMessage(db, workspaceId, request.params.id);
+        if (!message) throw new ApiError(404, 'not_found', `No message ${request.params.id}`);
+        throw new ApiError(409, 'conflict', `Only failed messages can be retried; this one is ${message.status}`);
+      }
+      return reply.code(202).send(detailView((await getMessage(db, workspaceId, request.params.id))!));
+    },
+  );
+
+  app.get(
+    '/v1/channels/policy',
+    { config: read, schema: docs('Frequency caps, quiet hours and opt-in channels for marketing messages', { response: { 200: PolicySchema, ...errors(401, 403) } }) },
+    async (request) => getPolicy(db, await workspaceOf(request)),
+  );
+
+  app.put(
+    '/v1/channels/policy',
+    { config: write, schema: docs('Replace the delivery policy', { body: PolicySchema, response: { 200: PolicySchema, ...errors(400, 401, 403) } }) },
+    async (request) => putPolicy(db, await workspaceOf(request), request.body),
+  );
+
+  app.get(
+    '/v1/channels/suppressions',
+    { config: read, schema: docs('Suppressed addresses (bounces, invalid recipients, operator entries)', { querystring: SuppressionQuery, response: { 200: SuppressionListSchema, ...errors(400, 401, 403) } }) },
+    async (request) => ({ items: await listSuppressions(db, await workspaceOf(request), request.query.channel) }),
+  );
+
+  app.post(
+    '/v1/channels/suppressions',
+    { config: write, schema: docs('Suppress an address on a channel: nothing is sent to it, transactional included', { body: SuppressionBodySchema, response: { 204: Type.Null(), ...errors(400, 401, 403) } }) },
+    async (request, reply) => {
+      await addSuppressions(db, await workspaceOf(request), [{ ...request.body, reason: request.body.reason ?? 'operator' }]);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.delete(
+    '/v1/channels/suppressions',
+    { config: write, schema: docs('Lift a suppression', { querystring: SuppressionDeleteQuery, response: { 204: Type.Null(), ...errors(400, 401, 403, 404) } }) },
+    async (request, reply) => {
+      await removeSuppression(db, await workspaceOf(request), request.query.channel, request.query.address);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/channels/subscription-groups',
+    { config: read, schema: docs('Subscription groups', { response: { 200: SubscriptionGroupListSchema, ...errors(401, 403) } }) },
+    async (request) => ({ items: await listSubscriptionGroups(db, await workspaceOf(request)) }),
+  );
+
+  app.put(
+    '/v1/channels/subscription-groups/:key',
+    {
+      config: write,
+      schema: docs('Create or replace a subscription group (opt_out: subscribed until they leave; opt_in: only after joining)', {
+        params: TemplateParams,
+        body: SubscriptionGroupBodySchema,
+        response: { 200: SubscriptionGroupSchema, ...errors(400, 401, 403) },
+      }),
+    },
+    async (request) => {
+      if (request.body.key !== request.params.key) throw new ApiError(400, 'invalid_request', 'key must match the path', 'key');
+      return putSubscriptionGroup(db, await workspaceOf(request), request.body);
     },
   );
 };

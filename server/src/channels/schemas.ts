@@ -136,3 +136,68 @@ export const SubscriptionGroupBodySchema = Type.Object(
   },
   { additionalProperties: false },
 );
+
+const Origin = Type.Object({ journeyId: Type.String(), journeyVersion: Type.Integer(), instanceId: Type.String(), nodeId: Type.String() });
+export const MessageSummarySchema = Type.Object({
+  messageId: Type.String(),
+  channel: ChannelKindSchema,
+  templateKey: Type.String(),
+  status: Type.String(),
+  reason: Type.Optional(Type.String()),
+  origin: Type.Optional(Origin),
+  createdAt: Instant,
+  updatedAt: Instant,
+});
+export const MessageListSchema = Type.Object({ items: Type.Array(MessageSummarySchema) });
+export const MessageListQuery = Type.Object({
+  profileId: Type.Optional(Type.String({ format: 'uuid' })),
+  journeyId: Type.Optional(Type.String({ maxLength: 200 })),
+  instanceId: Type.Optional(Type.String({ maxLength: 200 })),
+});
+export const MessageDetailSchema = Type.Intersect([
+  MessageSummarySchema,
+  Type.Object({
+    profileId: Type.String(),
+    purpose: Type.String(),
+    accountKey: Type.Union([Type.String(), Type.Null()]),
+    templateVersion: Type.Union([Type.Integer(), Type.Null()]),
+    address: Type.Union([Type.String(), Type.Null()]),
+    dueAt: Instant,
+    attempts: Type.Integer(),
+    provider: Type.Union([Type.String(), Type.Null()]),
+    providerMessageId: Type.Union([Type.String(), Type.Null()]),
+    history: Type.Array(Type.Object({ status: Type.String(), reason: Type.Union([Type.String(), Type.Null()]), detail: Type.Unknown(), at: Instant })),
+  }),
+]);
+export const MessageParams = Type.Object({ id: Type.String({ format: 'uuid' }) });
+export const DeadLetterQuery = Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })) });
+
+export const SendBodySchema = Type.Object(
+  {
+    profileId: Type.String({ format: 'uuid' }),
+    channel: ChannelKindSchema,
+    channelConfigKey: Type.Optional(Type.String({ maxLength: 63 })),
+    templateKey: TemplateKey,
+    templateVersion: Type.Optional(Type.Integer({ minimum: 1 })),
+    idempotencyKey: Type.String({ minLength: 1, maxLength: 300 }),
+    purpose: Type.Union([Type.Literal('marketing'), Type.Literal('transactional')]),
+    subscriptionGroup: Type.Optional(Type.String({ maxLength: 63 })),
+    variables: Type.Optional(
+      Type.Object({ event: Type.Optional(Type.Record(Type.String(), Type.Unknown())), journey: Type.Optional(Type.Record(Type.String(), Type.Unknown())) }, { additionalProperties: false }),
+    ),
+  },
+  { additionalProperties: false },
+);
+export const SendResultSchema = Type.Object({ messageId: Type.String(), status: Type.String(), reason: Type.Optional(Type.String()) });
+export const SuppressionListSchema = Type.Object({
+  items: Type.Array(Type.Object({ channel: ChannelKindSchema, address: Type.String(), reason: Type.String(), createdAt: Instant })),
+});
+export const SuppressionQuery = Type.Object({ channel: Type.Optional(ChannelKindSchema) });
+export const SuppressionDeleteQuery = Type.Object({ channel: ChannelKindSchema, address: Type.String({ minLength: 1, maxLength: 320 }) });
+export const SubscriptionGroupSchema = Type.Object({
+  key: Type.String(),
+  name: Type.String(),
+  channel: Type.Union([ChannelKindSchema, Type.Null()]),
+  mode: Type.Union([Type.Literal('opt_in'), Type.Literal('opt_out')]),
+});
+export const SubscriptionGroupListSchema = Type.Object({ items: Type.Array(SubscriptionGroupSchema) });

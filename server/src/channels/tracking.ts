@@ -17,8 +17,15 @@ export function trackingKey(secretsKey: Buffer): Buffer {
 
 const mac = (key: Buffer, text: string) => crypto.createHmac('sha256', key).update(text).digest().subarray(0, 16).toString('base64url');
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const uuidBytes = (id: string) => Buffer.from(id.replace(/-/g, ''), 'hex');
+const uuidText = (bytes: Buffer) => bytes.toString('hex').replace(/^(.{8})(.{4})(.{4})(.{4})(.{12})$/, '$1-$2-$3-$4-$5');
+
+// Tokens stay short (links live in SMS too, and path parameters are limited): a version byte, the
+// workspace id's 16 bytes, then a message id's 16 bytes (1) or a text subject (2); 16 bytes of MAC.
 export function signRef(key: Buffer, ref: TrackingRef): string {
-  const body = Buffer.from(`${ref.workspaceId}|${ref.subject}`).toString('base64url');
+  const subject = UUID.test(ref.subject) ? Buffer.concat([Buffer.from([1]), uuidBytes(ref.subject)]) : Buffer.concat([Buffer.from([2]), Buffer.from(ref.subject, 'utf8')]);
+  const body = Buffer.concat([uuidBytes(ref.workspaceId), subject]).toString('base64url');
   return `${body}.${mac(key, body)}`;
 }
 
@@ -28,8 +35,14 @@ export function readRef(key: Buffer, token: string): TrackingRef | undefined {
   const expected = Buffer.from(mac(key, body));
   const given = Buffer.from(signature);
   if (expected.length !== given.length || !crypto.timingSafeEqual(expected, given)) return undefined;
-  const [workspaceId, subject] = Buffer.from(body, 'base64url').toString('utf8').split('|');
-  return workspaceId && subject ? { workspaceId, subject } : undefined;
+  const bytes = Buffer.from(body, 'base64url');
+  if (bytes.length < 18) return undefined;
+  const workspaceId = uuidText(bytes.subarray(0, 16));
+  const kind = bytes[16];
+  const rest = bytes.subarray(17);
+  if (kind === 1 && rest.length === 16) return { workspaceId, subject: uuidText(rest) };
+  if (kind === 2) return { workspaceId, subject: rest.toString('utf8') };
+  return undefined;
 }
 
 export function signUrl(key: Buffer, token: string, url: string): string {

@@ -207,20 +207,53 @@ export const decisioningRoutes: FastifyPluginAsyncTypebox<DecisioningRoutesOptio
     },
   );
 
+  const workspaceOfWriteKey = async (request: FastifyRequest): Promise<string> => {
+    const key = presentedWriteKey(request, undefined);
+    if (!key) throw new ApiError(401, 'unauthorized', 'A write key is required: HTTP Basic username or X-Write-Key header');
+    const resolved = await keys.resolve(key);
+    if (!resolved || resolved.kind !== 'write') throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
+    return resolved.workspaceId;
+  };
+  const VisitorDecideQuery = Type.Omit(DecideQuerySchema, ['profile']);
+
+  // The SDK's contract (sdk/src/personalize: getDecision): GET /v1/decisions/{placement}?anonymousId=&userId=.
+  await app.register(
+    async (plain) => {
+      const sdk = plain.withTypeProvider<TypeBoxTypeProvider>();
+      await sdk.register(cors, { origin: true, methods: ['GET', 'OPTIONS'], maxAge: 86_400 });
+      sdk.setValidatorCompiler(strictValidatorCompiler);
+      sdk.get(
+        '/:placement',
+        {
+          config: { permission: 'public' },
+          schema: {
+            summary: "The SDK's getDecision: decide a placement for the current visitor (write key)",
+            tags: ['decisioning'],
+            security: [{ basicAuth: [] }, { writeKey: [] }],
+            params: Type.Object({ placement: Type.String({ minLength: 1, maxLength: 64 }) }),
+            querystring: Type.Omit(VisitorDecideQuery, ['placement']),
+            response: { 200: DecisionSchema, ...errors(400, 401, 404) },
+          },
+        },
+        async (request, reply) => {
+          const workspaceId = await workspaceOfWriteKey(request);
+          if (request.query.anonymousId === undefined && request.query.userId === undefined) {
+            throw new ApiError(400, 'invalid_request', "Give the visitor's anonymousId or userId", 'anonymousId');
+          }
+          reply.header('cache-control', 'private, no-store');
+          return runtime.decide(workspaceId, { ...request.query, placement: request.params.placement });
+        },
+      );
+    },
+    { prefix: '/v1/decisions' },
+  );
+
   await app.register(
     async (plain) => {
       const visitor = plain.withTypeProvider<TypeBoxTypeProvider>();
       // Called from any site that embeds the SDK, like the collection and visitor segment APIs.
       await visitor.register(cors, { origin: true, methods: ['GET', 'POST', 'OPTIONS'], maxAge: 86_400 });
       visitor.setValidatorCompiler(strictValidatorCompiler);
-      const workspaceOfWriteKey = async (request: FastifyRequest): Promise<string> => {
-        const key = presentedWriteKey(request, undefined);
-        if (!key) throw new ApiError(401, 'unauthorized', 'A write key is required: HTTP Basic username or X-Write-Key header');
-        const resolved = await keys.resolve(key);
-        if (!resolved || resolved.kind !== 'write') throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
-        return resolved.workspaceId;
-      };
-      const VisitorDecideQuery = Type.Omit(DecideQuerySchema, ['profile']);
       visitor.get(
         '/decide',
         {

@@ -142,7 +142,8 @@ export async function journeyProblems(db: Db, workspaceId: string, definition: J
     const checkTemplate = checks.checkTemplate;
     for (const [i, node] of definition.nodes.entries()) {
       if (node.kind !== 'send') continue;
-      const found = await checkTemplate(db, workspaceId, { templateKey: node.template, channel: node.channel, eventProperties: [] });
+      // The executor passes the journey's key and version as journey variables (executor.ts).
+      const found = await checkTemplate(db, workspaceId, { templateKey: node.template, channel: node.channel, eventProperties: [], journeyVariables: ['key', 'version'] });
       for (const problem of found) {
         problems.push({ node: node.id, field: `nodes.${i}.template`, message: `Template "${node.template}" ${problem.path}: ${problem.message}` });
       }

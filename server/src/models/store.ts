@@ -303,9 +303,9 @@ export async function queueRun(db: Queryable, workspaceId: string, model: Model,
   await db.query(`select graphile_worker.add_job($1, $2::json, max_attempts => 1)`, [RUN_TASK, JSON.stringify({ workspaceId, modelId: model.id, runId })]);
 }
 
-/** (Re)schedules the model's periodic run at `at`; one pending scheduled job per model. */
+/** (Re)schedules the model's periodic run at `at`; one pending scheduled job per model. A failure before the run records itself (the database away) is retried, so the schedule is not lost. */
 export async function scheduleModel(db: Queryable, workspaceId: string, modelId: string, at: Date): Promise<void> {
-  await db.query(`select graphile_worker.add_job($1, $2::json, run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 1)`, [
+  await db.query(`select graphile_worker.add_job($1, $2::json, run_at => $3, job_key => $4, job_key_mode => 'replace', max_attempts => 5)`, [
     RUN_TASK,
     JSON.stringify({ workspaceId, modelId }),
     at,

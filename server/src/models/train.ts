@@ -155,7 +155,6 @@ export function trainClv(purchases: ReadonlyMap<string, PurchaseHistory>, now: n
       expected_purchases: round(bgNbdConditionalExpectedPurchases(bg.params, summary, horizonWeeks), 2),
     });
   });
-  const warnings = bg.params.a <= 1 ? ['BG/NBD a ≤ 1: expected purchases use a → 1⁺ and are an upper bound'] : [];
   return {
     values,
     parameters: { bgnbd: bg.params, gammaGamma: gg.params, timeUnit: 'week', populationSpend: Number.isFinite(populationSpend) ? populationSpend : null },
@@ -169,7 +168,6 @@ export function trainClv(purchases: ReadonlyMap<string, PurchaseHistory>, now: n
       gammaGammaConverged: gg.converged,
       meanClv: totalClv / profiles.length,
       ...(holdout ? { holdout: holdout.summary } : {}),
-      warnings,
     },
     diagnostics: holdout ? { holdoutWeekly: holdout.weekly, holdoutByFrequency: holdout.byFrequency, holdoutParameters: holdout.params } : {},
   };

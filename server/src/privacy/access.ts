@@ -1,10 +1,23 @@
+import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 import { presentedSecret, presentedWriteKey, type KeyResolver } from '../api/auth.ts';
 import { ApiError } from '../api/errors.ts';
 import type { Db } from '../storage/database.ts';
 import type { ResolvedKey } from '../workspaces/store.ts';
 import { registerAudit } from './audit.ts';
-import { AUTHENTICATED, BUILT_IN_ROLES, INSTANCE_PERMISSIONS, isPermission, keyAllows, PUBLIC, ROLE_PERMISSIONS, roleAllows, type BuiltInRole } from './permissions.ts';
+import { MASKED_PERMISSIONS, maskPersonalData, maskText } from './masking.ts';
+import {
+  AUTHENTICATED,
+  BUILT_IN_ROLES,
+  INSTANCE_PERMISSIONS,
+  isPermission,
+  keyAllows,
+  PII_READ,
+  PUBLIC,
+  ROLE_PERMISSIONS,
+  roleAllows,
+  type BuiltInRole,
+} from './permissions.ts';
 import { CSRF_HEADER, csrfMatches, readCookie, resolveSession, SESSION_COOKIE, type SessionUser } from './sessions.ts';
 
 /** What a route declares in its Fastify config. */
@@ -235,7 +248,40 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
   }
 
   registerAudit(app, db);
+  registerMasking(app);
   app.addHook('onRequest', async (request) => enforce(request, 'onRequest'));
   app.addHook('preValidation', async (request) => enforce(request, 'preValidation'));
   return { routes };
+}
+
+/**
+ * Answers of personal-data routes are masked for callers who may read the route but not
+ * 'pii.read' (marketers, analysts, viewers; keys limited to e.g. 'profiles.read').
+ */
+function registerMasking(app: FastifyInstance): void {
+  app.addHook('onSend', async (request, reply, payload) => {
+    const access = request.access;
+    if (!access || !MASKED_PERMISSIONS.has(access.permission) || access.can(PII_READ) || reply.statusCode >= 400) return payload;
+    const type = String(reply.getHeader('content-type') ?? '');
+    if (payload instanceof Readable) return payload.pipe(maskLines());
+    if (typeof payload !== 'string') return payload;
+    if (type.includes('json')) return JSON.stringify(maskPersonalData(JSON.parse(payload)));
+    return maskText(payload);
+  });
+}
+
+/** Masks a streamed text answer (CSV exports) line by line, so no value is split between chunks. */
+function maskLines(): Transform {
+  let rest = '';
+  return new Transform({
+    transform(chunk: Buffer | string, _encoding, done) {
+      const text = rest + chunk.toString();
+      const end = text.lastIndexOf('\n') + 1;
+      rest = text.slice(end);
+      done(null, end > 0 ? maskText(text.slice(0, end)) : '');
+    },
+    flush(done) {
+      done(null, rest ? maskText(rest) : '');
+    },
+  });
 }

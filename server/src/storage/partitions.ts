@@ -13,6 +13,11 @@ export function partitionName(table: string, month: Date): string {
 // Partitions known to exist, per database, so the hot path skips the catalog query.
 const known = new WeakMap<object, Set<string>>();
 
+/** Forgets a partition dropped by retention (privacy/retention.ts), so a later write re-creates it. */
+export function forgetPartition(db: object, name: string): void {
+  known.get(db)?.delete(name);
+}
+
 /**
  * Ensures a monthly partition of `table` exists for every timestamp. Creation happens in its own
  * short statements (not the caller's transaction) so a rolled-back batch never undoes it, and

@@ -11,6 +11,7 @@ import { startChannelLoops } from '../channels/worker.ts';
 import { enqueueMessage } from '../channels/index.ts';
 import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
+import { applyRetention } from '../privacy/retention.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
 export type WorkerLog = (level: WorkerLogLevel, message: string, meta?: Record<string, unknown>) => void;
@@ -130,10 +131,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: 60_000,
     onError,
   });
+  // Retention (privacy/retention.ts): old events, partitions and inactive profiles, hourly.
+  const retention = startPollingLoop({ name: 'privacy retention', drainOnce: async () => (await applyRetention(options.db, new Date()), 0), pollMs: 3_600_000, onError });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop()]).then(() => undefined);
       return stopped;
     },
   };

@@ -5,7 +5,7 @@ import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { ApiError } from '../api/errors.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
-import { CollectionSettingsSchema, getCollectionSettings, updateCollectionSettings, UpdateCollectionSettingsSchema } from './collection-settings.ts';
+import { collectionSettingsOf, CollectionSettingsSchema, getCollectionSettings, updateCollectionSettings, UpdateCollectionSettingsSchema } from './collection-settings.ts';
 import { getWorkspace } from './store.ts';
 
 export interface CollectionSettingsRoutesOptions {
@@ -41,7 +41,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     admin.get(
       '/admin/workspaces/:workspace/collection-settings',
       {
-        config: { permission: 'workspaces.read' },
+        config: { permission: 'collection.read' },
         schema: docs("A workspace's collection settings", { params: WorkspaceParams, response: { 200: CollectionSettingsSchema, ...errors(401, 404) } }),
       },
       async (request) => getCollectionSettings(db, (await getWorkspace(db, request.params.workspace)).id),
@@ -49,7 +49,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     admin.patch(
       '/admin/workspaces/:workspace/collection-settings',
       {
-        config: { permission: 'workspaces.write' },
+        config: { permission: 'collection.write' },
         schema: docs("Change a workspace's collection settings (consent requirement); absent fields keep their value", {
           params: WorkspaceParams,
           body: UpdateCollectionSettingsSchema,
@@ -72,7 +72,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     server.get(
       '/v1/workspace/collection-settings',
       {
-        config: { permission: 'workspaces.read' },
+        config: { permission: 'collection.read' },
         schema: docs("This workspace's collection settings", { response: { 200: CollectionSettingsSchema, ...errors(401, 403) } }),
       },
       async (request) => getCollectionSettings(db, (await requireServerKey(keys, request)).workspaceId),
@@ -80,7 +80,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     server.patch(
       '/v1/workspace/collection-settings',
       {
-        config: { permission: 'workspaces.write' },
+        config: { permission: 'collection.write' },
         schema: docs("Change this workspace's collection settings (consent requirement); absent fields keep their value", {
           body: UpdateCollectionSettingsSchema,
           response: { 200: CollectionSettingsSchema, ...errors(400, 401, 403) },
@@ -101,6 +101,9 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     sdk.get(
       '/v1/sdk/settings',
       {
+        // Public to access control: the handler requires a write key itself, which may come in the
+        // URL (the browser's simple GET), where the access hook does not look for credentials.
+        config: { permission: 'public' },
         schema: {
           summary: 'What the SDKs must know before sending: whether this workspace requires consent, and for which categories',
           tags: ['collection'],
@@ -114,7 +117,7 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
         if (!key) throw new ApiError(401, 'unauthorized', 'A write key is required: ?writeKey=, HTTP Basic username or X-Write-Key header');
         const resolved = await keys.resolve(key);
         if (!resolved || resolved.kind !== 'write') throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
-        const settings = resolved.collection;
+        const settings = await collectionSettingsOf(db, resolved);
         const etag = `"${createHash('sha256').update(JSON.stringify(settings)).digest('base64url').slice(0, 16)}"`;
         reply
           .header('cache-control', `public, max-age=${SDK_SETTINGS_MAX_AGE_SECONDS}`)

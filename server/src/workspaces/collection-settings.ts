@@ -58,3 +58,8 @@ export async function updateCollectionSettings(db: Queryable, workspaceId: strin
   if (!rows[0]) throw new NotFoundError(`Workspace "${workspaceId}" not found`);
   return toSettings(rows[0]);
 }
+
+/** The settings a resolved key carries, or the workspace's as stored when it carries none. */
+export async function collectionSettingsOf(db: Queryable, key: { workspaceId: string; collection?: CollectionSettings }): Promise<CollectionSettings> {
+  return key.collection ?? getCollectionSettings(db, key.workspaceId);
+}

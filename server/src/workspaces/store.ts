@@ -295,8 +295,12 @@ export interface ResolvedKey {
   expiresAt: Date | null;
   /** Explicit permission patterns; null keeps the kind's default (privacy/permissions.ts). */
   permissions: string[] | null;
-  /** The workspace's collection settings (collection-settings.ts), read with the key so ingestion needs no other query. */
-  collection: CollectionSettings;
+  /**
+   * The workspace's collection settings (collection-settings.ts), read with the key so ingestion
+   * needs no other query. Always set by resolveKey; callers that build a ResolvedKey otherwise
+   * leave it out, and readers then load the settings (collectionSettingsOf).
+   */
+  collection?: CollectionSettings;
 }
 
 /** The workspace and source a presented key acts for, or null when unknown, disabled or expired. */

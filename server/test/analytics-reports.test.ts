@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { analyticsCaller, sendAndResolve } from './analytics-support.ts';
+import { serverKey } from './profiles-support.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
+
+/** Saved, versioned reports: orders on 2 March (2 of them, 100 + 40) and 5 April (1, 60), UTC. */
+describe('saved reports', () => {
+  let t: TestApp;
+  let post: ReturnType<typeof analyticsCaller>;
+  let key: string;
+  const call = (method: 'GET' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
+    t.app.inject({ method, url, headers: { authorization: `Bearer ${key}` }, ...(payload ? { payload } : {}) });
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    key = await serverKey(t);
+    post = analyticsCaller(t, key);
+    await sendAndResolve(t, [
+      { type: 'track', event: 'Order Completed', userId: 'a', timestamp: '2026-03-02T10:00:00Z', messageId: 'o1', properties: { revenue: 100 } },
+      { type: 'track', event: 'Order Completed', userId: 'b', timestamp: '2026-03-02T11:00:00Z', messageId: 'o2', properties: { revenue: 40 } },
+      { type: 'track', event: 'Order Completed', userId: 'a', timestamp: '2026-04-05T10:00:00Z', messageId: 'o3', properties: { revenue: 60 } },
+    ]);
+  });
+  afterAll(async () => t?.close());
+
+  const gmv = { range: { from: '2026-03-01', to: '2026-03-31' }, interval: 'month', series: [{ event: { event: 'Order Completed' }, measure: 'sum', property: 'revenue' }] };
+
+  it('saves a metric, runs it, versions its changes and keeps earlier versions runnable', async () => {
+    const created = await post('/v1/analytics/reports', { key: 'gmv', name: 'GMV', kind: 'trend', definition: gmv }, 201);
+    expect(created).toMatchObject({ key: 'gmv', version: 1, kind: 'trend' });
+    const run = await post('/v1/analytics/reports/gmv/run', {});
+    expect(run.result.series[0].values).toEqual([140]);
+    const otherRange = await post('/v1/analytics/reports/gmv/run', { range: { from: '2026-04-01', to: '2026-04-30' } });
+    expect(otherRange.result.series[0].values).toEqual([60]);
+    // Redefined as order count: version 2; version 1 still answers with revenue.
+    const updated = await call('PATCH', '/v1/analytics/reports/gmv', { definition: { ...gmv, series: [{ event: { event: 'Order Completed' } }] } });
+    expect(updated.json().version).toBe(2);
+    expect((await post('/v1/analytics/reports/gmv/run', {})).result.series[0].values).toEqual([2]);
+    expect((await post('/v1/analytics/reports/gmv/run', { version: 1 })).result.series[0].values).toEqual([140]);
+    // A rename alone is no new version.
+    expect((await call('PATCH', '/v1/analytics/reports/gmv', { name: 'Orders' })).json()).toMatchObject({ name: 'Orders', version: 2 });
+    expect((await call('GET', '/v1/analytics/reports')).json().items.map((r: { key: string }) => r.key)).toEqual(['gmv']);
+  });
+
+  it('refuses definitions its kind would refuse, duplicates, and runs of archived reports', async () => {
+    const bad = await post('/v1/analytics/reports', { key: 'f', name: 'F', kind: 'funnel', definition: { range: { lastDays: 7 }, steps: [{ event: 'A' }] } }, 400);
+    expect(bad).toMatchObject({ error: 'invalid_definition', field: 'definition.steps' });
+    await post('/v1/analytics/reports', { key: 'dup', name: 'D', kind: 'trend', definition: gmv }, 201);
+    expect((await post('/v1/analytics/reports', { key: 'dup', name: 'D', kind: 'trend', definition: gmv }, 409)).field).toBe('key');
+    expect((await call('DELETE', '/v1/analytics/reports/dup')).json().status).toBe('archived');
+    expect((await post('/v1/analytics/reports/dup/run', {}, 409)).error).toBe('archived');
+    expect((await post('/v1/analytics/reports/nope/run', {}, 404)).error).toBe('not_found');
+    expect((await post('/v1/analytics/reports/gmv/run', { version: 9 }, 404)).field).toBe('version');
+  });
+});
