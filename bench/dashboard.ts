@@ -88,6 +88,7 @@ async function screenshots(browser: import('playwright-core').Browser, url: stri
   };
   await page.goto(`${url}/`);
   await shot('login');
+  await page.getByRole('radio', { name: 'Server key' }).check();
   await page.getByLabel('Workspace server key').fill(key);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.locator('.metric-value').first().waitFor();
@@ -103,6 +104,12 @@ async function screenshots(browser: import('playwright-core').Browser, url: stri
   await page.getByTestId('segment-list').waitFor();
   await shot('segments');
   await page.goto(`${url}/segments/new`);
+  await page.getByTestId('segment-builder').getByRole('button', { name: '+ Trait' }).click();
+  await page.getByTestId('segment-builder').getByLabel('Value').fill('上海');
+  await page.getByTestId('segment-builder').getByRole('button', { name: '+ Event' }).click();
+  await page.getByTestId('preview-size').waitFor();
+  await shot('segment-builder');
+  await page.getByRole('radio', { name: 'Text' }).check();
   const text = page.getByLabel('Definition (segment language)');
   await text.fill('trait.city = "上海" and\nevent("Order Completed").count(within 90d) >=');
   await page.getByRole('button', { name: 'Preview' }).click();
