@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/node_modules/**', '.touchpoint/**', 'reports/**', 'bench/.data/**'] },
+  { ignores: ['**/node_modules/**', '.touchpoint/**', 'reports/**', 'bench/.data/**', 'dashboard/dist/**', 'dashboard/dist.*/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

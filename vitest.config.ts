@@ -1,8 +1,10 @@
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // The dashboard's .tsx modules use React's automatic JSX runtime.
+  esbuild: { jsx: 'automatic' },
   test: {
-    include: ['server/test/**/*.test.ts', 'sdk/test/**/*.test.ts'],
+    include: ['server/test/**/*.test.ts', 'sdk/test/**/*.test.ts', 'dashboard/test/**/*.test.ts'],
     globalSetup: ['server/test/support/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,

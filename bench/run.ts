@@ -3,7 +3,7 @@
  * exists), prints a summary and writes bench/results/<name>-<date>.json.
  *
  *   npm run bench                        all benchmarks
- *   npm run bench -- --only ingest       one of them (ingest | import | identity | segments)
+ *   npm run bench -- --only ingest       one of them (ingest | import | identity | segments | models | decide)
  *   BENCH_EVENTS=100000 npm run bench    fewer events (ingest default: 1,000,000)
  */
 import fs from 'node:fs';
@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity', 'segments'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -43,6 +43,16 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     // BENCH_SEGMENT_EVENTS and others; see the file).
     const { benchSegments } = await import('./segments.ts');
     return () => benchSegments();
+  }
+  if (name === 'models') {
+    // bench/models.ts: training time per model kind vs profiles, fit time, UCI Online Retail check (see the file).
+    const { benchModels } = await import('./models.ts');
+    return () => benchModels();
+  }
+  if (name === 'decide') {
+    // bench/decide.ts: GET /v1/decide latency at a fixed rate (BENCH_DECIDE_PROFILES, BENCH_DECIDE_RATE, BENCH_DECIDE_SECONDS).
+    const { benchDecide } = await import('./decide.ts');
+    return () => benchDecide();
   }
   const file = path.join(HERE, 'import.ts');
   if (!fs.existsSync(file)) return 'bench/import.ts is not in this checkout';

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveQueuedEvents } from '../../server/src/identity/resolver.ts';
 import { storedEvents } from '../../server/test/collection-helpers.ts';
-import { startTestApp, type TestApp } from '../../server/test/support/app.ts';
+import { ADMIN_TOKEN, startTestApp, type TestApp } from '../../server/test/support/app.ts';
 import { STORAGE_KEYS } from '../src/core/client.ts';
 import type { DeliveryError } from '../src/core/types.ts';
 import { createWechatClient, type WechatClient } from '../src/wechat/index.ts';
@@ -171,5 +171,47 @@ describe('WeChat mini-program client through the wx shim', () => {
     expect(await client.getProfileSegments({ timeoutMs: 5_000, fallback: ['fallback'] })).toEqual(['fallback']);
     expect(await client.getDecision('home', { timeoutMs: 5_000, fallback: 'default' })).toBe('default');
     client.close();
+  });
+  it('holds a visit on the phone while the workspace requires consent, through a failed settings fetch and a restart, then delivers it once', async () => {
+    const consentWorkspace = await t.addWorkspace('mini-consent');
+    await t.app.inject({
+      method: 'PATCH',
+      url: '/admin/workspaces/mini-consent/collection-settings',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      payload: { requireConsent: true, consentCategories: ['analytics'] },
+    });
+    const startConsent = (shim: WxShim) =>
+      createWechatClient({ wx: shim.wx, writeKey: consentWorkspace.writeKey, host, flushIntervalMs: 20, retryBaseMs: 20, retryMaxMs: 100 });
+    const storedHere = () => storedEvents(t, 'workspace_id = $1', [consentWorkspace.workspace.id]);
+
+    const firstRun = createWxShim();
+    const client = startConsent(firstRun);
+    boot(firstRun, client);
+    firstRun.launch({ path: 'pages/index/index', scene: 1001 });
+    await client.flush();
+    expect(await client.getProfileSegments({ timeoutMs: 5_000, fallback: ['held'] })).toEqual(['held']);
+    // Only the settings question left the phone, with the write key as on batches.
+    expect(firstRun.sent.map((r) => `${r.method} ${new URL(r.url).pathname}`)).toEqual(['GET /v1/sdk/settings']);
+    expect(firstRun.sent[0]!.header.authorization).toBe(`Basic ${Buffer.from(`${consentWorkspace.writeKey}:`).toString('base64')}`);
+    client.close();
+
+    // Restart offline: the settings cannot be fetched, the last answer (required) keeps the gate closed.
+    const secondRun = createWxShim({ disk: firstRun.disk });
+    secondRun.goOffline();
+    const restarted = startConsent(secondRun);
+    boot(secondRun, restarted);
+    secondRun.launch({ path: 'pages/index/index', scene: 1001 });
+    await restarted.flush();
+    expect(restarted.queued()).toBe(4);
+    expect(secondRun.sent.every((r) => r.method === 'GET')).toBe(true);
+    secondRun.goOnline('wifi');
+    restarted.setConsent({ analytics: true });
+    await expect.poll(() => restarted.queued()).toBe(0);
+    restarted.close();
+
+    const rows = await storedHere();
+    expect(rows.map(label)).toEqual(['Application Opened', 'screen pages/index/index', 'Application Opened', 'screen pages/index/index', 'identify']);
+    expect(new Set(rows.map((row) => row.message_id)).size).toBe(rows.length);
+    expect(rows.every((row) => (row.context?.consent as { categoryPreferences: unknown }).categoryPreferences !== undefined)).toBe(true);
   });
 });

@@ -14,6 +14,8 @@ export interface Config {
   maxInflightIngest: number;
   runWorker: boolean;
   workerConcurrency: number;
+  /** Build the dashboard at start when its build is missing or stale (TOUCHPOINT_DASHBOARD_BUILD=off to skip). */
+  buildDashboard: boolean;
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -38,5 +40,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxInflightIngest: intFromEnv(env, 'TOUCHPOINT_MAX_INFLIGHT', 512),
     runWorker: env.TOUCHPOINT_WORKER !== 'off',
     workerConcurrency: intFromEnv(env, 'TOUCHPOINT_WORKER_CONCURRENCY', 4),
+    buildDashboard: env.TOUCHPOINT_DASHBOARD_BUILD !== 'off',
   };
 }

@@ -10,8 +10,10 @@ describe('operations endpoints', () => {
   });
   afterAll(async () => t.close());
 
-  it('GET / answers with a page pointing at the API documents (the dashboard slot)', async () => {
-    const res = await t.app.inject({ method: 'GET', url: '/' });
+  it('GET / without a dashboard build answers with a page pointing at the API documents', async () => {
+    const app = await buildServer({ db: t.db, verifyAdmin: () => false, logLevel: false, dashboardDir: '/nonexistent/touchpoint-dashboard' });
+    const res = await app.inject({ method: 'GET', url: '/' });
+    await app.close();
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toMatch(/text\/html/);
     expect(res.body).toContain('/openapi.json');

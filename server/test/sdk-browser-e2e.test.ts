@@ -5,7 +5,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storedEvents } from './collection-helpers.ts';
 import { drain } from './profiles-support.ts';
-import { startTestApp, type TestApp } from './support/app.ts';
+import { ADMIN_TOKEN, startTestApp, type TestApp } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
@@ -24,6 +24,15 @@ function testPage(serverUrl: string, writeKey: string): string {
 <button id="gold" data-tp-track="Plan Selected" data-tp-prop-plan-name="gold">Gold</button></body></html>`;
 }
 
+/** Serves the test SPA on its own origin (so its localStorage is its own) for one write key. */
+async function startSite(serverUrl: string, writeKey: string): Promise<{ site: Server; siteUrl: string }> {
+  const site = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(testPage(serverUrl, writeKey));
+  });
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  return { site, siteUrl: `http://127.0.0.1:${(site.address() as AddressInfo).port}` };
+}
+
 describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
   let t: TestApp;
   let site: Server;
@@ -35,11 +44,7 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
   beforeAll(async () => {
     t = await startTestApp();
     serverUrl = await t.app.listen({ port: 0, host: '127.0.0.1' });
-    site = createServer((_request, response) => {
-      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(testPage(serverUrl, t.writeKey));
-    });
-    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
-    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    ({ site, siteUrl } = await startSite(serverUrl, t.writeKey));
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({
       executablePath: CHROMIUM,
@@ -153,5 +158,117 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
         ['user_id', 'user-42'],
       ]),
     );
+  });
+  it('holds everything on the page while the workspace requires consent, then delivers it once, in order, under the consent', async () => {
+    const consentWorkspace = await t.addWorkspace('consent-required');
+    const configured = await t.app.inject({
+      method: 'PATCH',
+      url: '/admin/workspaces/consent-required/collection-settings',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      payload: { requireConsent: true, consentCategories: ['analytics'] },
+    });
+    expect(configured.statusCode).toBe(200);
+    const other = await startSite(serverUrl, consentWorkspace.writeKey);
+    const context = await browser.newContext();
+    try {
+      const consentPage = await context.newPage();
+      const requests: string[] = [];
+      consentPage.on('request', (request) => {
+        if (request.url().startsWith(`${serverUrl}/v1/`)) requests.push(`${request.method()} ${new URL(request.url()).pathname}`);
+      });
+      const flushPage = () => consentPage.evaluate(() => (window as unknown as { touchpoint: { flush(): Promise<void> } }).touchpoint.flush());
+      const stored = () => storedEvents(t, 'workspace_id = $1', [consentWorkspace.workspace.id]);
+
+      await consentPage.goto(`${other.siteUrl}/`);
+      await consentPage.click('#pricing');
+      await consentPage.click('#gold');
+      await flushPage();
+      // Held on the device through a reload, and nothing but the settings question went out.
+      await consentPage.reload();
+      await flushPage();
+      await consentPage.waitForTimeout(300);
+      expect(await stored()).toEqual([]);
+      expect(requests.filter((r) => !r.startsWith('GET /v1/sdk/settings'))).toEqual([]);
+      expect(requests.length).toBeGreaterThan(0);
+      expect(await consentPage.evaluate(() => JSON.parse(localStorage.getItem('tp_queue') ?? '[]').length)).toBe(4);
+      expect(await consentPage.evaluate(() => JSON.parse(localStorage.getItem('tp_settings') ?? 'null'))).toEqual({
+        requireConsent: true,
+        consentCategories: ['analytics'],
+      });
+
+      await consentPage.evaluate(() =>
+        (window as unknown as { touchpoint: { setConsent(c: Record<string, boolean>): void } }).touchpoint.setConsent({ analytics: true, advertising: false }),
+      );
+      await flushPage();
+      // Another reload after consent: the page view is sent at once, nothing earlier a second time.
+      await consentPage.reload();
+      await flushPage();
+
+      const events = await stored();
+      expect(events.map((e) => `${e.type}:${e.event ?? (e.properties?.path as string | undefined) ?? ''}`)).toEqual([
+        'page:/',
+        'page:/pricing',
+        'track:Plan Selected',
+        'page:/pricing',
+        'identify:',
+        'page:/pricing',
+      ]);
+      expect(new Set(events.map((e) => e.message_id)).size).toBe(events.length);
+      for (const event of events) expect(event.context!.consent).toEqual({ categoryPreferences: { analytics: true, advertising: false } });
+      const times = events.map((e) => Date.parse(e.timestamp));
+      expect([...times].sort((a, b) => a - b)).toEqual(times);
+      const { rows } = await t.db.query('select id from quarantine where workspace_id = $1', [consentWorkspace.workspace.id]);
+      expect(rows).toEqual([]);
+    } finally {
+      await context.close();
+      await new Promise((resolve) => other.site.close(resolve));
+    }
+  });
+  it('reads UTM parameters into context.campaign, keeps the anonymous id in a cookie, ends a session after 30 idle minutes, and beacons the queue on page hide', async () => {
+    const ws = await t.addWorkspace('browser-context');
+    const other = await startSite(serverUrl, ws.writeKey);
+    const context = await browser.newContext();
+    try {
+      const tab = await context.newPage();
+      const tp = () => tab.evaluate(() => (window as unknown as { touchpoint: { flush(): Promise<void> } }).touchpoint.flush());
+      const stored = () => storedEvents(t, 'workspace_id = $1', [ws.workspace.id]);
+      await tab.goto(`${other.siteUrl}/landing?utm_source=wechat&utm_medium=social&utm_campaign=spring&utm_term=tea&utm_content=banner&ref=x`);
+      await tp();
+      const [landing] = await stored();
+      expect(landing!.context!.campaign).toEqual({ source: 'wechat', medium: 'social', name: 'spring', term: 'tea', content: 'banner' });
+
+      // The first-party cookie holds the anonymous id and restores it when localStorage is cleared.
+      const cookie = (await context.cookies(other.siteUrl)).find((c) => c.name === 'tp_aid');
+      expect(cookie?.value).toBe(landing!.anonymous_id);
+      expect(cookie?.sameSite).toBe('Lax');
+      await tab.evaluate(() => localStorage.removeItem('tp_aid'));
+      await tab.reload();
+      await tp();
+
+      // 31 minutes without a message: the next one starts a new session.
+      await tab.evaluate(() => {
+        const session = JSON.parse(localStorage.getItem('tp_session')!) as { id: number; last: number };
+        localStorage.setItem('tp_session', JSON.stringify({ id: session.id, last: Date.now() - 31 * 60 * 1000 }));
+        (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint.track('After A Break');
+      });
+      await tp();
+      const events = await stored();
+      expect(events.map((e) => e.event ?? e.type)).toEqual(['page', 'page', 'After A Break']);
+      expect(new Set(events.map((e) => e.anonymous_id))).toEqual(new Set([landing!.anonymous_id]));
+      expect(events[1]!.context!.sessionId).toBe(events[0]!.context!.sessionId);
+      expect(events[2]!.context!.sessionId).not.toBe(events[0]!.context!.sessionId);
+      expect(events[2]!.context!.sessionId).toBeGreaterThan(events[0]!.context!.sessionId as number);
+
+      // fetch cannot reach the server (sendBeacon is not intercepted): leaving the page hands the queue to the beacon.
+      await tab.route(`${serverUrl}/v1/batch`, (route) => route.abort('internetdisconnected'));
+      await tab.evaluate(() => (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint.track('Leaving'));
+      await tp();
+      expect(await tab.evaluate(() => JSON.parse(localStorage.getItem('tp_queue') ?? '[]').length)).toBe(1);
+      await tab.goto('about:blank');
+      await expect.poll(async () => (await stored()).map((e) => e.event ?? e.type), { timeout: 10_000 }).toEqual(['page', 'page', 'After A Break', 'Leaving']);
+    } finally {
+      await context.close();
+      await new Promise((resolve) => other.site.close(resolve));
+    }
   });
 });

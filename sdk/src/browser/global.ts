@@ -40,6 +40,8 @@ if (script && writeKey) {
     writeKey,
     host: script.getAttribute('data-host') ?? new URL(script.src).origin,
     trackClicks: script.hasAttribute('data-track-clicks'),
-    requireConsent: script.hasAttribute('data-require-consent'),
+    // Absent: the workspace's setting decides. Present: required (`="false"` to override the workspace).
+    requireConsent: script.hasAttribute('data-require-consent') ? script.getAttribute('data-require-consent') !== 'false' : undefined,
+    consentCategories: script.getAttribute('data-consent-categories')?.split(',').map((category) => category.trim()).filter(Boolean),
   });
 }

@@ -1,9 +1,9 @@
 import { createClient, type Client, type ClientOptions, type MessageOptions, type Properties } from '../core/index.ts';
 import { browserContext, currentPage, sessionEnricher, type PageFields } from './context.ts';
 import { browserStorage } from './storage.ts';
-import { browserTransport } from './transport.ts';
+import { browserSettings, browserTransport } from './transport.ts';
 
-export interface BrowserOptions extends Omit<ClientOptions, 'transport' | 'storage' | 'context' | 'enrich'> {
+export interface BrowserOptions extends Omit<ClientOptions, 'transport' | 'storage' | 'context' | 'enrich' | 'loadSettings'> {
   /** A page view on init and on every SPA route change (history API, back/forward). Default true. */
   trackPages?: boolean;
   /** Track clicks on elements with `data-tp-track="Event Name"` (properties from `data-tp-prop-*`). Default false. */
@@ -34,6 +34,7 @@ export function init(options: BrowserOptions): BrowserClient {
   const client = createClient({
     ...options,
     transport: browserTransport(),
+    loadSettings: browserSettings(options.host, options.writeKey),
     storage,
     context: () => browserContext(page),
     enrich: sessionEnricher(storage, options.sessionTimeoutMs ?? 30 * 60 * 1000),

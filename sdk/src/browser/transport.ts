@@ -33,3 +33,12 @@ export function browserTransport(): Transport {
     },
   };
 }
+
+/** `GET /v1/sdk/settings` with the write key in the URL: a simple CORS request the browser may cache. */
+export function browserSettings(host: string, writeKey: string): () => Promise<unknown> {
+  return async () => {
+    const response = await fetch(`${host.replace(/\/+$/, '')}/v1/sdk/settings?writeKey=${encodeURIComponent(writeKey)}`, { credentials: 'omit' });
+    if (!response.ok) throw new Error(`touchpoint: settings answered ${response.status}`);
+    return response.json();
+  };
+}

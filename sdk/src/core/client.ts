@@ -1,7 +1,8 @@
 import { uuid } from './ids.ts';
 import { buildMessage } from './payload.ts';
-import { createQueue } from './queue.ts';
+import { backoffDelay, createQueue } from './queue.ts';
 import type {
+  CollectionSettings,
   ConsentPreferences,
   DeliveryError,
   KeyValueStorage,
@@ -19,8 +20,19 @@ export interface ClientOptions {
   transport: Transport;
   /** Where identity, consent and the queue persist; memory when absent. */
   storage?: KeyValueStorage;
-  /** Hold every message on the device until `setConsent` grants at least one category. */
+  /**
+   * Hold every message on the device until `setConsent` grants `consentCategories`. When absent,
+   * the workspace's setting is asked with `loadSettings` (messages wait for the answer).
+   */
   requireConsent?: boolean;
+  /** With `requireConsent: true`: categories that must all be granted (default: any one). */
+  consentCategories?: string[];
+  /**
+   * Asks the server for the workspace's collection settings (`GET /v1/sdk/settings`); used when
+   * `requireConsent` is not given. Until it answers nothing is sent; when it fails, the last answer
+   * kept in storage applies (none: keep holding) and it is retried with backoff.
+   */
+  loadSettings?: () => Promise<unknown>;
   /** Send when this many messages wait (default 20)… */
   flushAt?: number;
   /** …or this long after one was queued (default 1000 ms). */
@@ -65,6 +77,11 @@ export interface Client {
   /** Records consent (sent as an identify with `context.consent.categoryPreferences`) and opens or closes the gate. */
   setConsent(categories: ConsentPreferences): void;
   consent(): ConsentPreferences | null;
+  /**
+   * Whether messages may leave the device: resolves once the workspace's settings are known (or
+   * failed to load), true when consent is not required or is granted.
+   */
+  consentGateOpen(): Promise<boolean>;
   user(): UserState;
   /** Sends what is queued; resolves when the queue is empty or a send failed (a retry is scheduled). */
   flush(): Promise<void>;
@@ -91,7 +108,17 @@ export const STORAGE_KEYS = {
   traits: 'tp_traits',
   consent: 'tp_consent',
   queue: 'tp_queue',
+  settings: 'tp_settings',
 } as const;
+
+/** A well-formed settings answer, or null. */
+function asSettings(value: unknown): CollectionSettings | null {
+  const candidate = value as Partial<CollectionSettings> | null;
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.requireConsent !== 'boolean') return null;
+  const categories = candidate.consentCategories ?? [];
+  if (!Array.isArray(categories) || !categories.every((category) => typeof category === 'string')) return null;
+  return { requireConsent: candidate.requireConsent, consentCategories: categories };
+}
 
 function readJson<T>(storage: KeyValueStorage, key: string): T | null {
   const text = storage.get(key);
@@ -127,8 +154,26 @@ export function createClient(options: ClientOptions): Client {
   let traits = readJson<Properties>(storage, STORAGE_KEYS.traits) ?? {};
   let consent = readJson<ConsentPreferences>(storage, STORAGE_KEYS.consent);
 
-  const consentGiven = () => consent !== null && Object.values(consent).some(Boolean);
-  const canSend = () => !options.requireConsent || consentGiven();
+  // null: not known yet, nothing may be sent. An explicit option needs no answer from the server.
+  let settings: CollectionSettings | null =
+    options.requireConsent !== undefined
+      ? { requireConsent: options.requireConsent, consentCategories: options.consentCategories ?? [] }
+      : options.loadSettings
+        ? null
+        : { requireConsent: false, consentCategories: [] };
+  let settingsFresh = settings !== null;
+  let settingsLoading: Promise<void> | null = null;
+  let settingsRetry: ReturnType<typeof setTimeout> | null = null;
+  let settingsAttempt = 0;
+
+  const consentGiven = () => {
+    if (consent === null) return false;
+    const required = settings?.consentCategories ?? [];
+    const given = consent;
+    return required.length > 0 ? required.every((category) => given[category] === true) : Object.values(given).some(Boolean);
+  };
+  const requiresConsent = () => settings !== null && settings.requireConsent;
+  const canSend = () => settings !== null && (!settings.requireConsent || consentGiven());
 
   const queue = createQueue({
     writeKey,
@@ -144,10 +189,52 @@ export function createClient(options: ClientOptions): Client {
     retryBaseMs: options.retryBaseMs ?? 1000,
     retryMaxMs: options.retryMaxMs ?? 60_000,
     canSend,
+    // Messages held for consent were made before it was given; they leave the device under it.
+    stamp: (message) =>
+      requiresConsent() && consent !== null && message.context.consent === undefined
+        ? { ...message, context: { ...message.context, consent: { categoryPreferences: { ...consent } } } }
+        : message,
     onError,
     now,
     random: options.random ?? Math.random,
   });
+
+  /** Applies the workspace's settings: drops what was held if consent was already refused, else sends what may go. */
+  const useSettings = (next: CollectionSettings) => {
+    settings = next;
+    if (requiresConsent() && consent !== null && !consentGiven()) queue.discard('consent_denied');
+    else if (canSend() && queue.size() > 0) void queue.flush();
+  };
+
+  /** Resolves once the settings are known or the attempt failed (a retry is then scheduled). */
+  const loadSettings = (): Promise<void> => {
+    const load = options.loadSettings;
+    if (settingsFresh || !load) return Promise.resolve();
+    if (settingsRetry !== null) clearTimeout(settingsRetry);
+    settingsRetry = null;
+    settingsLoading ??= Promise.resolve()
+      .then(load)
+      .then((answer) => {
+        const next = asSettings(answer);
+        if (!next) throw new TypeError('touchpoint: malformed settings');
+        settingsFresh = true;
+        settingsAttempt = 0;
+        storage.set(STORAGE_KEYS.settings, JSON.stringify(next));
+        useSettings(next);
+      })
+      .catch(() => {
+        // The last answer this device had applies meanwhile: fail closed when it required consent.
+        const known = asSettings(readJson(storage, STORAGE_KEYS.settings));
+        if (settings === null && known) useSettings(known);
+        const delay = backoffDelay(settingsAttempt++, options.retryBaseMs ?? 1000, options.retryMaxMs ?? 60_000, (options.random ?? Math.random)());
+        settingsRetry = setTimeout(() => void loadSettings(), delay);
+      })
+      .finally(() => {
+        settingsLoading = null;
+      });
+    return settingsLoading;
+  };
+  void loadSettings();
 
   const setUser = (id: string | null) => {
     userId = id;
@@ -227,7 +314,7 @@ export function createClient(options: ClientOptions): Client {
       if (typeof categories !== 'object' || categories === null) throw new TypeError('touchpoint: setConsent expects { category: boolean }');
       consent = { ...categories };
       storage.set(STORAGE_KEYS.consent, JSON.stringify(consent));
-      if (options.requireConsent && !consentGiven()) {
+      if (requiresConsent() && !consentGiven()) {
         queue.discard('consent_denied');
         return;
       }
@@ -235,10 +322,16 @@ export function createClient(options: ClientOptions): Client {
       void queue.flush();
     },
     consent: () => (consent === null ? null : { ...consent }),
+    consentGateOpen: () => loadSettings().then(canSend),
     user: () => ({ anonymousId, userId, traits: { ...traits } }),
-    flush: () => queue.flush(),
+    flush: () => loadSettings().then(() => queue.flush()),
     flushOnUnload: () => queue.flushOnUnload(),
     queued: () => queue.size(),
-    close: () => queue.stop(),
+    close: () => {
+      if (settingsRetry !== null) clearTimeout(settingsRetry);
+      settingsRetry = null;
+      settingsFresh = true; // stops retries; a closed client fetches nothing more
+      queue.stop();
+    },
   };
 }

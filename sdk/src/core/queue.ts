@@ -23,6 +23,8 @@ export interface QueueOptions {
   maxRetries?: number;
   /** Whether messages may leave the device now (the consent gate). */
   canSend: () => boolean;
+  /** Changes a message as it is sent (not as stored), e.g. to add the consent it leaves under. */
+  stamp?: (message: Message) => Message;
   onError: (error: DeliveryError) => void;
   now: () => Date;
   random: () => number;
@@ -99,7 +101,8 @@ export function createQueue(options: QueueOptions): Queue {
   const url = `${options.host.replace(/\/+$/, '')}/v1/batch`;
   const request = (batch: Message[]): BatchRequest => {
     const sentAt = options.now().toISOString();
-    return { url, messages: batch, body: JSON.stringify({ batch, sentAt, writeKey: options.writeKey }) };
+    const messages = options.stamp ? batch.map(options.stamp) : batch;
+    return { url, messages, body: JSON.stringify({ batch: messages, sentAt, writeKey: options.writeKey }) };
   };
 
   const remove = (batch: Message[]) => {

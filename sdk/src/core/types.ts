@@ -5,6 +5,14 @@ export type Properties = Record<string, unknown>;
 /** Consent categories as in Segment's consent spec: `{ analytics: true, advertising: false }`. */
 export type ConsentPreferences = Record<string, boolean>;
 
+/** What the workspace asks of collection (`GET /v1/sdk/settings`). */
+export interface CollectionSettings {
+  /** Messages leave the device only once consent grants `consentCategories`. */
+  requireConsent: boolean;
+  /** Categories that must all be granted; empty means at least one granted category. */
+  consentCategories: string[];
+}
+
 export interface Message {
   type: MessageType;
   messageId: string;

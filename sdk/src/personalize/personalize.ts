@@ -16,6 +16,11 @@ export interface PersonalizerOptions {
   visitor: () => Visitor;
   /** Default time limit of a call (800 ms). */
   timeoutMs?: number;
+  /**
+   * Whether the visitor's ids may be sent now, e.g. the client's `consentGateOpen`: when false the
+   * helpers answer their fallback without a request (nothing leaves the device before consent).
+   */
+  allowed?: () => boolean | Promise<boolean>;
 }
 
 /** A decision as the decisioning API answers it: a JSON object (placement, variant, content…). */
@@ -64,6 +69,7 @@ export function createPersonalizer(options: PersonalizerOptions): Personalizer {
 
   /** The JSON body of a 200 that `accept` recognises; anything else rejects (and so falls back). */
   const getJson = async <T>(url: string, timeoutMs: number, accept: (body: unknown) => body is T): Promise<T> => {
+    if (options.allowed && !(await options.allowed())) throw new Error('touchpoint: waiting for consent');
     const response = await options.get({ url, headers, timeoutMs });
     if (response.status !== 200 || !accept(response.body)) throw new Error(`touchpoint: ${url} answered ${response.status}`);
     return response.body;

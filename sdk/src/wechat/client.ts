@@ -4,7 +4,7 @@ import { createPersonalizer, type HttpGet, type Personalizer } from '../personal
 import { writeKeyAuthorization } from '../personalize/base64.ts';
 import { globalWx, type Wx, type WxSystemInfo } from './wx.ts';
 
-export interface WechatClientOptions extends Omit<ClientOptions, 'transport' | 'storage' | 'context'> {
+export interface WechatClientOptions extends Omit<ClientOptions, 'transport' | 'storage' | 'context' | 'loadSettings'> {
   /** The mini-program's `wx`; the global one when absent. */
   wx?: Wx;
   /** One request's time limit (default 10 s). */
@@ -162,9 +162,16 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
   const device = deviceContext(wx);
   let networkType: string | null = null;
 
+  const get = wxGet(wx);
   const client = createClient({
     ...options,
     transport: wxTransport(wx, options.writeKey, options.timeoutMs ?? 10_000),
+    loadSettings: async () => {
+      const url = `${String(options.host).replace(/\/+$/, '')}/v1/sdk/settings`;
+      const answer = await get({ url, headers: { authorization: writeKeyAuthorization(options.writeKey) }, timeoutMs: options.timeoutMs ?? 10_000 });
+      if (answer.status !== 200) throw new Error(`touchpoint: settings answered ${answer.status}`);
+      return answer.body;
+    },
     storage,
     context: () => ({
       ...device,
@@ -188,7 +195,9 @@ export function createWechatClient(options: WechatClientOptions): WechatClient {
   const personalizer = createPersonalizer({
     writeKey: options.writeKey,
     host: options.host,
-    get: wxGet(wx),
+    get,
+    // Reading a decision sends the visitor's ids: not before the consent gate opens.
+    allowed: client.consentGateOpen,
     visitor: () => {
       const user = client.user();
       return { anonymousId: user.anonymousId, userId: user.userId };

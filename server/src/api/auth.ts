@@ -79,6 +79,8 @@ export async function requireServerKey(resolver: KeyResolver, request: FastifyRe
       rateLimitPerSecond: null,
       expiresAt: null,
       permissions: null,
+      // Only collection reads these, and collection always resolves the presented write key itself.
+      collection: { requireConsent: false, consentCategories: [] },
     };
   }
   const key = presentedSecret(request);

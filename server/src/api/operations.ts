@@ -38,17 +38,6 @@ export async function operationsRoutes(app: FastifyInstance, options: { db: Db; 
     },
   );
 
-  // The dashboard will be served here; until then the root tells a visitor where things are.
-  app.get('/', { config: { permission: 'public' }, schema: { hide: true } }, async (_request, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .send(
-        '<!doctype html><html lang="en"><meta charset="utf-8"><title>Touchpoint</title>' +
-          '<h1>Touchpoint is running</h1><p>The dashboard arrives in a later release. API: ' +
-          '<a href="/openapi.json">/openapi.json</a> · <a href="/health">/health</a> · <a href="/metrics">/metrics</a></p></html>',
-      ),
-  );
-
   app.get('/metrics', { config: { permission: 'public' }, schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_request, reply) => {
     reply.header('content-type', metrics.registry.contentType);
     return metrics.registry.metrics();

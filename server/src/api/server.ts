@@ -17,11 +17,19 @@ import { computedTraitRoutes } from '../segments/computed/routes.ts';
 import { tagRoutes } from '../segments/tags/routes.ts';
 import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
+import { journeyRoutes } from '../journeys/routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
 import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
 import { privacyRoutes } from '../privacy/routes.ts';
+import { collectionSettingsRoutes } from '../workspaces/collection-routes.ts';
+import { channelRoutes } from '../channels/index.ts';
+import { analyticsRoutes } from '../analytics/routes.ts';
+import { modelRoutes } from '../models/routes.ts';
+import { decisioningRoutes } from '../decisioning/routes.ts';
+import { dashboardRoutes } from '../dashboard/serve.ts';
+import { overviewRoutes } from '../dashboard/routes.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -31,6 +39,8 @@ export interface ServerOptions {
   maxInflightIngest?: number;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
+  /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
+  dashboardDir?: string;
 }
 
 /** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
@@ -82,6 +92,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       maxInflight: options.maxInflightIngest ?? 512,
     });
   });
+  await app.register(collectionSettingsRoutes, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   await app.register(adminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin, keys });
   await app.register(readRoutes, { db: options.db, keys });
   await app.register(identityAdminRoutes, { prefix: '/admin', db: options.db, verifyAdmin: options.verifyAdmin });
@@ -94,6 +105,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(userRoutes, { db: options.db });
   await app.register(auditRoutes, { db: options.db });
   await app.register(privacyRoutes, { db: options.db });
+  await app.register(journeyRoutes, { db: options.db, keys, now });
+  await app.register(channelRoutes, { db: options.db, keys, now });
+  await app.register(modelRoutes, { db: options.db, keys, now });
   await app.register(clientSegmentRoutes, { prefix: '/v1/visitor', db: options.db, keys });
+  await app.register(analyticsRoutes, { db: options.db, keys, now });
+  await app.register(decisioningRoutes, { db: options.db, keys, now });
+  await app.register(overviewRoutes, { db: options.db, keys });
+  await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }

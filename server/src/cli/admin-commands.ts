@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import type { Db } from '../storage/database.ts';
 import { SOURCE_KINDS, SOURCE_MODES, SOURCE_PARTIES, type CreateSource } from '../workspaces/schemas.ts';
+import { getCollectionSettings, updateCollectionSettings } from '../workspaces/collection-settings.ts';
 import { createKey, createSource, createWorkspace, getWorkspace, listSources, listWorkspaces } from '../workspaces/store.ts';
 
 type OpenDb = () => Promise<{ db: Db; close(): Promise<void> }>;
@@ -12,6 +13,15 @@ function choice<T extends string>(values: readonly T[], name: string) {
     }
     return value as T;
   };
+}
+
+/** `--consent-categories analytics,ads`: trimmed, non-empty, each as the API accepts it. */
+function categoryList(value: string): string[] {
+  const categories = value.split(',').map((category) => category.trim()).filter(Boolean);
+  const invalid = categories.find((category) => category.length > 64);
+  if (invalid) throw new InvalidArgumentError(`consent category "${invalid.slice(0, 20)}…" is longer than 64 characters`);
+  if (categories.length > 20) throw new InvalidArgumentError('at most 20 consent categories');
+  return categories;
 }
 
 async function withDb<T>(openDb: OpenDb, work: (db: Db) => Promise<T>): Promise<T> {
@@ -50,6 +60,25 @@ export function registerAdminCommands(program: Command, openDb: OpenDb): void {
     .action(async (options: { json?: boolean }) => {
       const all = await withDb(openDb, (db) => listWorkspaces(db));
       print(!!options.json, all, all.map((w) => `${w.slug}\t${w.id}\t${w.status}\t${w.timeZone}`).join('\n') || 'No workspaces yet');
+    });
+
+  workspace
+    .command('settings')
+    .description("Show or change a workspace's collection settings (whether events need consent, and which categories)")
+    .requiredOption('--workspace <slug-or-id>', 'workspace')
+    .option('--require-consent', 'store events only when their context.consent grants the consent categories')
+    .option('--no-require-consent', 'store events without checking consent')
+    .option('--consent-categories <list>', 'comma-separated categories that must all be granted ("" for any one category)', categoryList)
+    .option('--json', 'print JSON')
+    .action(async (options: { workspace: string; requireConsent?: boolean; consentCategories?: string[]; json?: boolean }) => {
+      const settings = await withDb(openDb, async (db) => {
+        const ws = await getWorkspace(db, options.workspace);
+        const change = { requireConsent: options.requireConsent, consentCategories: options.consentCategories };
+        if (change.requireConsent === undefined && change.consentCategories === undefined) return getCollectionSettings(db, ws.id);
+        return updateCollectionSettings(db, ws.id, change);
+      });
+      const categories = settings.consentCategories.length > 0 ? settings.consentCategories.join(', ') : 'any one category';
+      print(!!options.json, settings, settings.requireConsent ? `Consent required: ${categories}` : 'Consent not required');
     });
 
   const source = program.command('source').description('Manage sources (touchpoints that send data)');

@@ -1,5 +1,6 @@
 import type { Config } from '../config.ts';
 import { buildServer } from '../api/server.ts';
+import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { openStorage } from '../storage/connect.ts';
 import { StartupError, takeOverShutdownSignals } from '../storage/embedded.ts';
 import { startWorker } from '../worker/runner.ts';
@@ -41,7 +42,10 @@ export async function startTouchpoint(config: Config): Promise<void> {
   if (config.runWorker) {
     worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency });
   }
-  log(`Touchpoint is running at http://${config.host}:${config.port} (API docs: /openapi.json)`);
+  log(`Touchpoint is running at http://${config.host}:${config.port} (dashboard: /, API docs: /openapi.json)`);
+  // Built after the API listens so health checks and ingestion never wait for Vite; the dashboard
+  // routes read dist/ per request and serve it as soon as the build is swapped in.
+  if (config.buildDashboard) void ensureDashboardBuilt(log);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

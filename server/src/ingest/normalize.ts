@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { FormatRegistry } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { consentFailure, type ConsentRequirement } from './consent.ts';
 import { EVENT_TYPES, EventSchema, LIMITS, type EventType, type IncomingEvent } from './schemas.ts';
 
 // Instants outside this range are almost always client bugs (epoch 0, year 20240) and would
@@ -99,6 +100,11 @@ export interface NormalizeOptions {
   historical?: boolean;
   /** Batch-level `context`, `integrations` and `sentAt`, merged into each item (the item wins). */
   batch?: { context?: Record<string, unknown>; integrations?: Record<string, unknown>; sentAt?: string };
+  /**
+   * The workspace requires consent: an otherwise valid event whose `context.consent` does not
+   * grant it is rejected (`consent_required`), so it is quarantined instead of stored.
+   */
+  consent?: ConsentRequirement | null;
 }
 
 const SPEC_FIELDS = new Set([
@@ -249,6 +255,11 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
   else timestamp = original;
   if (timestamp.getTime() < MIN_TIME || timestamp.getTime() >= MAX_TIME) {
     return reject('invalid_timestamp', 'sentAt', 'the clock-skew corrected timestamp is out of range', item);
+  }
+
+  if (options.consent) {
+    const failure = consentFailure(event.context, options.consent);
+    if (failure) return reject('consent_required', failure.field, failure.message, item);
   }
 
   let extra: Record<string, unknown> | null = null;

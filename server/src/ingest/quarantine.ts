@@ -1,7 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { decodeCursor, encodeCursor, NextCursor, PageQuery } from '../api/pagination.ts';
 import type { Db, Queryable } from '../storage/database.ts';
+import { consentRequirement, getCollectionSettings } from '../workspaces/collection-settings.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
+import type { ConsentRequirement } from './consent.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
 import { EVENT_TYPES, LIMITS, type EventType } from './schemas.ts';
 import { storeEvents } from './store.ts';
@@ -217,6 +219,7 @@ function stableMessageId(row: Pick<QuarantineRow, 'id' | 'message_id' | 'replaye
 export function prepareReplay(
   row: Pick<QuarantineRow, 'id' | 'endpoint' | 'reason' | 'payload' | 'received_at' | 'message_id' | 'replayed_message_id'>,
   corrected?: { payload: unknown },
+  consent: ConsentRequirement | null = null,
 ) {
   let payload: unknown = corrected ? corrected.payload : parsePayload(row.payload);
   let receivedAt = row.received_at;
@@ -229,7 +232,7 @@ export function prepareReplay(
     payload = { ...payload, messageId: stableMessageId(row) };
   }
   const type = (EVENT_TYPES as readonly string[]).includes(row.endpoint) ? (row.endpoint as EventType) : undefined;
-  return normalizeEvent(payload, { receivedAt, type, historical: row.endpoint === 'import' });
+  return normalizeEvent(payload, { receivedAt, type, historical: row.endpoint === 'import', consent });
 }
 
 type Outcome =
@@ -248,6 +251,8 @@ async function replayRows(
 ): Promise<Outcome[]> {
   const outcomes = new Map<string, Outcome>();
   const groups = new Map<string, { sourceId: string; endpoint: string; items: Array<{ row: QuarantineRow; event: NormalizedEvent }> }>();
+  // A replay is held to the workspace's consent requirement as it is now, like a new event.
+  const consent = rows.length > 0 ? consentRequirement(await getCollectionSettings(db, workspaceId)) : null;
   for (const row of rows) {
     if (!row.source_id) {
       outcomes.set(row.id, {
@@ -258,7 +263,7 @@ async function replayRows(
       });
       continue;
     }
-    const result = prepareReplay(row, corrected);
+    const result = prepareReplay(row, corrected, consent);
     if (!result.ok) {
       const { error, field, message } = result.rejection;
       outcomes.set(row.id, { id: row.id, ok: false, corrected: !!corrected, rejection: { error, field, message } });

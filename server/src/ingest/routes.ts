@@ -4,6 +4,7 @@ import { presentedWriteKey, type KeyResolver } from '../api/auth.ts';
 import { ApiError } from '../api/errors.ts';
 import type { Metrics } from '../api/metrics.ts';
 import type { Db } from '../storage/database.ts';
+import { consentRequirement } from '../workspaces/collection-settings.ts';
 import type { ResolvedKey } from '../workspaces/store.ts';
 import { readJsonBody } from './body.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
@@ -179,7 +180,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       const body = requireBody(request);
       const source = await authenticate(request);
       checkRate(source, 1);
-      const result = normalizeEvent(body, { type, receivedAt: now() });
+      const result = normalizeEvent(body, { type, receivedAt: now(), consent: consentRequirement(source.collection) });
       const outcome = await ingest(source, type, [result]);
       const rejected = outcome.rejected[0];
       if (rejected) {
@@ -212,7 +213,8 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     checkRate(source, body.batch.length);
     const receivedAt = now();
     const defaults = { context: body.context, integrations: body.integrations, sentAt: body.sentAt };
-    const results = body.batch.map((item) => normalizeEvent(item, { receivedAt, historical, batch: defaults }));
+    const consent = consentRequirement(source.collection);
+    const results = body.batch.map((item) => normalizeEvent(item, { receivedAt, historical, batch: defaults, consent }));
     const endpoint = historical ? 'import' : 'batch';
     return { success: true, ...(await ingest(source, endpoint, results)) };
   };

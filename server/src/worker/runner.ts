@@ -2,9 +2,14 @@ import { Logger, parseCronItems, run, type LogFunctionFactory, type TaskList } f
 import type { Db } from '../storage/database.ts';
 import { drainCatalogueQueue } from '../catalogue/store.ts';
 import { createIdentityDrain } from '../identity/loop.ts';
+import type { EnqueueMessage } from '../channels/contract.ts';
+import { startJourneyLoops } from '../journeys/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
+import { startChannelLoops } from '../channels/worker.ts';
+import { enqueueMessage } from '../channels/index.ts';
+import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 import { applyRetention } from '../privacy/retention.ts';
 
@@ -19,6 +24,8 @@ export interface WorkerOptions {
   logger?: WorkerLog;
   /** Tasks added to the built-in ones (a name already taken is refused). */
   tasks?: TaskList;
+  /** channels/' enqueue for journey send steps. */
+  enqueueMessage?: EnqueueMessage;
 }
 
 export interface RunningWorker {
@@ -110,12 +117,26 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  const journeys = startJourneyLoops({
+    db: options.db,
+    enqueue: options.enqueueMessage ?? enqueueMessage,
+    onError,
+    onStepFailure: (failure) => log('warning', `journey instance ${failure.instanceId} step failed, retrying: ${failure.error}`),
+  });
+  const channels = startChannelLoops(options.db, onError);
+  // Recommendation models retrain hourly per workspace (decisioning/recommend/train.ts).
+  const recommendations = startPollingLoop({
+    name: 'recommendation training',
+    drainOnce: async () => (await trainDueRecommendations(options.db, new Date()), 0),
+    pollMs: 60_000,
+    onError,
+  });
   // Retention (privacy/retention.ts): old events, partitions and inactive profiles, hourly.
   const retention = startPollingLoop({ name: 'privacy retention', drainOnce: async () => (await applyRetention(options.db, new Date()), 0), pollMs: 3_600_000, onError });
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), retention.stop()]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop()]).then(() => undefined);
       return stopped;
     },
   };

@@ -2,6 +2,7 @@ import type { TaskList } from 'graphile-worker';
 import { activationTasks } from '../activation/sync.ts';
 import { runMatchingJob } from '../identity/matching-job.ts';
 import { runComputeJob } from '../segments/computed/compute.ts';
+import { runModelJob } from '../models/run.ts';
 import type { Db } from '../storage/database.ts';
 
 /**
@@ -18,5 +19,6 @@ export function createTaskList(db: Db): TaskList {
     'computed-traits.compute': async (payload) => {
       await runComputeJob(db, payload);
     },
+    'models.run': (payload) => runModelJob(db, payload),
   };
 }

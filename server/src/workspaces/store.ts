@@ -1,5 +1,6 @@
 import type { Db, Queryable } from '../storage/database.ts';
 import { generateKey, hashKey, keyPrefix } from './keys.ts';
+import type { CollectionSettings } from './collection-settings.ts';
 import type { ApiKey, CreateSource, CreateWorkspace, IssuedKey, Source, UpdateSource, UpdateWorkspace, Workspace } from './schemas.ts';
 
 /** A domain error the API maps to an HTTP status. */
@@ -294,6 +295,8 @@ export interface ResolvedKey {
   expiresAt: Date | null;
   /** Explicit permission patterns; null keeps the kind's default (privacy/permissions.ts). */
   permissions: string[] | null;
+  /** The workspace's collection settings (collection-settings.ts), read with the key so ingestion needs no other query. */
+  collection: CollectionSettings;
 }
 
 /** The workspace and source a presented key acts for, or null when unknown, disabled or expired. */
@@ -306,8 +309,10 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     rate_limit_per_second: number | null;
     expires_at: Date | null;
     permissions: string[] | null;
+    require_consent: boolean;
+    consent_categories: string[];
   }>(
-    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second, k.expires_at, k.permissions
+    `select k.id, k.workspace_id, k.source_id, k.kind, s.rate_limit_per_second, k.expires_at, k.permissions, w.require_consent, w.consent_categories
        from api_keys k
        join workspaces w on w.id = k.workspace_id and w.status = 'active'
        left join sources s on s.workspace_id = k.workspace_id and s.id = k.source_id
@@ -326,6 +331,7 @@ export async function resolveKey(db: Queryable, key: string): Promise<ResolvedKe
     rateLimitPerSecond: row.rate_limit_per_second,
     expiresAt: row.expires_at,
     permissions: row.permissions,
+    collection: { requireConsent: row.require_consent, consentCategories: row.consent_categories },
   };
 }
 

@@ -1,0 +1,101 @@
+import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
+import { requireServerKey, type KeyResolver } from '../api/auth.ts';
+import { ErrorResponseSchema } from '../api/error-schema.ts';
+import { strictValidatorCompiler } from '../api/validation.ts';
+import type { Db } from '../storage/database.ts';
+import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
+import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
+import { RetentionQuerySchema, RetentionResultSchema, runRetention } from './retention.ts';
+import { runTouchpoints, TouchpointQuerySchema, TouchpointResultSchema } from './touchpoints.ts';
+import { runTrend, TrendQuerySchema, TrendResultSchema } from './trends.ts';
+
+export interface AnalyticsRoutesOptions {
+  db: Db;
+  keys: KeyResolver;
+  now: () => Date;
+}
+
+const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
+const docs = <S extends object>(summary: string, schema: S) => ({ summary, tags: ['analytics'], security: [{ bearer: [] }], ...schema });
+const READ = { permission: 'analytics.read' };
+
+/** Analyses over the unified profiles' events: JSON query in, JSON answer out, one workspace per server key. */
+export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> = async (app, options) => {
+  const { db, keys, now } = options;
+  app.setValidatorCompiler(strictValidatorCompiler);
+  const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
+
+  app.post(
+    '/v1/analytics/funnels',
+    {
+      config: READ,
+      schema: docs('Funnel: ordered (or strict, or any-order) steps within a conversion window, with exclusions, breakdown, time to convert, trend and drop-off profiles', {
+        body: FunnelQuerySchema,
+        response: { 200: FunnelResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runFunnel(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/trends',
+    {
+      config: READ,
+      schema: docs('Trends: event counts, unique profiles, per-profile averages and property aggregates per hour/day/week/month, with breakdown and formulas', {
+        body: TrendQuerySchema,
+        response: { 200: TrendResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runTrend(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/retention',
+    {
+      config: READ,
+      schema: docs('Retention: cohorts by first-time or recurring start event, return event per day/week/month, "on" or "on or after"', {
+        body: RetentionQuerySchema,
+        response: { 200: RetentionResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runRetention(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/paths',
+    {
+      config: READ,
+      schema: docs('Paths after or before an event (optionally until another), inside its session, cleaned, as Sankey nodes/edges and top paths', {
+        body: PathsQuerySchema,
+        response: { 200: PathsResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runPaths(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/touchpoints',
+    {
+      config: READ,
+      schema: docs('Touchpoint performance: exposures, reach, clicks, CTR, conversions within a window and value per message, channel, journey node or placement, ranked', {
+        body: TouchpointQuerySchema,
+        response: { 200: TouchpointResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runTouchpoints(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/attribution',
+    {
+      config: READ,
+      schema: docs('Attribution of conversions to channels: first/last/last non-direct/linear/time decay/position based and data-driven Markov removal effect, over a lookback window', {
+        body: AttributionQuerySchema,
+        response: { 200: AttributionResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runAttribution(db, await workspaceOf(request), request.body, now()),
+  );
+};

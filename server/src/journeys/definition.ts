@@ -1,0 +1,228 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { DurationSchema } from '../segments/ast.ts';
+
+/*
+ * A journey definition: a JSON graph of nodes the dashboard draws and the executor walks. This
+ * schema is the one source of truth: the API validates with it, the types below derive from it.
+ *
+ * Nodes link by id (`next`, `yes`/`no`, `happened`/`timedOut`, `branches[].next`). Exactly one
+ * `entry` node starts the graph. Conditions (split, goals, exits, wait filters) are written in
+ * the segment language (docs/segments-language.md) and evaluated by the segment evaluator.
+ */
+
+const NodeId = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$', description: 'Unique within the journey' });
+const ConditionText = Type.String({ minLength: 1, maxLength: 20_000, description: 'A condition in the segment language' });
+const Position = Type.Optional(
+  Type.Object({ x: Type.Number(), y: Type.Number() }, { additionalProperties: false, description: 'Where the dashboard draws the node' }),
+);
+
+const SegmentTrigger = Type.Object(
+  {
+    kind: Type.Literal('segment'),
+    segment: Type.String({ minLength: 1, maxLength: 64, description: 'Key of the segment' }),
+    on: Type.Optional(Type.Union([Type.Literal('entered'), Type.Literal('exited')], { default: 'entered' })),
+  },
+  { additionalProperties: false },
+);
+const EventTrigger = Type.Object(
+  {
+    kind: Type.Literal('event'),
+    event: Type.String({ minLength: 1, maxLength: 200, description: 'Track event name' }),
+    where: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 5_000,
+        description: 'Property filters as inside event(... where …) of the segment language, e.g. `total > 100 and currency = "CNY"`',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const ApiTrigger = Type.Object({ kind: Type.Literal('api') }, { additionalProperties: false });
+export const TriggerSchema = Type.Union([SegmentTrigger, EventTrigger, ApiTrigger]);
+export type Trigger = Static<typeof TriggerSchema>;
+
+export const ReentrySchema = Type.Union(
+  [
+    Type.Object({ mode: Type.Literal('once') }, { additionalProperties: false }),
+    Type.Object({ mode: Type.Literal('after'), days: Type.Integer({ minimum: 1, maximum: 3650 }) }, { additionalProperties: false }),
+    Type.Object({ mode: Type.Literal('always') }, { additionalProperties: false }),
+  ],
+  {
+    description:
+      'once: a profile enters at most once per journey; after: again only N days after its last entry; always: whenever it is not already in. A profile is never in the same journey twice at once.',
+  },
+);
+export type Reentry = Static<typeof ReentrySchema>;
+
+const EntryNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('entry'),
+    trigger: TriggerSchema,
+    reentry: Type.Optional(ReentrySchema),
+    cap: Type.Optional(Type.Integer({ minimum: 1, description: 'At most this many entries into the journey in total (all versions)' })),
+    holdoutPercent: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        maximum: 99,
+        description: 'Share of profiles held out (stable per profile and journey): they walk the journey but are sent nothing, for uplift',
+      }),
+    ),
+    next: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false },
+);
+
+const TimeOfDay = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM, 24-hour' });
+const Weekday = Type.Integer({ minimum: 1, maximum: 7, description: 'ISO weekday: 1 = Monday … 7 = Sunday' });
+
+const DelayNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('delay'),
+    duration: Type.Optional(DurationSchema),
+    until: Type.Optional(
+      Type.Object(
+        {
+          time: TimeOfDay,
+          weekdays: Type.Optional(Type.Array(Weekday, { minItems: 1, maxItems: 7, uniqueItems: true })),
+        },
+        { additionalProperties: false, description: 'The next such time of day in the workspace time zone (after the duration, when both are given)' },
+      ),
+    ),
+    next: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false, description: 'Waits a duration, until a time of day, or both (duration first)' },
+);
+
+const WaitNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('wait'),
+    event: Type.String({ minLength: 1, maxLength: 200, description: 'Track event name to wait for' }),
+    where: Type.Optional(Type.String({ minLength: 1, maxLength: 5_000, description: 'Property filters, as for an event trigger' })),
+    timeout: DurationSchema,
+    happened: NodeId,
+    timedOut: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false, description: 'Waits for an event; takes `happened` when it arrives, `timedOut` when the timeout passes first' },
+);
+
+const SplitNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('split'),
+    condition: ConditionText,
+    yes: NodeId,
+    no: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false, description: "Branches on a segment-language condition over the profile at the moment it arrives" },
+);
+
+const RandomNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('random'),
+    branches: Type.Array(
+      Type.Object(
+        {
+          key: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.-]+$' }),
+          percent: Type.Integer({ minimum: 1, maximum: 100 }),
+          next: NodeId,
+        },
+        { additionalProperties: false },
+      ),
+      { minItems: 2, maxItems: 10 },
+    ),
+    position: Position,
+  },
+  { additionalProperties: false, description: 'A/B/n split, stable per profile (the same profile always takes the same branch); percents sum to 100' },
+);
+
+export const CHANNELS = ['email', 'sms', 'wechat', 'wecom', 'push', 'webhook'] as const;
+const SendNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('send'),
+    channel: Type.Union(CHANNELS.map((channel) => Type.Literal(channel))),
+    template: Type.String({ minLength: 1, maxLength: 200, description: 'Template key' }),
+    purpose: Type.Union([Type.Literal('marketing'), Type.Literal('transactional')]),
+    subscriptionGroup: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    channelConfigKey: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+    next: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false },
+);
+
+const EndNode = Type.Object({ id: NodeId, kind: Type.Literal('end'), position: Position }, { additionalProperties: false });
+
+export const NodeSchema = Type.Union([EntryNode, DelayNode, WaitNode, SplitNode, RandomNode, SendNode, EndNode]);
+export type JourneyNode = Static<typeof NodeSchema>;
+export type NodeKind = JourneyNode['kind'];
+export type NodeOf<K extends NodeKind> = Extract<JourneyNode, { kind: K }>;
+
+const ConditionRule = Type.Object(
+  {
+    id: NodeId,
+    condition: Type.String({
+      minLength: 1,
+      maxLength: 20_000,
+      description: 'Segment-language condition; event conditions see only the events since the profile entered, e.g. `event("Order Completed").exists()`',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const JourneyDefinitionSchema = Type.Object(
+  {
+    nodes: Type.Array(NodeSchema, { minItems: 2, maxItems: 500 }),
+    goals: Type.Optional(Type.Array(ConditionRule, { maxItems: 20, description: 'Checked on every event: the first that holds ends the instance as converted' })),
+    exits: Type.Optional(Type.Array(ConditionRule, { maxItems: 20, description: 'Checked on every event: the first that holds ends the instance as exited' })),
+  },
+  { additionalProperties: false },
+);
+export type JourneyDefinition = Static<typeof JourneyDefinitionSchema>;
+export type ConditionRule = Static<typeof ConditionRule>;
+
+export function entryNode(definition: JourneyDefinition): NodeOf<'entry'> {
+  const entry = definition.nodes.find((node): node is NodeOf<'entry'> => node.kind === 'entry');
+  if (!entry) throw new Error('A journey definition has no entry node (validate before use)');
+  return entry;
+}
+
+export function nodeById(definition: JourneyDefinition, id: string): JourneyNode | undefined {
+  return definition.nodes.find((node) => node.id === id);
+}
+
+/** The nodes a node leads to, with the field that names each. */
+export function successors(node: JourneyNode): Array<{ field: string; target: string }> {
+  switch (node.kind) {
+    case 'entry':
+    case 'delay':
+    case 'send':
+      return [{ field: 'next', target: node.next }];
+    case 'wait':
+      return [
+        { field: 'happened', target: node.happened },
+        { field: 'timedOut', target: node.timedOut },
+      ];
+    case 'split':
+      return [
+        { field: 'yes', target: node.yes },
+        { field: 'no', target: node.no },
+      ];
+    case 'random':
+      return node.branches.map((branch, i) => ({ field: `branches.${i}.next`, target: branch.next }));
+    case 'end':
+      return [];
+  }
+}
+
+/** Nodes where an instance stops and waits for time or an event. */
+export const isWaitingNode = (node: JourneyNode) => node.kind === 'delay' || node.kind === 'wait';

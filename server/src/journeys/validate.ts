@@ -1,0 +1,236 @@
+import type { Condition } from '../segments/ast.ts';
+import { parseSegment } from '../segments/language/parse.ts';
+import { conditionReads } from '../segments/snapshots.ts';
+import { successors, type JourneyDefinition, type JourneyNode, type NodeOf } from './definition.ts';
+
+/** One thing wrong with a definition: the node (when one is at fault), the field, and why. */
+export interface Problem {
+  node?: string;
+  /** A dotted path from the definition's root, e.g. `nodes.3.next` or `goals.0.condition`. */
+  field: string;
+  message: string;
+}
+
+export interface ValidationContext {
+  /** Keys of the workspace's live segments (triggers and in_segment must name one of them). */
+  segmentKeys: ReadonlySet<string>;
+  /** Template keys that exist, per channel; absent: templates are not checked here. */
+  templates?: (channel: string, key: string) => boolean;
+}
+
+/** A condition text parsed, or the parser's complaint. */
+export function parseConditionText(text: string): { ok: true; condition: Condition } | { ok: false; message: string } {
+  const parsed = parseSegment(text);
+  if (parsed.ok) return parsed;
+  const { error } = parsed;
+  return { ok: false, message: `line ${error.line}, column ${error.column}: ${error.message}${error.suggestion ? ` (did you mean ${error.suggestion}?)` : ''}` };
+}
+
+/** The condition an event name plus property filters means: `event("<name>" where <filters>).exists()`. */
+export function eventConditionText(event: string, where: string | undefined): string {
+  return `event(${JSON.stringify(event)}${where === undefined ? '' : ` where ${where}`}).exists()`;
+}
+
+/**
+ * Every problem of a schema-valid definition, in node order: duplicate or missing ids, a missing
+ * or second entry node, links to nodes that do not exist, unreachable nodes, cycles an instance
+ * could run round without ever waiting, delays with nothing to wait for, random splits that do
+ * not add up, conditions that do not parse, unknown segments and templates. Empty: publishable.
+ */
+export function validateJourney(definition: JourneyDefinition, context: ValidationContext): Problem[] {
+  const problems: Problem[] = [];
+  const index = new Map<string, number>();
+  definition.nodes.forEach((node, i) => {
+    if (index.has(node.id)) problems.push({ node: node.id, field: `nodes.${i}.id`, message: `Node id "${node.id}" is used twice (first at nodes.${index.get(node.id)})` });
+    else index.set(node.id, i);
+  });
+  const entries = definition.nodes.map((node, i) => ({ node, i })).filter(({ node }) => node.kind === 'entry');
+  if (entries.length === 0) problems.push({ field: 'nodes', message: 'The journey has no entry node' });
+  for (const extra of entries.slice(1)) {
+    problems.push({ node: extra.node.id, field: `nodes.${extra.i}.kind`, message: 'A journey has exactly one entry node' });
+  }
+  if (!definition.nodes.some((node) => node.kind === 'end')) problems.push({ field: 'nodes', message: 'The journey has no end node' });
+
+  const byId = new Map(definition.nodes.map((node) => [node.id, node]));
+  definition.nodes.forEach((node, i) => {
+    for (const { field, target } of successors(node)) {
+      const to = byId.get(target);
+      if (!to) problems.push({ node: node.id, field: `nodes.${i}.${field}`, message: `Node "${target}" does not exist` });
+      else if (to.kind === 'entry') problems.push({ node: node.id, field: `nodes.${i}.${field}`, message: 'No node may lead back to the entry node' });
+      else if (target === node.id) problems.push({ node: node.id, field: `nodes.${i}.${field}`, message: 'A node cannot lead to itself' });
+    }
+    problems.push(...nodeProblems(node, `nodes.${i}`, context));
+  });
+
+  const entry = entries[0]?.node;
+  if (entry) {
+    const reached = new Set<string>([entry.id]);
+    const stack = [entry.id];
+    while (stack.length > 0) {
+      const node = byId.get(stack.pop()!);
+      if (!node) continue;
+      for (const { target } of successors(node)) {
+        if (!reached.has(target) && byId.has(target)) {
+          reached.add(target);
+          stack.push(target);
+        }
+      }
+    }
+    definition.nodes.forEach((node, i) => {
+      if (!reached.has(node.id)) problems.push({ node: node.id, field: `nodes.${i}`, message: `Node "${node.id}" cannot be reached from the entry node` });
+    });
+  }
+  problems.push(...instantCycles(definition, index));
+
+  for (const kind of ['goals', 'exits'] as const) {
+    const rules = definition[kind] ?? [];
+    const seen = new Set<string>();
+    rules.forEach((rule, i) => {
+      if (seen.has(rule.id)) problems.push({ field: `${kind}.${i}.id`, message: `${kind === 'goals' ? 'Goal' : 'Exit'} id "${rule.id}" is used twice` });
+      seen.add(rule.id);
+      problems.push(...conditionProblems(rule.condition, `${kind}.${i}.condition`, undefined, context));
+    });
+  }
+  return problems;
+}
+
+function nodeProblems(node: JourneyNode, at: string, context: ValidationContext): Problem[] {
+  const problems: Problem[] = [];
+  const problem = (field: string, message: string) => problems.push({ node: node.id, field: `${at}.${field}`, message });
+  switch (node.kind) {
+    case 'entry':
+      if (node.trigger.kind === 'segment' && !context.segmentKeys.has(node.trigger.segment)) {
+        problem('trigger.segment', `Segment "${node.trigger.segment}" does not exist (or is archived)`);
+      }
+      if (node.trigger.kind === 'event') {
+        problems.push(...conditionProblems(eventConditionText(node.trigger.event, node.trigger.where), `${at}.trigger.where`, node.id, context));
+      }
+      break;
+    case 'delay':
+      if (node.duration === undefined && node.until === undefined) problem('duration', 'A delay needs a duration, an until time of day, or both');
+      break;
+    case 'wait':
+      problems.push(...conditionProblems(eventConditionText(node.event, node.where), `${at}.where`, node.id, context));
+      if (node.happened === node.timedOut) problem('timedOut', 'happened and timedOut lead to the same node: use a delay instead');
+      break;
+    case 'split':
+      problems.push(...conditionProblems(node.condition, `${at}.condition`, node.id, context));
+      break;
+    case 'random': {
+      const total = node.branches.reduce((sum, branch) => sum + branch.percent, 0);
+      if (total !== 100) problem('branches', `The branches' percents add up to ${total}, not 100`);
+      const keys = new Set<string>();
+      node.branches.forEach((branch, i) => {
+        if (keys.has(branch.key)) problem(`branches.${i}.key`, `Branch key "${branch.key}" is used twice`);
+        keys.add(branch.key);
+      });
+      break;
+    }
+    case 'send':
+      if (context.templates && !context.templates(node.channel, node.template)) {
+        problem('template', `No ${node.channel} template "${node.template}"`);
+      }
+      break;
+    case 'end':
+      break;
+  }
+  return problems;
+}
+
+function conditionProblems(text: string, field: string, node: string | undefined, context: ValidationContext): Problem[] {
+  const parsed = parseConditionText(text);
+  const at = node === undefined ? {} : { node };
+  if (!parsed.ok) return [{ ...at, field, message: parsed.message }];
+  const problems: Problem[] = [];
+  for (const key of conditionReads(parsed.condition).segments) {
+    if (!context.segmentKeys.has(key)) problems.push({ ...at, field, message: `in_segment("${key}"): segment "${key}" does not exist (or is archived)` });
+  }
+  return problems;
+}
+
+/**
+ * Cycles made only of nodes that pass straight through (no delay or wait on them): an instance
+ * entering one would step forever within one transaction.
+ */
+function instantCycles(definition: JourneyDefinition, index: ReadonlyMap<string, number>): Problem[] {
+  const byId = new Map(definition.nodes.map((node) => [node.id, node]));
+  const state = new Map<string, 'open' | 'done'>();
+  const problems: Problem[] = [];
+  const reported = new Set<string>();
+  const visit = (id: string, path: string[]): void => {
+    const node = byId.get(id);
+    if (!node || node.kind === 'delay' || node.kind === 'wait') return;
+    const seen = state.get(id);
+    if (seen === 'done') return;
+    if (seen === 'open') {
+      const cycle = path.slice(path.indexOf(id));
+      const key = [...cycle].sort().join(',');
+      if (!reported.has(key)) {
+        reported.add(key);
+        problems.push({
+          node: id,
+          field: `nodes.${index.get(id)}`,
+          message: `The cycle ${[...cycle, id].join(' → ')} has no delay or wait: an instance would loop forever`,
+        });
+      }
+      return;
+    }
+    state.set(id, 'open');
+    for (const { target } of successors(node)) visit(target, [...path, id]);
+    state.set(id, 'done');
+  };
+  for (const node of definition.nodes) visit(node.id, []);
+  return problems;
+}
+
+/** Where a delay ends: the duration first, then (if given) the next allowed time of day in `timeZone`. */
+export function delayEnd(node: NodeOf<'delay'>, from: Date, timeZone: string, durationMs: number): Date {
+  const afterDuration = new Date(from.getTime() + durationMs);
+  return node.until ? nextTimeOfDay(afterDuration, node.until.time, timeZone, node.until.weekdays) : afterDuration;
+}
+
+/** The first instant at or after `from` that is `time` (HH:MM) on an allowed ISO weekday in `timeZone`. */
+export function nextTimeOfDay(from: Date, time: string, timeZone: string, weekdays?: readonly number[]): Date {
+  const [hour, minute] = time.split(':').map(Number) as [number, number];
+  const local = localParts(from, timeZone);
+  for (let day = 0; day <= 8; day++) {
+    const candidateDay = new Date(Date.UTC(local.year, local.month - 1, local.day + day));
+    const isoWeekday = ((candidateDay.getUTCDay() + 6) % 7) + 1;
+    if (weekdays && !weekdays.includes(isoWeekday)) continue;
+    const at = zonedTime(candidateDay.getUTCFullYear(), candidateDay.getUTCMonth() + 1, candidateDay.getUTCDate(), hour, minute, timeZone);
+    if (at.getTime() >= from.getTime()) return at;
+  }
+  throw new Error(`No ${time} on the allowed weekdays after ${from.toISOString()}`);
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function localParts(at: Date, timeZone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formatters.set(timeZone, format);
+  }
+  const parts = Object.fromEntries(format.formatToParts(at).map((part) => [part.type, part.value]));
+  return { year: +parts.year!, month: +parts.month!, day: +parts.day!, hour: +parts.hour!, minute: +parts.minute!, second: +parts.second! };
+}
+
+/** The instant a wall-clock time in `timeZone` names (in a DST gap, the moment after the gap). */
+function zonedTime(year: number, month: number, day: number, hour: number, minute: number, timeZone: string): Date {
+  const wall = Date.UTC(year, month - 1, day, hour, minute);
+  const offsetAt = (instant: number) => {
+    const p = localParts(new Date(instant), timeZone);
+    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(instant / 1000) * 1000;
+  };
+  let guess = wall - offsetAt(wall);
+  guess = wall - offsetAt(guess);
+  return new Date(guess);
+}

@@ -1,0 +1,100 @@
+import { ApiError } from '../api/errors.ts';
+import { decodeCursor, encodeCursor } from '../api/pagination.ts';
+import type { Queryable } from '../storage/database.ts';
+import { INSTANCE_COLUMNS, type InstanceRow } from './instances.ts';
+import type { InstanceView } from './schemas.ts';
+import type { JourneyRecord } from './store.ts';
+
+/* What operators read: instances, one instance's path, per-node live counts. */
+
+export function toInstanceView(row: InstanceRow): InstanceView {
+  return {
+    id: row.id,
+    profileId: row.profile_id,
+    version: row.version,
+    status: row.status,
+    currentNode: row.node_id,
+    waiting: row.status === 'active' && row.phase === 'wait',
+    nextDueAt: row.status === 'active' && row.due_at ? row.due_at.toISOString() : null,
+    group: row.holdout ? 'holdout' : 'treatment',
+    entry: row.entry,
+    enteredAt: row.entered_at.toISOString(),
+    endedAt: row.ended_at ? row.ended_at.toISOString() : null,
+    endReason: row.end_reason,
+    endDetail: row.end_detail,
+  };
+}
+
+export async function listInstances(
+  db: Queryable,
+  workspaceId: string,
+  journeyId: string,
+  query: { status?: string; profileId?: string; limit?: number; cursor?: string },
+): Promise<{ items: InstanceView[]; nextCursor: string | null }> {
+  const limit = query.limit ?? 50;
+  const [cursorAt, cursorId] = query.cursor ? decodeCursor(query.cursor, ['instant', 'uuid']) : [null, null];
+  const { rows } = await db.query<InstanceRow & { cursor_at: string }>(
+    `select ${INSTANCE_COLUMNS}, to_json(i.entered_at)#>>'{}' as cursor_at from journey_instances i
+      where i.workspace_id = $1 and i.journey_id = $2 and ($3::text is null or i.status = $3) and ($4::uuid is null or i.profile_id = $4)
+        and ($5::timestamptz is null or (i.entered_at, i.id) < ($5, $6::uuid))
+      order by i.entered_at desc, i.id desc limit $7`,
+    [workspaceId, journeyId, query.status ?? null, query.profileId ?? null, cursorAt, cursorId, limit + 1],
+  );
+  const page = rows.slice(0, limit);
+  const last = page.at(-1);
+  return { items: page.map(toInstanceView), nextCursor: rows.length > limit && last ? encodeCursor([last.cursor_at, last.id]) : null };
+}
+
+export async function getInstance(db: Queryable, workspaceId: string, journeyId: string, instanceId: string): Promise<InstanceRow> {
+  const { rows } = await db.query<InstanceRow>(
+    `select ${INSTANCE_COLUMNS} from journey_instances i where i.workspace_id = $1 and i.id = $2 and i.journey_id = $3`,
+    [workspaceId, instanceId, journeyId],
+  );
+  if (!rows[0]) throw new ApiError(404, 'not_found', `No instance ${instanceId} in this journey`, 'instanceId');
+  return rows[0];
+}
+
+export async function instancePath(db: Queryable, workspaceId: string, instanceId: string) {
+  const { rows } = await db.query<{ step: number; node_id: string; kind: string; version: number; at: Date; outcome: string; detail: Record<string, unknown> | null }>(
+    'select step, node_id, kind, version, at, outcome, detail from journey_steps where workspace_id = $1 and instance_id = $2 order by step',
+    [workspaceId, instanceId],
+  );
+  return rows.map((row) => ({ step: row.step, nodeId: row.node_id, kind: row.kind, version: row.version, at: row.at.toISOString(), outcome: row.outcome, detail: row.detail }));
+}
+
+/**
+ * Per node of the live version: arrivals (every version's, by node id), instances there now, and
+ * instances that ended or converted there. Counted from the step history and the instances of
+ * this journey only (indexes by journey), not kept as counters.
+ */
+export async function nodeCounts(db: Queryable, workspaceId: string, journey: JourneyRecord) {
+  const { rows: versionRows } = await db.query<{ definition: { nodes: Array<{ id: string; kind: string }> } }>(
+    'select definition from journey_versions where workspace_id = $1 and journey_id = $2 and version = $3',
+    [workspaceId, journey.id, journey.currentVersion],
+  );
+  const nodes = versionRows[0]?.definition.nodes ?? journey.draft.nodes;
+  const [entered, states] = await Promise.all([
+    db.query<{ node_id: string; n: number }>(
+      `select node_id, count(*)::int as n from journey_steps where workspace_id = $1 and journey_id = $2 and kind <> 'error' group by node_id`,
+      [workspaceId, journey.id],
+    ),
+    db.query<{ node_id: string; status: string; n: number }>(
+      `select node_id, status, count(*)::int as n from journey_instances where workspace_id = $1 and journey_id = $2 group by node_id, status`,
+      [workspaceId, journey.id],
+    ),
+  ]);
+  const arrivals = new Map(entered.rows.map((row) => [row.node_id, row.n]));
+  const count = (nodeId: string, statuses: string[]) =>
+    states.rows.filter((row) => row.node_id === nodeId && statuses.includes(row.status)).reduce((sum, row) => sum + row.n, 0);
+  return {
+    version: journey.currentVersion,
+    nodes: nodes.map((node) => ({
+      nodeId: node.id,
+      kind: node.kind,
+      entered: arrivals.get(node.id) ?? 0,
+      waiting: count(node.id, ['active']),
+      exited: count(node.id, ['completed', 'exited']),
+      converted: count(node.id, ['converted']),
+    })),
+  };
+}
