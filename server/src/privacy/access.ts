@@ -32,6 +32,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     permission?: string;
     credentialsInBody?: boolean;
+    /** Browser GETs without custom headers: a write key may come as ?writeKey= (never a server key). */
+    credentialsInQuery?: boolean;
     /** 'always': audit even a public route (login); 'never': not even a change. Default: changes and PII reads. */
     audit?: 'always' | 'never';
   }
@@ -167,7 +169,10 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     }
 
     // A workspace key: write keys from the Basic username, X-Write-Key or the body; server keys as Bearer.
-    const presented = credentialsInBody ? presentedWriteKey(request, request.body) : (presentedSecret(request) ?? presentedWriteKey(request, undefined));
+    const fromQuery = request.routeOptions.config.credentialsInQuery === true;
+    const presented = credentialsInBody
+      ? presentedWriteKey(request, request.body)
+      : (presentedSecret(request) ?? presentedWriteKey(request, fromQuery ? request.query : undefined));
     const sessionToken = readCookie(request.headers.cookie, SESSION_COOKIE);
     if (presented || !sessionToken) {
       if (!presented) {
@@ -180,6 +185,9 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
         );
       }
       const key = await keys.resolve(presented);
+      if (fromQuery && key && key.kind !== 'write' && presentedSecret(request) !== presented) {
+        throw new ApiError(401, 'unauthorized', 'Only write keys may travel in the URL; send server keys as Authorization: Bearer');
+      }
       if (!key) throw new ApiError(401, 'unauthorized', permission === 'events.write' ? 'Unknown or disabled write key' : 'Unknown, disabled or expired key');
       const principal: Principal = { kind: 'key', key, permissions: key.permissions };
       request.auditActor = actorOf(principal);

@@ -101,9 +101,8 @@ export const collectionSettingsRoutes: FastifyPluginAsyncTypebox<CollectionSetti
     sdk.get(
       '/v1/sdk/settings',
       {
-        // Public to access control: the handler requires a write key itself, which may come in the
-        // URL (the browser's simple GET), where the access hook does not look for credentials.
-        config: { permission: 'public' },
+        // A write key, possibly as ?writeKey= (browsers fetch it without custom headers).
+        config: { permission: 'visitor.read', credentialsInQuery: true },
         schema: {
           summary: 'What the SDKs must know before sending: whether this workspace requires consent, and for which categories',
           tags: ['collection'],
