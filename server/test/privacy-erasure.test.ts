@@ -120,6 +120,38 @@ describe('data-subject rights: access export, erasure, suppression (real Postgre
     const personProfiles = (await t.db.query<{ id: string }>(`select id from profiles where workspace_id = $1 and (id = $2 or merged_into = $2)`, [t.workspace.id, before[0]!.profile_id])).rows.map((row) => row.id);
     const keepProfile = profileIds.find((id) => !personProfiles.includes(id))!;
 
+    // What later modules hold about the person: a journey instance and its steps, a message with
+    // its history, a subscription choice, a suppressed address, decisions, an assignment, an item history.
+    const person = personProfiles[0]!;
+    const ws = t.workspace.id;
+    await t.db.query(
+      `with i as (
+         insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, entry, entered_at)
+         values ($1, gen_random_uuid(), 1, $2, 'active', 'wait-1', 'wait', 'api', now()) returning id, journey_id
+       )
+       insert into journey_steps (workspace_id, instance_id, step, journey_id, version, node_id, kind, at, outcome)
+       select $1, i.id, 1, i.journey_id, 1, 'entry', 'entry', now(), 'next' from i`,
+      [ws, person],
+    );
+    await t.db.query(
+      `with m as (
+         insert into messages (workspace_id, idempotency_key, profile_id, channel, template_key, purpose, address, status, due_at)
+         values ($1, 'erasure-test-1', $2, 'email', 'welcome', 'marketing', $3, 'queued', now() + interval '1 day') returning id
+       )
+       insert into message_status_history (workspace_id, message_id, status, at) select $1, m.id, 'queued', now() from m`,
+      [ws, person, EMAIL],
+    );
+    await t.db.query(`insert into profile_subscriptions (workspace_id, profile_id, group_key, subscribed, source) values ($1, $2, 'news', false, 'test')`, [ws, person]);
+    await t.db.query(`insert into channel_suppressions (workspace_id, channel, address, reason) values ($1, 'email', $2, 'bounced')`, [ws, EMAIL]);
+    await t.db.query(
+      `insert into decisions (workspace_id, id, placement_id, placement_version, profile_id, subject, policy, holdout, propensity, reason, decided_at)
+       values ($1, gen_random_uuid(), gen_random_uuid(), 1, $2, $3, 'rules', false, 1, 'test', now()),
+              ($1, gen_random_uuid(), gen_random_uuid(), 1, null, $4, 'rules', false, 1, 'test', now())`,
+      [ws, person, person, `anonymous:${ANON_2}`],
+    );
+    await t.db.query(`insert into decision_assignments (workspace_id, placement_id, subject, content_key, propensity, assigned_at) values ($1, gen_random_uuid(), $2, 'a', 0.5, now())`, [ws, person]);
+    await t.db.query(`insert into decision_profile_items (workspace_id, profile_id, item_id, weight, bought, last_at) values ($1, $2, 'sku-1', 1, true, now())`, [ws, person]);
+
     // The residue search does find the person before erasure.
     expect(await residue(t.db, [EMAIL, USER_ID], { otherWorkspace: beta.workspace.id })).toEqual(
       expect.arrayContaining([expect.stringMatching(/^events holds/), expect.stringMatching(/^profile_identifiers holds/), expect.stringMatching(/^quarantine holds/)]),

@@ -5,3 +5,6 @@
  * while any table still holds an erased person's identifiers.
  */
 import './core-steps.ts';
+import '../journeys/personal-data.ts';
+import '../channels/personal-data.ts';
+import '../decisioning/personal-data.ts';
