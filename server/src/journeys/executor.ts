@@ -297,10 +297,11 @@ export interface EntryResult {
 }
 
 /**
- * Enters profiles into the journey's current version, inside the caller's transaction: re-entry
- * rules, the entry cap, one live instance per profile (a unique index decides races), the
- * holdout group, and a Journey Entered event each. The instances are due at once; the executor
- * takes them from the entry node. The month partition for `now` must exist.
+ * Enters profiles into the journey's current version, inside the caller's transaction, set-based
+ * (a fixed number of statements for any number of requests): re-entry rules, the entry cap, one
+ * live instance per profile (a unique index decides races), the holdout group, and a Journey
+ * Entered event each. The instances are due at once; the executor takes them from the entry node.
+ * The month partition for `now` must exist.
  */
 export async function enterProfiles(client: DbClient, workspaceId: string, journeyId: string, requests: readonly EntryRequest[], now: Date): Promise<EntryResult[]> {
   if (requests.length === 0) return [];
@@ -322,51 +323,71 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
     [workspaceId, journeyId, [...new Set(requests.map((r) => r.profileId))]],
   );
   const last = new Map(previous.map((row) => [row.profile_id, row]));
-  const results: EntryResult[] = [];
-  const events: SystemEvent[] = [];
-  for (const request of requests) {
+  const results: EntryResult[] = requests.map((request) => ({ profileId: request.profileId }));
+  const candidates: number[] = [];
+  const taken = new Set<string>();
+  requests.forEach((request, i) => {
     const before = last.get(request.profileId);
-    if (before?.active) {
-      results.push({ profileId: request.profileId, refused: 'already_in' });
-      continue;
+    if (before?.active || taken.has(request.profileId)) results[i]!.refused = 'already_in';
+    else if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) results[i]!.refused = 'reentry';
+    else {
+      taken.add(request.profileId);
+      candidates.push(i);
     }
-    if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) {
-      results.push({ profileId: request.profileId, refused: 'reentry' });
-      continue;
-    }
-    const { rows: counted } = await client.query(
-      `update journeys set entered_count = entered_count + 1
-        where workspace_id = $1 and id = $2 and ($3::bigint is null or entered_count < $3) returning entered_count`,
-      [workspaceId, journeyId, entry.cap ?? null],
-    );
-    if (counted.length === 0) {
-      results.push({ profileId: request.profileId, refused: 'cap' });
-      continue;
-    }
-    const holdout = inHoldout(journeyId, request.profileId, entry.holdoutPercent);
-    const { rows: inserted } = await client.query<{ id: string }>(
-      `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
-       values ($1, $2, $3, $4, 'active', $5, 'arrive', $6, $7, $8, $6, $9)
-       on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
-       returning id`,
-      [workspaceId, journeyId, version.version, request.profileId, entry.id, now, holdout, request.entry, JSON.stringify(request.variables ?? {})],
-    );
-    const id = inserted[0]?.id;
+  });
+  if (candidates.length === 0) return results;
+  let admitted = candidates;
+  if (entry.cap !== undefined) {
+    // The journey row's lock serialises capped entries of one journey; uncapped ones only add up.
+    const { rows } = await client.query<{ entered_count: string }>('select entered_count from journeys where workspace_id = $1 and id = $2 for update', [
+      workspaceId,
+      journeyId,
+    ]);
+    const room = Math.max(0, entry.cap - Number(rows[0]!.entered_count));
+    admitted = candidates.slice(0, room);
+    for (const i of candidates.slice(room)) results[i]!.refused = 'cap';
+  }
+  if (admitted.length === 0) return results;
+  const holdouts = admitted.map((i) => inHoldout(journeyId, requests[i]!.profileId, entry.holdoutPercent));
+  const { rows: inserted } = await client.query<{ id: string; profile_id: string }>(
+    `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
+     select $1, $2, $3, p, 'active', $4, 'arrive', $5, h, e, $5, v
+       from unnest($6::uuid[], $7::boolean[], $8::text[], $9::jsonb[]) as x(p, h, e, v)
+     on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
+     returning id, profile_id`,
+    [
+      workspaceId,
+      journeyId,
+      version.version,
+      entry.id,
+      now,
+      admitted.map((i) => requests[i]!.profileId),
+      holdouts,
+      admitted.map((i) => requests[i]!.entry),
+      admitted.map((i) => JSON.stringify(requests[i]!.variables ?? {})),
+    ],
+  );
+  if (inserted.length > 0) {
+    await client.query('update journeys set entered_count = entered_count + $3 where workspace_id = $1 and id = $2', [workspaceId, journeyId, inserted.length]);
+  }
+  const ids = new Map(inserted.map((row) => [row.profile_id, row.id]));
+  const events: SystemEvent[] = [];
+  admitted.forEach((i, k) => {
+    const request = requests[i]!;
+    const id = ids.get(request.profileId);
+    // Not inserted: entered a moment ago by a concurrent transaction.
     if (!id) {
-      // Entered a moment ago by a concurrent transaction; give the cap its place back.
-      await client.query('update journeys set entered_count = entered_count - 1 where workspace_id = $1 and id = $2', [workspaceId, journeyId]);
-      results.push({ profileId: request.profileId, refused: 'already_in' });
-      continue;
+      results[i]!.refused = 'already_in';
+      return;
     }
-    last.set(request.profileId, { profile_id: request.profileId, entered_at: now, active: true });
+    results[i]!.instanceId = id;
     events.push({
       messageId: `journey-entered-${id}`,
       event: 'Journey Entered',
       profileId: request.profileId,
-      properties: { ...journeyIds(version, id), entry: request.entry, group: holdout ? 'holdout' : 'treatment' },
+      properties: { ...journeyIds(version, id), entry: request.entry, group: holdouts[k] ? 'holdout' : 'treatment' },
     });
-    results.push({ profileId: request.profileId, instanceId: id });
-  }
+  });
   await insertSystemEvents(client, workspaceId, events, now);
   return results;
 }
