@@ -15,7 +15,7 @@ import { createPool } from '../src/storage/database.ts';
 
 const SPEED = 100;
 const [url, originArg, secretsHex] = process.argv.slice(2);
-const db = createPool(url!, 6);
+const db = createPool(url!, 8);
 const origin = Number(originArg);
 const now = () => new Date(origin + (Date.now() - origin) * SPEED);
 await db.query('select 1');
@@ -32,8 +32,8 @@ const dispatcher = createDispatcher({
   secretsKey: Buffer.from(secretsHex!, 'hex'),
   publicUrl: 'http://127.0.0.1:9',
   now,
-  batchSize: 10,
-  concurrency: 10,
+  batchSize: 20,
+  concurrency: 20,
   backoffBaseMs: 100,
   // A `sending` message older than 2 s real is a crashed send: the webhook adapter is idempotent,
   // so reconcile queues it again under the same key.
@@ -43,8 +43,10 @@ const dispatcher = createDispatcher({
 const forever = async (work: () => Promise<number>, idleMs: number) => {
   for (;;) if ((await work()) === 0) await sleep(idleMs);
 };
+// Dispatch batches commit their outcomes when every call of the batch has answered: several small
+// batches at once keep the unsettled window short and the provider busy.
 await Promise.all([
-  forever(async () => (await advanceDueInstances({ db, enqueue: slowEnqueue, now }, 100)).taken, 20),
-  forever(() => dispatcher.dispatchOnce(), 20),
+  forever(async () => (await advanceDueInstances({ db, enqueue: slowEnqueue, now }, 200)).taken, 20),
+  ...Array.from({ length: 4 }, () => forever(() => dispatcher.dispatchOnce(), 20)),
   forever(async () => (await dispatcher.reconcileOnce(), 0), 300),
 ]);
