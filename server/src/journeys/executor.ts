@@ -4,7 +4,7 @@ import { conditionReads, loadProfileSnapshots, snapshotNeeds } from '../segments
 import type { ProfileSnapshot } from '../segments/snapshot.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
-import { entryNode, nodeById, type JourneyNode } from './definition.ts';
+import { entryNode, journeyVariables, nodeById, type JourneyNode } from './definition.ts';
 import {
   finishInstance,
   INSTANCE_COLUMNS,
@@ -18,7 +18,8 @@ import {
   type JourneyVersion,
 } from './instances.ts';
 import { conditionOf, inHoldout, randomBranch, reentryAllows, splitHolds } from './rules.ts';
-import { delayEnd } from './validate.ts';
+import { writeProfileTraits } from '../profiles/trait-writer.ts';
+import { delayOutcome, journeyTraitSource, segmentWaitOutcome, TIME_ZONE_TRAITS, traitsRead, traitWriteOf } from './waits.ts';
 
 /*
  * The durable executor. An instance is a row; its timer is `due_at` under a partial index, so a
@@ -114,6 +115,13 @@ async function recordFailure(client: DbClient, instance: InstanceRow, message: s
 
 /** Runs an instance from where it is until it waits or ends; the caller's transaction holds its row. */
 export async function walkInstance(client: DbClient, deps: ExecutorDeps, instance: InstanceRow, now: Date, events: SystemEvent[]): Promise<void> {
+  // A share lock on the journey row: pausing (FOR UPDATE, store.ts) waits for this step to commit
+  // and then holds what it queued, or commits first and this step sees it and leaves the instance.
+  const { rows: live } = await client.query<{ status: string }>('select status from journeys where workspace_id = $1 and id = $2 for share', [
+    instance.workspace_id,
+    instance.journey_id,
+  ]);
+  if (live[0]?.status !== 'published') return;
   const version = await loadVersion(client, instance.workspace_id, instance.journey_id, instance.version);
   let snapshot: ProfileSnapshot | undefined;
   for (let passed = 0; passed < MAX_NODES_PER_STEP; passed++) {
@@ -124,9 +132,9 @@ export async function walkInstance(client: DbClient, deps: ExecutorDeps, instanc
     }
     if (instance.phase === 'wait') {
       // A delay ended or a wait timed out.
-      const next = node.kind === 'wait' ? node.timedOut : node.kind === 'delay' ? node.next : null;
+      const next = node.kind === 'wait' || node.kind === 'segment_wait' ? node.timedOut : node.kind === 'delay' ? node.next : null;
       if (next === null) throw new Error(`Instance waits at ${node.kind} node "${node.id}"`);
-      await settleLastStep(client, instance, node.kind === 'wait' ? 'timed_out' : 'next');
+      await settleLastStep(client, instance, node.kind === 'delay' ? 'next' : 'timed_out');
       moveTo(instance, next, now);
       continue;
     }
@@ -175,16 +183,39 @@ async function arrive(
       return { outcome: 'next', next: node.next };
     case 'delay': {
       const zone = await workspaceTimeZone(client, instance.workspace_id);
+      const traits = await profileTraits(client, instance, [...TIME_ZONE_TRAITS, ...traitsRead(node)]);
+      const outcome = delayOutcome(node, now, traits, zone);
+      if (!outcome.wait) return { outcome: outcome.outcome, detail: outcome.detail, next: node.next };
       instance.phase = 'wait';
       instance.wait_started_at = now;
-      instance.due_at = delayEnd(node, now, zone, node.duration ? durationMs(node.duration) : 0);
-      return { outcome: 'waiting', detail: { until: instance.due_at.toISOString() } };
+      instance.due_at = outcome.until;
+      return { outcome: 'waiting', detail: { until: outcome.until.toISOString(), timeZone: outcome.timeZone } };
     }
     case 'wait':
       instance.phase = 'wait';
       instance.wait_started_at = now;
       instance.due_at = new Date(now.getTime() + durationMs(node.timeout));
       return { outcome: 'waiting', detail: { event: node.event, timeoutAt: instance.due_at.toISOString() } };
+    case 'segment_wait': {
+      const { rows } = await client.query<{ member: boolean }>(
+        `select exists (select 1 from segment_memberships m join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
+                         where m.workspace_id = $1 and m.profile_id = $2 and s.key = $3 and s.status <> 'archived') as member`,
+        [instance.workspace_id, instance.profile_id, node.segment],
+      );
+      const outcome = segmentWaitOutcome(node, rows[0]!.member, now);
+      if (outcome.happened) return { outcome: 'happened', detail: { segment: node.segment, on: node.on, already: true }, next: node.happened };
+      instance.phase = 'wait';
+      instance.wait_started_at = now;
+      instance.due_at = outcome.timeoutAt;
+      return { outcome: 'waiting', detail: { segment: node.segment, on: node.on, timeoutAt: outcome.timeoutAt.toISOString() } };
+    }
+    case 'update_trait': {
+      const changes = await writeProfileTraits(client, instance.workspace_id, [traitWriteOf(node, instance.profile_id)], journeyTraitSource(instance.journey_id), {
+        messageId: `journey:${instance.id}:${node.id}:${visit}`,
+        at: now,
+      });
+      return { outcome: changes.length > 0 ? 'updated' : 'unchanged', detail: { traits: changes.map((c) => c.key) }, next: node.next };
+    }
     case 'split': {
       const holds = splitHolds(node, snapshot!, now.getTime());
       return { outcome: holds ? 'yes' : 'no', next: holds ? node.yes : node.no };
@@ -199,22 +230,30 @@ async function arrive(
       });
       return { outcome: branch.key, next: branch.next };
     }
-    case 'send': {
+    case 'send':
+    case 'webhook': {
       if (instance.holdout) return { outcome: 'held_out', next: node.next };
       const idempotencyKey = `journey:${instance.id}:${node.id}:${visit}`;
+      const rate = entryNode(version.definition).ratePerSecond;
       const message = await deps.enqueue(
         client,
         {
           workspaceId: instance.workspace_id,
           profileId: instance.profile_id,
-          channel: node.channel,
-          ...(node.channelConfigKey ? { channelConfigKey: node.channelConfigKey } : {}),
+          ...(node.kind === 'send'
+            ? {
+                channel: node.channel,
+                purpose: node.purpose,
+                ...(node.channelConfigKey ? { channelConfigKey: node.channelConfigKey } : {}),
+                ...(node.subscriptionGroup ? { subscriptionGroup: node.subscriptionGroup } : {}),
+              }
+            : // A webhook call is an integration, not marketing: no consent, caps or quiet hours.
+              { channel: 'webhook' as const, purpose: 'transactional' as const, channelConfigKey: node.channelConfigKey }),
           templateKey: node.template,
           idempotencyKey,
-          purpose: node.purpose,
-          ...(node.subscriptionGroup ? { subscriptionGroup: node.subscriptionGroup } : {}),
-          variables: { event: instance.variables, journey: { key: version.journeyKey, version: version.version } },
+          variables: { event: instance.variables, journey: journeyVariables(version.definition, version.journeyKey, version.version) },
           origin: { journeyId: instance.journey_id, journeyVersion: instance.version, instanceId: instance.id, nodeId: node.id },
+          ...(rate ? { ratePerSecond: rate } : {}),
         },
         now,
       );
@@ -241,6 +280,15 @@ async function workspaceTimeZone(client: DbClient, workspaceId: string): Promise
   return zone;
 }
 
+/** Some traits of the instance's profile, as they are now. */
+async function profileTraits(client: DbClient, instance: InstanceRow, keys: readonly string[]): Promise<Record<string, unknown>> {
+  const { rows } = await client.query<{ key: string; value: unknown }>(
+    'select key, value from profile_traits where workspace_id = $1 and profile_id = $2 and key = any($3::text[])',
+    [instance.workspace_id, instance.profile_id, keys],
+  );
+  return Object.fromEntries(rows.map((row) => [row.key, row.value]));
+}
+
 /** What a split condition reads of the instance's profile, loaded now. */
 async function profileSnapshot(client: DbClient, instance: InstanceRow, node: JourneyNode & { kind: 'split' }, now: Date): Promise<ProfileSnapshot> {
   const reads = conditionReads(conditionOf(node.condition));
@@ -263,18 +311,21 @@ export interface EntryRequest {
   profileId: string;
   entry: EntryKind;
   variables?: Record<string, unknown>;
+  /** Per-key instances: the key's value (e.g. an order id); one instance per (profile, key). */
+  key?: string;
 }
 
 export interface EntryResult {
   profileId: string;
   instanceId?: string;
   /** Why the profile did not enter. */
-  refused?: 'not_live' | 'already_in' | 'reentry' | 'cap';
+  refused?: 'not_live' | 'already_in' | 'reentry' | 'cap' | 'max_concurrent';
 }
 
 /**
  * Enters profiles into the journey's current version, inside the caller's transaction: re-entry
- * rules, the entry cap, one live instance per profile (a unique index decides races), the
+ * rules, the entry cap, one live instance per profile — or, for per-key instances, per (profile,
+ * key) with at most `maxConcurrent` running per profile — (a unique index decides races), the
  * holdout group, and a Journey Entered event each. The instances are due at once; the executor
  * takes them from the entry node. The month partition for `now` must exist.
  */
@@ -290,20 +341,36 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
   }
   const version = await loadVersion(client, workspaceId, journeyId, journey.current_version);
   const entry = entryNode(version.definition);
-  const { rows: previous } = await client.query<{ profile_id: string; entered_at: Date; active: boolean }>(
-    `select distinct on (profile_id) profile_id, entered_at, status = 'active' as active
+  const perKey = entry.trigger.kind === 'event' && entry.trigger.instanceKey !== undefined;
+  const maxConcurrent = perKey ? (entry.maxConcurrent ?? Number.POSITIVE_INFINITY) : 1;
+  const profileIds = [...new Set(requests.map((r) => r.profileId))];
+  // The last entry per (profile, key), and how many instances each profile runs now.
+  const { rows: previous } = await client.query<{ profile_id: string; instance_key: string; entered_at: Date; active: boolean }>(
+    `select distinct on (profile_id, instance_key) profile_id, instance_key, entered_at, status = 'active' as active
        from journey_instances
-      where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[])
-      order by profile_id, (status = 'active') desc, entered_at desc`,
-    [workspaceId, journeyId, [...new Set(requests.map((r) => r.profileId))]],
+      where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[]) and instance_key = any($4::text[])
+      order by profile_id, instance_key, (status = 'active') desc, entered_at desc`,
+    [workspaceId, journeyId, profileIds, [...new Set(requests.map((r) => r.key ?? ''))]],
   );
-  const last = new Map(previous.map((row) => [row.profile_id, row]));
+  const { rows: running } = await client.query<{ profile_id: string; n: number }>(
+    `select profile_id, count(*)::int as n from journey_instances
+      where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[]) and status = 'active' group by profile_id`,
+    [workspaceId, journeyId, profileIds],
+  );
+  const slot = (profileId: string, key: string) => `${profileId}\u0000${key}`;
+  const last = new Map(previous.map((row) => [slot(row.profile_id, row.instance_key), row]));
+  const active = new Map(running.map((row) => [row.profile_id, row.n]));
   const results: EntryResult[] = [];
   const events: SystemEvent[] = [];
   for (const request of requests) {
-    const before = last.get(request.profileId);
+    const key = request.key ?? '';
+    const before = last.get(slot(request.profileId, key));
     if (before?.active) {
       results.push({ profileId: request.profileId, refused: 'already_in' });
+      continue;
+    }
+    if ((active.get(request.profileId) ?? 0) >= maxConcurrent) {
+      results.push({ profileId: request.profileId, refused: key === '' ? 'already_in' : 'max_concurrent' });
       continue;
     }
     if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) {
@@ -321,11 +388,11 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
     }
     const holdout = inHoldout(journeyId, request.profileId, entry.holdoutPercent);
     const { rows: inserted } = await client.query<{ id: string }>(
-      `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
-       values ($1, $2, $3, $4, 'active', $5, 'arrive', $6, $7, $8, $6, $9)
-       on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
+      `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables, instance_key)
+       values ($1, $2, $3, $4, 'active', $5, 'arrive', $6, $7, $8, $6, $9, $10)
+       on conflict (workspace_id, journey_id, profile_id, instance_key) where status = 'active' do nothing
        returning id`,
-      [workspaceId, journeyId, version.version, request.profileId, entry.id, now, holdout, request.entry, JSON.stringify(request.variables ?? {})],
+      [workspaceId, journeyId, version.version, request.profileId, entry.id, now, holdout, request.entry, JSON.stringify(request.variables ?? {}), key],
     );
     const id = inserted[0]?.id;
     if (!id) {
@@ -334,12 +401,13 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
       results.push({ profileId: request.profileId, refused: 'already_in' });
       continue;
     }
-    last.set(request.profileId, { profile_id: request.profileId, entered_at: now, active: true });
+    last.set(slot(request.profileId, key), { profile_id: request.profileId, instance_key: key, entered_at: now, active: true });
+    active.set(request.profileId, (active.get(request.profileId) ?? 0) + 1);
     events.push({
       messageId: `journey-entered-${id}`,
       event: 'Journey Entered',
       profileId: request.profileId,
-      properties: { ...journeyIds(version, id), entry: request.entry, group: holdout ? 'holdout' : 'treatment' },
+      properties: { ...journeyIds(version, id), entry: request.entry, group: holdout ? 'holdout' : 'treatment', ...(key === '' ? {} : { instance_key: key }) },
     });
     results.push({ profileId: request.profileId, instanceId: id });
   }

@@ -3,6 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
+import { cancelMessages } from '../channels/index.ts';
 import type { CheckTemplate } from '../channels/contract.ts';
 import { locateProfile } from '../profiles/queries.ts';
 import { prepareTransitionStorage } from '../segments/transitions.ts';
@@ -198,7 +199,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     async (request) => {
       const workspaceId = await workspaceOf(request);
       const result = await archiveJourney(db, workspaceId, request.params.key, now());
-      return { journey: await view(workspaceId, result.journey), stopped: result.stopped };
+      return { journey: await view(workspaceId, result.journey), stopped: result.stopped, cancelledMessages: result.cancelledMessages };
     },
   );
 
@@ -276,7 +277,10 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       await getInstance(db, workspaceId, journey.id, request.params.instanceId);
       const at = now();
       await prepareTransitionStorage(db, at);
-      await withTransaction(db, (client) => endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at));
+      await withTransaction(db, async (client) => {
+        await endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at);
+        await cancelMessages(client, workspaceId, { instanceId: request.params.instanceId }, 'removed_from_journey');
+      });
       return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
     },
   );

@@ -70,7 +70,11 @@ export const PublishResultSchema = Type.Object({
   exited: Type.Integer({ description: 'Running instances ended because their node is not in the new version' }),
 });
 
-export const ArchiveResultSchema = Type.Object({ journey: JourneySchema, stopped: Type.Integer() });
+export const ArchiveResultSchema = Type.Object({
+  journey: JourneySchema,
+  stopped: Type.Integer({ description: 'Running instances ended (reason `stopped`)' }),
+  cancelledMessages: Type.Integer({ description: "The journey's queued or held messages cancelled (reason `journey_stopped`)" }),
+});
 
 export const TestEntryBodySchema = Type.Object(
   {
@@ -82,7 +86,14 @@ export const TestEntryBodySchema = Type.Object(
 export const TestEntryResultSchema = Type.Object({
   profileId: Type.String({ format: 'uuid' }),
   instanceId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
-  refused: Type.Union([Type.Literal('not_live'), Type.Literal('already_in'), Type.Literal('reentry'), Type.Literal('cap'), Type.Null()]),
+  refused: Type.Union([
+    Type.Literal('not_live'),
+    Type.Literal('already_in'),
+    Type.Literal('reentry'),
+    Type.Literal('cap'),
+    Type.Literal('max_concurrent'),
+    Type.Null(),
+  ]),
 });
 
 const InstanceStatusSchema = Type.Union([Type.Literal('active'), Type.Literal('completed'), Type.Literal('converted'), Type.Literal('exited')]);
