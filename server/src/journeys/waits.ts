@@ -9,12 +9,7 @@ import { isTimeZone, nextTimeOfDay } from './validate.ts';
  * `time_zone`, as channels reads it), else the workspace's.
  */
 
-/** The traits a node needs to decide when it wakes (besides the time zone traits). */
-export function traitsRead(node: NodeOf<'delay'>): string[] {
-  return node.untilDate ? [node.untilDate.trait] : [];
-}
-
-export const TIME_ZONE_TRAITS = ['timezone', 'time_zone'] as const;
+const TIME_ZONE_TRAITS = ['timezone', 'time_zone'] as const;
 
 /** The profile's IANA time zone from its traits, else the workspace's. */
 export function profileTimeZone(traits: Readonly<Record<string, unknown>>, workspaceZone: string): string {
@@ -66,14 +61,17 @@ export function segmentWaitOutcome(node: NodeOf<'segment_wait'>, isMember: boole
   return { happened: false, timeoutAt: new Date(now.getTime() + durationMs(node.timeout)) };
 }
 
-/** What an update_trait node writes, for the trait writer (profiles/trait-writer.ts). */
-export function traitWriteOf(node: NodeOf<'update_trait'>, profileId: string) {
-  return {
-    profileId,
-    ...(node.set ? { set: node.set } : {}),
-    ...(node.addTags ? { addToList: { key: 'tags', values: node.addTags } } : {}),
-  };
+/**
+ * The trait values an update_trait node sets (null removes one): `set` as given, and `addTags`
+ * added once each to the `tags` list trait as the profile has it.
+ */
+export function traitValuesOf(node: NodeOf<'update_trait'>, traits: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const values: Record<string, unknown> = { ...(node.set ?? {}) };
+  if (node.addTags) {
+    const current = traits.tags;
+    const list = Array.isArray(current) ? [...current] : current === undefined || current === null ? [] : [current];
+    for (const tag of node.addTags) if (!list.includes(tag)) list.push(tag);
+    values.tags = list;
+  }
+  return values;
 }
-
-/** The provenance a journey's trait writes carry. */
-export const journeyTraitSource = (journeyId: string) => ({ kind: 'journey', name: `journey:${journeyId}` });

@@ -18,9 +18,7 @@ import type { DbClient } from '../storage/database.ts';
 export interface TraitWrite {
   profileId: string;
   /** key → value; null removes the trait. */
-  set?: Record<string, unknown>;
-  /** Values added to a list trait (kept once each; a scalar value becomes the list's first item). */
-  addToList?: { key: string; values: readonly string[] };
+  set: Record<string, unknown>;
 }
 
 export interface TraitWriteResult {
@@ -30,7 +28,7 @@ export interface TraitWriteResult {
   value: unknown;
 }
 
-/** The changes `writes` make to the current values (pure): list additions keep order and skip repeats. */
+/** The changes `writes` make to the current values (pure): values equal to the stored ones and computed traits are left out. */
 export function plannedTraitChanges(
   writes: readonly TraitWrite[],
   current: ReadonlyMap<string, ReadonlyMap<string, { value: unknown; computed: boolean }>>,
@@ -38,14 +36,7 @@ export function plannedTraitChanges(
   const changes: TraitWriteResult[] = [];
   for (const write of writes) {
     const stored = current.get(write.profileId);
-    const wanted = new Map<string, unknown>(Object.entries(write.set ?? {}));
-    if (write.addToList) {
-      const existing = wanted.has(write.addToList.key) ? wanted.get(write.addToList.key) : stored?.get(write.addToList.key)?.value;
-      const list = Array.isArray(existing) ? [...existing] : existing === undefined || existing === null ? [] : [existing];
-      for (const value of write.addToList.values) if (!list.some((item) => sameJson(item, value))) list.push(value);
-      wanted.set(write.addToList.key, list);
-    }
-    for (const [key, value] of wanted) {
+    for (const [key, value] of Object.entries(write.set)) {
       const existing = stored?.get(key);
       if (existing?.computed) continue;
       const previous = existing?.value ?? null;
@@ -69,7 +60,7 @@ export async function writeProfileTraits(
   await lockWorkspaceIdentity(client, workspaceId);
   await lockWorkspaceSegments(client, workspaceId);
   const profileIds = [...new Set(writes.map((w) => w.profileId))];
-  const keys = [...new Set(writes.flatMap((w) => [...Object.keys(w.set ?? {}), ...(w.addToList ? [w.addToList.key] : [])]))];
+  const keys = [...new Set(writes.flatMap((w) => Object.keys(w.set)))];
   const { rows } = await client.query<{ profile_id: string; key: string; value: unknown; source_kind: string }>(
     `select t.profile_id, t.key, t.value, t.source_kind from profile_traits t
       where t.workspace_id = $1 and t.profile_id = any($2::uuid[]) and t.key = any($3::text[])`,
