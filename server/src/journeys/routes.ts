@@ -8,10 +8,14 @@ import type { CheckTemplate } from '../channels/contract.ts';
 import { locateProfile } from '../profiles/queries.ts';
 import { prepareTransitionStorage } from '../segments/transitions.ts';
 import { withTransaction, type Db } from '../storage/database.ts';
+import { dryRun } from './dry-run.ts';
 import { enterProfiles } from './executor.ts';
+import { loadVersion, type JourneyVersion } from './instances.ts';
 import {
   ArchiveResultSchema,
   CreateJourneySchema,
+  DryRunBodySchema,
+  DryRunResultSchema,
   InstanceDetailSchema,
   InstanceListQuerySchema,
   InstanceListSchema,
@@ -39,6 +43,7 @@ import {
   listJourneys,
   pauseJourney,
   publishJourney,
+  refuseProblems,
   resumeJourney,
   updateJourney,
   type JourneyRecord,
@@ -223,6 +228,37 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
         enterProfiles(client, workspaceId, journey.id, [{ profileId, entry: 'api', ...(request.body.variables ? { variables: request.body.variables } : {}) }], at),
       );
       return { profileId, instanceId: result?.instanceId ?? null, refused: result?.refused ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/journeys/:key/dry-run',
+    {
+      config: write,
+      schema: docs(
+        'What the journey would do for a profile starting now: the path, each wait with its wake time, every message rendered with the guards that would skip or defer it. Sends and writes nothing',
+        { params: JourneyKeyParams, body: DryRunBodySchema, response: { 200: DryRunResultSchema, ...errors(400, 401, 403, 404) } },
+      ),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      const journey = await getJourney(db, workspaceId, request.params.key);
+      const { profileId } = await locateProfile(db, workspaceId, request.body.profile, 'profile');
+      const useDraft = request.body.version === 'draft' || journey.currentVersion === null;
+      let version: JourneyVersion;
+      if (useDraft) {
+        refuseProblems(await journeyProblems(db, workspaceId, journey.draft, checks));
+        version = { journeyId: journey.id, journeyKey: journey.key, version: 0, definition: journey.draft };
+      } else {
+        version = await loadVersion(db, workspaceId, journey.id, journey.currentVersion!);
+      }
+      const start = request.body.start ? new Date(request.body.start) : now();
+      const result = await dryRun(db, workspaceId, version, profileId, {
+        start,
+        ...(request.body.assume ? { assume: request.body.assume } : {}),
+        ...(request.body.variables ? { variables: request.body.variables } : {}),
+      });
+      return { ...result, version: useDraft ? ('draft' as const) : version.version };
     },
   );
 

@@ -148,3 +148,62 @@ export const NodeCountsSchema = Type.Object({
     }),
   ),
 });
+
+export const DryRunBodySchema = Type.Object(
+  {
+    profile: Type.String({ minLength: 1, description: 'A profile id or `<type>:<value>`' }),
+    version: Type.Optional(
+      Type.Union([Type.Literal('live'), Type.Literal('draft')], { description: 'The live version (default when there is one) or the draft' }),
+    ),
+    start: Type.Optional(Type.String({ format: 'date-time', description: 'The simulated start; now when absent' })),
+    assume: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.Literal('happened'), Type.Literal('timedOut')]), {
+        description: 'Per wait or segment_wait node id: `happened` assumes its event or segment change comes at once; otherwise it times out',
+      }),
+    ),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Entry variables (trigger event properties) for templates' })),
+  },
+  { additionalProperties: false },
+);
+
+const DryRunPreview = {
+  decision: Type.Union([Type.Literal('send'), Type.Literal('skip'), Type.Literal('error')]),
+  reason: Type.Optional(Type.String({ description: 'Why a guard would skip it: no_consent, unsubscribed, frequency_cap, suppressed …' })),
+  sendAt: Type.Optional(Instant),
+  deferredBy: Type.Optional(Type.String({ description: 'quiet_hours (or pacing) when it would wait' })),
+  locale: Type.Optional(Type.String()),
+  fields: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'The rendered template fields (subject, html, text …)' })),
+  error: Type.Optional(Type.String()),
+};
+
+export const DryRunResultSchema = Type.Object({
+  profileId: Type.String({ format: 'uuid' }),
+  version: Type.Union([Type.Integer(), Type.Literal('draft')]),
+  group: Type.Union([Type.Literal('treatment'), Type.Literal('holdout')]),
+  start: Instant,
+  path: Type.Array(
+    Type.Object({
+      step: Type.Integer(),
+      at: Instant,
+      nodeId: Type.String(),
+      kind: Type.String(),
+      outcome: Type.String({ description: 'As in an instance path; a send is would_send or would_skip' }),
+      detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    }),
+  ),
+  waits: Type.Array(
+    Type.Object({
+      nodeId: Type.String(),
+      kind: Type.String(),
+      from: Instant,
+      until: Instant,
+      ends: Type.Union([Type.Literal('next'), Type.Literal('timed_out'), Type.Literal('happened')]),
+    }),
+  ),
+  messages: Type.Array(
+    Type.Object({ nodeId: Type.String(), at: Instant, channel: Type.String(), templateKey: Type.String(), purpose: Type.String(), ...DryRunPreview }),
+  ),
+  traits: Type.Array(Type.Object({ nodeId: Type.String(), at: Instant, values: Type.Record(Type.String(), Type.Unknown()) })),
+  end: Type.Union([Type.Object({ reason: Type.String(), detail: NullableString, at: Instant }), Type.Null()]),
+  truncated: Type.Boolean(),
+});

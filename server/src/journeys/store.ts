@@ -185,7 +185,7 @@ export async function triggerProperties(db: Queryable, workspaceId: string, trig
   }
 }
 
-function refuseProblems(problems: Problem[]): void {
+export function refuseProblems(problems: Problem[]): void {
   const first = problems[0];
   if (!first) return;
   const more = problems.length > 1 ? ` (and ${problems.length - 1} more)` : '';
