@@ -539,4 +539,51 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     const { rows: traits } = await db.query('select 1 from profile_traits where workspace_id = $1 and profile_id = $2 and key = $3', [ws, profile, 'tags']);
     expect(traits).toHaveLength(0);
   });
+  it('operator control: skip a wait, the instance view lists its messages, and publish migrates by the operator’s node mapping', async () => {
+    const { ws, clock, publish, run, instances, enter, apiKey } = await setup();
+    const call = async (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => {
+      const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${apiKey}` }, ...(payload === undefined ? {} : { payload }) });
+      return { status: res.statusCode, body: res.json() };
+    };
+    const definition = (waitId: string): JourneyDefinition => ({
+      nodes: [
+        { id: 'in', kind: 'entry', trigger: { kind: 'api' }, reentry: { mode: 'always' }, next: 'mail' },
+        { id: 'mail', kind: 'send', channel: 'email', template: 'hello', purpose: 'transactional', next: waitId },
+        { id: waitId, kind: 'wait', event: 'Order Completed', timeout: { amount: 7, unit: 'days' }, happened: 'end', timedOut: 'nudge' },
+        { id: 'nudge', kind: 'send', channel: 'sms', template: 'nudge', purpose: 'transactional', next: 'end' },
+        { id: 'end', kind: 'end' },
+      ],
+    });
+    const journey = await publish('ops', definition('wait-order'));
+    const a = await insertProfile(db, ws, { traits: { email: 'a@example.com', phone: '+8613800000002' } });
+    const b = await insertProfile(db, ws, { traits: { email: 'b@example.com', phone: '+8613800000003' } });
+    const first = await enter('ops', a);
+    await enter('ops', b);
+    await run();
+
+    // Skip the wait: it takes its timedOut branch now (the SMS), and the path says who skipped it.
+    const skipped = await call('POST', `/v1/journeys/ops/instances/${first.instanceId}/skip-wait`, {});
+    expect(skipped.status).toBe(200);
+    await run();
+    const detail = await call('GET', `/v1/journeys/ops/instances/${first.instanceId}`);
+    expect(detail.body.instance).toMatchObject({ status: 'completed' });
+    expect(detail.body.messages.map((m: { nodeId: string; channel: string; status: string }) => [m.nodeId, m.channel, m.status]).sort()).toEqual([
+      ['mail', 'email', 'queued'],
+      ['nudge', 'sms', 'queued'],
+    ]);
+    const waitStep = detail.body.path.find((s: { nodeId: string }) => s.nodeId === 'wait-order');
+    expect(waitStep).toMatchObject({ outcome: 'timed_out', detail: expect.objectContaining({ skipped_by: 'operator' }) });
+    expect((await call('POST', `/v1/journeys/ops/instances/${first.instanceId}/skip-wait`, {})).status).toBe(409);
+
+    // The wait node is renamed in the draft; the operator maps the old id onto the new one.
+    await call('PATCH', '/v1/journeys/ops', { definition: definition('await-order') });
+    expect((await call('POST', '/v1/journeys/ops/publish', { mapping: { 'wait-order': 'nowhere' } })).body).toMatchObject({ error: 'invalid_mapping', field: 'mapping.wait-order' });
+    const published = await call('POST', '/v1/journeys/ops/publish', { mapping: { 'wait-order': 'await-order' } });
+    expect(published.body).toMatchObject({ version: 2, migrated: 1, exited: 0 });
+    const moved = (await instances(journey.id)).find((i) => i.profile_id === b)!;
+    expect(moved).toMatchObject({ status: 'active', node_id: 'await-order', phase: 'wait' });
+    clock.advance(7 * 86_400_000);
+    await run();
+    expect((await instances(journey.id)).find((i) => i.profile_id === b)).toMatchObject({ status: 'completed' });
+  });
 });

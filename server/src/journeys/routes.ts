@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify';
 import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
-import { cancelMessages } from '../channels/index.ts';
+import { cancelMessages, listMessages } from '../channels/index.ts';
 import type { CheckTemplate } from '../channels/contract.ts';
 import { locateProfile } from '../profiles/queries.ts';
 import { prepareTransitionStorage } from '../segments/transitions.ts';
@@ -27,7 +27,9 @@ import {
   JourneySchema,
   NodeCountsSchema,
   ProblemsSchema,
+  PublishBodySchema,
   PublishResultSchema,
+  SkipWaitBodySchema,
   TestEntryBodySchema,
   TestEntryResultSchema,
   UpdateJourneySchema,
@@ -45,6 +47,7 @@ import {
   publishJourney,
   refuseProblems,
   resumeJourney,
+  skipWait,
   updateJourney,
   type JourneyRecord,
 } from './store.ts';
@@ -166,14 +169,15 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     '/v1/journeys/:key/publish',
     {
       config: write,
-      schema: docs('Freeze the draft as a new version and make it live; running instances continue by node id or exit when their node is gone', {
+      schema: docs('Freeze the draft as a new version and make it live; running instances continue by node id (or the mapping) or exit when their node is gone', {
         params: JourneyKeyParams,
+        body: PublishBodySchema,
         response: { 200: PublishResultSchema, ...errors(400, 401, 403, 404, 409) },
       }),
     },
     async (request) => {
       const workspaceId = await workspaceOf(request);
-      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks);
+      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks, request.body.mapping ?? {});
       return { ...result, journey: await view(workspaceId, result.journey) };
     },
   );
@@ -294,7 +298,21 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       const workspaceId = await workspaceOf(request);
       const journey = await getJourney(db, workspaceId, request.params.key);
       const instance = await getInstance(db, workspaceId, journey.id, request.params.instanceId);
-      return { instance: toInstanceView(instance), path: await instancePath(db, workspaceId, instance.id) };
+      const [path, messages] = await Promise.all([instancePath(db, workspaceId, instance.id), listMessages(db, workspaceId, { instanceId: instance.id })]);
+      return {
+        instance: toInstanceView(instance),
+        messages: messages.map((m) => ({
+          messageId: m.messageId,
+          nodeId: m.origin?.nodeId ?? null,
+          channel: m.channel,
+          templateKey: m.templateKey,
+          status: m.status,
+          reason: m.reason ?? null,
+          createdAt: m.createdAt.toISOString(),
+          updatedAt: m.updatedAt.toISOString(),
+        })),
+        path,
+      };
     },
   );
 
@@ -317,6 +335,24 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
         await endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at);
         await cancelMessages(client, workspaceId, { instanceId: request.params.instanceId }, 'removed_from_journey');
       });
+      return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
+    },
+  );
+
+  app.post(
+    '/v1/journeys/:key/instances/:instanceId/skip-wait',
+    {
+      config: write,
+      schema: docs('Skip the wait an instance is in: a delay ends now; a wait or segment_wait takes its timedOut branch (or happened) now', {
+        params: InstanceParams,
+        body: SkipWaitBodySchema,
+        response: { 200: InstanceSchema, ...errors(400, 401, 403, 404, 409) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      const journey = await getJourney(db, workspaceId, request.params.key);
+      await skipWait(db, workspaceId, journey.id, request.params.instanceId, request.body.branch ?? 'timedOut', now());
       return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
     },
   );

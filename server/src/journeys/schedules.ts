@@ -4,7 +4,7 @@ import { withTransaction, type Db, type DbClient } from '../storage/database.ts'
 import { entryNode, type JourneyDefinition, type Trigger } from './definition.ts';
 import { enterProfiles, type EntryRequest } from './executor.ts';
 import { candidateDates, dateOccurrences } from './dates.ts';
-import { isTimeZone } from './validate.ts';
+import { isValidTimeZone } from '../channels/guards.ts';
 
 /*
  * Entries that time starts: date traits ("3 days before the birthday at 10:00 local", yearly or
@@ -133,7 +133,7 @@ async function runDateScan(client: DbClient, due: DueSchedule, trigger: DateTrig
     );
     const requests: EntryRequest[] = [];
     for (const row of rows) {
-      const zone = row.zone && isTimeZone(row.zone) ? row.zone : due.time_zone;
+      const zone = row.zone && isValidTimeZone(row.zone) ? row.zone : due.time_zone;
       for (const at of dateOccurrences(row.value, trigger, zone, from, to)) {
         requests.push({ profileId: row.profile_id, entry: 'date', variables: { trait: trigger.trait, date: row.value, occurrence: at.toISOString() } });
       }

@@ -63,6 +63,18 @@ export const JourneyListSchema = Type.Object({ items: Type.Array(JourneySchema),
 
 export const ProblemsSchema = Type.Object({ problems: Type.Array(ProblemSchema) });
 
+export const PublishBodySchema = Type.Object(
+  {
+    mapping: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64 }), {
+        description:
+          'Migration by node mapping: running instances at a key node continue at the value node of the new version (same kind, else they exit); other nodes map by id',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const PublishResultSchema = Type.Object({
   journey: JourneySchema,
   version: Type.Integer(),
@@ -130,8 +142,31 @@ export const StepSchema = Type.Object({
   detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 });
 
+export const InstanceMessageSchema = Type.Object({
+  messageId: Type.String(),
+  nodeId: NullableString,
+  channel: Type.String(),
+  templateKey: Type.String(),
+  status: Type.String({ description: 'queued, held, sending, sent, delivered, opened, clicked, failed, skipped, cancelled' }),
+  reason: NullableString,
+  createdAt: Instant,
+  updatedAt: Instant,
+});
+
+export const SkipWaitBodySchema = Type.Object(
+  {
+    branch: Type.Optional(
+      Type.Union([Type.Literal('happened'), Type.Literal('timedOut')], {
+        description: 'For a wait or segment_wait: the branch to take (timedOut by default); a delay simply ends',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const InstanceDetailSchema = Type.Object({
   instance: InstanceSchema,
+  messages: Type.Array(InstanceMessageSchema, { description: "Every message the instance queued, with its status (channels' outbox)" }),
   path: Type.Array(StepSchema, { description: 'Every node the instance arrived at, in order, with what happened there' }),
 });
 

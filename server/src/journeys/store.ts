@@ -7,7 +7,7 @@ import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { journeyVariables, nodeById, type JourneyDefinition, type Trigger } from './definition.ts';
-import { finishInstance, INSTANCE_COLUMNS, loadVersion, saveInstance, type EndReason, type InstanceRow } from './instances.ts';
+import { finishInstance, INSTANCE_COLUMNS, loadVersion, saveInstance, settleLastStep, type EndReason, type InstanceRow } from './instances.ts';
 import { syncJourneySchedule } from './schedules.ts';
 import { validateJourney, type Problem } from './validate.ts';
 
@@ -209,10 +209,21 @@ export interface PublishResult {
  * an instance whose node no longer exists, or is now a different kind of node, exits with the
  * reason `exited` and a detail naming the node. New entries take the new version.
  */
-export async function publishJourney(db: Db, workspaceId: string, key: string, now: Date, checks: JourneyChecks = {}): Promise<PublishResult> {
+export async function publishJourney(
+  db: Db,
+  workspaceId: string,
+  key: string,
+  now: Date,
+  checks: JourneyChecks = {},
+  /** Running instances at a key's node move to the value's node (same kind) instead of the node with the same id. */
+  mapping: Readonly<Record<string, string>> = {},
+): Promise<PublishResult> {
   const draft = await getJourney(db, workspaceId, key);
   if (draft.status === 'archived') throw new ApiError(409, 'journey_archived', `Journey "${key}" is archived and cannot be published`);
   refuseProblems(await journeyProblems(db, workspaceId, draft.draft, checks));
+  for (const [from, to] of Object.entries(mapping)) {
+    if (!nodeById(draft.draft, to)) throw new ApiError(400, 'invalid_mapping', `Mapping "${from}" → "${to}": the new version has no node "${to}"`, `mapping.${from}`);
+  }
   await prepareTransitionStorage(db, now);
   return withTransaction(db, async (client) => {
     const journey = await getJourney(client, workspaceId, key, true);
@@ -237,12 +248,19 @@ export async function publishJourney(db: Db, workspaceId: string, key: string, n
        returning id, key, name, description, status, draft, current_version, entered_count, created_at, updated_at`,
       [workspaceId, journey.id, status, version],
     );
-    const { migrated, exited } = await migrateInstances(client, workspaceId, journey.id, version, now);
+    const { migrated, exited } = await migrateInstances(client, workspaceId, journey.id, version, now, mapping);
     return { journey: toRecord(rows[0]!), version, migrated, exited };
   });
 }
 
-async function migrateInstances(client: DbClient, workspaceId: string, journeyId: string, version: number, now: Date): Promise<{ migrated: number; exited: number }> {
+async function migrateInstances(
+  client: DbClient,
+  workspaceId: string,
+  journeyId: string,
+  version: number,
+  now: Date,
+  mapping: Readonly<Record<string, string>>,
+): Promise<{ migrated: number; exited: number }> {
   const target = await loadVersion(client, workspaceId, journeyId, version);
   const { rows } = await client.query<InstanceRow>(
     `select ${INSTANCE_COLUMNS} from journey_instances i
@@ -254,12 +272,15 @@ async function migrateInstances(client: DbClient, workspaceId: string, journeyId
   for (const instance of rows) {
     const from = await loadVersion(client, workspaceId, journeyId, instance.version);
     const before = nodeById(from.definition, instance.node_id);
-    const after = nodeById(target.definition, instance.node_id);
+    // The operator's mapping moves an instance from a node to another of the same kind; other nodes map by id.
+    const mapped = mapping[instance.node_id] ?? instance.node_id;
+    const after = nodeById(target.definition, mapped);
     if (after && before && after.kind === before.kind) {
       instance.version = version;
+      instance.node_id = mapped;
       migrated++;
     } else {
-      const why = after ? `node "${instance.node_id}" is a ${after.kind} in version ${version}` : `node "${instance.node_id}" was removed in version ${version}`;
+      const why = after ? `node "${mapped}" is a ${after.kind} in version ${version}` : `node "${mapped}" was removed in version ${version}`;
       finishInstance(instance, from, 'exited', why, now, events);
     }
     await saveInstance(client, instance);
@@ -368,4 +389,33 @@ export async function endInstances(
   }
   await insertSystemEvents(client, workspaceId, events, now);
   return rows.length;
+}
+
+/**
+ * An operator skips the wait an instance is in. A delay (or a wait taking `timedOut`) becomes due
+ * now, and the executor resumes it as if its timer had run out; a wait taking `happened` moves on
+ * to that branch at once. The waiting step records `skipped_by: operator`.
+ */
+export async function skipWait(db: Db, workspaceId: string, journeyId: string, instanceId: string, branch: 'happened' | 'timedOut', now: Date): Promise<void> {
+  await withTransaction(db, async (client) => {
+    const { rows } = await client.query<InstanceRow>(
+      `select ${INSTANCE_COLUMNS} from journey_instances i where i.workspace_id = $1 and i.journey_id = $2 and i.id = $3 for update`,
+      [workspaceId, journeyId, instanceId],
+    );
+    const instance = rows[0];
+    if (!instance) throw new ApiError(404, 'not_found', `No instance ${instanceId} in this journey`, 'instanceId');
+    if (instance.status !== 'active' || instance.phase !== 'wait') throw new ApiError(409, 'not_waiting', 'The instance is not waiting', 'instanceId');
+    const version = await loadVersion(client, workspaceId, journeyId, instance.version);
+    const node = nodeById(version.definition, instance.node_id);
+    if (branch === 'happened' && (node?.kind === 'wait' || node?.kind === 'segment_wait')) {
+      await settleLastStep(client, instance, 'skipped', { skipped_by: 'operator', branch: 'happened' });
+      instance.node_id = node.happened;
+      instance.phase = 'arrive';
+      instance.wait_started_at = null;
+    } else {
+      await settleLastStep(client, instance, 'waiting', { skipped_by: 'operator' });
+    }
+    instance.due_at = now;
+    await saveInstance(client, instance);
+  });
 }

@@ -1,5 +1,6 @@
 import type { Condition } from '../segments/ast.ts';
 import { parseSegment } from '../segments/language/parse.ts';
+import { isValidTimeZone } from '../channels/guards.ts';
 import { scheduleError } from '../segments/cron.ts';
 import { conditionReads } from '../segments/snapshots.ts';
 import { isWaitingNode, successors, type JourneyDefinition, type JourneyNode, type NodeOf } from './definition.ts';
@@ -113,7 +114,7 @@ function nodeProblems(node: JourneyNode, at: string, context: ValidationContext)
         if ((trigger.at === undefined) === (trigger.cron === undefined)) problem('trigger', 'A scheduled entry needs exactly one of `at` (one-off) and `cron` (recurring)');
         if (trigger.at !== undefined && Number.isNaN(Date.parse(trigger.at))) problem('trigger.at', `"${trigger.at}" is not an instant`);
         const zone = trigger.timeZone ?? context.timeZone ?? 'UTC';
-        if (!isTimeZone(zone)) problem('trigger.timeZone', `"${zone}" is not an IANA time zone`);
+        if (!isValidTimeZone(zone)) problem('trigger.timeZone', `"${zone}" is not an IANA time zone`);
         else if (trigger.cron !== undefined) {
           const error = scheduleError(trigger.cron, zone);
           if (error) problem('trigger.cron', error);
@@ -215,15 +216,6 @@ function instantCycles(definition: JourneyDefinition, index: ReadonlyMap<string,
   };
   for (const node of definition.nodes) visit(node.id, []);
   return problems;
-}
-
-export function isTimeZone(zone: string): boolean {
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Where a delay ends: the duration first, then (if given) the next allowed time of day in `timeZone`. */

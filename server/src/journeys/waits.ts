@@ -1,7 +1,8 @@
 import { durationMs } from '../segments/ast.ts';
 import type { NodeOf } from './definition.ts';
 import { dateAt, parseDateTrait } from './dates.ts';
-import { isTimeZone, nextTimeOfDay } from './validate.ts';
+import { isValidTimeZone } from '../channels/guards.ts';
+import { nextTimeOfDay } from './validate.ts';
 
 /*
  * When the waiting nodes wake, pure: the executor and the dry run both ask these, with the
@@ -15,7 +16,7 @@ const TIME_ZONE_TRAITS = ['timezone', 'time_zone'] as const;
 export function profileTimeZone(traits: Readonly<Record<string, unknown>>, workspaceZone: string): string {
   for (const key of TIME_ZONE_TRAITS) {
     const value = traits[key];
-    if (typeof value === 'string' && value !== '' && isTimeZone(value)) return value;
+    if (typeof value === 'string' && value !== '' && isValidTimeZone(value)) return value;
   }
   return workspaceZone;
 }
