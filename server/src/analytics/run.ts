@@ -6,6 +6,8 @@ import { querySql, type QuerySql } from './sql.ts';
 /** Every report query is cut off after this long unless the request asks for less (or more, up to 60 s). */
 export const DEFAULT_BUDGET_MS = 20_000;
 const QUERY_CANCELED = '57014';
+/** Memory one sort or hash of a report query may use before spilling (per worker). */
+const REPORT_WORK_MEM = '128MB';
 
 export interface Warning {
   field: string;
@@ -59,6 +61,8 @@ export async function runBudgeted<R extends object>(context: ReportContext, sql:
       await client.query(`set local statement_timeout = ${Math.max(1, Math.round(context.budgetMs))}`);
       // Reports only read; the planner may use every core it is allowed for the big scans.
       await client.query('set local transaction read only');
+      // Per-profile sorts of a funnel's or path's events spill to disk at the default 4 MB.
+      await client.query(`set local work_mem = '${REPORT_WORK_MEM}'`);
       const { rows } = await client.query<R>(text, values);
       return rows;
     });
