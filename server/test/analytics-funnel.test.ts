@@ -224,9 +224,11 @@ describe('funnels (random histories against a reimplementation)', () => {
     t = await startTestApp();
     post = analyticsCaller(t, await serverKey(t));
     const next = random(42);
-    for (let p = 0; p < 120; p++) {
+    // 120 ordinary profiles, then 25 busy ones (30–90 events): many starts per profile, whose
+    // chains overlap — where the sequential matcher's per-step pointers and its early stop (0042) act.
+    for (let p = 0; p < 145; p++) {
       const profileId = crypto.randomUUID();
-      const count = 1 + Math.floor(next() * 14);
+      const count = p < 120 ? 1 + Math.floor(next() * 14) : 30 + Math.floor(next() * 61);
       for (let k = 0; k < count; k++) {
         // Whole minutes over 12 days, so ties in time happen and are ordered by seq (insert order).
         const at = start + Math.floor(next() * 12 * 24 * 60) * MIN;
