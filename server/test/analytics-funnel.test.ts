@@ -142,6 +142,14 @@ describe('funnels (hand-built history)', () => {
     expect(lastValues).toEqual({ null: 6, tv: 2 }); // carol and dan stopped at their view
   });
 
+  it('breaks down by the kind of source the attributed event came from', async () => {
+    const { rows } = await t.db.query<{ kind: string }>('select distinct s.kind from events e join sources s on s.id = e.source_id where e.workspace_id = $1', [t.workspace.id]);
+    expect(rows).toHaveLength(1); // every event here came through the test app's one source
+    const overall = counts(await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS }));
+    const result = await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS, breakdown: { kind: 'source' } });
+    expect(result.breakdown.map((b: { value: string | null; steps: Array<{ count: number }> }) => [b.value, counts(b)])).toEqual([[rows[0]!.kind, overall]]);
+  });
+
   it('lists the profiles that dropped after a step', async () => {
     const result = await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS, dropOff: { step: 2 } });
     const expected = await Promise.all(['bob', 'frank', 'grace', 'hank'].map(profileOf));

@@ -102,33 +102,33 @@ export async function runLifecycle(db: Db, workspaceId: string, query: Lifecycle
   const firstLabel = q.bind(labels[0], 'text');
   const toParam = q.bind(new Date(readTo).toISOString(), 'timestamptz');
   const bd = query.breakdown ? breakdownSql(q, query.breakdown, 'a') : 'null::text';
-  // Per profile and active period (the period before the range included): the period before
-  // and after it that the profile was active in, and its first activity ever.
+  // Per profile and active period in the window read (the period before the range included):
+  // the active periods before and after it. A profile's first period in the window is new unless
+  // it was active before the window — one index probe (events_profile_timeline) per such profile,
+  // not a pass over all history.
   const text = `
-    with active as (
-      select distinct e.profile_id, ${local('e.timestamp')} as period
+    with active as materialized (
+      select e.profile_id, ${local('e.timestamp')} as period
         from events e
        where ${filters} and e.timestamp >= ${q.bind(new Date(readFrom).toISOString(), 'timestamptz')} and e.timestamp < ${toParam}
-    ),
-    firsts as (
-      select e.profile_id, ${local('min(e.timestamp)')} as first_period
-        from events e
-       where ${filters} and e.timestamp < ${toParam} and e.profile_id in (select profile_id from active)
-       group by e.profile_id
+       group by 1, 2
     ),
     marked as (
-      select a.profile_id, a.period, f.first_period,
-             lag(a.period) over w as prev, lead(a.period) over w as next, ${bd} as bd
-        from active a join firsts f using (profile_id)
+      select a.profile_id, a.period, lag(a.period) over w as prev, lead(a.period) over w as next, ${bd} as bd
+        from active a
       window w as (partition by a.profile_id order by a.period)
     ),
     statuses as (
-      select to_char(period, ${format}) as period, bd,
-             case when period = first_period then 'new' when prev = period - ${step} then 'returning' else 'resurrecting' end as status
-        from marked where to_char(period, ${format}) >= ${firstLabel}
+      select to_char(m.period, ${format}) as period, m.bd,
+             case when m.prev = m.period - ${step} then 'returning'
+                  when m.prev is not null then 'resurrecting'
+                  when exists (select 1 from events e where ${filters} and e.profile_id = m.profile_id and e.timestamp < ${q.bind(new Date(readFrom).toISOString(), 'timestamptz')})
+                    then 'resurrecting'
+                  else 'new' end as status
+        from marked m where to_char(m.period, ${format}) >= ${firstLabel}
       union all
-      select to_char(period + ${step}, ${format}), bd, 'dormant'
-        from marked where next is null or next > period + ${step}
+      select to_char(m.period + ${step}, ${format}), m.bd, 'dormant'
+        from marked m where m.next is null or m.next > m.period + ${step}
     )
     select period, bd, status, count(*)::int as profiles from statuses group by 1, 2, 3`;
   const rows = await runBudgeted<{ period: string; bd: string | null; status: Status; profiles: number }>(context, text);

@@ -47,7 +47,11 @@ export async function reportContext(
     if (error instanceof RangeError) throw new ApiError(400, 'invalid_range', error.message, error.message.startsWith('range.') ? error.message.split(':')[0] : 'range');
     throw error;
   }
-  return { db, workspaceId, timeZone, now, range, q: querySql(workspaceId, timeZone, now), budgetMs: request.timeBudgetMs ?? DEFAULT_BUDGET_MS, warnings: [] };
+  const q = querySql(workspaceId, timeZone, now);
+  // A workspace has a handful of sources: a source breakdown reads their kinds from two bound arrays.
+  const { rows: sources } = await db.query<{ id: string; kind: string }>('select id, kind from sources where workspace_id = $1 order by id', [workspaceId]);
+  if (sources.length <= 1000) q.sources = { ids: sources.map((source) => source.id), kinds: sources.map((source) => source.kind) };
+  return { db, workspaceId, timeZone, now, range, q, budgetMs: request.timeBudgetMs ?? DEFAULT_BUDGET_MS, warnings: [] };
 }
 
 /**
