@@ -19,6 +19,7 @@ import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { journeyRoutes } from '../journeys/routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { requestForLog, scrubbingDestination, type LogDestination } from '../privacy/log-scrub.ts';
 import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
@@ -39,6 +40,8 @@ export interface ServerOptions {
   maxInflightIngest?: number;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
+  /** Where log lines go (default stdout); every line passes the PII scrubber (privacy/log-scrub.ts) first. */
+  logDestination?: LogDestination;
   /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
   dashboardDir?: string;
 }
@@ -49,7 +52,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     logger:
       options.logLevel === false
         ? false
-        : { level: options.logLevel ?? 'info', redact: ['req.headers.authorization', 'req.headers["x-write-key"]'] },
+        : {
+            level: options.logLevel ?? 'info',
+            stream: scrubbingDestination(options.logDestination ?? process.stdout),
+            // Route patterns, not URLs: `/v1/profiles/email:…` would name a person.
+            serializers: { req: requestForLog },
+            redact: ['req.headers.authorization', 'req.headers["x-write-key"]', 'req.headers.cookie'],
+          },
     bodyLimit: 1024 * 1024,
     trustProxy: true,
     // Fastify's default strips unknown body fields silently; we answer 400 naming the field instead.
