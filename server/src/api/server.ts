@@ -7,6 +7,7 @@ import type { Db } from '../storage/database.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { createKeyResolver } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { registerRateLimits, registerSecurityHeaders, type RateLimits } from './hardening.ts';
 import { createMetrics } from './metrics.ts';
 import { operationsRoutes, registerRequestMetrics } from './operations.ts';
 import { identityAdminRoutes } from '../identity/matching-routes.ts';
@@ -42,6 +43,8 @@ export interface ServerOptions {
   now?: () => Date;
   /** Where log lines go (default stdout); every line passes the PII scrubber (privacy/log-scrub.ts) first. */
   logDestination?: LogDestination;
+  /** Per-IP and per-caller request limits (api/hardening.ts); omitted: none (tests, benchmarks). */
+  rateLimits?: RateLimits;
   /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
   dashboardDir?: string;
 }
@@ -69,6 +72,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const now = options.now ?? (() => new Date());
 
   registerErrorHandler(app);
+  await registerSecurityHeaders(app);
+  // Before access control: unauthenticated guessing is limited too.
+  if (options.rateLimits) registerRateLimits(app, options.rateLimits, now);
   // Before any route: every route declares config.permission and this hook enforces it.
   const access = registerAccessControl(app, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   app.decorate('registeredRoutes', access.routes);
