@@ -5,6 +5,7 @@ import { decryptText, encryptText, masterKeyId, newDataKey, openDataKey, sealDat
 import { lookupForms } from '../src/privacy/sealed-payloads.ts';
 import { createKey } from '../src/workspaces/store.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
+import { cli } from './support/cli.ts';
 
 const WS = '00000000-0000-4000-8000-00000000000a';
 const OTHER_WS = '00000000-0000-4000-8000-00000000000b';
@@ -46,7 +47,7 @@ describe('workspace data keys, master key rotation and sealed quarantine payload
   let t: TestApp;
   const saved = { ...process.env };
   const masterA = crypto.randomBytes(32).toString('hex');
-  const masterB = crypto.randomBytes(32).toString('base64');
+  let masterB = crypto.randomBytes(32).toString('base64');
   const useMaster = (current: string | undefined, previous?: string) => {
     if (current === undefined) delete process.env.TOUCHPOINT_MASTER_KEY;
     else process.env.TOUCHPOINT_MASTER_KEY = current;
@@ -91,6 +92,22 @@ describe('workspace data keys, master key rotation and sealed quarantine payload
     // The old master key alone no longer opens anything.
     useMaster(masterA);
     await expect(openText(t.db, other.workspace.id, 'test.value', token)).rejects.toThrow(/not configured/);
+    useMaster(masterB);
+  });
+
+  it('touchpoint privacy rotate-master-key re-seals from the command line', async () => {
+    const masterC = crypto.randomBytes(32).toString('hex');
+    useMaster(masterB);
+    const token = await sealText(t.db, t.workspace.id, 'test.value', 'by the command');
+    useMaster(masterC, masterB);
+    const result = await cli(['privacy', 'rotate-master-key'], t.database.url);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toMatch(/^Re-sealed 3 data key\(s\) under master key [0-9a-f]{16}/);
+    useMaster(masterC);
+    expect(await openText(t.db, t.workspace.id, 'test.value', token)).toBe('by the command');
+    const rotated = await cli(['privacy', 'rotate-data-key', '--workspace', 'acme'], t.database.url);
+    expect(rotated.stdout).toMatch(/acme now seals new values with data key 3/);
+    masterB = masterC; // the next test runs under the current master key
     useMaster(masterB);
   });
 
