@@ -296,11 +296,14 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult, kno
     );
   }
 
+  // Ingest already wrote the profile owning the event's user or anonymous id when there was one
+  // (ingest/store.ts): only events that resolved elsewhere are rewritten.
   if (result.assignments.length > 0) {
     await client.query(
       `update events e set profile_id = a.profile_id
          from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
-        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq`,
+        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
+          and e.profile_id is distinct from a.profile_id`,
       [ws, result.assignments.map((a) => iso(a.timestamp)), result.assignments.map((a) => a.seq), result.assignments.map((a) => a.profileId)],
     );
   }
