@@ -1,48 +1,19 @@
 import { type FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Type, type Static } from '@sinclair/typebox';
+import type { Static } from '@sinclair/typebox';
 import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { ApiError } from '../api/errors.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
-import { FunnelQuerySchema, runFunnel } from '../analytics/funnel.ts';
+import { runFunnel } from '../analytics/funnel.ts';
 import { createSegment, setListMembers } from '../segments/lifecycle.ts';
-import { SegmentKeySchema } from '../segments/schemas.ts';
 import type { Db } from '../storage/database.ts';
+import { DropOffSegmentBodySchema, DropOffSegmentResultSchema, MAX_DROP_OFF_MEMBERS, type DropOffSegmentBody } from './schemas.ts';
 
 /*
  * "Save dropped profiles as a segment" from a funnel: the funnel's drop-off profiles (reached step
  * N, not N + 1) become the members of a new static list segment, in one request, so the page
  * never carries thousands of profile ids back and forth.
  */
-
-const MAX_DROP_OFF_MEMBERS = 100_000;
-
-export const DropOffSegmentBodySchema = Type.Object(
-  {
-    funnel: FunnelQuerySchema,
-    step: Type.Integer({ minimum: 1, description: 'Profiles that reached this step (1-based) and not the next' }),
-    breakdownValue: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Only the drop-offs of this breakdown value' })),
-    segment: Type.Object(
-      {
-        key: SegmentKeySchema,
-        name: Type.String({ minLength: 1, maxLength: 200 }),
-        description: Type.Optional(Type.String({ maxLength: 2000 })),
-      },
-      { additionalProperties: false },
-    ),
-  },
-  { additionalProperties: false },
-);
-export type DropOffSegmentBody = Static<typeof DropOffSegmentBodySchema>;
-
-export const DropOffSegmentResultSchema = Type.Object({
-  key: Type.String(),
-  name: Type.String(),
-  step: Type.Integer(),
-  profiles: Type.Integer({ description: 'Drop-off profiles found (and made members)' }),
-  memberCount: Type.Integer(),
-  truncated: Type.Boolean({ description: `True when there were more than ${MAX_DROP_OFF_MEMBERS} drop-offs (the first ones are kept)` }),
-});
 
 /** Runs the funnel's drop-off query, then creates the static segment and sets its members. */
 export async function saveDropOffSegment(db: Db, workspaceId: string, body: DropOffSegmentBody, now: Date): Promise<Static<typeof DropOffSegmentResultSchema>> {
