@@ -123,6 +123,33 @@ export function newNode(kind: Exclude<NodeKind, 'entry'>, id: string, position: 
   }
 }
 
+/**
+ * Adds a node of a kind. With a node selected, its first open output leads to the new node; when
+ * all its outputs are linked, the new node goes between it and its first successor (and the
+ * nodes below move down to make room). Returns the definition and the new node's id.
+ */
+export function addNodeAfter(definition: JourneyDefinition, kind: Exclude<NodeKind, 'entry'>, selected: string | null, template?: string): { definition: JourneyDefinition; id: string } {
+  const placed = positions(definition);
+  const id = freshId(definition, kind);
+  const below = Math.max(0, ...[...placed.values()].map((p) => p.y)) + 170;
+  let next: JourneyDefinition = { ...definition, nodes: [...definition.nodes, newNode(kind, id, { x: 0, y: below }, template)] };
+  const from = definition.nodes.find((node) => node.id === selected);
+  if (!from) return { definition: next, id };
+  const fromOutputs = outputs(from);
+  const open = fromOutputs.find((output) => output.target === UNCONNECTED);
+  const first = fromOutputs[0];
+  const at = placed.get(from.id)!;
+  if (open) next = connect(next, from.id, open.field, id);
+  else if (first) {
+    const addedFirst = outputs(next.nodes.at(-1)!)[0];
+    next = connect(next, from.id, first.field, id);
+    if (addedFirst) next = connect(next, id, addedFirst.field, first.target);
+    const moved = new Map([...positions(next)].filter(([nodeId, p]) => nodeId !== id && p.y > at.y).map(([nodeId, p]) => [nodeId, { x: p.x, y: p.y + 170 }]));
+    next = withPositions(next, moved);
+  }
+  return { definition: withPositions(next, new Map([[id, { x: at.x, y: at.y + 170 }]])), id };
+}
+
 /** A new journey's definition: an entry by API call leading to an end. */
 export function starterDefinition(): JourneyDefinition {
   return {

@@ -8,12 +8,10 @@ import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import {
   ADDABLE_KINDS,
+  addNodeAfter,
   connect,
-  freshId,
   liveNumbers,
   mergeProblems,
-  newNode,
-  positions,
   problemsByNode,
   removeNode,
   replaceNode,
@@ -413,25 +411,9 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   };
 
   const addNode = (kind: (typeof ADDABLE_KINDS)[number]) => {
-    const placed = positions(definition);
-    const below = Math.max(0, ...[...placed.values()].map((p) => p.y)) + 170;
-    const id = freshId(definition, kind);
-    const firstTemplate = templates.data?.items[0]?.key;
-    let next: JourneyDefinition = { ...definition, nodes: [...definition.nodes, newNode(kind, id, { x: 0, y: below }, firstTemplate)] };
-    // The selected node's first open output leads to the new node: drawing top to bottom is one click a step.
-    const from = definition.nodes.find((node) => node.id === selected);
-    if (from) {
-      const open = (from.kind === 'end' ? [] : Object.entries(from)).find(([, value]) => value === UNCONNECTED);
-      if (open) next = connect(next, from.id, open[0], id);
-      else if (from.kind === 'random') {
-        const index = from.branches.findIndex((branch) => branch.next === UNCONNECTED);
-        if (index >= 0) next = connect(next, from.id, `branches.${index}.next`, id);
-      }
-      const at = positions(definition).get(from.id);
-      if (at) next = withPositions(next, new Map([[id, { x: at.x, y: at.y + 170 }]]));
-    }
-    change(next);
-    setSelected(id);
+    const added = addNodeAfter(definition, kind, selected, templates.data?.items[0]?.key);
+    change(added.definition);
+    setSelected(added.id);
   };
 
   const selectedNode = definition.nodes.find((node) => node.id === selected) ?? null;
