@@ -41,7 +41,7 @@ const JourneyNodeView = memo(function JourneyNodeView({ data, selected }: NodePr
       className={`jnode kind-${node.kind}${problems.length ? ' has-problems' : ''}${selected ? ' selected' : ''}${current ? ' current' : ''}`}
       data-testid={`node-${node.id}`}
     >
-      {node.kind !== 'entry' && <Handle type="target" position={Position.Top} id="in" aria-label={t('journeys.canvas.input', { id: node.id })} />}
+      {node.kind !== 'entry' && <Handle type="target" position={Position.Top} id="in" title={t('journeys.canvas.input', { id: node.id })} />}
       <div className="jnode-head">
         <span aria-hidden="true">{KIND_ICON[node.kind]}</span> <strong>{t(`journeys.kind.${node.kind}`)}</strong> <code>{node.id}</code>
       </div>
@@ -87,7 +87,7 @@ const JourneyNodeView = memo(function JourneyNodeView({ data, selected }: NodePr
           position={Position.Bottom}
           id={output.field}
           style={{ left: `${((i + 1) / (outs.length + 1)) * 100}%` }}
-          aria-label={t('journeys.canvas.output', { id: node.id, output: outputLabel(node, output.field) || output.field })}
+          title={t('journeys.canvas.output', { id: node.id, output: outputLabel(node, output.field) || output.field })}
         />
       ))}
     </div>

@@ -543,7 +543,13 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
           <section className="card" aria-label={t('journeys.results.title')}>
             <header className="card-header">
               <h2>{t('journeys.results.title')}</h2>
-              <button type="button" onClick={() => setRefresh((value) => value + 1)}>
+              <button
+                type="button"
+                onClick={() => {
+                  setRefresh((value) => value + 1);
+                  setTick((value) => value + 1);
+                }}
+              >
                 {t('journeys.refresh')}
               </button>
             </header>
