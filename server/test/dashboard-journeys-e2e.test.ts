@@ -31,10 +31,10 @@ async function accessibilityProblems(page: Page): Promise<string[]> {
 /** Waits for what the page shows after a server round trip (a loaded, shared machine is slow). */
 const poll = <T,>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 20_000, interval: 200 });
 
-async function screenshot(page: Page, name: string): Promise<void> {
+async function screenshot(page: Page, name: string, fullPage = false): Promise<void> {
   if (!SCREENSHOTS) return;
   mkdirSync(SCREENSHOTS, { recursive: true });
-  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`) });
+  await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage });
 }
 
 /**
@@ -189,7 +189,7 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     expect(stats.edges).toEqual(expect.arrayContaining([{ source: 'entry', target: 'delay-1', count: 1 }, { source: 'delay-1', target: 'end', count: 1 }]));
     await poll(() => page.locator('.react-flow__edge-text').allTextContents()).toEqual(['1', '1']);
     await page.getByTestId('journey-results').waitFor();
-    await screenshot(page, 'journey-canvas');
+    await screenshot(page, 'journey-canvas', true);
   });
 
   it('pauses and resumes behind confirmations, and reads in Chinese', async () => {
@@ -222,7 +222,7 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     expect(rows[0]).toContain('Product Viewed');
     expect(rows[1]).toContain('66.7%');
     expect(await accessibilityProblems(page)).toEqual([]);
-    await screenshot(page, 'analytics-funnel');
+    await screenshot(page, 'analytics-funnel', true);
 
     const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('funnel-chart').getByRole('button', { name: 'Export CSV' }).click()]);
     expect(csv.suggestedFilename()).toMatch(/\.csv$/);
