@@ -12,6 +12,7 @@ import {
   type Node,
   type NodeChange,
   type NodeProps,
+  useReactFlow,
 } from '@xyflow/react';
 import '@xyflow/react/dist/style.css';
 import { memo, useEffect, useMemo, useState } from 'react';
@@ -28,7 +29,8 @@ interface NodeData extends Record<string, unknown> {
 }
 type FlowNode = Node<NodeData, 'journey'>;
 
-const KIND_ICON: Record<JourneyNode['kind'], string> = { entry: '▶', delay: '⏱', wait: '⌛', split: '⑂', random: '⚄', send: '✉', end: '■' };
+// Shapes every system font has (clock and hourglass emoji are missing on many Linux desktops).
+const KIND_ICON: Record<JourneyNode['kind'], string> = { entry: '▶', delay: '◷', wait: '◎', split: '◇', random: '◈', send: '✉', end: '■' };
 
 /** One node on the canvas: kind, id, what it does, its live numbers, its problems, its outputs. */
 const JourneyNodeView = memo(function JourneyNodeView({ data, selected }: NodeProps<FlowNode>) {
@@ -95,6 +97,16 @@ const JourneyNodeView = memo(function JourneyNodeView({ data, selected }: NodePr
 });
 
 const NODE_TYPES = { journey: JourneyNodeView };
+
+/** Fits the journey on screen again when a node is added or removed (after React Flow has measured it). */
+function FitOnChange({ count }: { count: number }) {
+  const flow = useReactFlow();
+  useEffect(() => {
+    const timer = setTimeout(() => void flow.fitView({ padding: 0.2, maxZoom: 1, duration: 0 }), 50);
+    return () => clearTimeout(timer);
+  }, [count, flow]);
+  return null;
+}
 
 export interface CanvasProps {
   definition: JourneyDefinition;
@@ -216,6 +228,7 @@ export default function JourneyCanvas(props: CanvasProps) {
       >
         <Background gap={20} />
         <Controls showInteractive={false} />
+        <FitOnChange count={definition.nodes.length} />
       </ReactFlow>
     </div>
   );
