@@ -32,6 +32,7 @@ import { modelRoutes } from '../models/routes.ts';
 import { decisioningRoutes } from '../decisioning/routes.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
 import { overviewRoutes } from '../dashboard/routes.ts';
+import { dropOffSegmentRoutes } from '../dashboard/drop-offs.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -127,6 +128,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(analyticsRoutes, { db: options.db, keys, now });
   await app.register(decisioningRoutes, { db: options.db, keys, now });
   await app.register(overviewRoutes, { db: options.db, keys });
+  await app.register(dropOffSegmentRoutes, { db: options.db, keys, now });
   await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }
