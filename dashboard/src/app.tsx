@@ -11,6 +11,13 @@ import { ProfilePage } from './pages/profile.tsx';
 import { ProfilesPage } from './pages/profiles.tsx';
 import { SegmentEditorPage } from './pages/segment-editor.tsx';
 import { SegmentsPage } from './pages/segments.tsx';
+import { SourcesPage } from './pages/data.tsx';
+import { ImportsPage } from './pages/data-imports.tsx';
+import { QuarantinePage } from './pages/data-quarantine.tsx';
+import { IdentitySettingsPage } from './pages/data-identity.tsx';
+import { ApiKeysPage, MembersPage, WorkspaceSettingsPage } from './pages/settings.tsx';
+import { ChannelsPage, MessagingPolicyPage } from './pages/settings-channels.tsx';
+import { TagsPage } from './pages/tags.tsx';
 import { RangeProvider } from './range-context.tsx';
 import { Link, matchPath, useLocation } from './router.tsx';
 
@@ -29,6 +36,18 @@ const ROUTES: Route[] = [
   { pattern: '/segments/:key', render: (p) => <SegmentEditorPage key={p.key} segmentKey={p.key} /> },
   { pattern: '/catalogue', render: () => <CataloguePage /> },
   { pattern: '/destinations', render: () => <DestinationsPage /> },
+  { pattern: '/tags', render: () => <TagsPage /> },
+  { pattern: '/data', render: () => <SourcesPage /> },
+  { pattern: '/data/sources', render: () => <SourcesPage /> },
+  { pattern: '/data/imports', render: () => <ImportsPage /> },
+  { pattern: '/data/quarantine', render: () => <QuarantinePage /> },
+  { pattern: '/data/identity', render: () => <IdentitySettingsPage /> },
+  { pattern: '/settings', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/workspace', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/members', render: () => <MembersPage /> },
+  { pattern: '/settings/keys', render: () => <ApiKeysPage /> },
+  { pattern: '/settings/channels', render: () => <ChannelsPage /> },
+  { pattern: '/settings/messaging', render: () => <MessagingPolicyPage /> },
 ];
 
 const NAV: Array<{ to: string; label: MessageKey }> = [
@@ -37,6 +56,8 @@ const NAV: Array<{ to: string; label: MessageKey }> = [
   { to: '/segments', label: 'nav.segments' },
   { to: '/catalogue', label: 'nav.catalogue' },
   { to: '/destinations', label: 'nav.destinations' },
+  { to: '/data/sources', label: 'nav.data' },
+  { to: '/settings/workspace', label: 'nav.settings' },
 ];
 
 function LanguageSwitch() {
@@ -136,7 +157,7 @@ export function App() {
             <ul>
               {NAV.map((item) => (
                 <li key={item.to}>
-                  <Link to={item.to} aria-current={section === item.to ? 'page' : undefined}>
+                  <Link to={item.to} aria-current={section === '/' + (item.to.split('/')[1] ?? '') ? 'page' : undefined}>
                     {t(item.label)}
                   </Link>
                 </li>

@@ -27,12 +27,13 @@ import type { CatalogueEventDetailSchema, CatalogueListSchema } from '../../../s
 import type { DestinationListSchema, DestinationSchema } from '../../../server/src/activation/schemas.ts';
 import type { ComputedTraitListSchema } from '../../../server/src/segments/computed/schemas.ts';
 import type { TagListSchema } from '../../../server/src/segments/tags/schemas.ts';
-import type { OverviewSchema } from '../../../server/src/dashboard/schemas.ts';
+import type { OverviewSchema, SegmentTrendsSchema } from '../../../server/src/dashboard/schemas.ts';
 import type { StoredEventSchema } from '../../../server/src/ingest/recent-events.ts';
 import type { ApiErrorBody } from '../../../server/src/api/errors.ts';
 
 export type { ApiErrorBody };
 export type Overview = Static<typeof OverviewSchema>;
+export type SegmentTrends = Static<typeof SegmentTrendsSchema>;
 export type Profile = Static<typeof ProfileSchema>;
 export type VerboseTrait = Static<typeof VerboseTraitSchema>;
 export type ProfileSearchResult = Static<typeof SearchResultSchema>;
@@ -66,3 +67,39 @@ export interface LoginAnswer {
   workspaces: Array<{ id: string; slug: string; name: string; role: string }>;
   csrfToken?: string;
 }
+
+// ---- Data and Settings pages (sources, keys, imports, quarantine, identity, workspace, members, channels)
+import type { ApiKeySchema, IssuedKeySchema, RotatedKeySchema, SourceSchema, WorkspaceSchema, CreateSourceSchema } from '../../../server/src/workspaces/schemas.ts';
+import type { CollectionSettingsSchema } from '../../../server/src/workspaces/collection-settings.ts';
+import type { ImportJobSchema } from '../../../server/src/ingest/import/jobs.ts';
+import type { BulkReplayResultSchema, QuarantineDetailSchema, QuarantineListSchema, ReplayResultSchema } from '../../../server/src/ingest/quarantine.ts';
+import type { IdentitySettingsViewSchema, IdentityStatsSchema } from '../../../server/src/profiles/schemas.ts';
+import type { IdentitySettingsSchema } from '../../../server/src/identity/identifier-types.ts';
+import type { MemberSchema, RoleSchema } from '../../../server/src/privacy/users.ts';
+import type { AccountBodySchema, AccountSchema, PolicySchema, SubscriptionGroupSchema } from '../../../server/src/channels/schemas.ts';
+import type { LibrarySchema, TagSchema } from '../../../server/src/segments/tags/schemas.ts';
+
+export type Workspace = Static<typeof WorkspaceSchema>;
+export type Source = Static<typeof SourceSchema>;
+export type CreateSource = Static<typeof CreateSourceSchema>;
+export type ApiKey = Static<typeof ApiKeySchema>;
+export type IssuedKey = Static<typeof IssuedKeySchema>;
+export type RotatedKey = Static<typeof RotatedKeySchema>;
+export type CollectionSettings = Static<typeof CollectionSettingsSchema>;
+export type ImportJob = Static<typeof ImportJobSchema>;
+export type QuarantineList = Static<typeof QuarantineListSchema>;
+export type QuarantineItem = QuarantineList['items'][number];
+export type QuarantineDetail = Static<typeof QuarantineDetailSchema>;
+export type ReplayResult = Static<typeof ReplayResultSchema>;
+export type BulkReplayResult = Static<typeof BulkReplayResultSchema>;
+export type IdentitySettingsView = Static<typeof IdentitySettingsViewSchema>;
+export type IdentitySettings = Static<typeof IdentitySettingsSchema>;
+export type IdentityStats = Static<typeof IdentityStatsSchema>;
+export type Member = Static<typeof MemberSchema>;
+export type Role = Static<typeof RoleSchema>;
+export type ChannelAccount = Static<typeof AccountSchema>;
+export type ChannelAccountBody = Static<typeof AccountBodySchema>;
+export type Policy = Static<typeof PolicySchema>;
+export type SubscriptionGroup = Static<typeof SubscriptionGroupSchema>;
+export type TagLibrary = Static<typeof LibrarySchema>;
+export type Tag = Static<typeof TagSchema>;
