@@ -5,15 +5,15 @@ import { Link, useLocation } from '../router.tsx';
 import { ErrorNotice } from './common.tsx';
 
 /** Whether an API error names this field (or a field inside it, e.g. identity.types.email.priority under identity.types.email). */
-export function errorOnField(error: unknown, field: string): ApiRequestError | undefined {
+export function errorOnField(error: unknown, field: string, exact = false): ApiRequestError | undefined {
   if (!(error instanceof ApiRequestError) || !error.field) return undefined;
-  return error.field === field || error.field.startsWith(`${field}.`) ? error : undefined;
+  return error.field === field || (!exact && error.field.startsWith(`${field}.`)) ? error : undefined;
 }
 
 /** The API's reason, right under the control that caused it. */
-export function FieldError({ error, field, id }: { error: unknown; field: string; id?: string }) {
+export function FieldError({ error, field, id, exact }: { error: unknown; field: string; id?: string; exact?: boolean }) {
   const { t } = useI18n();
-  const match = errorOnField(error, field);
+  const match = errorOnField(error, field, exact);
   if (!match) return null;
   return (
     <span className="field-error" role="alert" id={id} data-testid="field-error" data-field={match.field}>

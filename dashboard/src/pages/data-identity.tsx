@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from 'react';
 import { api } from '../api/endpoints.ts';
 import type { IdentitySettings, IdentitySettingsView } from '../api/types.ts';
 import { Card, ErrorNotice, Loading } from '../components/common.tsx';
-import { FieldError, RoleHint, UnplacedError } from '../components/forms.tsx';
+import { errorOnField, FieldError, RoleHint, UnplacedError } from '../components/forms.tsx';
 import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import { may } from '../permissions.ts';
@@ -155,7 +155,10 @@ export function IdentitySettingsPage() {
               {t('identity.addType')}
             </button>
           </div>
-          <FieldError error={error} field="identity.types" />
+          {/* A type-level error (e.g. a custom type's name) that no input above shows. */}
+          {!rows.some((type) => ['priority', 'limit', 'blockedValues'].some((field) => errorOnField(error, `identity.types.${type.name}.${field}`))) && (
+            <FieldError error={error} field="identity.types" />
+          )}
         </Card>
         <Card title={t('identity.workspaceWide')}>
           <div className="form-row">

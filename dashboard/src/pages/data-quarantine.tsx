@@ -20,10 +20,13 @@ export function QuarantinePage() {
   const [bulk, setBulk] = useState<{ attempted: number; replayed: number; failed: number } | null>(null);
   const [bulkError, setBulkError] = useState<unknown>();
   const [confirmAll, setConfirmAll] = useState(false);
+  // Shown on the page: a replayed item leaves the open list (and its detail) at once.
+  const [notice, setNotice] = useState('');
   const canWrite = may('quarantine.write');
 
   const replayAll = async () => {
     setConfirmAll(false);
+    setNotice('');
     setBulkError(undefined);
     try {
       const result = await api.replayAll({ reason: reason.trim() || undefined });
@@ -62,6 +65,11 @@ export function QuarantinePage() {
           {t('quarantine.bulkResult', { attempted: bulk.attempted, replayed: bulk.replayed, failed: bulk.failed })}
         </p>
       )}
+      {notice && (
+        <p className="notice" role="status">
+          {notice}
+        </p>
+      )}
       <ErrorNotice error={bulkError} />
       <ErrorNotice error={list.error} onRetry={list.reload} />
       {list.loading && !list.data && <Loading />}
@@ -75,7 +83,16 @@ export function QuarantinePage() {
                 {item.field && <code> {item.field}</code>} · {item.endpoint} · {format.dateTime(item.receivedAt)}
               </button>
               <p className="subtle">{item.errors[item.errors.length - 1]?.message}</p>
-              {open === item.id && <QuarantineDetailView item={item} canWrite={canWrite} onChanged={list.reload} />}
+              {open === item.id && (
+                <QuarantineDetailView
+                  item={item}
+                  canWrite={canWrite}
+                  onChanged={(message) => {
+                    setNotice(message);
+                    list.reload();
+                  }}
+                />
+              )}
             </li>
           ))}
         </ul>
@@ -85,12 +102,11 @@ export function QuarantinePage() {
   );
 }
 
-function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineItem; canWrite: boolean; onChanged(): void }) {
+function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineItem; canWrite: boolean; onChanged(notice: string): void }) {
   const { t, format } = useI18n();
   const detail = useApi((signal) => api.quarantineItem(item.id, signal), [item.id]);
   const [text, setText] = useState<string | null>(null);
   const [error, setError] = useState<unknown>();
-  const [notice, setNotice] = useState('');
   const [parseError, setParseError] = useState('');
   const payloadText = text ?? (detail.data ? JSON.stringify(detail.data.payload, null, 2) : '');
 
@@ -108,8 +124,7 @@ function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineI
     }
     try {
       const result = await api.replay(item.id, payload);
-      setNotice(t(result.duplicate ? 'quarantine.replayedDuplicate' : 'quarantine.replayed', { id: result.messageId }));
-      onChanged();
+      onChanged(t(result.duplicate ? 'quarantine.replayedDuplicate' : 'quarantine.replayed', { id: result.messageId }));
     } catch (caught) {
       setError(caught);
     }
@@ -118,8 +133,7 @@ function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineI
     setError(undefined);
     try {
       await api.discard(item.id);
-      setNotice(t('quarantine.discarded'));
-      onChanged();
+      onChanged(t('quarantine.discarded'));
     } catch (caught) {
       setError(caught);
     }
@@ -132,7 +146,7 @@ function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineI
       <ol className="subtle">
         {item.errors.map((entry, index) => (
           <li key={index}>
-            {format.dateTime(entry.at)} · <code>{entry.error}</code> {entry.field && <code>{entry.field}</code>} {entry.message}
+            {format.dateTime(entry.at ?? item.receivedAt)} · <code>{entry.error}</code> {entry.field && <code>{entry.field}</code>} {entry.message}
           </li>
         ))}
       </ol>
@@ -145,11 +159,6 @@ function QuarantineDetailView({ item, canWrite, onChanged }: { item: QuarantineI
       {parseError && (
         <p className="field-error" role="alert">
           {t('quarantine.notJson')}: {parseError}
-        </p>
-      )}
-      {notice && (
-        <p className="notice" role="status">
-          {notice}
         </p>
       )}
       <ErrorNotice error={error} />
