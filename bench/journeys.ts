@@ -17,9 +17,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { EnqueueMessage } from '../server/src/channels/contract.ts';
 import type { JourneyDefinition } from '../server/src/journeys/definition.ts';
-import { advanceDueInstances, enterProfiles } from '../server/src/journeys/executor.ts';
+import { advanceDueInstances, enterProfiles, type EnqueueMessages } from '../server/src/journeys/executor.ts';
 import { startJourneyLoops } from '../server/src/journeys/loop.ts';
 import { createJourney, publishJourney } from '../server/src/journeys/store.ts';
 import { prepareTransitionStorage, recordTransitions, type SegmentRef } from '../server/src/segments/transitions.ts';
@@ -37,12 +36,14 @@ function envCount(name: string, fallback: number): number {
   return value;
 }
 
-const outboxEnqueue: EnqueueMessage = async (client, request, now) => {
+const outboxEnqueue: EnqueueMessages = async (client, requests, now) => {
+  if (requests.length === 0) return [];
   const { rows } = await client.query<{ id: number }>(
-    'insert into bench_outbox (profile_id, idempotency_key, at, committed_at) values ($1, $2, $3, clock_timestamp()) returning id',
-    [request.profileId, request.idempotencyKey, now],
+    `insert into bench_outbox (profile_id, idempotency_key, at, committed_at)
+     select p, k, $3, clock_timestamp() from unnest($1::uuid[], $2::text[]) with ordinality as x(p, k, n) order by n returning id`,
+    [requests.map((r) => r.profileId), requests.map((r) => r.idempotencyKey), now],
   );
-  return { messageId: String(rows[0]!.id), status: 'queued' };
+  return rows.map((row) => ({ messageId: String(row.id), status: 'queued' as const }));
 };
 
 const twoSends = (trigger: JourneyDefinition['nodes'][number] & { kind: 'entry' }): JourneyDefinition => ({

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { allocationFromDraws, pickWeighted, posterior, posteriorDraws, sampleBeta, seededRandom, stableUnit, thompsonAllocation, type ArmStats } from '../src/decisioning/bandit.ts';
+import { allocationFromDraws, pickWeighted, posterior, posteriorDraws, stableUnit, thompsonAllocation, type ArmStats } from '../src/decisioning/bandit.ts';
+import { beta, seededRandom } from '../src/models/math/random.ts';
 import { choose, EMPTY_VIEW, inHoldout, isEligible, type CompiledContent, type CompiledPlacement, type DecideFacts } from '../src/decisioning/policy.ts';
 import { parseSegment } from '../src/segments/language/parse.ts';
 import type { Condition } from '../src/segments/ast.ts';
@@ -64,7 +65,7 @@ describe('Beta posteriors and Thompson sampling', () => {
       let squares = 0;
       let outside = 0;
       for (let i = 0; i < n; i++) {
-        const x = sampleBeta(a, b, random);
+        const x = beta(random, a, b);
         if (!(x >= 0 && x <= 1)) outside++;
         sum += x;
         squares += x * x;

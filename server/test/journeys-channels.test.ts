@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putAccount } from '../src/channels/accounts.ts';
-import { checkTemplate, enqueueMessage, listMessages } from '../src/channels/index.ts';
+import { checkTemplate, enqueueMessages, listMessages } from '../src/channels/index.ts';
 import { createTemplate } from '../src/channels/template-store.ts';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
 import { advanceDueInstances, enterProfiles } from '../src/journeys/executor.ts';
@@ -56,7 +56,7 @@ describe('journeys with the real channels enqueue', () => {
     const profile = await insertProfile(db, ws, { traits: { email: 'li@example.com', phone: '+8613800000009' } });
     await prepareTransitionStorage(db, clock.now());
     const [entered] = await withTransaction(db, (client) => enterProfiles(client, ws, journey.id, [{ profileId: profile, entry: 'api' }], clock.now()));
-    const deps = { db, enqueue: enqueueMessage, now: clock.now };
+    const deps = { db, enqueue: enqueueMessages, now: clock.now };
     expect((await advanceDueInstances(deps)).failed).toEqual([]);
     clock.advance(DAY);
     expect((await advanceDueInstances(deps)).failed).toEqual([]);

@@ -4,8 +4,7 @@
  * runs 1,000 times faster than real time from argv[3], so a one-minute delay passes in 60 ms.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { EnqueueMessage } from '../src/channels/contract.ts';
-import { advanceDueInstances } from '../src/journeys/executor.ts';
+import { advanceDueInstances, type EnqueueMessages } from '../src/journeys/executor.ts';
 import { createPool } from '../src/storage/database.ts';
 import { recordingEnqueue } from './journeys-support.ts';
 
@@ -15,9 +14,9 @@ const origin = Number(startArg);
 const realStart = Date.now();
 const now = () => new Date(origin + (Date.now() - realStart) * 1000);
 // A little latency per send, so a kill lands inside batches rather than between them.
-const slowEnqueue: EnqueueMessage = async (client, request, at) => {
+const slowEnqueue: EnqueueMessages = async (client, requests, at) => {
   await sleep(Math.random() * 3);
-  return recordingEnqueue(client, request, at);
+  return recordingEnqueue(client, requests, at);
 };
 
 for (;;) {

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EnqueueMessage } from '../src/channels/contract.ts';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
-import { advanceDueInstances, enterProfiles, type ExecutorDeps } from '../src/journeys/executor.ts';
+import { advanceDueInstances, enterProfiles, type EnqueueMessages, type ExecutorDeps } from '../src/journeys/executor.ts';
 import { archiveJourney, createJourney, pauseJourney, publishJourney, resumeJourney, updateJourney } from '../src/journeys/store.ts';
 import { prepareTransitionStorage } from '../src/segments/transitions.ts';
 import { withTransaction } from '../src/storage/database.ts';
@@ -118,9 +117,9 @@ describe('journey executor on real PostgreSQL', () => {
     for (let i = 0; i < 150; i++) profiles.push(await insertProfile(db, workspace.id));
     await enter(profiles);
     let calls = 0;
-    const counting: EnqueueMessage = async (client, request, now) => {
-      calls++;
-      return recordingEnqueue(client, request, now);
+    const counting: EnqueueMessages = async (client, requests, now) => {
+      calls += requests.length;
+      return recordingEnqueue(client, requests, now);
     };
     const worker = async () => {
       for (;;) {
@@ -248,9 +247,9 @@ describe('journey executor on real PostgreSQL', () => {
     const good = await insertProfile(db, workspace.id);
     const bad = await insertProfile(db, workspace.id);
     await enter([good, bad]);
-    const flaky: EnqueueMessage = async (client, request, now) => {
-      if (request.profileId === bad) throw new Error('channel store unavailable');
-      return recordingEnqueue(client, request, now);
+    const flaky: EnqueueMessages = async (client, requests, now) => {
+      if (requests.some((request) => request.profileId === bad)) throw new Error('channel store unavailable');
+      return recordingEnqueue(client, requests, now);
     };
     const outcome = await advanceDueInstances({ ...deps, enqueue: flaky });
     expect(outcome.taken).toBe(2);

@@ -1,4 +1,5 @@
-import type { EnqueueMessage, MessageRequest } from '../src/channels/contract.ts';
+import type { MessageRequest } from '../src/channels/contract.ts';
+import type { EnqueueMessages } from '../src/journeys/executor.ts';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
 import type { Db } from '../src/storage/database.ts';
 
@@ -22,13 +23,16 @@ export async function createRecordingOutbox(db: Db): Promise<void> {
   )`);
 }
 
-export const recordingEnqueue: EnqueueMessage = async (client, request, now) => {
+export const recordingEnqueue: EnqueueMessages = async (client, requests, now) => {
+  if (requests.length === 0) return [];
   const { rows } = await client.query<{ id: number }>(
     `insert into test_outbox (workspace_id, profile_id, idempotency_key, channel, template_key, request, at)
-     values ($1, $2, $3, $4, $5, $6, $7) returning id`,
-    [request.workspaceId, request.profileId, request.idempotencyKey, request.channel, request.templateKey, JSON.stringify(request), now],
+     select (r ->> 'workspaceId')::uuid, (r ->> 'profileId')::uuid, r ->> 'idempotencyKey', r ->> 'channel', r ->> 'templateKey', r, $2
+       from jsonb_array_elements($1::jsonb) with ordinality as x(r, n) order by n
+     returning id`,
+    [JSON.stringify(requests), now],
   );
-  return { messageId: `test-${rows[0]!.id}`, status: 'queued' };
+  return rows.map((row) => ({ messageId: `test-${row.id}`, status: 'queued' as const }));
 };
 
 export interface RecordedMessage {

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { beta, type Random } from '../models/math/random.ts';
 
 /*
  * The maths of a placement's policies, pure: stable hashing for sticky and holdout groups, Beta
@@ -11,53 +12,6 @@ export function stableUnit(salt: string, id: string): number {
   const digest = crypto.createHash('md5').update(`${salt}:${id}`).digest();
   // 48 bits are plenty and stay exact in a double.
   return digest.readUIntBE(0, 6) / 2 ** 48;
-}
-
-export type Random = () => number;
-
-/** mulberry32: a small seeded generator for simulations and tests. */
-export function seededRandom(seed: number): Random {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-function standardNormal(random: Random): number {
-  // Box–Muller; 1 - u keeps the logarithm finite.
-  const u = 1 - random();
-  const v = random();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
-}
-
-/** Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 through the boost Gamma(a+1)·U^(1/a). */
-export function sampleGamma(shape: number, random: Random): number {
-  if (!(shape > 0)) throw new RangeError(`Gamma shape must be positive, got ${shape}`);
-  if (shape < 1) return sampleGamma(shape + 1, random) * Math.pow(1 - random(), 1 / shape);
-  const d = shape - 1 / 3;
-  const c = 1 / Math.sqrt(9 * d);
-  for (;;) {
-    let x: number;
-    let v: number;
-    do {
-      x = standardNormal(random);
-      v = 1 + c * x;
-    } while (v <= 0);
-    v = v * v * v;
-    const u = 1 - random();
-    if (u < 1 - 0.0331 * x ** 4) return d * v;
-    if (Math.log(u) < 0.5 * x * x + d * (1 - v + Math.log(v))) return d * v;
-  }
-}
-
-export function sampleBeta(alpha: number, beta: number, random: Random): number {
-  const x = sampleGamma(alpha, random);
-  const y = sampleGamma(beta, random);
-  return x / (x + y);
 }
 
 /** What the bandit knows of one arm: trials (impressions) and successes (clicks or conversions). */
@@ -90,7 +44,7 @@ export function thompsonAllocation(arms: readonly ArmStats[], minExploration: nu
     let best = 0;
     let bestValue = -1;
     for (let i = 0; i < params.length; i++) {
-      const value = sampleBeta(params[i]!.alpha, params[i]!.beta, random);
+      const value = beta(random, params[i]!.alpha, params[i]!.beta);
       if (value > bestValue) {
         bestValue = value;
         best = i;
@@ -112,7 +66,7 @@ export function posteriorDraws(arms: readonly ArmStats[], random: Random, draws 
   const params = arms.map(posterior);
   const samples = new Float64Array(draws * arms.length);
   for (let d = 0; d < draws; d++) {
-    for (let i = 0; i < arms.length; i++) samples[d * arms.length + i] = sampleBeta(params[i]!.alpha, params[i]!.beta, random);
+    for (let i = 0; i < arms.length; i++) samples[d * arms.length + i] = beta(random, params[i]!.alpha, params[i]!.beta);
   }
   return samples;
 }

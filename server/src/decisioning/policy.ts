@@ -1,7 +1,8 @@
 import type { Condition } from '../segments/ast.ts';
 import { evaluateSegment } from '../segments/evaluate.ts';
 import type { ProfileSnapshot } from '../segments/snapshot.ts';
-import { pickWeighted, stableUnit, type Random } from './bandit.ts';
+import type { Random } from '../models/math/random.ts';
+import { pickWeighted, stableUnit } from './bandit.ts';
 import type { Goal, Policy, RecommendationSpec } from './schemas.ts';
 
 /*

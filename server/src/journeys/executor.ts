@@ -1,46 +1,51 @@
-import type { EnqueueMessage } from '../channels/contract.ts';
-import { durationMs } from '../segments/ast.ts';
-import { conditionReads, loadProfileSnapshots, snapshotNeeds } from '../segments/snapshots.ts';
+import type { EnqueuedMessage, EnqueueMessage, MessageRequest } from '../channels/contract.ts';
+import { emptyReads, loadProfileSnapshots, snapshotNeeds } from '../segments/snapshots.ts';
 import type { ProfileSnapshot } from '../segments/snapshot.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
-import { entryNode, nodeById, type JourneyNode } from './definition.ts';
-import {
-  finishInstance,
-  INSTANCE_COLUMNS,
-  journeyIds,
-  loadVersion,
-  recordStep,
-  saveInstance,
-  settleLastStep,
-  type EntryKind,
-  type InstanceRow,
-  type JourneyVersion,
-} from './instances.ts';
-import { conditionOf, inHoldout, randomBranch, reentryAllows, splitHolds } from './rules.ts';
-import { delayEnd } from './validate.ts';
+import { entryNode } from './definition.ts';
+import { INSTANCE_COLUMNS, journeyIds, loadVersion, type EntryKind, type InstanceRow, type JourneyVersion } from './instances.ts';
+import { inHoldout, reentryAllows } from './rules.ts';
+import { writeTraitUpdates } from './trait-updates.ts';
+import { mergeReads, NEEDS_SNAPSHOT, StepError, versionReads, walkInstance, type WalkResult } from './walk.ts';
 
 /*
  * The durable executor. An instance is a row; its timer is `due_at` under a partial index, so a
- * million waiting instances cost a million index entries and no work. A batch takes due rows with
- * FOR UPDATE SKIP LOCKED (concurrent workers never take the same instance), walks each instance
- * through every node it can pass now (until a delay, a wait or the end), and commits the moves,
- * the step history, the message enqueues and the Journey events in one transaction. A crash
- * before the commit undoes all of it, and the instance is taken again as it was; after the
- * commit nothing is redone. Each send's idempotency key is (instance, node, visit), so even a
- * step run twice by mistake would enqueue one message.
+ * million waiting instances cost a million index entries and no work. A batch, in one
+ * transaction:
+ *   1. claims due rows in due order with FOR UPDATE SKIP LOCKED (concurrent workers never take
+ *      the same instance; a paused journey's instances are not taken);
+ *   2. walks each instance in memory through every node it can pass now (walk.ts over the pure
+ *      node kinds of steps.ts), loading profile snapshots only for instances that reach a node
+ *      that reads the profile, all of them in one go;
+ *   3. writes the whole batch set-based: one enqueue of every message (channels' enqueueMessages,
+ *      3 statements per workspace), one statement for the waiting steps settled, the new steps and
+ *      the instance rows, one insert of the Journey events per workspace.
+ * A crash before the commit undoes all of it and the instances are taken again as they were;
+ * after the commit nothing is redone. Each send's idempotency key is (instance, node, visit), so
+ * even a step run twice by mistake would enqueue one message. When the batch write fails (one
+ * instance's enqueue refused, say), it is undone and the instances are written one by one, each
+ * under a savepoint: one bad instance is rescheduled with backoff and the rest go on.
  */
+
+/** channels' batch enqueue (`enqueueMessages`): results in request order, in the caller's transaction. */
+export type EnqueueMessages = (client: DbClient, requests: readonly MessageRequest[], now: Date) => Promise<EnqueuedMessage[]>;
+
+/** A one-at-a-time enqueue as a batch one (tests, and workers configured with a single enqueue). */
+export function oneByOne(enqueue: EnqueueMessage): EnqueueMessages {
+  return async (client, requests, now) => {
+    const results: EnqueuedMessage[] = [];
+    for (const request of requests) results.push(await enqueue(client, request, now));
+    return results;
+  };
+}
 
 export interface ExecutorDeps {
   db: Db;
-  /** channels/: queues a message inside the step's transaction. */
-  enqueue: EnqueueMessage;
+  /** channels/: queues a batch's messages inside the batch's transaction. */
+  enqueue: EnqueueMessages;
   now: () => Date;
 }
-
-// Nodes one instance may pass in one step; validation refuses cycles without a wait, so this only
-// trips on a definition that slipped past it.
-const MAX_NODES_PER_STEP = 200;
 
 export interface StepOutcome {
   /** Instances taken and advanced (or failed and rescheduled). */
@@ -48,11 +53,19 @@ export interface StepOutcome {
   failed: Array<{ instanceId: string; error: string }>;
 }
 
+export const DEFAULT_BATCH = 500;
+
 // An instance whose step throws is retried after this long, doubling up to an hour.
 const RETRY_BASE_MS = 10_000;
 
+interface Failure {
+  instance: InstanceRow;
+  nodeId: string;
+  error: string;
+}
+
 /** Advances up to `limit` due instances of published journeys in one transaction. */
-export async function advanceDueInstances(deps: ExecutorDeps, limit = 200): Promise<StepOutcome> {
+export async function advanceDueInstances(deps: ExecutorDeps, limit = DEFAULT_BATCH): Promise<StepOutcome> {
   const now = deps.now();
   await prepareTransitionStorage(deps.db, now);
   return withTransaction(deps.db, async (client) => {
@@ -65,37 +78,183 @@ export async function advanceDueInstances(deps: ExecutorDeps, limit = 200): Prom
         for update of i skip locked`,
       [now, limit],
     );
-    const failed: StepOutcome['failed'] = [];
-    const eventsByWorkspace = new Map<string, SystemEvent[]>();
-    for (const instance of rows) {
-      const events = eventsByWorkspace.get(instance.workspace_id) ?? [];
-      eventsByWorkspace.set(instance.workspace_id, events);
-      const before = events.length;
-      await client.query('savepoint step');
-      try {
-        await walkInstance(client, deps, instance, now, events);
-        await client.query('release savepoint step');
-      } catch (error) {
-        // One bad instance (a failing enqueue, a definition the evaluator refuses) must not hold up
-        // the batch: its step is undone and retried later with backoff.
-        await client.query('rollback to savepoint step');
-        events.length = before;
-        const message = error instanceof Error ? error.message : String(error);
-        failed.push({ instanceId: instance.id, error: message });
-        await recordFailure(client, instance, message, now);
+    if (rows.length === 0) return { taken: 0, failed: [] };
+    const failures: Failure[] = [];
+    const walks = await walkBatch(client, rows, now, failures);
+    await client.query('savepoint batch');
+    try {
+      await writeWalks(client, deps, walks, now);
+      await client.query('release savepoint batch');
+    } catch {
+      // Something in the batch was refused: write instance by instance so only the culprit waits.
+      await client.query('rollback to savepoint batch');
+      for (const walk of walks) {
+        await client.query('savepoint one');
+        try {
+          await writeWalks(client, deps, [walk], now);
+          await client.query('release savepoint one');
+        } catch (error) {
+          await client.query('rollback to savepoint one');
+          const row = rows.find((r) => r.id === walk.instance.id && r.workspace_id === walk.instance.workspace_id)!;
+          failures.push({ instance: row, nodeId: walk.messages[0]?.step.nodeId ?? walk.instance.node_id, error: errorText(error) });
+        }
       }
     }
-    for (const [workspaceId, events] of eventsByWorkspace) await insertSystemEvents(client, workspaceId, events, now);
-    return { taken: rows.length, failed };
+    for (const failure of failures) await recordFailure(client, failure, now);
+    return { taken: rows.length, failed: failures.map((f) => ({ instanceId: f.instance.id, error: f.error })) };
   });
+}
+
+const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
+/** Walks every claimed instance in memory; instances that reach a node reading the profile are walked again with its snapshot. */
+async function walkBatch(client: DbClient, rows: readonly InstanceRow[], now: Date, failures: Failure[]): Promise<WalkResult[]> {
+  const versions = new Map<InstanceRow, JourneyVersion>();
+  for (const row of rows) versions.set(row, await loadVersion(client, row.workspace_id, row.journey_id, row.version));
+  const zones = await workspaceTimeZones(client, [...new Set(rows.map((row) => row.workspace_id))]);
+  const walks: WalkResult[] = [];
+  const needing: InstanceRow[] = [];
+  const walkOne = (row: InstanceRow, snapshot: ProfileSnapshot | undefined) => {
+    try {
+      const walked = walkInstance(row, versions.get(row)!, { now, timeZone: zones.get(row.workspace_id) ?? 'UTC', snapshot });
+      if (walked === NEEDS_SNAPSHOT) needing.push(row);
+      else walks.push(walked);
+    } catch (error) {
+      failures.push({ instance: row, nodeId: error instanceof StepError ? error.nodeId : row.node_id, error: errorText(error) });
+    }
+  };
+  for (const row of rows) walkOne(row, undefined);
+  if (needing.length > 0) {
+    const snapshots = await loadSnapshots(client, needing, versions, now);
+    const again = needing.splice(0);
+    for (const row of again) walkOne(row, snapshots.get(`${row.workspace_id}:${row.profile_id}`) ?? emptySnapshot(row.profile_id));
+  }
+  return walks;
+}
+
+/** The instances' profiles, per workspace in the queries of one `loadProfileSnapshots`, with what any node of their versions reads. */
+async function loadSnapshots(client: DbClient, rows: readonly InstanceRow[], versions: Map<InstanceRow, JourneyVersion>, now: Date): Promise<Map<string, ProfileSnapshot>> {
+  const byWorkspace = new Map<string, InstanceRow[]>();
+  for (const row of rows) byWorkspace.set(row.workspace_id, [...(byWorkspace.get(row.workspace_id) ?? []), row]);
+  const snapshots = new Map<string, ProfileSnapshot>();
+  for (const [workspaceId, list] of byWorkspace) {
+    const reads = emptyReads();
+    for (const version of new Set(list.map((row) => versions.get(row)!))) mergeReads(reads, versionReads(version));
+    const needs = snapshotNeeds(reads, now.getTime());
+    if (reads.segments.size > 0) {
+      const { rows: segments } = await client.query<{ id: string; key: string }>(
+        `select id, key from segments where workspace_id = $1 and key = any($2::text[]) and status <> 'archived'`,
+        [workspaceId, [...reads.segments]],
+      );
+      needs.memberships = new Map(segments.map((row) => [row.id, row.key]));
+    }
+    for (const snapshot of await loadProfileSnapshots(client, workspaceId, [...new Set(list.map((row) => row.profile_id))], needs)) {
+      snapshots.set(`${workspaceId}:${snapshot.profileId}`, snapshot);
+    }
+  }
+  return snapshots;
+}
+
+// A profile merged away since it entered has no snapshot of its own: it answers as an empty profile.
+const emptySnapshot = (profileId: string): ProfileSnapshot => ({
+  profileId,
+  traits: {},
+  identifierTypes: new Set(),
+  consents: new Map(),
+  memberships: new Set(),
+  events: [],
+});
+
+/**
+ * Writes walked instances: their messages (one enqueue for all), trait updates, then one
+ * statement for the settled waiting steps, the new steps and the instance rows, and the
+ * Journey events (one insert per workspace).
+ */
+async function writeWalks(client: DbClient, deps: ExecutorDeps, walks: readonly WalkResult[], now: Date): Promise<void> {
+  const messages = walks.flatMap((walk) => walk.messages);
+  if (messages.length > 0) {
+    const results = await deps.enqueue(
+      client,
+      messages.map((m) => m.request),
+      now,
+    );
+    messages.forEach(({ step, request }, i) => {
+      const result = results[i];
+      if (!result) throw new Error(`The enqueue answered ${results.length} results for ${messages.length} messages`);
+      step.outcome = result.status;
+      step.detail = { ...step.detail, messageId: result.messageId, idempotencyKey: request.idempotencyKey, ...(result.reason ? { reason: result.reason } : {}) };
+    });
+  }
+  const traitUpdates = walks.flatMap((walk) => (walk.traits ? [{ workspaceId: walk.instance.workspace_id, profileId: walk.instance.profile_id, traits: walk.traits }] : []));
+  if (traitUpdates.length > 0) await writeTraitUpdates(client, traitUpdates, now);
+
+  const settled = walks.flatMap((walk) =>
+    walk.settle
+      ? [{ workspace_id: walk.instance.workspace_id, instance_id: walk.instance.id, step: walk.settle.step, outcome: walk.settle.outcome, detail: walk.settle.detail ?? null }]
+      : [],
+  );
+  const steps = walks.flatMap((walk) =>
+    walk.steps.map((step) => ({
+      workspace_id: walk.instance.workspace_id,
+      instance_id: walk.instance.id,
+      step: step.step,
+      journey_id: walk.instance.journey_id,
+      version: walk.instance.version,
+      node_id: step.nodeId,
+      kind: step.kind,
+      outcome: step.outcome,
+      detail: step.detail ?? null,
+    })),
+  );
+  const instances = walks.map(({ instance }) => ({
+    workspace_id: instance.workspace_id,
+    id: instance.id,
+    status: instance.status,
+    node_id: instance.node_id,
+    phase: instance.phase,
+    due_at: instance.due_at,
+    wait_started_at: instance.wait_started_at,
+    visits: instance.visits,
+    step_count: instance.step_count,
+    ended_at: instance.ended_at,
+    end_reason: instance.end_reason,
+    end_detail: instance.end_detail,
+  }));
+  await client.query(
+    `with settled as (
+       update journey_steps s set outcome = x.outcome, detail = case when x.detail is null then s.detail else coalesce(s.detail, '{}'::jsonb) || x.detail end
+         from jsonb_to_recordset($1::jsonb) as x(workspace_id uuid, instance_id uuid, step int, outcome text, detail jsonb)
+        where s.workspace_id = x.workspace_id and s.instance_id = x.instance_id and s.step = x.step),
+     steps as (
+       insert into journey_steps (workspace_id, instance_id, step, journey_id, version, node_id, kind, at, outcome, detail)
+       select workspace_id, instance_id, step, journey_id, version, node_id, kind, $4, outcome, detail
+         from jsonb_to_recordset($2::jsonb) as x(workspace_id uuid, instance_id uuid, step int, journey_id uuid, version int, node_id text, kind text,
+                                                  outcome text, detail jsonb))
+     update journey_instances i
+        set status = x.status, node_id = x.node_id, phase = x.phase, due_at = x.due_at, wait_started_at = x.wait_started_at, visits = x.visits,
+            step_count = x.step_count, ended_at = x.ended_at, end_reason = x.end_reason, end_detail = x.end_detail
+       from jsonb_to_recordset($3::jsonb) as x(workspace_id uuid, id uuid, status text, node_id text, phase text, due_at timestamptz,
+                                               wait_started_at timestamptz, visits jsonb, step_count int, ended_at timestamptz, end_reason text,
+                                               end_detail text)
+      where i.workspace_id = x.workspace_id and i.id = x.id`,
+    [JSON.stringify(settled), JSON.stringify(steps), JSON.stringify(instances), now],
+  );
+  const eventsByWorkspace = new Map<string, SystemEvent[]>();
+  for (const walk of walks) {
+    if (walk.events.length === 0) continue;
+    const list = eventsByWorkspace.get(walk.instance.workspace_id) ?? [];
+    list.push(...walk.events);
+    eventsByWorkspace.set(walk.instance.workspace_id, list);
+  }
+  for (const [workspaceId, events] of eventsByWorkspace) await insertSystemEvents(client, workspaceId, events, now);
 }
 
 /**
  * Records a failed step beside the step history (the per-instance view shows why it is stuck) and
- * reschedules the instance with backoff. The row is read back: the failed walk's in-memory
- * changes were rolled back with its savepoint.
+ * reschedules the instance, as it was when claimed, with backoff.
  */
-async function recordFailure(client: DbClient, instance: InstanceRow, message: string, now: Date): Promise<void> {
+async function recordFailure(client: DbClient, failure: Failure, now: Date): Promise<void> {
+  const { instance, nodeId, error } = failure;
   const { rows } = await client.query<{ failures: number }>(
     `select count(*)::int as failures from journey_steps where workspace_id = $1 and instance_id = $2 and kind = 'error'`,
     [instance.workspace_id, instance.id],
@@ -108,155 +267,20 @@ async function recordFailure(client: DbClient, instance: InstanceRow, message: s
   await client.query(
     `insert into journey_steps (workspace_id, instance_id, step, journey_id, version, node_id, kind, at, outcome, detail)
      values ($1, $2, $3, $4, $5, $6, 'error', $7, 'failed', jsonb_build_object('error', $8::text))`,
-    [instance.workspace_id, instance.id, updated[0]!.step_count, instance.journey_id, instance.version, instance.node_id, now, message],
+    [instance.workspace_id, instance.id, updated[0]!.step_count, instance.journey_id, instance.version, nodeId, now, error],
   );
 }
 
-/** Runs an instance from where it is until it waits or ends; the caller's transaction holds its row. */
-export async function walkInstance(client: DbClient, deps: ExecutorDeps, instance: InstanceRow, now: Date, events: SystemEvent[]): Promise<void> {
-  const version = await loadVersion(client, instance.workspace_id, instance.journey_id, instance.version);
-  let snapshot: ProfileSnapshot | undefined;
-  for (let passed = 0; passed < MAX_NODES_PER_STEP; passed++) {
-    const node = nodeById(version.definition, instance.node_id);
-    if (!node) {
-      finishInstance(instance, version, 'exited', `node "${instance.node_id}" is not in version ${instance.version}`, now, events);
-      break;
-    }
-    if (instance.phase === 'wait') {
-      // A delay ended or a wait timed out.
-      const next = node.kind === 'wait' ? node.timedOut : node.kind === 'delay' ? node.next : null;
-      if (next === null) throw new Error(`Instance waits at ${node.kind} node "${node.id}"`);
-      await settleLastStep(client, instance, node.kind === 'wait' ? 'timed_out' : 'next');
-      moveTo(instance, next, now);
-      continue;
-    }
-    const visit = (instance.visits[node.id] ?? 0) + 1;
-    instance.visits = { ...instance.visits, [node.id]: visit };
-    if (node.kind === 'split' && snapshot === undefined) snapshot = await profileSnapshot(client, instance, node, now);
-    const result = await arrive(client, deps, version, instance, node, visit, now, events, snapshot);
-    await recordStep(client, instance, { nodeId: node.id, kind: node.kind, outcome: result.outcome, ...(result.detail ? { detail: result.detail } : {}) }, now);
-    if (result.next === undefined) break;
-    moveTo(instance, result.next, now);
-  }
-  if (instance.status === 'active' && instance.phase === 'arrive') {
-    // Passed MAX_NODES_PER_STEP nodes: continue in the next batch rather than hold the transaction.
-    instance.due_at = now;
-  }
-  await saveInstance(client, instance);
-}
-
-function moveTo(instance: InstanceRow, next: string, now: Date): void {
-  instance.node_id = next;
-  instance.phase = 'arrive';
-  instance.wait_started_at = null;
-  instance.due_at = now;
-}
-
-interface Arrival {
-  outcome: string;
-  detail?: Record<string, unknown>;
-  /** Where to go now; undefined: the instance waits or has ended. */
-  next?: string;
-}
-
-async function arrive(
-  client: DbClient,
-  deps: ExecutorDeps,
-  version: JourneyVersion,
-  instance: InstanceRow,
-  node: JourneyNode,
-  visit: number,
-  now: Date,
-  events: SystemEvent[],
-  snapshot: ProfileSnapshot | undefined,
-): Promise<Arrival> {
-  switch (node.kind) {
-    case 'entry':
-      return { outcome: 'next', next: node.next };
-    case 'delay': {
-      const zone = await workspaceTimeZone(client, instance.workspace_id);
-      instance.phase = 'wait';
-      instance.wait_started_at = now;
-      instance.due_at = delayEnd(node, now, zone, node.duration ? durationMs(node.duration) : 0);
-      return { outcome: 'waiting', detail: { until: instance.due_at.toISOString() } };
-    }
-    case 'wait':
-      instance.phase = 'wait';
-      instance.wait_started_at = now;
-      instance.due_at = new Date(now.getTime() + durationMs(node.timeout));
-      return { outcome: 'waiting', detail: { event: node.event, timeoutAt: instance.due_at.toISOString() } };
-    case 'split': {
-      const holds = splitHolds(node, snapshot!, now.getTime());
-      return { outcome: holds ? 'yes' : 'no', next: holds ? node.yes : node.no };
-    }
-    case 'random': {
-      const branch = randomBranch(node, instance.journey_id, instance.profile_id);
-      events.push({
-        messageId: `journey-split-${instance.id}-${node.id}-${visit}`,
-        event: 'Journey Split Assigned',
-        profileId: instance.profile_id,
-        properties: { ...journeyIds(version, instance.id), node_id: node.id, variant: branch.key },
-      });
-      return { outcome: branch.key, next: branch.next };
-    }
-    case 'send': {
-      if (instance.holdout) return { outcome: 'held_out', next: node.next };
-      const idempotencyKey = `journey:${instance.id}:${node.id}:${visit}`;
-      const message = await deps.enqueue(
-        client,
-        {
-          workspaceId: instance.workspace_id,
-          profileId: instance.profile_id,
-          channel: node.channel,
-          ...(node.channelConfigKey ? { channelConfigKey: node.channelConfigKey } : {}),
-          templateKey: node.template,
-          idempotencyKey,
-          purpose: node.purpose,
-          ...(node.subscriptionGroup ? { subscriptionGroup: node.subscriptionGroup } : {}),
-          variables: { event: instance.variables, journey: { key: version.journeyKey, version: version.version } },
-          origin: { journeyId: instance.journey_id, journeyVersion: instance.version, instanceId: instance.id, nodeId: node.id },
-        },
-        now,
-      );
-      return {
-        outcome: message.status,
-        detail: { messageId: message.messageId, idempotencyKey, ...(message.reason ? { reason: message.reason } : {}) },
-        next: node.next,
-      };
-    }
-    case 'end':
-      finishInstance(instance, version, 'completed', null, now, events);
-      return { outcome: 'completed' };
-  }
-}
-
+// Workspace time zones change rarely; a process keeps them once read.
 const zoneCache = new Map<string, string>();
-async function workspaceTimeZone(client: DbClient, workspaceId: string): Promise<string> {
-  let zone = zoneCache.get(workspaceId);
-  if (!zone) {
-    const { rows } = await client.query<{ time_zone: string }>('select time_zone from workspaces where id = $1', [workspaceId]);
-    zone = rows[0]?.time_zone ?? 'UTC';
-    zoneCache.set(workspaceId, zone);
+async function workspaceTimeZones(client: DbClient, workspaceIds: readonly string[]): Promise<Map<string, string>> {
+  const missing = workspaceIds.filter((id) => !zoneCache.has(id));
+  if (missing.length > 0) {
+    const { rows } = await client.query<{ id: string; time_zone: string | null }>('select id, time_zone from workspaces where id = any($1::uuid[])', [missing]);
+    if (zoneCache.size > 10_000) zoneCache.clear();
+    for (const row of rows) zoneCache.set(row.id, row.time_zone ?? 'UTC');
   }
-  return zone;
-}
-
-/** What a split condition reads of the instance's profile, loaded now. */
-async function profileSnapshot(client: DbClient, instance: InstanceRow, node: JourneyNode & { kind: 'split' }, now: Date): Promise<ProfileSnapshot> {
-  const reads = conditionReads(conditionOf(node.condition));
-  const needs = snapshotNeeds(reads, now.getTime());
-  if (reads.segments.size > 0) {
-    const { rows } = await client.query<{ id: string; key: string }>(
-      `select id, key from segments where workspace_id = $1 and key = any($2::text[]) and status <> 'archived'`,
-      [instance.workspace_id, [...reads.segments]],
-    );
-    needs.memberships = new Map(rows.map((row) => [row.id, row.key]));
-  }
-  const [snapshot] = await loadProfileSnapshots(client, instance.workspace_id, [instance.profile_id], needs);
-  // A profile merged away since it entered has no snapshot of its own: it answers as an empty profile.
-  return (
-    snapshot ?? { profileId: instance.profile_id, traits: {}, identifierTypes: new Set(), consents: new Map(), memberships: new Set(), events: [] }
-  );
+  return new Map(workspaceIds.map((id) => [id, zoneCache.get(id) ?? 'UTC']));
 }
 
 export interface EntryRequest {
@@ -273,10 +297,11 @@ export interface EntryResult {
 }
 
 /**
- * Enters profiles into the journey's current version, inside the caller's transaction: re-entry
- * rules, the entry cap, one live instance per profile (a unique index decides races), the
- * holdout group, and a Journey Entered event each. The instances are due at once; the executor
- * takes them from the entry node. The month partition for `now` must exist.
+ * Enters profiles into the journey's current version, inside the caller's transaction, set-based
+ * (a fixed number of statements for any number of requests): re-entry rules, the entry cap, one
+ * live instance per profile (a unique index decides races), the holdout group, and a Journey
+ * Entered event each. The instances are due at once; the executor takes them from the entry node.
+ * The month partition for `now` must exist.
  */
 export async function enterProfiles(client: DbClient, workspaceId: string, journeyId: string, requests: readonly EntryRequest[], now: Date): Promise<EntryResult[]> {
   if (requests.length === 0) return [];
@@ -298,51 +323,71 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
     [workspaceId, journeyId, [...new Set(requests.map((r) => r.profileId))]],
   );
   const last = new Map(previous.map((row) => [row.profile_id, row]));
-  const results: EntryResult[] = [];
-  const events: SystemEvent[] = [];
-  for (const request of requests) {
+  const results: EntryResult[] = requests.map((request) => ({ profileId: request.profileId }));
+  const candidates: number[] = [];
+  const taken = new Set<string>();
+  requests.forEach((request, i) => {
     const before = last.get(request.profileId);
-    if (before?.active) {
-      results.push({ profileId: request.profileId, refused: 'already_in' });
-      continue;
+    if (before?.active || taken.has(request.profileId)) results[i]!.refused = 'already_in';
+    else if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) results[i]!.refused = 'reentry';
+    else {
+      taken.add(request.profileId);
+      candidates.push(i);
     }
-    if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) {
-      results.push({ profileId: request.profileId, refused: 'reentry' });
-      continue;
-    }
-    const { rows: counted } = await client.query(
-      `update journeys set entered_count = entered_count + 1
-        where workspace_id = $1 and id = $2 and ($3::bigint is null or entered_count < $3) returning entered_count`,
-      [workspaceId, journeyId, entry.cap ?? null],
-    );
-    if (counted.length === 0) {
-      results.push({ profileId: request.profileId, refused: 'cap' });
-      continue;
-    }
-    const holdout = inHoldout(journeyId, request.profileId, entry.holdoutPercent);
-    const { rows: inserted } = await client.query<{ id: string }>(
-      `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
-       values ($1, $2, $3, $4, 'active', $5, 'arrive', $6, $7, $8, $6, $9)
-       on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
-       returning id`,
-      [workspaceId, journeyId, version.version, request.profileId, entry.id, now, holdout, request.entry, JSON.stringify(request.variables ?? {})],
-    );
-    const id = inserted[0]?.id;
+  });
+  if (candidates.length === 0) return results;
+  let admitted = candidates;
+  if (entry.cap !== undefined) {
+    // The journey row's lock serialises capped entries of one journey; uncapped ones only add up.
+    const { rows } = await client.query<{ entered_count: string }>('select entered_count from journeys where workspace_id = $1 and id = $2 for update', [
+      workspaceId,
+      journeyId,
+    ]);
+    const room = Math.max(0, entry.cap - Number(rows[0]!.entered_count));
+    admitted = candidates.slice(0, room);
+    for (const i of candidates.slice(room)) results[i]!.refused = 'cap';
+  }
+  if (admitted.length === 0) return results;
+  const holdouts = admitted.map((i) => inHoldout(journeyId, requests[i]!.profileId, entry.holdoutPercent));
+  const { rows: inserted } = await client.query<{ id: string; profile_id: string }>(
+    `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
+     select $1, $2, $3, p, 'active', $4, 'arrive', $5, h, e, $5, v
+       from unnest($6::uuid[], $7::boolean[], $8::text[], $9::jsonb[]) as x(p, h, e, v)
+     on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
+     returning id, profile_id`,
+    [
+      workspaceId,
+      journeyId,
+      version.version,
+      entry.id,
+      now,
+      admitted.map((i) => requests[i]!.profileId),
+      holdouts,
+      admitted.map((i) => requests[i]!.entry),
+      admitted.map((i) => JSON.stringify(requests[i]!.variables ?? {})),
+    ],
+  );
+  if (inserted.length > 0) {
+    await client.query('update journeys set entered_count = entered_count + $3 where workspace_id = $1 and id = $2', [workspaceId, journeyId, inserted.length]);
+  }
+  const ids = new Map(inserted.map((row) => [row.profile_id, row.id]));
+  const events: SystemEvent[] = [];
+  admitted.forEach((i, k) => {
+    const request = requests[i]!;
+    const id = ids.get(request.profileId);
+    // Not inserted: entered a moment ago by a concurrent transaction.
     if (!id) {
-      // Entered a moment ago by a concurrent transaction; give the cap its place back.
-      await client.query('update journeys set entered_count = entered_count - 1 where workspace_id = $1 and id = $2', [workspaceId, journeyId]);
-      results.push({ profileId: request.profileId, refused: 'already_in' });
-      continue;
+      results[i]!.refused = 'already_in';
+      return;
     }
-    last.set(request.profileId, { profile_id: request.profileId, entered_at: now, active: true });
+    results[i]!.instanceId = id;
     events.push({
       messageId: `journey-entered-${id}`,
       event: 'Journey Entered',
       profileId: request.profileId,
-      properties: { ...journeyIds(version, id), entry: request.entry, group: holdout ? 'holdout' : 'treatment' },
+      properties: { ...journeyIds(version, id), entry: request.entry, group: holdouts[k] ? 'holdout' : 'treatment' },
     });
-    results.push({ profileId: request.profileId, instanceId: id });
-  }
+  });
   await insertSystemEvents(client, workspaceId, events, now);
   return results;
 }

@@ -1,26 +1,25 @@
-import type { EnqueueMessage } from '../channels/contract.ts';
 import type { Db } from '../storage/database.ts';
 import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
-import { advanceDueInstances } from './executor.ts';
+import { advanceDueInstances, DEFAULT_BATCH, type EnqueueMessages } from './executor.ts';
 import { drainJourneyEvents, drainSegmentEntries } from './intake.ts';
 
 export interface JourneyLoopOptions {
   db: Db;
-  /** channels/' enqueue; without it a send step fails and its instance retries with backoff (nothing is lost). */
-  enqueue?: EnqueueMessage;
+  /** channels/' batch enqueue; without it a send step fails and its instance retries with backoff (nothing is lost). */
+  enqueue?: EnqueueMessages;
   now?: () => Date;
   onError: (error: unknown, name: string) => void;
   /** Instance steps that failed (they are retried with backoff). */
   onStepFailure?: (failure: { instanceId: string; error: string }) => void;
 }
 
-// Idle look for due timers: wake-up lag is at most this plus a batch (target ≤ 1 s).
+// Idle look for due timers (one index probe): wake-up lag is at most this plus a batch (target
+// ≤ 1 s). While timers are due the loop takes batch after batch without sleeping.
 const EXECUTOR_POLL_MS = 100;
-const EXECUTOR_BATCH = 200;
 // Segment transition → entry and event → wait/goal are this plus the settle wait when idle.
 const INTAKE_POLL_MS = 100;
 
-const notConfigured: EnqueueMessage = async () => {
+const notConfigured: EnqueueMessages = async () => {
   throw new Error('Message delivery (channels) is not configured in this worker');
 };
 
@@ -32,7 +31,7 @@ export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
     startPollingLoop({
       name: 'journey executor',
       drainOnce: async () => {
-        const { taken, failed } = await advanceDueInstances(deps, EXECUTOR_BATCH);
+        const { taken, failed } = await advanceDueInstances(deps, DEFAULT_BATCH);
         for (const failure of failed) options.onStepFailure?.(failure);
         return taken;
       },

@@ -3,12 +3,13 @@ import type { Db } from '../storage/database.ts';
 import { drainCatalogueQueue } from '../catalogue/store.ts';
 import { createIdentityDrain } from '../identity/loop.ts';
 import type { EnqueueMessage } from '../channels/contract.ts';
+import { oneByOne } from '../journeys/executor.ts';
 import { startJourneyLoops } from '../journeys/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
 import { startChannelLoops } from '../channels/worker.ts';
-import { enqueueMessage } from '../channels/index.ts';
+import { enqueueMessages } from '../channels/index.ts';
 import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 import { applyRetention } from '../privacy/retention.ts';
@@ -119,7 +120,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   const journeys = startJourneyLoops({
     db: options.db,
-    enqueue: options.enqueueMessage ?? enqueueMessage,
+    enqueue: options.enqueueMessage ? oneByOne(options.enqueueMessage) : enqueueMessages,
     onError,
     onStepFailure: (failure) => log('warning', `journey instance ${failure.instanceId} step failed, retrying: ${failure.error}`),
   });
