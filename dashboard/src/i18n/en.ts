@@ -196,6 +196,9 @@ export const en = {
   'destinations.deadLetters': 'Dead letters',
   'notFound.title': 'Page not found',
   // Data and Settings pages (dash-settings)
+  'destinations.secretHint': 'secret …{hint}',
+  'destinations.batchesChanges': 'batches / changes',
+  'segments.tagChip': 'tag',
   'nav.data': 'Data',
   'nav.settings': 'Settings',
   'common.roleCannot': 'Your role cannot change this.',

@@ -197,6 +197,9 @@ export const zhCN: Record<MessageKey, string> = {
   'destinations.deadLetters': '死信',
   'notFound.title': '页面不存在',
   // Data and Settings pages (dash-settings)
+  'destinations.secretHint': '密钥 …{hint}',
+  'destinations.batchesChanges': '批次 / 变更',
+  'segments.tagChip': '标签',
   'nav.data': '数据',
   'nav.settings': '设置',
   'common.roleCannot': '你的角色无权修改此项。',

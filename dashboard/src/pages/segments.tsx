@@ -81,7 +81,7 @@ export function SegmentsPage() {
                   <Link to={`/segments/${encodeURIComponent(segment.key)}`}>{segment.name}</Link>
                   <br />
                   <code className="subtle">{segment.key}</code>
-                  {segment.isTag && <span className="chip tag">tag</span>}
+                  {segment.isTag && <span className="chip tag">{t('segments.tagChip')}</span>}
                 </td>
                 <td>{t(KIND_LABEL[segment.kind])}</td>
                 <td>
