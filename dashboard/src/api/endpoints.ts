@@ -61,6 +61,11 @@ function ws(): string {
 
 type Items<T> = { items: T[] };
 
+/** A request under /admin/workspaces/{current}; async, so a missing workspace is a rejected promise like any API error. */
+async function adminRequest<T>(method: string, suffix: string, options?: Parameters<typeof apiRequest>[2]): Promise<T> {
+  return apiRequest<T>(method, `${ws()}${suffix}`, options);
+}
+
 /** The documented API the dashboard uses, one typed function per call. */
 export const api = {
   segmentTrends: (range: { from: string; to: string }, key?: string, signal?: AbortSignal) =>
@@ -99,16 +104,16 @@ export const api = {
   destinations: (signal?: AbortSignal) => apiRequest<DestinationList>('GET', '/v1/destinations', { signal }),
 
   // ---- Data: sources and keys, imports, quarantine, identity settings
-  workspace: (signal?: AbortSignal) => apiRequest<Workspace>('GET', ws(), { signal }),
-  updateWorkspace: (body: { name?: string; timeZone?: string }) => apiRequest<Workspace>('PATCH', ws(), { body }),
-  sources: (signal?: AbortSignal) => apiRequest<Items<Source>>('GET', `${ws()}/sources`, { signal }),
-  createSource: (body: CreateSource) => apiRequest<{ source: Source; writeKey: IssuedKey }>('POST', `${ws()}/sources`, { body }),
+  workspace: (signal?: AbortSignal) => adminRequest<Workspace>('GET', '', { signal }),
+  updateWorkspace: (body: { name?: string; timeZone?: string }) => adminRequest<Workspace>('PATCH', '', { body }),
+  sources: (signal?: AbortSignal) => adminRequest<Items<Source>>('GET', `/sources`, { signal }),
+  createSource: (body: CreateSource) => adminRequest<{ source: Source; writeKey: IssuedKey }>('POST', `/sources`, { body }),
   updateSource: (id: string, body: { status?: 'active' | 'disabled'; name?: string; rateLimitPerSecond?: number | null }) =>
-    apiRequest<Source>('PATCH', `${ws()}/sources/${enc(id)}`, { body }),
-  keys: (signal?: AbortSignal) => apiRequest<Items<ApiKey>>('GET', `${ws()}/keys`, { signal }),
-  createKey: (body: { kind: 'write' | 'server'; sourceId?: string; permissions?: string[] }) => apiRequest<IssuedKey>('POST', `${ws()}/keys`, { body }),
-  setKeyStatus: (id: string, status: 'active' | 'disabled') => apiRequest<ApiKey>('PATCH', `${ws()}/keys/${enc(id)}`, { body: { status } }),
-  rotateKey: (id: string, graceSeconds: number) => apiRequest<RotatedKey>('POST', `${ws()}/keys/${enc(id)}/rotate`, { body: { graceSeconds } }),
+    adminRequest<Source>('PATCH', `/sources/${enc(id)}`, { body }),
+  keys: (signal?: AbortSignal) => adminRequest<Items<ApiKey>>('GET', `/keys`, { signal }),
+  createKey: (body: { kind: 'write' | 'server'; sourceId?: string; permissions?: string[] }) => adminRequest<IssuedKey>('POST', `/keys`, { body }),
+  setKeyStatus: (id: string, status: 'active' | 'disabled') => adminRequest<ApiKey>('PATCH', `/keys/${enc(id)}`, { body: { status } }),
+  rotateKey: (id: string, graceSeconds: number) => adminRequest<RotatedKey>('POST', `/keys/${enc(id)}/rotate`, { body: { graceSeconds } }),
 
   imports: (signal?: AbortSignal) => apiRequest<Items<ImportJob>>('GET', '/v1/imports', { signal }),
   importJob: (id: string, signal?: AbortSignal) => apiRequest<ImportJob>('GET', `/v1/imports/${enc(id)}`, { signal }),
@@ -116,23 +121,23 @@ export const api = {
     uploadFile<ImportJob>('/v1/imports', file, { query: { fileName: file.name, ...query }, onProgress }),
   importRejectsUrl: (id: string) => `/v1/imports/${enc(id)}/rejects.ndjson`,
 
-  quarantine: (query: Record<string, QueryValue>, signal?: AbortSignal) => apiRequest<QuarantineList>('GET', `${ws()}/quarantine`, { query, signal }),
-  quarantineItem: (id: string, signal?: AbortSignal) => apiRequest<QuarantineDetail>('GET', `${ws()}/quarantine/${enc(id)}`, { signal }),
-  replay: (id: string, payload?: unknown) => apiRequest<ReplayResult>('POST', `${ws()}/quarantine/${enc(id)}/replay`, { body: payload === undefined ? {} : { payload } }),
-  discard: (id: string) => apiRequest<unknown>('POST', `${ws()}/quarantine/${enc(id)}/discard`),
-  replayAll: (body: { reason?: string; sourceId?: string }) => apiRequest<BulkReplayResult>('POST', `${ws()}/quarantine/replay`, { body }),
+  quarantine: (query: Record<string, QueryValue>, signal?: AbortSignal) => adminRequest<QuarantineList>('GET', `/quarantine`, { query, signal }),
+  quarantineItem: (id: string, signal?: AbortSignal) => adminRequest<QuarantineDetail>('GET', `/quarantine/${enc(id)}`, { signal }),
+  replay: (id: string, payload?: unknown) => adminRequest<ReplayResult>('POST', `/quarantine/${enc(id)}/replay`, { body: payload === undefined ? {} : { payload } }),
+  discard: (id: string) => adminRequest<unknown>('POST', `/quarantine/${enc(id)}/discard`),
+  replayAll: (body: { reason?: string; sourceId?: string }) => adminRequest<BulkReplayResult>('POST', `/quarantine/replay`, { body }),
 
-  identitySettings: (signal?: AbortSignal) => apiRequest<IdentitySettingsView>('GET', `${ws()}/identity-settings`, { signal }),
-  putIdentitySettings: (identity: IdentitySettings) => apiRequest<IdentitySettingsView>('PUT', `${ws()}/identity-settings`, { body: { identity } }),
-  identityStats: (signal?: AbortSignal) => apiRequest<IdentityStats>('GET', `${ws()}/identity/stats`, { signal }),
+  identitySettings: (signal?: AbortSignal) => adminRequest<IdentitySettingsView>('GET', `/identity-settings`, { signal }),
+  putIdentitySettings: (identity: IdentitySettings) => adminRequest<IdentitySettingsView>('PUT', `/identity-settings`, { body: { identity } }),
+  identityStats: (signal?: AbortSignal) => adminRequest<IdentityStats>('GET', `/identity/stats`, { signal }),
 
   // ---- Settings: workspace, collection consent, members and roles, channels, caps and quiet hours
   collectionSettings: (signal?: AbortSignal) => apiRequest<CollectionSettings>('GET', '/v1/workspace/collection-settings', { signal }),
   putCollectionSettings: (body: Partial<CollectionSettings>) => apiRequest<CollectionSettings>('PATCH', '/v1/workspace/collection-settings', { body }),
-  members: (signal?: AbortSignal) => apiRequest<Items<Member>>('GET', `${ws()}/members`, { signal }),
-  putMember: (userId: string, role: string) => apiRequest<Member>('PUT', `${ws()}/members/${enc(userId)}`, { body: { role } }),
-  removeMember: (userId: string) => apiRequest<null>('DELETE', `${ws()}/members/${enc(userId)}`),
-  roles: (signal?: AbortSignal) => apiRequest<Items<Role>>('GET', `${ws()}/roles`, { signal }),
+  members: (signal?: AbortSignal) => adminRequest<Items<Member>>('GET', `/members`, { signal }),
+  putMember: (userId: string, role: string) => adminRequest<Member>('PUT', `/members/${enc(userId)}`, { body: { role } }),
+  removeMember: (userId: string) => adminRequest<null>('DELETE', `/members/${enc(userId)}`),
+  roles: (signal?: AbortSignal) => adminRequest<Items<Role>>('GET', `/roles`, { signal }),
   users: (signal?: AbortSignal) => apiRequest<Items<User>>('GET', '/admin/users', { signal }),
   createUser: (body: { email: string; name?: string; password: string }) => apiRequest<User>('POST', '/admin/users', { body }),
 

@@ -54,7 +54,7 @@ export function ImportsPage() {
       const job = await api.startImport(
         file,
         {
-          source: source || sources.data?.items[0]?.id,
+          source: source || sources.data?.items.find((item) => item.status === 'active')?.id,
           type,
           event: type === 'track' && event.trim() ? event.trim() : undefined,
           map: map.trim() || undefined,

@@ -7,7 +7,7 @@ import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import { useRange } from '../range-context.tsx';
 import { Link } from '../router.tsx';
-import { canChange } from '../auth.ts';
+import { may } from '../permissions.ts';
 import { EVENT_TYPE_NAMES, SOURCE_ICONS, SOURCE_KIND_NAMES, type SourceKind } from '../vocabulary.ts';
 import { displayName } from './profiles.tsx';
 
@@ -90,7 +90,7 @@ export function ProfilePage({ profileRef }: { profileRef: string }) {
                   {' '}
                   {identifier.source?.name ?? '—'} · {t('profile.linkedVia', { via: identifier.linkedBy.via })} · {format.dateTime(identifier.boundAt)}
                 </small>
-                <span className="row-actions" hidden={!canChange()}>
+                <span className="row-actions" hidden={!may('profiles.write')}>
                   {data.identifiers.length > 1 && (
                     <button type="button" onClick={() => setAction({ kind: 'unmerge', identifier })}>
                       {t('profile.unmerge')}

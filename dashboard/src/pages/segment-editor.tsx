@@ -1,6 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiRequestError, downloadFile } from '../api/client.ts';
-import { canChange } from '../auth.ts';
 import { api } from '../api/endpoints.ts';
 import type { Preview, Segment } from '../api/types.ts';
 import { BarChart, Card, Empty, ErrorNotice, Loading } from '../components/common.tsx';
@@ -204,7 +203,7 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
           >
             {previewing ? t('segments.previewing') : t('segments.preview')}
           </button>
-          <button type="submit" className="primary" disabled={!canChange()}>
+          <button type="submit" className="primary" disabled={!may('segments.write')}>
             {segmentKey ? t('segments.saveChanges') : t('segments.create')}
           </button>
           {saved && (
