@@ -119,6 +119,29 @@ describe('file imports over HTTP (POST /v1/imports)', () => {
     expect((await get(otherKey, '/v1/imports')).json()).toEqual({ items: [] });
   });
 
+  it('runs at most two imports of a workspace at once, and refuses a disabled source', async () => {
+    // Two imports reported running (the registry the routes read), whatever their speed here.
+    const done = registry.list(t.workspace.id)[0]!;
+    const realList = registry.list;
+    registry.list = (workspaceId: string) => (workspaceId === t.workspace.id ? [{ ...done, status: 'running' as const }, { ...done, status: 'running' as const }] : []);
+    try {
+      const third = await upload(importer, 'source=Website&fileName=c.csv&type=identify&map=userId%3DCustomerID', CSV);
+      expect(third.statusCode).toBe(409);
+      expect(third.json()).toMatchObject({ error: 'imports_running' });
+    } finally {
+      registry.list = realList;
+    }
+    const after = await upload(importer, 'source=Website&fileName=c.csv&type=identify&map=userId%3DCustomerID', CSV);
+    expect(after.statusCode).toBe(202);
+    await registry.settled(after.json<ImportJob>().id);
+
+    await t.db.query(`update sources set status = 'disabled' where workspace_id = $1 and name = 'Website'`, [t.workspace.id]);
+    const disabled = await upload(importer, 'source=Website&fileName=d.csv&type=identify&map=userId%3DCustomerID', CSV);
+    expect(disabled.statusCode).toBe(409);
+    expect(disabled.json()).toMatchObject({ error: 'source_disabled', field: 'source' });
+    await t.db.query(`update sources set status = 'active' where workspace_id = $1 and name = 'Website'`, [t.workspace.id]);
+  });
+
   it('maps CLI option names to query parameters', () => {
     expect(apiFieldOf('--event-column')).toBe('eventColumn');
     expect(apiFieldOf('--timezone')).toBe('timeZone');

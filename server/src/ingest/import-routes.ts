@@ -15,6 +15,8 @@ import { planImport } from './import/run.ts';
 
 /** Largest upload accepted (the file is written to disk first, then imported). */
 export const MAX_IMPORT_UPLOAD_BYTES = 1024 ** 3;
+/** Imports of one workspace running at the same time on this server; more wait for one to end. */
+export const MAX_RUNNING_IMPORTS = 2;
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
 const docs = <S extends object>(summary: string, schema: S) => ({ summary, tags: ['imports'], security: [{ bearer: [] }], ...schema });
@@ -78,6 +80,9 @@ export const importRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolver
         throw new ApiError(404, 'not_found', `No source "${query.source}" in this workspace`, 'source');
       });
       if (source.status !== 'active') throw new ApiError(409, 'source_disabled', `Source "${source.name}" is disabled; enable it before importing`, 'source');
+      if (jobs.list(workspaceId).filter((job) => job.status === 'running').length >= MAX_RUNNING_IMPORTS) {
+        throw new ApiError(409, 'imports_running', `${MAX_RUNNING_IMPORTS} imports of this workspace are running; start another when one has ended`);
+      }
       const body = request.body as Readable | undefined;
       if (!body || typeof (body as Readable).pipe !== 'function') {
         throw new ApiError(415, 'unsupported_media_type', `Send the file as the body with Content-Type ${UPLOAD_TYPES.slice(0, 3).join(', ')} or application/octet-stream`, 'file');
