@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardBuilt } from '../src/dashboard/build.ts';
 import { createImportJobs } from '../src/ingest/import/jobs.ts';
 import { createUser, putMember } from '../src/privacy/users.ts';
+import { drain } from './profiles-support.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -130,6 +131,60 @@ describe.skipIf(!hasChromium)('dashboard Data and Settings in Chromium', () => {
     await page.getByTestId('import-list').waitFor();
     expect(await accessibilityProblems(page)).toEqual([]);
     await shot('data-imports');
+  });
+
+  it('the profile 360 shows its journey step, consent, computed traits and model scores; the overview its journeys and messages', async () => {
+    await drain(t);
+    const profileId = (await t.db.query<{ profile_id: string }>(`select profile_id from profile_identifiers where workspace_id = $1 and type = 'user_id' and value = 'c-1'`, [t.workspace.id])).rows[0]!.profile_id;
+    const journey = await t.db.query<{ id: string }>(
+      `insert into journeys (workspace_id, key, name, status, draft, current_version) values ($1, 'welcome', 'Welcome series', 'published', '{}', 1) returning id`,
+      [t.workspace.id],
+    );
+    await t.db.query(
+      `insert into journey_versions (workspace_id, journey_id, version, definition, published_at)
+       values ($1, $2, 1, '{"nodes":[{"id":"entry","kind":"entry"},{"id":"wait-2d","kind":"delay"}]}', now())`,
+      [t.workspace.id, journey.rows[0]!.id],
+    );
+    await t.db.query(
+      `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, entry, entered_at, step_count)
+       values ($1, $2, 1, $3, 'active', 'wait-2d', 'wait', now() + interval '2 days', 'event', now() - interval '1 hour', 1)`,
+      [t.workspace.id, journey.rows[0]!.id, profileId],
+    );
+    await t.db.query(
+      `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at, updated_at)
+       values ($1, $2, 'churn_probability', '0.27', 'computed', 'model:churn', 'run-1', now(), now()),
+              ($1, $2, 'orders_90d', '4', 'computed', 'orders_90d', 'ct-1', now(), now())`,
+      [t.workspace.id, profileId],
+    );
+    await t.db.query(
+      `insert into profile_consents (workspace_id, profile_id, category, granted, observed_at) values ($1, $2, 'email', true, now()), ($1, $2, 'sms', false, now())`,
+      [t.workspace.id, profileId],
+    );
+    await t.db.query(
+      `insert into messages (workspace_id, idempotency_key, profile_id, channel, template_key, purpose, status, due_at)
+       values ($1, 'e2e-m1', $2, 'email', 'welcome', 'marketing', 'clicked', now()), ($1, 'e2e-m2', $2, 'email', 'welcome', 'marketing', 'delivered', now())`,
+      [t.workspace.id, profileId],
+    );
+
+    await page.goto(`${base}/profiles/${profileId}`);
+    const journeys = page.getByTestId('profile-journeys');
+    await journeys.waitFor();
+    expect(await journeys.textContent()).toMatch(/Welcome series.*wait-2d.*delay.*waiting/);
+    expect(await page.getByTestId('profile-consent').textContent()).toBe('emailgrantedsmsdenied');
+    expect(await page.getByTestId('profile-scores').textContent()).toBe('churn_probability0.27');
+    expect(await page.getByTestId('profile-computed').textContent()).toBe('orders_90d4');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    await page.getByRole('heading', { name: 'Journeys' }).scrollIntoViewIfNeeded();
+    await shot('profile-journeys');
+
+    await page.getByRole('link', { name: 'Overview' }).click();
+    const numbers = page.getByTestId('message-metrics');
+    await numbers.waitFor();
+    expect(await numbers.textContent()).toContain('Active journeys1');
+    expect(await numbers.textContent()).toContain('Messages sent2');
+    expect(await numbers.textContent()).toContain('Clicked1');
+    await page.getByRole('link', { name: 'Data' }).click();
+    await page.getByRole('link', { name: 'Quarantine' }).waitFor();
   });
 
   it('replays a quarantined event after correcting it', async () => {

@@ -221,7 +221,7 @@ export const en = {
   'profile.holdout': 'holdout',
   'profile.waiting': 'waiting',
   'profile.arriving': 'arriving',
-  'profile.steps': '{n} steps so far',
+  'profile.steps': 'steps taken: {n}',
   'segments.trend': 'Trend',
   'segments.trendLabel': 'Members from {from} to {to} over the time range',
   'segments.sizeOverTime': 'Members at the end of each day',

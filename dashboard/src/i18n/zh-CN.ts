@@ -222,7 +222,7 @@ export const zhCN: Record<MessageKey, string> = {
   'profile.holdout': '对照组',
   'profile.waiting': '等待中',
   'profile.arriving': '即将执行',
-  'profile.steps': '已走 {n} 步',
+  'profile.steps': '已走步数：{n}',
   'segments.trend': '趋势',
   'segments.trendLabel': '时间范围内成员数从 {from} 变为 {to}',
   'segments.sizeOverTime': '每日结束时的成员数',
