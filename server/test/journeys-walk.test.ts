@@ -18,6 +18,7 @@ const instance = (overrides: Partial<InstanceRow> = {}): InstanceRow => ({
   journey_id: 'j-1',
   version: 3,
   profile_id: 'p-1',
+  instance_key: '',
   status: 'active',
   node_id: 'in',
   phase: 'arrive',

@@ -2,6 +2,7 @@ import type { Db } from '../storage/database.ts';
 import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
 import { advanceDueInstances, DEFAULT_BATCH, type EnqueueMessages } from './executor.ts';
 import { drainJourneyEvents, drainSegmentEntries } from './intake.ts';
+import { drainScheduledEntries } from './schedules.ts';
 
 export interface JourneyLoopOptions {
   db: Db;
@@ -23,6 +24,7 @@ export interface JourneyLoopOptions {
 const EXECUTOR_POLL_MS = 100;
 // Segment transition → entry and event → wait/goal are this plus the settle wait when idle.
 const INTAKE_POLL_MS = 100;
+const SCHEDULE_POLL_MS = 1_000;
 
 const notConfigured: EnqueueMessages = async () => {
   throw new Error('Message delivery (channels) is not configured in this worker');
@@ -48,6 +50,13 @@ export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
     ...executors,
     startPollingLoop({ name: 'journey segment entries', drainOnce: () => drainSegmentEntries(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
     startPollingLoop({ name: 'journey events', drainOnce: () => drainJourneyEvents(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
+    // Date-trait scans and scheduled audiences: minute precision is what they promise.
+    startPollingLoop({
+      name: 'journey schedules',
+      drainOnce: async () => ((await drainScheduledEntries(options.db, now())) > 0 ? 1 : 0),
+      pollMs: SCHEDULE_POLL_MS,
+      onError: options.onError,
+    }),
   ];
   let stopped: Promise<void> | undefined;
   return {
