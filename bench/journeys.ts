@@ -323,6 +323,8 @@ export async function benchJourneys(options: { log?: (line: string) => void } = 
       'select status, reason, count(*)::int as n from messages group by 1, 2',
     );
     log(`(d) cart instances ${JSON.stringify(cartInstances)}; messages ${JSON.stringify(messageStates)}`);
+    const missing = fresh.flatMap((p, i) => (provider.calls.has(p.id) ? [] : [i]));
+    if (missing.length > 0) log(`(d) not called for event(s) #${missing.join(', #')} of ${entries}`);
     const toProvider = [...provider.calls].map(([profileId, at]) => at - storedAt.get(profileId)!).sort((a, b) => a - b);
 
     const result = {
