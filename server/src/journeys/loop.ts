@@ -10,6 +10,11 @@ export interface JourneyLoopOptions {
   enqueue?: EnqueueMessages;
   now?: () => Date;
   onError: (error: unknown, name: string) => void;
+  /**
+   * Executor loops in this process (default 2): while one waits on PostgreSQL the other walks its
+   * batch; SKIP LOCKED keeps their batches apart.
+   */
+  executors?: number;
   /** Instance steps that failed (they are retried with backoff). */
   onStepFailure?: (failure: { instanceId: string; error: string }) => void;
 }
@@ -29,7 +34,7 @@ const notConfigured: EnqueueMessages = async () => {
 export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
   const now = options.now ?? (() => new Date());
   const deps = { db: options.db, enqueue: options.enqueue ?? notConfigured, now };
-  const loops = [
+  const executors = Array.from({ length: Math.max(1, options.executors ?? 2) }, () =>
     startPollingLoop({
       name: 'journey executor',
       drainOnce: async () => {
@@ -40,6 +45,9 @@ export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
       pollMs: EXECUTOR_POLL_MS,
       onError: options.onError,
     }),
+  );
+  const loops = [
+    ...executors,
     startPollingLoop({ name: 'journey segment entries', drainOnce: () => drainSegmentEntries(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
     startPollingLoop({ name: 'journey events', drainOnce: () => drainJourneyEvents(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
     // Date-trait scans and scheduled audiences: minute precision is what they promise.

@@ -182,6 +182,10 @@ export const NodeCountsSchema = Type.Object({
       converted: Type.Integer({ description: 'Instances converted by a goal while at the node' }),
     }),
   ),
+  edges: Type.Array(
+    Type.Object({ source: Type.String(), target: Type.String(), count: Type.Integer({ description: 'Moves from source to target (all versions, by node id)' }) }),
+    { description: 'Traffic on each edge: how many times an instance went from one node to the next' },
+  ),
 });
 
 export const DryRunBodySchema = Type.Object(
