@@ -16,7 +16,7 @@ type Benchmark = () => Promise<Record<string, unknown>>;
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS = path.join(HERE, 'results');
-const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'journeys', 'channels', 'analytics'] as const;
+const NAMES = ['ingest', 'import', 'identity', 'segments', 'models', 'decide', 'journeys', 'journey-schedules', 'channels', 'analytics'] as const;
 
 function eventsOverride(): number | undefined {
   const raw = process.env.BENCH_EVENTS;
@@ -60,6 +60,11 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     // BENCH_JOURNEY_TIMER_RATE, BENCH_JOURNEY_TIMER_SECONDS, BENCH_JOURNEY_ENTRIES, BENCH_JOURNEY_RATE).
     const { benchJourneys } = await import('./journeys.ts');
     return () => benchJourneys();
+  }
+  if (name === 'journey-schedules') {
+    // bench/journey-schedules.ts: date-trait scan, broadcast entry, dry run (BENCH_SCHEDULE_PROFILES, BENCH_DRY_RUNS).
+    const { benchJourneySchedules } = await import('./journey-schedules.ts');
+    return () => benchJourneySchedules();
   }
   if (name === 'channels') {
     // bench/channels.ts: enqueue (batch and single) and dispatch rates with SQL statements per message (see the file).

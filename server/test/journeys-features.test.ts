@@ -210,6 +210,7 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
         { id: 'shipped', kind: 'end' },
         { id: 'late', kind: 'end' },
       ],
+      exits: [{ id: 'cancelled', condition: 'event("Order Cancelled").exists()' }],
     });
     const buyer = await insertProfile(db, ws);
     const other = await insertProfile(db, ws);
@@ -236,12 +237,16 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     clock.advance(MINUTE);
     await track(buyer, 'Order Placed', { order_id: 'C-3' });
     await run();
+    // An exit condition, too, hears only its own order: cancelling C-3 leaves A-1 waiting.
+    clock.advance(MINUTE);
+    await track(buyer, 'Order Cancelled', { order_id: 'C-3' });
+    await run();
     clock.advance(2 * DAY);
     await run();
     expect(Object.fromEntries((await instances(journey.id)).map((i) => [i.instance_key, [i.status, i.node_id]]))).toEqual({
       'A-1': ['completed', 'late'],
       'B-2': ['completed', 'shipped'],
-      'C-3': ['completed', 'late'],
+      'C-3': ['exited', 'ship'],
       '77': ['completed', 'late'],
     });
   });

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProfileSnapshots, snapshotNeeds, emptyReads, type ConditionReads } from '../segments/snapshots.ts';
-import type { ProfileEvent } from '../segments/snapshot.ts';
+import type { ProfileEvent, ProfileSnapshot } from '../segments/snapshot.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import { entryNode, nodeById, type JourneyDefinition } from './definition.ts';
@@ -231,6 +231,12 @@ function sameInstanceKey(definition: JourneyDefinition, instance: InstanceRow, p
   return key === undefined || key === instance.instance_key;
 }
 
+/** For a per-key instance, goals and exits see only the events about its key (or about no key). */
+function keyedSnapshot(definition: JourneyDefinition, instance: InstanceRow, snapshot: ProfileSnapshot): ProfileSnapshot {
+  if (instance.instance_key === '') return snapshot;
+  return { ...snapshot, events: snapshot.events.filter((event) => sameInstanceKey(definition, instance, event.properties)) };
+}
+
 const toProfileEvent = (row: EventRow): ProfileEvent => ({
   seq: row.seq,
   type: row.type,
@@ -284,6 +290,8 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
     rulesReads(version.definition, reads);
   }
   if (withRules.length > 0) {
+    // Per-key instances filter the events their rules see by the key property (keyedSnapshot).
+    if (withRules.some((w) => w.instance.instance_key !== '')) for (const reference of reads.events) reference.readsProperties = true;
     const needs = snapshotNeeds(reads, now.getTime());
     if (reads.segments.size > 0) {
       const { rows: segments } = await client.query<{ id: string; key: string }>(
@@ -298,7 +306,7 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
     for (const { instance, definition } of withRules) {
       const snapshot = snapshots.get(instance.profile_id);
       if (!snapshot) continue;
-      const outcome = checkRules(definition, snapshot, instance.entered_at.getTime(), now.getTime());
+      const outcome = checkRules(definition, keyedSnapshot(definition, instance, snapshot), instance.entered_at.getTime(), now.getTime());
       if (!outcome) continue;
       const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
       // A delay or wait learns how it ended, for the path view.
