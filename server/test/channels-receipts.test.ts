@@ -20,6 +20,7 @@ let wechat: FakeWeixin;
 let smtp: FakeSmtp;
 let wechatCallback: string;
 let bounceCallback: string;
+let duringReceiptPause: (() => Promise<unknown>) | undefined;
 
 const path = (url: string) => url.replace(PUBLIC, '');
 const dispatch = async () => {
@@ -38,7 +39,8 @@ async function timeline(profileId: string) {
 }
 
 beforeAll(async () => {
-  t = await startChannelsApp({ publicUrl: PUBLIC });
+  // While a receipt handler waits for its message, the test can play the dispatcher writing the outcome.
+  t = await startChannelsApp({ publicUrl: PUBLIC, receiptPause: async () => void (await duringReceiptPause?.()) });
   wechat = await startFakeWeixin('wechat', 'wx1234567890', 'app-secret', ['oFollower1', 'oFollower2']);
   smtp = await startSmtpServer();
   const wx = await t.call('PUT', '/v1/channels/accounts/wx', {
@@ -126,7 +128,23 @@ describe('WeChat TEMPLATESENDJOBFINISH', () => {
     // A push for a message we do not know is acknowledged (or WeChat pushes it again) and changes nothing.
     expect((await push('server-token', 'oFollower1', '999999', 'success')).body).toBe('success');
 
-    expect((await timeline(follower)).map((e) => e.event)).toEqual(['Message Queued', 'Message Sent', 'Message Delivered']);
+    // A push that overtakes the dispatcher's outcome write waits for it while the send is still `sending`.
+    const [late] = [await shipped(follower, 'wx-4')];
+    await t.db.query(`update messages set status = 'sending', claimed_at = now() where workspace_id = $1 and id = $2`, [t.workspaceId, late.messageId]);
+    let pauses = 0;
+    duringReceiptPause = async () => {
+      pauses += 1;
+      await t.db.query(
+        `update messages set status = 'sent', provider = 'wechat', provider_message_id = '777001', attempts = 1 where workspace_id = $1 and id = $2`,
+        [t.workspaceId, late.messageId],
+      );
+    };
+    expect((await push('server-token', 'oFollower1', '777001', 'success')).body).toBe('success');
+    duringReceiptPause = undefined;
+    expect(pauses).toBe(1);
+    expect((await detail(late.messageId)).status).toBe('delivered');
+
+    expect((await timeline(follower)).map((e) => e.event)).toEqual(['Message Queued', 'Message Sent', 'Message Delivered', 'Message Queued', 'Message Delivered']);
     const blockedEvents = await timeline(blocker);
     expect(blockedEvents.map((e) => e.event)).toEqual(['Message Queued', 'Message Sent', 'Message Failed', 'Message Skipped']);
     expect(blockedEvents[2]!.properties).toMatchObject({ message_id: blocked.messageId, reason: 'wechat failed:user block', channel: 'wechat' });

@@ -32,6 +32,17 @@ describe('template check', () => {
     expect(checkTemplateContent('sms', 'en', { en: { text: '{{ customer.name }}' } })[0]?.message).toMatch(/unknown variable "customer.name"/);
   });
 
+  it('profile and message have fixed fields: a typo there is caught at save and publish, not at send', () => {
+    const content = { en: { text: '{{ profile.first_name }} {{ profile.identifiers.wechat_openid }} {{ message.unsubscribe_link }}' } };
+    const messages = (available?: { eventProperties: string[] }) => checkTemplateContent('sms', 'en', content, available).map((p) => p.message);
+    const expected = [
+      '"profile.first_name" is not a field of profile (id, email, phone, user_id, locale, identifiers); traits are under traits.',
+      '"message.unsubscribe_link" is not a field of message (id, unsubscribe_url, preferences_url)',
+    ];
+    expect(messages()).toEqual(expected);
+    expect(messages({ eventProperties: [] })).toEqual(expected);
+  });
+
   it('variables assigned inside the template are not required from outside', () => {
     const content = { en: { text: '{% assign n = traits.first_name %}{% for item in event.items %}{{ item.name }}{% endfor %}{{ n }}' } };
     expect(checkTemplateContent('sms', 'en', content, { eventProperties: ['items'] })).toEqual([]);

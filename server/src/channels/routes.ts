@@ -59,6 +59,8 @@ export interface ChannelRoutesOptions {
   secretsKey?: Buffer;
   /** Base URL providers call back on; TOUCHPOINT_PUBLIC_URL (worker.ts) when absent. */
   publicUrl?: string;
+  /** See TrackingRoutesOptions.receiptPause. */
+  receiptPause?: () => Promise<void>;
 }
 
 const summaryView = (m: MessageSummary) => ({ ...m, createdAt: m.createdAt.toISOString(), updatedAt: m.updatedAt.toISOString() });
@@ -86,7 +88,13 @@ export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = as
   const { db, keys } = options;
   const key = () => options.secretsKey ?? processSecretsKey();
   const now = options.now ?? (() => new Date());
-  await app.register(trackingRoutes, { db, now, secretsKey: key, publicUrl: () => options.publicUrl ?? defaultPublicUrl() });
+  await app.register(trackingRoutes, {
+    db,
+    now,
+    secretsKey: key,
+    publicUrl: () => options.publicUrl ?? defaultPublicUrl(),
+    ...(options.receiptPause ? { receiptPause: options.receiptPause } : {}),
+  });
   app.setValidatorCompiler(strictValidatorCompiler);
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
   // Providers that report for a whole account get its callback URL (Twilio's travels with each message).

@@ -105,10 +105,21 @@ function variablesOf(parsed: Template[]): string[][] {
   return engine.globalVariableSegmentsSync(parsed).map((segments) => segments.map(String));
 }
 
+/** The fields of the `profile` and `message` objects every send has (recipients.ts profileVariables, dispatch.ts). */
+const FIXED_FIELDS: Record<string, readonly string[]> = {
+  profile: ['id', 'email', 'phone', 'user_id', 'locale', 'identifiers'],
+  message: ['id', 'unsubscribe_url', 'preferences_url'],
+};
+
 function unavailable(segments: string[], available: { eventProperties?: readonly string[]; journeyVariables?: readonly string[] }): string | undefined {
   const [root, first] = segments;
-  if (root === undefined || ALWAYS_AVAILABLE.has(root)) return undefined;
+  if (root === undefined) return undefined;
   const name = segments.join('.');
+  const fixed = FIXED_FIELDS[root];
+  if (fixed && first !== undefined && !fixed.includes(first)) {
+    return `"${name}" is not a field of ${root} (${fixed.join(', ')})${root === 'profile' ? '; traits are under traits.' : ''}`;
+  }
+  if (ALWAYS_AVAILABLE.has(root)) return undefined;
   if (root === 'event') {
     if (first !== undefined && available.eventProperties?.includes(first)) return undefined;
     return `"${name}" is not a property of the trigger event (available: ${(available.eventProperties ?? []).join(', ') || 'none'})`;

@@ -17,6 +17,8 @@ export interface TrackingRoutesOptions {
   secretsKey: () => Buffer;
   /** The public base URL providers call back on (Twilio signs the full URL). */
   publicUrl: () => string;
+  /** The pause before looking again for a receipt's message (500 ms; tests act during it). */
+  receiptPause?: () => Promise<void>;
 }
 
 const publicRoute = { permission: 'public' };
@@ -53,6 +55,10 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<TrackingRoutesOptions> = 
     if (!ref) throw new ApiError(404, 'not_found', 'Unknown or altered link');
     return ref;
   };
+  const sendingTo = async (workspaceId: string, address: string) =>
+    (
+      await db.query(`select 1 from messages where workspace_id = $1 and status = 'sending' and channel = 'wechat' and address = $2 limit 1`, [workspaceId, address])
+    ).rowCount! > 0;
   /** The account an account-callback URL names (`account:<key>` tokens), with its secrets. */
   const accountOf = async (token: string, provider: string) => {
     const ref = refOf(token);
@@ -209,7 +215,14 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<TrackingRoutesOptions> = 
       if (!verifyWechatSignature(account.secrets.callbackToken ?? '', request.query)) throw new ApiError(403, 'invalid_signature', 'The WeChat signature does not match');
       const push = parseWechatXml(typeof request.body === 'string' ? request.body : '');
       if (push.MsgType === 'event' && push.Event === 'TEMPLATESENDJOBFINISH' && push.MsgID) {
-        const messageId = await messageIdByProviderId(db, workspaceId, 'wechat', push.MsgID);
+        let messageId = await messageIdByProviderId(db, workspaceId, 'wechat', push.MsgID);
+        // The push can overtake the dispatcher writing the batch's outcomes (where the MsgID is
+        // stored). While a send to this follower is still `sending`, look again, within the 5 s
+        // WeChat waits for an answer.
+        for (let look = 0; !messageId && push.FromUserName && look < 8 && (await sendingTo(workspaceId, push.FromUserName)); look += 1) {
+          await (options.receiptPause ?? (() => new Promise((resolve) => setTimeout(resolve, 500))))();
+          messageId = await messageIdByProviderId(db, workspaceId, 'wechat', push.MsgID);
+        }
         const outcome = templateJobOutcome(push.Status ?? '');
         if (messageId) {
           await recordReport(
