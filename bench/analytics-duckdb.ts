@@ -6,7 +6,10 @@
  * range; each next step is the earliest later event (in (timestamp, seq) order) matching it, within
  * start + window (inclusive); a profile counts with its best attempt (most steps, then the earliest
  * start), and a first-touch breakdown takes that attempt's step-1 value. Here each step is an
- * ASOF join ("the first event of step k after the previous hit"), a columnar engine's natural way.
+ * ASOF join ("the first event of step k after the previous hit"), a columnar engine's natural way,
+ * on the order key k = (time in µs) × 2⁴⁰ + seq, a hugeint (a global row_number() for the
+ * order cost DuckDB a sort of all candidates: 1.1–1.4 CPU-s instead of 0.8 for the 3-step funnel
+ * at 2,000,000 events, same answer).
  */
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 
@@ -53,7 +56,7 @@ export async function csvToParquet(connection: DuckDBConnection, csv: string, pa
  * 31,191 profiles at 2,000,000 events — a later step matched after an unreached one; with this
  * sentinel both engines agree.)
  */
-const NONE = '9223372036854775807::bigint';
+const NONE = '170141183460469231731687303715884105727::hugeint';
 
 const quote = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
@@ -65,7 +68,7 @@ export async function duckFunnel(connection: DuckDBConnection, parquet: string, 
   const bd = funnel.breakdown ?? 'null::varchar';
   const ctes = [
     `ev as (
-       select profile_id, ts, event, ${bd} as bd, row_number() over (order by profile_id, ts, seq) as k
+       select profile_id, ts, event, ${bd} as bd, epoch_us(ts)::hugeint * 1099511627776 + seq as k
          from read_parquet(${quote(parquet)})
         where profile_id is not null and type = 'track' and event in (${names})
           and ts >= ${us(funnel.fromMs)} and ts < ${us(funnel.toMs + funnel.windowMs)}

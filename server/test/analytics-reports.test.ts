@@ -52,4 +52,31 @@ describe('saved reports', () => {
     expect((await post('/v1/analytics/reports/nope/run', {}, 404)).error).toBe('not_found');
     expect((await post('/v1/analytics/reports/gmv/run', { version: 9 }, 404)).field).toBe('version');
   });
+
+  it('a trend series can name a metric (a saved one-series trend) instead of repeating its definition', async () => {
+    const revenue = { ...gmv, series: [{ event: { event: 'Order Completed' }, measure: 'sum', property: 'revenue' }] };
+    await post('/v1/analytics/reports', { key: 'revenue', name: 'Gross merchandise value', kind: 'trend', definition: revenue }, 201);
+    const spring = { range: { from: '2026-03-01', to: '2026-04-30' }, interval: 'month' };
+    const result = await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'revenue' } }, { event: { event: 'Order Completed' }, measure: 'unique' }], formulas: [{ name: 'per buyer', expression: 'A / B' }] });
+    // March: 100 + 40 from a and b; April: 60 from a.
+    expect(result.series.map((x: { label: string; measure: string; values: number[] }) => [x.label, x.measure, x.values])).toEqual([
+      ['Gross merchandise value', 'sum', [140, 60]],
+      ['Order Completed', 'unique', [2, 1]],
+    ]);
+    expect(result.formulas[0].values).toEqual([70, 60]);
+    // Redefined as the largest order: new version; the query follows it unless it pins version 1.
+    await call('PATCH', '/v1/analytics/reports/revenue', { definition: { ...gmv, series: [{ event: { event: 'Order Completed' }, measure: 'max', property: 'revenue' }] } });
+    expect((await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'revenue' } }] })).series[0].values).toEqual([100, 60]);
+    expect((await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'revenue', version: 1 } }] })).series[0].values).toEqual([140, 60]);
+  });
+
+  it('refuses a metric that is unknown, not a one-series trend, or given with its own measure', async () => {
+    await post('/v1/analytics/reports', { key: 'two', name: 'Two', kind: 'trend', definition: { ...gmv, series: [gmv.series[0], gmv.series[0]] } }, 201);
+    const spring = { range: { from: '2026-03-01', to: '2026-04-30' }, interval: 'month' };
+    expect(await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'nope' } }] }, 400)).toMatchObject({ error: 'unknown_metric', field: 'series.0.metric.key' });
+    expect(await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'two' } }] }, 400)).toMatchObject({ error: 'invalid_metric', field: 'series.0.metric.key' });
+    expect(await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'gmv', version: 7 } }] }, 400)).toMatchObject({ error: 'unknown_metric', field: 'series.0.metric.version' });
+    expect(await post('/v1/analytics/trends', { ...spring, series: [{ metric: { key: 'gmv' }, measure: 'unique' }] }, 400)).toMatchObject({ field: 'series.0.metric' });
+    expect(await post('/v1/analytics/trends', { ...spring, series: [{}] }, 400)).toMatchObject({ field: 'series.0' });
+  });
 });

@@ -1,8 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { ApiError } from '../api/errors.ts';
 import { numberOf } from '../segments/sql/values.ts';
-import type { Db } from '../storage/database.ts';
-import { BreakdownSchema, EventSelectorSchema, IntervalSchema, PERIOD_FORMAT, QueryBaseProperties, periodLabels, selectorLabel } from './definition.ts';
+import type { Db, Queryable } from '../storage/database.ts';
+import { BreakdownSchema, EventSelectorSchema, IntervalSchema, PERIOD_FORMAT, QueryBaseProperties, periodLabels, selectorLabel, type EventSelector } from './definition.ts';
 import { evaluateFormula, FormulaError, parseFormula } from './formula.ts';
 import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
 import { breakdownSql, eventPathSql, periodSql, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql } from './sql.ts';
@@ -17,7 +17,16 @@ export const TrendQuerySchema = Type.Object(
     series: Type.Array(
       Type.Object(
         {
-          event: EventSelectorSchema,
+          event: Type.Optional(EventSelectorSchema),
+          metric: Type.Optional(
+            Type.Object(
+              {
+                key: Type.String({ minLength: 1, maxLength: 64, description: 'A saved one-series trend report: its event, measure and property' }),
+                version: Type.Optional(Type.Integer({ minimum: 1, description: 'An earlier version of the metric; default its current one' })),
+              },
+              { additionalProperties: false, description: 'Instead of event/measure/property: a named metric defined once (a saved trend with one series)' },
+            ),
+          ),
           measure: Type.Optional(
             Type.Union(
               MEASURES.map((m) => Type.Literal(m)),
@@ -83,6 +92,50 @@ function aggregateSql(measure: Measure): string {
   }
 }
 
+type Series = TrendQuery['series'][number];
+/** A series with its event known: given inline, or read from the metric it names. */
+type ResolvedSeries = Omit<Series, 'event' | 'metric'> & { event: EventSelector };
+type ResolvedTrendQuery = Omit<TrendQuery, 'series'> & { series: ResolvedSeries[] };
+
+/**
+ * Replaces each `metric` series by the series of the saved trend it names (its current version,
+ * or the one asked for), labelled with the metric's name: one definition of "GMV" for every query.
+ * The metric's own range, segment and breakdown are not used; the query's are.
+ */
+export async function resolveMetricSeries(db: Queryable, workspaceId: string, query: TrendQuery): Promise<{ query: ResolvedTrendQuery; labels: string[] }> {
+  const labels: string[] = [];
+  const series: ResolvedSeries[] = [];
+  for (const [index, item] of query.series.entries()) {
+    const { metric, event, ...rest } = item;
+    if ((metric === undefined) === (event === undefined)) throw new ApiError(400, 'invalid_request', 'Give a series either an event or a metric', `series.${index}`);
+    if (event !== undefined) {
+      series.push({ ...rest, event });
+      labels.push(selectorLabel(event));
+      continue;
+    }
+    const field = `series.${index}.metric`;
+    if (rest.measure !== undefined || rest.property !== undefined) throw new ApiError(400, 'invalid_request', 'A metric brings its own measure and property', field);
+    const { rows } = await db.query<{ name: string; kind: string; status: string; definition: { series?: Series[] } | null }>(
+      `select r.name, r.kind, r.status, case when $3::int is null then r.definition else v.definition end as definition
+         from analytics_reports r
+         left join analytics_report_versions v on v.workspace_id = r.workspace_id and v.report_id = r.id and v.version = $3::int
+        where r.workspace_id = $1 and r.key = $2`,
+      [workspaceId, metric!.key, metric!.version ?? null],
+    );
+    const report = rows[0];
+    if (!report || report.status === 'archived') throw new ApiError(400, 'unknown_metric', `No live saved report "${metric!.key}" in this workspace`, `${field}.key`);
+    if (!report.definition) throw new ApiError(400, 'unknown_metric', `Metric "${metric!.key}" has no version ${metric!.version}`, `${field}.version`);
+    const defined = report.definition.series;
+    if (report.kind !== 'trend' || defined?.length !== 1 || defined[0]!.event === undefined) {
+      throw new ApiError(400, 'invalid_metric', `"${metric!.key}" is not a metric: a metric is a saved trend with one series of an event`, `${field}.key`);
+    }
+    const { event: metricEvent, measure, property } = defined[0]!;
+    series.push({ event: metricEvent!, ...(measure !== undefined ? { measure } : {}), ...(property !== undefined ? { property } : {}) });
+    labels.push(report.name);
+  }
+  return { query: { ...query, series }, labels };
+}
+
 interface SeriesRow {
   period: string | null;
   bd: string | null;
@@ -90,7 +143,7 @@ interface SeriesRow {
 }
 
 /** One series over the range: its value per (period, breakdown value) and per breakdown value over the whole range. */
-async function seriesRows(context: ReportContext, query: TrendQuery, index: number, segment: string): Promise<SeriesRow[]> {
+async function seriesRows(context: ReportContext, query: ResolvedTrendQuery, index: number, segment: string): Promise<SeriesRow[]> {
   const { q } = context;
   const series = query.series[index]!;
   const measure = series.measure ?? 'total';
@@ -107,7 +160,8 @@ async function seriesRows(context: ReportContext, query: TrendQuery, index: numb
   return runBudgeted<SeriesRow>(context, text, [...q.values]);
 }
 
-export async function runTrend(db: Db, workspaceId: string, query: TrendQuery, now: Date): Promise<TrendResult> {
+export async function runTrend(db: Db, workspaceId: string, input: TrendQuery, now: Date): Promise<TrendResult> {
+  const { query, labels } = await resolveMetricSeries(db, workspaceId, input);
   query.series.forEach((series, index) => {
     if (NEEDS_PROPERTY.has(series.measure ?? 'total') && !series.property) {
       throw new ApiError(400, 'invalid_request', `The ${series.measure} measure needs a numeric property`, `series.${index}.property`);
@@ -168,7 +222,7 @@ export async function runTrend(db: Db, workspaceId: string, query: TrendQuery, n
       allSeries.push(points);
       result.series.push({
         key: String.fromCharCode(65 + index),
-        label: selectorLabel(series.event),
+        label: labels[index]!,
         measure,
         ...(query.breakdown ? { breakdownValue: value } : {}),
         values: points,
