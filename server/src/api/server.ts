@@ -32,6 +32,9 @@ import { modelRoutes } from '../models/routes.ts';
 import { decisioningRoutes } from '../decisioning/routes.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
 import { overviewRoutes } from '../dashboard/routes.ts';
+import { dropOffSegmentRoutes } from '../dashboard/drop-offs.ts';
+import { importRoutes } from '../ingest/import-routes.ts';
+import { createImportJobs, type ImportJobs } from '../ingest/import/jobs.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -47,6 +50,8 @@ export interface ServerOptions {
   rateLimits?: RateLimits;
   /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
   dashboardDir?: string;
+  /** Background imports of uploaded files (default: a registry over the system's temporary folder). */
+  importJobs?: ImportJobs;
 }
 
 /** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
@@ -127,6 +132,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(analyticsRoutes, { db: options.db, keys, now });
   await app.register(decisioningRoutes, { db: options.db, keys, now });
   await app.register(overviewRoutes, { db: options.db, keys });
+  await app.register(dropOffSegmentRoutes, { db: options.db, keys, now });
+  await app.register(importRoutes, { db: options.db, keys, jobs: options.importJobs ?? createImportJobs() });
   await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }

@@ -47,10 +47,19 @@ const INSERT_EVENTS = `
   )
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
-    sent_at, received_at)
+    sent_at, received_at, profile_id)
   select $1, i.timestamp, f.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
     i.previous_id, i.group_id, i.properties, i.traits, i.context, i.integrations, i.extra, i.original_timestamp,
-    i.sent_at, i.received_at
+    i.sent_at, i.received_at,
+    -- The profile that already owns the event's user id (else its anonymous id), written with the
+    -- row: identity resolution then rewrites the event only when it resolves elsewhere (a new
+    -- person, a merge, a refused identifier) instead of every event a second time. A miss (a new
+    -- person, an id that is stored normalised differently) leaves it to resolution, as before.
+    coalesce(
+      (select pi.profile_id from profile_identifiers pi
+        where pi.workspace_id = $1 and pi.type = 'user_id' and pi.value = i.user_id and pi.unbound_at is null),
+      (select pi.profile_id from profile_identifiers pi
+        where pi.workspace_id = $1 and pi.type = 'anonymous_id' and pi.value = i.anonymous_id and pi.unbound_at is null))
   from incoming i join fresh f using (message_id)
   returning message_id`;
 

@@ -110,7 +110,8 @@ export function defaultServerKeyAllows(permission: string): boolean {
   if (INSTANCE_PERMISSIONS.has(permission)) return false;
   const area = permission.split('.')[0]!;
   if (GOVERNANCE_AREAS.includes(area) || area === 'users') return false;
-  return permission !== 'quarantine.write' && permission !== 'identity.write' && permission !== 'events.write';
+  // imports.write stores events, like events.write: a key must be given it explicitly.
+  return permission !== 'quarantine.write' && permission !== 'identity.write' && permission !== 'events.write' && permission !== 'imports.write';
 }
 
 /** A key with explicit permissions: its patterns, never instance permissions. */

@@ -73,6 +73,11 @@ export interface ImportSummary {
 export interface ImportHooks {
   onProgress?: (progress: ImportProgress) => void;
   now?: () => Date;
+  /**
+   * The source, already resolved and authorised by the caller (the HTTP upload route, whose user
+   * chose it); the plan's write key is then not read.
+   */
+  source?: SourceRef;
 }
 
 export const DEFAULT_BATCH_SIZE = 1_000;
@@ -200,7 +205,7 @@ function jsonRowValue(text: string): unknown {
 export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {}): Promise<ImportSummary> {
   const now = hooks.now ?? (() => new Date());
   const started = Date.now();
-  const source = await resolveSource(db, plan.writeKey);
+  const source = hooks.source ?? (await resolveSource(db, plan.writeKey));
   const file = await openImportFile(plan.file, plan.format);
   let rejects: fs.WriteStream;
   try {
