@@ -108,7 +108,7 @@ describe('access control over every registered route', () => {
       if (INSTANCE_PERMISSIONS.has(permission) || permission === 'authenticated') continue;
       const key = (await createKey(t.db, t.workspace.id, { kind: 'server', permissions: [permission] })).key;
       const response = await t.app.inject({ method: route.method as 'GET', url: concreteUrl(route, t.workspace.slug), headers: bearer(key) });
-      const body = response.body && String(response.headers['content-type']).includes('json') ? (response.json() as { error?: string }) : {};
+      const body = response.body && String(response.headers['content-type']).startsWith('application/json') ? (response.json() as { error?: string }) : {};
       if (response.statusCode === 401 || (response.statusCode === 403 && ['forbidden', 'csrf'].includes(body.error ?? ''))) {
         blocked.push(`${route.method} ${route.url} refused a key holding '${permission}': ${response.statusCode} ${response.body}`);
       }

@@ -101,6 +101,25 @@ describe('audit log (real server, real PostgreSQL)', () => {
     expect((await t.app.inject({ method: 'GET', url: '/v1/audit', headers: viewer.headers() })).statusCode).toBe(403);
   });
 
+  it('exports the filtered log as NDJSON, newest first, and records the export itself', async () => {
+    const owner = await userWithRole(t.app, t.db, t.workspace.id, 'owner');
+    const listed = (await t.app.inject({ method: 'GET', url: '/v1/audit?limit=1000&outcome=success', headers: owner.headers() })).json() as { items: Array<{ seq: number }> };
+    const exported = await t.app.inject({ method: 'GET', url: '/v1/audit/export?outcome=success', headers: owner.headers() });
+    expect(exported.statusCode).toBe(200);
+    expect(exported.headers['content-type']).toMatch(/^application\/x-ndjson/);
+    const lines = exported.body.trim().split('\n').map((line) => JSON.parse(line) as { seq: number; workspaceId: string; outcome: string; route: string });
+    // The export's own entry is written before its body is read, so it leads the file.
+    expect(lines[0]).toMatchObject({ route: '/v1/audit/export' });
+    expect(lines.slice(1).map((line) => line.seq)).toEqual(listed.items.map((item) => item.seq));
+    expect(lines.every((line) => line.workspaceId === t.workspace.id && line.outcome === 'success')).toBe(true);
+    const after = (await t.app.inject({ method: 'GET', url: '/v1/audit?action=audit.read&limit=5', headers: owner.headers() })).json() as { items: Array<{ route: string }> };
+    expect(after.items[0]).toMatchObject({ route: '/v1/audit/export' });
+    const instance = await t.app.inject({ method: 'GET', url: '/admin/audit/export', headers: admin });
+    expect(instance.body.trim().split('\n').length).toBeGreaterThanOrEqual(lines.length);
+    const viewer = await userWithRole(t.app, t.db, t.workspace.id, 'viewer');
+    expect((await t.app.inject({ method: 'GET', url: '/v1/audit/export', headers: viewer.headers() })).statusCode).toBe(403);
+  });
+
   it('is append-only in the database, and the chain shows any tampering (API and CLI)', async () => {
     await login(t.app, 'mia@example.com', PASSWORD);
     await expect(t.db.query(`update audit_log set status = 200 where seq = 2`)).rejects.toThrow(/append-only/);

@@ -109,7 +109,7 @@ describe('workspace data keys, master key rotation and sealed quarantine payload
     expect(rotated.stdout).toMatch(/acme now seals new values with data key 3/);
     masterB = masterC; // the next test runs under the current master key
     useMaster(masterB);
-  });
+  }, 300_000); // two CLI processes on a shared machine
 
   it('quarantined payloads are sealed at rest, open through the API, and are found by erasure without decrypting', async () => {
     useMaster(masterB);

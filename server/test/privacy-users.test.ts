@@ -149,7 +149,7 @@ describe('users, sessions and roles', () => {
         if (route.url === '/v1/auth/logout' || route.url === '/v1/auth/password') continue; // would end the session under test
         const expected = permission === 'authenticated' || (!INSTANCE_PERMISSIONS.has(permission) && roleAllows(permissions, permission));
         const response = await t.app.inject({ method: route.method as 'GET', url: concreteUrl(route, t.workspace.slug), headers: session.headers(t.workspace.slug) });
-        const error = response.body && String(response.headers['content-type']).includes('json') ? (response.json() as { error?: string }).error : undefined;
+        const error = response.body && String(response.headers['content-type']).startsWith('application/json') ? (response.json() as { error?: string }).error : undefined;
         // HEAD answers carry no body: any 403 there is the hook's.
         const refused = response.statusCode === 401 || (response.statusCode === 403 && (route.method === 'HEAD' || error === 'forbidden' || error === 'csrf'));
         if (refused === expected && !(route.url.includes('/members/') && response.statusCode === 403)) {
