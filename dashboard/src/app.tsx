@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
 import { apiRequest } from './api/client.ts';
 import { currentCredentials, currentRole, forgetCredentials, onCredentialsChange, rememberCredentials, type Credentials } from './auth.ts';
 import { RangePicker } from './components/range-picker.tsx';
@@ -11,8 +11,20 @@ import { ProfilePage } from './pages/profile.tsx';
 import { ProfilesPage } from './pages/profiles.tsx';
 import { SegmentEditorPage } from './pages/segment-editor.tsx';
 import { SegmentsPage } from './pages/segments.tsx';
+import { SourcesPage } from './pages/data.tsx';
+import { ImportsPage } from './pages/data-imports.tsx';
+import { QuarantinePage } from './pages/data-quarantine.tsx';
+import { IdentitySettingsPage } from './pages/data-identity.tsx';
+import { ApiKeysPage, MembersPage, WorkspaceSettingsPage } from './pages/settings.tsx';
+import { ChannelsPage, MessagingPolicyPage } from './pages/settings-channels.tsx';
+import { TagsPage } from './pages/tags.tsx';
 import { RangeProvider } from './range-context.tsx';
 import { Link, matchPath, useLocation } from './router.tsx';
+
+// Journeys (React Flow) and analytics (ECharts) load with their pages: the first page stays small.
+const JourneysPage = lazy(() => import('./pages/journeys.tsx').then((module) => ({ default: module.JourneysPage })));
+const JourneyEditorPage = lazy(() => import('./pages/journey-editor.tsx').then((module) => ({ default: module.JourneyEditorPage })));
+const AnalyticsPage = lazy(() => import('./pages/analytics.tsx').then((module) => ({ default: module.AnalyticsPage })));
 
 interface Route {
   pattern: string;
@@ -29,6 +41,22 @@ const ROUTES: Route[] = [
   { pattern: '/segments/:key', render: (p) => <SegmentEditorPage key={p.key} segmentKey={p.key} /> },
   { pattern: '/catalogue', render: () => <CataloguePage /> },
   { pattern: '/destinations', render: () => <DestinationsPage /> },
+  { pattern: '/journeys', render: () => <JourneysPage /> },
+  { pattern: '/journeys/:key', render: (p) => <JourneyEditorPage key={p.key} journeyKey={p.key!} /> },
+  { pattern: '/analytics', render: () => <AnalyticsPage tab="funnel" /> },
+  { pattern: '/analytics/:tab', render: (p) => <AnalyticsPage tab={p.tab!} /> },
+  { pattern: '/tags', render: () => <TagsPage /> },
+  { pattern: '/data', render: () => <SourcesPage /> },
+  { pattern: '/data/sources', render: () => <SourcesPage /> },
+  { pattern: '/data/imports', render: () => <ImportsPage /> },
+  { pattern: '/data/quarantine', render: () => <QuarantinePage /> },
+  { pattern: '/data/identity', render: () => <IdentitySettingsPage /> },
+  { pattern: '/settings', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/workspace', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/members', render: () => <MembersPage /> },
+  { pattern: '/settings/keys', render: () => <ApiKeysPage /> },
+  { pattern: '/settings/channels', render: () => <ChannelsPage /> },
+  { pattern: '/settings/messaging', render: () => <MessagingPolicyPage /> },
 ];
 
 const NAV: Array<{ to: string; label: MessageKey }> = [
@@ -37,6 +65,10 @@ const NAV: Array<{ to: string; label: MessageKey }> = [
   { to: '/segments', label: 'nav.segments' },
   { to: '/catalogue', label: 'nav.catalogue' },
   { to: '/destinations', label: 'nav.destinations' },
+  { to: '/journeys', label: 'nav.journeys' },
+  { to: '/analytics', label: 'nav.analytics' },
+  { to: '/data/sources', label: 'nav.data' },
+  { to: '/settings/workspace', label: 'nav.settings' },
 ];
 
 function LanguageSwitch() {
@@ -136,7 +168,7 @@ export function App() {
             <ul>
               {NAV.map((item) => (
                 <li key={item.to}>
-                  <Link to={item.to} aria-current={section === item.to ? 'page' : undefined}>
+                  <Link to={item.to} aria-current={section === '/' + (item.to.split('/')[1] ?? '') ? 'page' : undefined}>
                     {t(item.label)}
                   </Link>
                 </li>
@@ -158,7 +190,9 @@ export function App() {
             </p>
           )}
           {/* A workspace switch remounts the page, so every request is made again for the new workspace. */}
-          <main key={credentials.kind === 'session' ? (credentials.workspace ?? '') : 'key'}>{page}</main>
+          <main key={credentials.kind === 'session' ? (credentials.workspace ?? '') : 'key'}>
+            <Suspense fallback={<p className="loading" role="status">{t('common.loading')}</p>}>{page}</Suspense>
+          </main>
         </div>
       </div>
     </RangeProvider>

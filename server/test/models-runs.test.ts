@@ -266,4 +266,27 @@ describe('models on a workspace', () => {
     expect((await traits('rfm_group')).size).toBe(0);
     expect(await members('champions')).toEqual([]);
   });
+
+  it("lookalike on traits beside behaviour: the seed's tier finds the non-seed profiles who share it", async () => {
+    // All loyal customers behave alike; the VIP seed (i % 25 = 0) and eight other loyal ones
+    // (i % 25 = 5) are "gold", the rest "silver". Behaviour alone cannot tell the eight apart.
+    const loyal = Array.from({ length: USERS }, (_, i) => i).filter((i) => kindOf(i) === 'loyal');
+    const gold = (i: number) => i % 25 === 0 || i % 25 === 5;
+    await send(
+      t,
+      t.writeKey,
+      loyal.map((i) => ({ type: 'identify', userId: `u${i}`, messageId: `tier-${i}`, timestamp: iso(NOW - 200 * DAY), traits: { tier: gold(i) ? 'gold' : 'silver' } })),
+    );
+    await drain(t);
+    const expected = loyal.filter((i) => i % 25 === 5);
+    expect(expected).toHaveLength(8);
+    const model = await create({ key: 'gold_like', name: 'Like VIPs by tier', config: { kind: 'lookalike', seedSegment: 'vip', size: { count: 8 }, traits: ['tier'] } });
+    const run = await train(model.id);
+    expect(run.parameters).toMatchObject({ traits: ['tier'] });
+    expect((run.parameters as { features: string[] }).features).toEqual(expect.arrayContaining(['trait:tier=gold', 'trait:tier=silver', 'trait:tier:missing']));
+    expect(await members('gold_like')).toEqual(expected);
+    const bad = await call('POST', '/v1/models', { key: 'bad_like', name: 'x', config: { kind: 'lookalike', seedSegment: 'vip', size: { count: 8 }, traits: ['tier', 'tier'] } });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json().field).toMatch(/^config/);
+  });
 });

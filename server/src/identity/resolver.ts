@@ -8,6 +8,7 @@ import { consentObservations, moveConsents, writeConsents } from './consents.ts'
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
+import { dropSuppressedEvents } from '../privacy/suppression.ts';
 import { COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitSource } from './traits.ts';
 
 /**
@@ -65,8 +66,11 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     );
     if (queued.length === 0) return 0;
     queued.sort((a, b) => a.seq - b.seq);
-    const { events, storedProfiles } = await loadEvents(client, workspaceId, queued);
+    const loaded = await loadEvents(client, workspaceId, queued);
+    const storedProfiles = loaded.storedProfiles;
     const identity = await loadWorkspaceIdentity(client, workspaceId);
+    // People erased on request stay erased: their events queued meanwhile are dropped, not resolved.
+    const { kept: events } = await dropSuppressedEvents(db, client, workspaceId, loaded.events, identity.config);
 
     const keys = new Map<string, Identifier>();
     for (const event of events) {

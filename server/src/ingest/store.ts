@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { queueCatalogueObservations } from '../catalogue/store.ts';
 import type { Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
+import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
 export interface SourceRef {
@@ -194,22 +195,26 @@ export async function quarantine(
 ): Promise<QuarantinedItem[]> {
   if (rejections.length === 0) return [];
   const items = rejections.map((rejection) => ({ ...rejection, quarantineId: crypto.randomUUID() }));
+  // Payloads are sealed by the workspace data key; erasure finds them by keyed hashes (privacy/sealed-payloads.ts).
+  const sealed = await Promise.all(items.map((item) => sealQuarantinePayload(db, source.workspaceId, item.payload)));
   await db.query(
-    `insert into quarantine (workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload)
-     select $1, x.id, $2, $3, x.message_id, x.reason, x.field, x.errors, x.payload
-       from jsonb_to_recordset($4::jsonb) as x(id uuid, message_id text, reason text, field text, errors jsonb, payload text)`,
+    `insert into quarantine (workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload, subject_hashes)
+     select $1, x.id, $2, $3, x.message_id, x.reason, x.field, x.errors, x.payload,
+            array(select decode(h, 'hex') from jsonb_array_elements_text(x.hashes) as h)
+       from jsonb_to_recordset($4::jsonb) as x(id uuid, message_id text, reason text, field text, errors jsonb, payload text, hashes jsonb)`,
     [
       source.workspaceId,
       source.sourceId,
       endpoint,
       JSON.stringify(
-        items.map((item) => ({
+        items.map((item, i) => ({
           id: item.quarantineId,
           message_id: item.messageId,
           reason: item.error,
           field: item.field,
           errors: [{ error: item.error, field: item.field, message: item.message }],
-          payload: JSON.stringify(item.payload) ?? 'null',
+          payload: sealed[i]!.sealed,
+          hashes: sealed[i]!.hashes.map((hash) => hash.toString('hex')),
         })),
       ),
     ],

@@ -181,3 +181,22 @@ export async function loadSegmentMembers(db: Queryable, workspaceId: string, seg
   ]);
   return new Set(rows.map((row) => row.profile_id));
 }
+
+/** Live profiles' current values of the given traits (null values left out). */
+export async function loadTraitValues(db: Queryable, workspaceId: string, keys: readonly string[]): Promise<Map<string, Map<string, unknown>>> {
+  const values = new Map<string, Map<string, unknown>>();
+  if (keys.length === 0) return values;
+  const { rows } = await db.query<{ profile_id: string; key: string; value: unknown }>(
+    `select t.profile_id, t.key, t.value
+       from profile_traits t
+       join profiles p on p.workspace_id = t.workspace_id and p.id = t.profile_id and p.merged_into is null
+      where t.workspace_id = $1 and t.key = any($2::text[]) and jsonb_typeof(t.value) <> 'null'`,
+    [workspaceId, keys],
+  );
+  for (const row of rows) {
+    let byKey = values.get(row.profile_id);
+    if (!byKey) values.set(row.profile_id, (byKey = new Map()));
+    byKey.set(row.key, row.value);
+  }
+  return values;
+}

@@ -2,7 +2,7 @@ import { createSegment } from '../segments/lifecycle.ts';
 import { findSegmentByKey } from '../segments/store.ts';
 import type { SystemEvent } from '../segments/transitions.ts';
 import type { Db } from '../storage/database.ts';
-import { loadActivity, loadBehaviourFeatures, loadOutcomes, loadPurchases, loadSegmentMembers, topEventNames, type FeatureSet } from './data.ts';
+import { loadActivity, loadBehaviourFeatures, loadOutcomes, loadPurchases, loadSegmentMembers, loadTraitValues, topEventNames, type FeatureSet } from './data.ts';
 import type { ClvConfig, LifecycleConfig, LookalikeConfig, PropensityConfig, RfmConfig } from './schemas.ts';
 import {
   createRun,
@@ -17,7 +17,9 @@ import {
   type ModelRun,
 } from './store.ts';
 import { deciles, InsufficientData, scoreWith, trainClassifier, trainClv, trainLifecycle, trainRfm, type Trained } from './train.ts';
+import { encodeTraitFeatures } from './trait-features.ts';
 import { writeModelTraits, type TraitChange } from './traits.ts';
+import { scrubLogLine } from '../privacy/log-scrub.ts';
 
 /*
  * One training run: read the summaries the model needs, train and score (train.ts), write the
@@ -91,7 +93,7 @@ export async function runModel(db: Db, workspaceId: string, modelId: string, opt
     } catch (error) {
       const message = error instanceof InsufficientData ? `not enough data: ${error.message}` : error instanceof Error ? error.message : String(error);
       await markFailed(db, workspaceId, run.id, message);
-      if (!(error instanceof InsufficientData)) console.error(JSON.stringify({ level: 'error', msg: `model ${model.key} run failed`, error: message }));
+      if (!(error instanceof InsufficientData)) console.error(scrubLogLine(JSON.stringify({ level: 'error', msg: `model ${model.key} run failed`, error: message })));
       return { run: (await getRun(db, workspaceId, run.id))!, outcome: 'failed' };
     }
   } finally {
@@ -178,7 +180,7 @@ async function trainPropensity(db: Db, workspaceId: string, config: PropensityCo
 
 /**
  * Lookalike: the seed segment's members against every other profile active in the lookback, a
- * regularised logistic regression on behaviour features; the non-seed profiles ranked by it and
+ * regularised logistic regression on behaviour features and the configured traits; the non-seed profiles ranked by it and
  * the top N (or top %) given `<key>_rank` 1…N and `<key>_score`, which the audience segment
  * (`trait.<key>_rank exists`) reads.
  */
@@ -187,13 +189,21 @@ async function trainLookalike(db: Db, workspaceId: string, config: LookalikeConf
   if (!seeds) throw new InsufficientData(`seed segment "${config.seedSegment}" does not exist`);
   const at = new Date(now);
   const eventNames = await topEventNames(db, workspaceId, new Date(now - config.lookbackDays * DAY), at, config.purchaseEvent);
-  const features: FeatureSet = await loadBehaviourFeatures(db, workspaceId, {
+  const behaviour: FeatureSet = await loadBehaviourFeatures(db, workspaceId, {
     at,
     lookbackDays: config.lookbackDays,
     purchaseEvent: config.purchaseEvent,
     revenueProperty: config.revenueProperty,
     eventNames,
   });
+  // Models stored before traits were a setting have none in their config.
+  const traitKeys = config.traits ?? [];
+  const traitColumns = encodeTraitFeatures(traitKeys, behaviour.profiles, await loadTraitValues(db, workspaceId, traitKeys));
+  const features: FeatureSet = {
+    names: [...behaviour.names, ...traitColumns.names],
+    profiles: behaviour.profiles,
+    rows: behaviour.rows.map((row, i) => [...row, ...traitColumns.rows[i]!]),
+  };
   const labels: number[] = features.profiles.map((id) => (seeds.has(id) ? 1 : 0));
   const classifier = trainClassifier(features, labels, config.l2);
   const scores = scoreWith(classifier, features);
@@ -207,6 +217,7 @@ async function trainLookalike(db: Db, workspaceId: string, config: LookalikeConf
     values,
     parameters: {
       seedSegment: config.seedSegment,
+      traits: traitKeys,
       features: classifier.names,
       intercept: classifier.model.intercept,
       coefficients: Object.fromEntries(classifier.names.map((name, j) => [name, classifier.model.coefficients[j]])),

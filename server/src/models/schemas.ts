@@ -63,6 +63,14 @@ export const LookalikeConfigSchema = Type.Object(
     ),
     segmentKey: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Key of the audience segment (default: the model key)' })),
     lookbackDays: Type.Optional({ ...Days('Behaviour features over this many days', 3650), default: 90 }),
+    traits: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 128 }), {
+        maxItems: 20,
+        uniqueItems: true,
+        default: [],
+        description: 'Profile traits used as features beside behaviour: numeric traits as values, others as their 10 most frequent values',
+      }),
+    ),
     l2: Type.Optional(Type.Number({ minimum: 0, maximum: 10_000, default: 1 })),
   },
   { additionalProperties: false },

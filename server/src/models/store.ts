@@ -64,7 +64,7 @@ export function withDefaults(config: ModelConfig): ModelConfig {
     case 'purchase':
       return { ...purchase, horizonDays: 30, lookbackDays: 90, l2: 1, ...config };
     case 'lookalike':
-      return { ...purchase, lookbackDays: 90, l2: 1, ...config };
+      return { ...purchase, lookbackDays: 90, l2: 1, traits: [], ...config };
   }
 }
 
