@@ -87,4 +87,20 @@ describe('events of known people are stored on their profile', () => {
     const { rows: unresolved } = await t.db.query<{ n: number }>('select count(*)::int as n from identity_queue where workspace_id = $1', [t.workspace.id]);
     expect(unresolved[0]!.n).toBe(0);
   });
+
+  it('creates a profile with first and last seen over all its events of the batch, merged ones included', async () => {
+    await send([
+      { type: 'track', event: 'Viewed', anonymousId: 'n-1', messageId: 'n1', timestamp: '2026-03-05T10:00:00Z' },
+      { type: 'track', event: 'Viewed', anonymousId: 'n-1', messageId: 'n2', timestamp: '2026-03-02T10:00:00Z' },
+      { type: 'track', event: 'Viewed', anonymousId: 'n-2', messageId: 'n3', timestamp: '2026-03-09T10:00:00Z' },
+      // Joins n-2's new profile to n-1's in the same batch.
+      { type: 'identify', userId: 'u-9', anonymousId: 'n-1', messageId: 'n4', timestamp: '2026-03-04T10:00:00Z' },
+      { type: 'identify', userId: 'u-9', anonymousId: 'n-2', messageId: 'n5', timestamp: '2026-03-03T10:00:00Z' },
+    ]);
+    while ((await resolveQueuedEvents(t.db, t.workspace.id, 10)) > 0);
+    const owner = await ownerOf('user_id', 'u-9');
+    const { rows } = await t.db.query('select first_seen, last_seen, merged_into from profiles where workspace_id = $1 and id = $2', [t.workspace.id, owner]);
+    expect(rows[0]).toEqual({ first_seen: new Date('2026-03-02T10:00:00Z'), last_seen: new Date('2026-03-09T10:00:00Z'), merged_into: null });
+    expect(await ownerOf('anonymous_id', 'n-2')).toBe(owner);
+  });
 });

@@ -260,11 +260,30 @@ async function writeBatch(
   if (result.merges.length > 0) await lockWorkspaceSegments(client, ws);
   await enqueueSegmentEvaluation(client, ws, [...result.assignments.map((a) => a.profileId), ...result.traits.keys()]);
 
+  // A new profile is inserted with its first and last seen over the batch already, and left out of
+  // the activity update below (least/greatest in any order give the same times; one row version).
+  const created = new Set<string>();
   if (result.newProfiles.length > 0) {
+    const span = (p: { id: string; firstSeen: Date }) => {
+      created.add(p.id);
+      const activity = result.activity.get(p.id);
+      if (!activity) return { first: p.firstSeen, last: p.firstSeen };
+      return {
+        first: activity.first < p.firstSeen ? activity.first : p.firstSeen,
+        last: activity.last > p.firstSeen ? activity.last : p.firstSeen,
+      };
+    };
+    const spans = result.newProfiles.map(span);
     await client.query(
       `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
-       select $1, id, created_at, first_seen, first_seen from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as n(id, created_at, first_seen)`,
-      [ws, result.newProfiles.map((p) => p.id), result.newProfiles.map((p) => iso(p.createdAt)), result.newProfiles.map((p) => iso(p.firstSeen))],
+       select $1, * from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) as n(id, created_at, first_seen, last_seen)`,
+      [
+        ws,
+        result.newProfiles.map((p) => p.id),
+        result.newProfiles.map((p) => iso(p.createdAt)),
+        spans.map((s) => iso(s.first)),
+        spans.map((s) => iso(s.last)),
+      ],
     );
   }
 
@@ -325,8 +344,9 @@ async function writeBatch(
     );
   }
 
-  if (result.activity.size > 0) {
-    const ids = [...result.activity.keys()];
+  const touched = [...result.activity.keys()].filter((id) => !created.has(id));
+  if (touched.length > 0) {
+    const ids = touched;
     await client.query(
       `update profiles p set first_seen = least(coalesce(p.first_seen, a.first), a.first),
          last_seen = greatest(coalesce(p.last_seen, a.last), a.last), updated_at = now()
