@@ -1,4 +1,4 @@
-import { useEffect, useState, type ReactNode } from 'react';
+import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
 import { apiRequest } from './api/client.ts';
 import { currentCredentials, currentRole, forgetCredentials, onCredentialsChange, rememberCredentials, type Credentials } from './auth.ts';
 import { RangePicker } from './components/range-picker.tsx';
@@ -21,6 +21,11 @@ import { TagsPage } from './pages/tags.tsx';
 import { RangeProvider } from './range-context.tsx';
 import { Link, matchPath, useLocation } from './router.tsx';
 
+// Journeys (React Flow) and analytics (ECharts) load with their pages: the first page stays small.
+const JourneysPage = lazy(() => import('./pages/journeys.tsx').then((module) => ({ default: module.JourneysPage })));
+const JourneyEditorPage = lazy(() => import('./pages/journey-editor.tsx').then((module) => ({ default: module.JourneyEditorPage })));
+const AnalyticsPage = lazy(() => import('./pages/analytics.tsx').then((module) => ({ default: module.AnalyticsPage })));
+
 interface Route {
   pattern: string;
   render(params: Record<string, string>): ReactNode;
@@ -36,6 +41,10 @@ const ROUTES: Route[] = [
   { pattern: '/segments/:key', render: (p) => <SegmentEditorPage key={p.key} segmentKey={p.key} /> },
   { pattern: '/catalogue', render: () => <CataloguePage /> },
   { pattern: '/destinations', render: () => <DestinationsPage /> },
+  { pattern: '/journeys', render: () => <JourneysPage /> },
+  { pattern: '/journeys/:key', render: (p) => <JourneyEditorPage key={p.key} journeyKey={p.key!} /> },
+  { pattern: '/analytics', render: () => <AnalyticsPage tab="funnel" /> },
+  { pattern: '/analytics/:tab', render: (p) => <AnalyticsPage tab={p.tab!} /> },
   { pattern: '/tags', render: () => <TagsPage /> },
   { pattern: '/data', render: () => <SourcesPage /> },
   { pattern: '/data/sources', render: () => <SourcesPage /> },
@@ -56,6 +65,8 @@ const NAV: Array<{ to: string; label: MessageKey }> = [
   { to: '/segments', label: 'nav.segments' },
   { to: '/catalogue', label: 'nav.catalogue' },
   { to: '/destinations', label: 'nav.destinations' },
+  { to: '/journeys', label: 'nav.journeys' },
+  { to: '/analytics', label: 'nav.analytics' },
   { to: '/data/sources', label: 'nav.data' },
   { to: '/settings/workspace', label: 'nav.settings' },
 ];
@@ -179,7 +190,9 @@ export function App() {
             </p>
           )}
           {/* A workspace switch remounts the page, so every request is made again for the new workspace. */}
-          <main key={credentials.kind === 'session' ? (credentials.workspace ?? '') : 'key'}>{page}</main>
+          <main key={credentials.kind === 'session' ? (credentials.workspace ?? '') : 'key'}>
+            <Suspense fallback={<p className="loading" role="status">{t('common.loading')}</p>}>{page}</Suspense>
+          </main>
         </div>
       </div>
     </RangeProvider>

@@ -50,6 +50,8 @@ import type {
   Workspace,
 } from './types.ts';
 
+import type * as T from './types.ts';
+
 const enc = encodeURIComponent;
 
 /** `/admin/workspaces/{current}`: governance paths name the workspace; a server key cannot say which it is. */
@@ -154,4 +156,49 @@ export const api = {
   enableTag: (template: string, locale: string) => apiRequest<Tag>('POST', '/v1/tags', { body: { template, locale } }),
   disableTag: (key: string) => apiRequest<Tag>('DELETE', `/v1/tags/${enc(key)}`),
   refreshSegment: (key: string) => apiRequest<{ segment: Segment; computed: unknown[] }>('POST', `/v1/segments/${enc(key)}/refresh`),
+  // ---- Journeys (canvas, live numbers, instances) ----
+  journeys: (signal?: AbortSignal) => apiRequest<T.JourneyList>('GET', '/v1/journeys', { query: { limit: 200 }, signal }),
+  journey: (key: string, signal?: AbortSignal) => apiRequest<T.Journey>('GET', `/v1/journeys/${enc(key)}`, { signal }),
+  createJourney: (body: T.CreateJourney) => apiRequest<T.Journey>('POST', '/v1/journeys', { body }),
+  updateJourney: (key: string, body: { name?: string; description?: string | null; definition?: T.JourneyDefinition }) =>
+    apiRequest<T.Journey>('PATCH', `/v1/journeys/${enc(key)}`, { body }),
+  validateJourney: (key: string, definition: T.JourneyDefinition, signal?: AbortSignal) =>
+    apiRequest<T.JourneyProblems>('POST', `/v1/journeys/${enc(key)}/validate`, { body: { definition }, signal }),
+  publishJourney: (key: string) => apiRequest<T.PublishResult>('POST', `/v1/journeys/${enc(key)}/publish`),
+  pauseJourney: (key: string) => apiRequest<T.Journey>('POST', `/v1/journeys/${enc(key)}/pause`),
+  resumeJourney: (key: string) => apiRequest<T.Journey>('POST', `/v1/journeys/${enc(key)}/resume`),
+  stopJourney: (key: string) => apiRequest<T.ArchiveResult>('POST', `/v1/journeys/${enc(key)}/archive`),
+  enterJourney: (key: string, profile: string) => apiRequest<T.TestEntryResult>('POST', `/v1/journeys/${enc(key)}/entries`, { body: { profile } }),
+  journeyStats: (key: string, signal?: AbortSignal) => apiRequest<T.JourneyStats>('GET', `/v1/journeys/${enc(key)}/stats`, { signal }),
+  journeyInstances: (key: string, query: Record<string, QueryValue>, signal?: AbortSignal) =>
+    apiRequest<T.JourneyInstanceList>('GET', `/v1/journeys/${enc(key)}/instances`, { query, signal }),
+  journeyInstance: (key: string, id: string, signal?: AbortSignal) =>
+    apiRequest<T.JourneyInstanceDetail>('GET', `/v1/journeys/${enc(key)}/instances/${enc(id)}`, { signal }),
+  removeInstance: (key: string, id: string) => apiRequest<T.JourneyInstance>('POST', `/v1/journeys/${enc(key)}/instances/${enc(id)}/remove`),
+  journeyResults: (journeyId: string, range: { from: string; to: string }, signal?: AbortSignal) =>
+    apiRequest<T.JourneyResults>('POST', '/v1/analytics/journeys', { body: { journeyId, range }, signal }),
+  instanceMessages: (instanceId: string, signal?: AbortSignal) =>
+    apiRequest<T.MessageList>('GET', '/v1/channels/messages', { query: { instanceId }, signal }),
+
+  // ---- Channel templates (the send node's template editor) ----
+  templates: (signal?: AbortSignal) => apiRequest<T.TemplateList>('GET', '/v1/channels/templates', { signal }),
+  template: (key: string, signal?: AbortSignal) => apiRequest<T.Template>('GET', `/v1/channels/templates/${enc(key)}`, { signal }),
+  createTemplate: (body: T.TemplateBody) => apiRequest<T.Template>('POST', '/v1/channels/templates', { body }),
+  addTemplateVersion: (key: string, body: T.TemplateVersionBody) => apiRequest<T.Template>('POST', `/v1/channels/templates/${enc(key)}/versions`, { body }),
+  previewTemplate: (key: string, body: { profileId: string; version?: number; locale?: string }, signal?: AbortSignal) =>
+    apiRequest<T.TemplatePreview>('POST', `/v1/channels/templates/${enc(key)}/preview`, { body, signal }),
+
+  // ---- Analytics ----
+  funnel: (body: T.FunnelQuery, signal?: AbortSignal) => apiRequest<T.FunnelResult>('POST', '/v1/analytics/funnels', { body, signal }),
+  retention: (body: T.RetentionQuery, signal?: AbortSignal) => apiRequest<T.RetentionResult>('POST', '/v1/analytics/retention', { body, signal }),
+  paths: (body: T.PathsQuery, signal?: AbortSignal) => apiRequest<T.PathsResult>('POST', '/v1/analytics/paths', { body, signal }),
+  trends: (body: T.TrendQuery, signal?: AbortSignal) => apiRequest<T.TrendResult>('POST', '/v1/analytics/trends', { body, signal }),
+  touchpoints: (body: T.TouchpointQuery, signal?: AbortSignal) => apiRequest<T.TouchpointResult>('POST', '/v1/analytics/touchpoints', { body, signal }),
+  attribution: (body: T.AttributionQuery, signal?: AbortSignal) => apiRequest<T.AttributionResult>('POST', '/v1/analytics/attribution', { body, signal }),
+  dropOffSegment: (body: T.DropOffSegmentBody) => apiRequest<T.DropOffSegmentResult>('POST', '/v1/analytics/funnels/drop-off-segment', { body }),
+  reports: (signal?: AbortSignal) => apiRequest<T.ReportList>('GET', '/v1/analytics/reports', { signal }),
+  createReport: (body: T.CreateReport) => apiRequest<T.Report>('POST', '/v1/analytics/reports', { body }),
+  runReport: (key: string, range: { from: string; to: string } | undefined, signal?: AbortSignal) =>
+    apiRequest<T.ReportRun>('POST', `/v1/analytics/reports/${enc(key)}/run`, { body: range ? { range } : {}, signal }),
+  archiveReport: (key: string) => apiRequest<T.Report>('DELETE', `/v1/analytics/reports/${enc(key)}`),
 };

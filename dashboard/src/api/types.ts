@@ -103,3 +103,80 @@ export type Policy = Static<typeof PolicySchema>;
 export type SubscriptionGroup = Static<typeof SubscriptionGroupSchema>;
 export type TagLibrary = Static<typeof LibrarySchema>;
 export type Tag = Static<typeof TagSchema>;
+// ---- Journeys, channels' templates and messages, analytics (journeys canvas and analytics pages) ----
+import type { JourneyDefinitionSchema, NodeSchema, TriggerSchema } from '../../../server/src/journeys/definition.ts';
+import type {
+  ArchiveResultSchema,
+  CreateJourneySchema,
+  InstanceDetailSchema,
+  InstanceListSchema,
+  InstanceSchema,
+  JourneyListSchema,
+  JourneySchema,
+  NodeCountsSchema,
+  ProblemSchema,
+  ProblemsSchema,
+  PublishResultSchema,
+  TestEntryResultSchema,
+} from '../../../server/src/journeys/schemas.ts';
+import type {
+  MessageListSchema,
+  PreviewSchema as TemplatePreviewSchema,
+  TemplateBodySchema,
+  TemplateListSchema,
+  TemplateSchema,
+  TemplateVersionBodySchema,
+} from '../../../server/src/channels/schemas.ts';
+import type { FunnelQuerySchema, FunnelResultSchema } from '../../../server/src/analytics/funnel.ts';
+import type { RetentionQuerySchema, RetentionResultSchema } from '../../../server/src/analytics/retention.ts';
+import type { PathsQuerySchema, PathsResultSchema } from '../../../server/src/analytics/paths.ts';
+import type { TrendQuerySchema, TrendResultSchema } from '../../../server/src/analytics/trends.ts';
+import type { TouchpointQuerySchema, TouchpointResultSchema } from '../../../server/src/analytics/touchpoints.ts';
+import type { AttributionQuerySchema, AttributionResultSchema } from '../../../server/src/analytics/attribution.ts';
+import type { JourneyResultsSchema } from '../../../server/src/analytics/experiments.ts';
+import type { BreakdownSchema, EventSelectorSchema } from '../../../server/src/analytics/definition.ts';
+import type { CreateReportSchema, ReportListSchema, ReportRunSchema, ReportSchema } from '../../../server/src/analytics/reports.ts';
+import type { DropOffSegmentBodySchema, DropOffSegmentResultSchema } from '../../../server/src/dashboard/schemas.ts';
+
+export type JourneyDefinition = Static<typeof JourneyDefinitionSchema>;
+export type JourneyNode = Static<typeof NodeSchema>;
+export type JourneyTrigger = Static<typeof TriggerSchema>;
+export type Journey = Static<typeof JourneySchema>;
+export type JourneyList = Static<typeof JourneyListSchema>;
+export type CreateJourney = Static<typeof CreateJourneySchema>;
+export type JourneyProblem = Static<typeof ProblemSchema>;
+export type JourneyProblems = Static<typeof ProblemsSchema>;
+export type PublishResult = Static<typeof PublishResultSchema>;
+export type ArchiveResult = Static<typeof ArchiveResultSchema>;
+export type TestEntryResult = Static<typeof TestEntryResultSchema>;
+export type JourneyInstance = Static<typeof InstanceSchema>;
+export type JourneyInstanceList = Static<typeof InstanceListSchema>;
+export type JourneyInstanceDetail = Static<typeof InstanceDetailSchema>;
+export type JourneyStats = Static<typeof NodeCountsSchema>;
+export type JourneyResults = Static<typeof JourneyResultsSchema>;
+export type Template = Static<typeof TemplateSchema>;
+export type TemplateList = Static<typeof TemplateListSchema>;
+export type TemplateBody = Static<typeof TemplateBodySchema>;
+export type TemplateVersionBody = Static<typeof TemplateVersionBodySchema>;
+export type TemplatePreview = Static<typeof TemplatePreviewSchema>;
+export type MessageList = Static<typeof MessageListSchema>;
+export type EventSelector = Static<typeof EventSelectorSchema>;
+export type Breakdown = Static<typeof BreakdownSchema>;
+export type FunnelQuery = Static<typeof FunnelQuerySchema>;
+export type FunnelResult = Static<typeof FunnelResultSchema>;
+export type RetentionQuery = Static<typeof RetentionQuerySchema>;
+export type RetentionResult = Static<typeof RetentionResultSchema>;
+export type PathsQuery = Static<typeof PathsQuerySchema>;
+export type PathsResult = Static<typeof PathsResultSchema>;
+export type TrendQuery = Static<typeof TrendQuerySchema>;
+export type TrendResult = Static<typeof TrendResultSchema>;
+export type TouchpointQuery = Static<typeof TouchpointQuerySchema>;
+export type TouchpointResult = Static<typeof TouchpointResultSchema>;
+export type AttributionQuery = Static<typeof AttributionQuerySchema>;
+export type AttributionResult = Static<typeof AttributionResultSchema>;
+export type Report = Static<typeof ReportSchema>;
+export type ReportList = Static<typeof ReportListSchema>;
+export type ReportRun = Static<typeof ReportRunSchema>;
+export type CreateReport = Static<typeof CreateReportSchema>;
+export type DropOffSegmentBody = Static<typeof DropOffSegmentBodySchema>;
+export type DropOffSegmentResult = Static<typeof DropOffSegmentResultSchema>;

@@ -1,4 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { FunnelQuerySchema } from '../analytics/funnel.ts';
+import { SegmentKeySchema } from '../segments/schemas.ts';
 
 const Instant = Type.String({ format: 'date-time' });
 
@@ -59,3 +61,33 @@ export const SegmentTrendsSchema = Type.Object({
   ),
 });
 export type SegmentTrends = Static<typeof SegmentTrendsSchema>;
+// ---- Funnel drop-offs saved as a segment (drop-offs.ts) ----
+
+export const MAX_DROP_OFF_MEMBERS = 100_000;
+
+export const DropOffSegmentBodySchema = Type.Object(
+  {
+    funnel: FunnelQuerySchema,
+    step: Type.Integer({ minimum: 1, description: 'Profiles that reached this step (1-based) and not the next' }),
+    breakdownValue: Type.Optional(Type.Union([Type.String(), Type.Null()], { description: 'Only the drop-offs of this breakdown value' })),
+    segment: Type.Object(
+      {
+        key: SegmentKeySchema,
+        name: Type.String({ minLength: 1, maxLength: 200 }),
+        description: Type.Optional(Type.String({ maxLength: 2000 })),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+export type DropOffSegmentBody = Static<typeof DropOffSegmentBodySchema>;
+
+export const DropOffSegmentResultSchema = Type.Object({
+  key: Type.String(),
+  name: Type.String(),
+  step: Type.Integer(),
+  profiles: Type.Integer({ description: 'Drop-off profiles found (and made members)' }),
+  memberCount: Type.Integer(),
+  truncated: Type.Boolean({ description: `True when there were more than ${MAX_DROP_OFF_MEMBERS} drop-offs (the first ones are kept)` }),
+});

@@ -73,13 +73,22 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
     [workspaceId, journey.id, journey.currentVersion],
   );
   const nodes = versionRows[0]?.definition.nodes ?? journey.draft.nodes;
-  const [entered, states] = await Promise.all([
+  const [entered, states, moves] = await Promise.all([
     db.query<{ node_id: string; n: number }>(
       `select node_id, count(*)::int as n from journey_steps where workspace_id = $1 and journey_id = $2 and kind <> 'error' group by node_id`,
       [workspaceId, journey.id],
     ),
     db.query<{ node_id: string; status: string; n: number }>(
       `select node_id, status, count(*)::int as n from journey_instances where workspace_id = $1 and journey_id = $2 group by node_id, status`,
+      [workspaceId, journey.id],
+    ),
+    // Each arrival with the node the instance came from: the traffic on every edge.
+    db.query<{ source: string; target: string; n: number }>(
+      `select source, target, count(*)::int as n
+         from (select lag(node_id) over (partition by instance_id order by step) as source, node_id as target
+                 from journey_steps where workspace_id = $1 and journey_id = $2 and kind <> 'error') s
+        where source is not null and source <> target
+        group by source, target`,
       [workspaceId, journey.id],
     ),
   ]);
@@ -96,5 +105,6 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
       exited: count(node.id, ['completed', 'exited']),
       converted: count(node.id, ['converted']),
     })),
+    edges: moves.rows.map((row) => ({ source: row.source, target: row.target, count: row.n })),
   };
 }

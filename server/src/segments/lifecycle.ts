@@ -254,35 +254,9 @@ async function resolveIdentifiers(db: Db, workspaceId: string, identifiers: List
  * each real transition with cause 'list'; then recomputes the segments that use it.
  */
 export async function uploadSegmentMembers(db: Db, workspaceId: string, key: string, upload: ListUpload, now: Date): Promise<ListUploadResult> {
-  const current = await getSegmentByKey(db, workspaceId, key);
-  if (current.status === 'archived') throw new ApiError(409, 'archived', `Segment "${key}" is archived`, 'key');
-  if (current.kind !== 'static' || current.definition !== null) {
-    throw new ApiError(
-      409,
-      'not_a_list',
-      `Segment "${key}" is defined by a condition; members can be uploaded only to a static segment created without one`,
-      'key',
-    );
-  }
+  await listSegmentOrRefuse(db, workspaceId, key);
   const resolved = await resolveIdentifiers(db, workspaceId, upload.identifiers);
-  await prepareTransitionStorage(db, now);
-  const applied = await withTransaction(db, async (client) => {
-    await lockWorkspaceSegments(client, workspaceId);
-    const segment = (await findSegmentById(client, workspaceId, current.id))!;
-    const ref = segmentRef(segment);
-    const member = upload.mode !== 'remove';
-    const changes: MembershipChange[] = resolved.profileIds.map((profileId) => ({ segment: ref, profileId, member }));
-    if (upload.mode === 'replace') changes.push(...(await membersOutside(client, workspaceId, segment.id, resolved.profileIds)).map((profileId) => ({ segment: ref, profileId, member: false })));
-    const counts = await applyMembershipChanges(client, workspaceId, changes, 'list', now);
-    const { rows } = await client.query<{ member_count: number }>(
-      `update segments set computed_at = $3, state = 'ready', last_error = null,
-              member_count = (select count(*) from segment_memberships where workspace_id = $1 and segment_id = $2)
-        where workspace_id = $1 and id = $2 returning member_count`,
-      [workspaceId, segment.id, now],
-    );
-    return { ...counts, memberCount: rows[0]!.member_count };
-  });
-  if (applied.entered + applied.exited > 0) await recomputeDependents(db, workspaceId, key, now);
+  const applied = await setListMembers(db, workspaceId, key, resolved.profileIds, upload.mode, now);
   return {
     mode: upload.mode,
     received: upload.identifiers.length,
@@ -294,6 +268,56 @@ export async function uploadSegmentMembers(db: Db, workspaceId: string, key: str
     unknown: resolved.unknown,
     invalid: resolved.invalid,
   };
+}
+
+/** The static list segment `key`, or the 409 that says why members cannot be set on it. */
+async function listSegmentOrRefuse(db: Db, workspaceId: string, key: string) {
+  const current = await getSegmentByKey(db, workspaceId, key);
+  if (current.status === 'archived') throw new ApiError(409, 'archived', `Segment "${key}" is archived`, 'key');
+  if (current.kind !== 'static' || current.definition !== null) {
+    throw new ApiError(
+      409,
+      'not_a_list',
+      `Segment "${key}" is defined by a condition; members can be uploaded only to a static segment created without one`,
+      'key',
+    );
+  }
+  return current;
+}
+
+/**
+ * Adds, removes or replaces the members of a static list segment by profile id (live profiles the
+ * caller found: an upload's resolved identifiers, or a funnel's drop-offs), recording each real
+ * transition with cause 'list'; then recomputes the segments that use it.
+ */
+export async function setListMembers(
+  db: Db,
+  workspaceId: string,
+  key: string,
+  profileIds: readonly string[],
+  mode: ListUpload['mode'],
+  now: Date,
+): Promise<{ entered: number; exited: number; memberCount: number }> {
+  const current = await listSegmentOrRefuse(db, workspaceId, key);
+  await prepareTransitionStorage(db, now);
+  const applied = await withTransaction(db, async (client) => {
+    await lockWorkspaceSegments(client, workspaceId);
+    const segment = (await findSegmentById(client, workspaceId, current.id))!;
+    const ref = segmentRef(segment);
+    const member = mode !== 'remove';
+    const changes: MembershipChange[] = profileIds.map((profileId) => ({ segment: ref, profileId, member }));
+    if (mode === 'replace') changes.push(...(await membersOutside(client, workspaceId, segment.id, profileIds)).map((profileId) => ({ segment: ref, profileId, member: false })));
+    const counts = await applyMembershipChanges(client, workspaceId, changes, 'list', now);
+    const { rows } = await client.query<{ member_count: number }>(
+      `update segments set computed_at = $3, state = 'ready', last_error = null,
+              member_count = (select count(*) from segment_memberships where workspace_id = $1 and segment_id = $2)
+        where workspace_id = $1 and id = $2 returning member_count`,
+      [workspaceId, segment.id, now],
+    );
+    return { ...counts, memberCount: rows[0]!.member_count };
+  });
+  if (applied.entered + applied.exited > 0) await recomputeDependents(db, workspaceId, key, now);
+  return applied;
 }
 
 async function membersOutside(client: DbClient, workspaceId: string, segmentId: string, keep: readonly string[]): Promise<string[]> {

@@ -4,6 +4,7 @@ import type { Db } from '../../storage/database.ts';
 import { resolveKey, touchKey } from '../../workspaces/store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../normalize.ts';
 import { storeEvents, type SourceRef } from '../store.ts';
+import { suppressionFilter } from '../../privacy/suppression.ts';
 import { ImportError } from './errors.ts';
 import { parseMappings, type FieldMapping } from './mapping.ts';
 import { rowsPerSecond, type ImportProgress } from './progress.ts';
@@ -58,6 +59,8 @@ export interface ImportSummary {
   valid: number;
   stored: number;
   duplicates: number;
+  /** Valid rows dropped for carrying an identifier of a person erased on request (not written to the rejects file). */
+  suppressed: number;
   rejected: number;
   /** Rejected rows per reason, e.g. `{ missing_identity: 135080 }`. */
   rejectReasons: Record<string, number>;
@@ -224,7 +227,7 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
     if (rejectsError) throw rejectsFailed(rejectsError);
   };
 
-  const stats = { rowsRead: 0, valid: 0, stored: 0, duplicates: 0, rejected: 0 };
+  const stats = { rowsRead: 0, valid: 0, stored: 0, duplicates: 0, suppressed: 0, rejected: 0 };
   const reasons: Record<string, number> = {};
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
@@ -248,7 +251,11 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
   };
 
   const storeBatch = async (rows: PendingRow[]) => {
-    const result = await storeEvents(db, source, rows.map((pending) => pending.event), QUARANTINE_ENDPOINT);
+    // Like live collection: people erased on request are not re-created by an import; their rows
+    // are counted, not written to the rejects file (which would keep their data).
+    const { kept, suppressed } = await suppressionFilter(db).filter(source.workspaceId, rows.map((pending) => pending.event));
+    stats.suppressed += suppressed;
+    const result = await storeEvents(db, source, kept, QUARANTINE_ENDPOINT);
     stats.stored += result.stored.length;
     stats.duplicates += result.duplicates;
     if (result.failed.length > 0) {
