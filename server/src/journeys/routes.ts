@@ -20,6 +20,7 @@ import {
   JourneyListQuerySchema,
   JourneyListSchema,
   JourneySchema,
+  JourneyVersionListSchema,
   NodeCountsSchema,
   ProblemsSchema,
   PublishResultSchema,
@@ -42,7 +43,7 @@ import {
   updateJourney,
   type JourneyRecord,
 } from './store.ts';
-import { getInstance, instancePath, listInstances, nodeCounts, toInstanceView } from './views.ts';
+import { getInstance, instancePath, listInstances, listVersions, nodeCounts, toInstanceView } from './views.ts';
 
 export interface JourneyRoutesOptions {
   db: Db;
@@ -278,6 +279,21 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       await prepareTransitionStorage(db, at);
       await withTransaction(db, (client) => endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at));
       return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
+    },
+  );
+
+  app.get(
+    '/v1/journeys/:key/versions',
+    {
+      config: read,
+      schema: docs('Every published version with its frozen definition, newest first', {
+        params: JourneyKeyParams,
+        response: { 200: JourneyVersionListSchema, ...errors(400, 401, 403, 404) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      return listVersions(db, workspaceId, (await getJourney(db, workspaceId, request.params.key)).id);
     },
   );
 

@@ -141,3 +141,10 @@ export const NodeCountsSchema = Type.Object({
     { description: 'Traffic on each edge: how many times an instance went from one node to the next' },
   ),
 });
+
+export const JourneyVersionListSchema = Type.Object({
+  items: Type.Array(
+    Type.Object({ version: Type.Integer(), publishedAt: Instant, definition: JourneyDefinitionSchema }),
+    { description: 'Every published version, newest first' },
+  ),
+});
