@@ -212,12 +212,12 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     await page.getByLabel('subject').fill('你好 {{ traits.name }}');
     await page.getByRole('button', { name: 'Create template' }).click();
     await page.getByText('Saved as version 1.').waitFor();
-    await page.getByLabel('Profile (id or type:value)').fill('user_id:lin-01');
+    await page.getByLabel('Profile (id or type:value)', { exact: true }).fill('user_id:lin-01');
     await page.getByRole('button', { name: 'Render' }).click();
     await poll(() => page.getByTestId('template-preview').textContent()).toContain('你好 Lin Wei');
     expect(await accessibilityProblems(page)).toEqual([]);
     // A profile that does not exist: the API's 404 is shown under the preview.
-    await page.getByLabel('Profile (id or type:value)').fill('user_id:nobody');
+    await page.getByLabel('Profile (id or type:value)', { exact: true }).fill('user_id:nobody');
     await page.getByRole('button', { name: 'Render' }).click();
     await poll(() => page.getByTestId('template-editor').getByTestId('error-status').textContent()).toBe('404');
     await page.getByRole('button', { name: 'Back to the node' }).click();
