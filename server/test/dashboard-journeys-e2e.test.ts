@@ -212,6 +212,8 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     await page.getByLabel('subject').fill('你好 {{ traits.name }}');
     await page.getByRole('button', { name: 'Create template' }).click();
     await page.getByText('Saved as version 1.').waitFor();
+    // The send node's "no template" problem goes once the template exists.
+    await poll(() => page.getByTestId('problems-send-1').count()).toBe(0);
     await page.getByLabel('Profile (id or type:value)', { exact: true }).fill('user_id:lin-01');
     await page.getByRole('button', { name: 'Render' }).click();
     await poll(() => page.getByTestId('template-preview').textContent()).toContain('你好 Lin Wei');

@@ -5,7 +5,7 @@ import { ConfirmDialog, Empty, ErrorNotice, Loading } from '../components/common
 import { NodeEditor, RulesEditor } from '../components/node-editor.tsx';
 import { TemplateEditor } from '../components/template-editor.tsx';
 import { useApi } from '../components/use-api.ts';
-import { useI18n } from '../i18n/index.tsx';
+import { useI18n, type MessageKey } from '../i18n/index.tsx';
 import {
   ADDABLE_KINDS,
   addNodeAfter,
@@ -300,7 +300,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const [confirm, setConfirm] = useState<Action | null>(null);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>();
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState<{ key: MessageKey; vars?: Record<string, string | number> } | null>(null);
   const [template, setTemplate] = useState<{ key: string; channel: Template['channel'] } | null>(null);
   const [refresh, setRefresh] = useState(0);
   /** A published version shown read-only on the canvas instead of the draft (null: the draft). */
@@ -361,7 +361,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const change = useCallback((next: JourneyDefinition) => {
     setDefinition(next);
     setDirty(true);
-    setNotice('');
+    setNotice(null);
   }, []);
 
   if (loaded.error) return <ErrorNotice error={loaded.error} onRetry={loaded.reload} />;
@@ -376,7 +376,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       setApiProblems(saved.problems);
       validated.current = structureOf(saved.definition);
       setDirty(false);
-      setNotice(t('journeys.saved'));
+      setNotice({ key: 'journeys.saved' });
       return true;
     } catch (error) {
       setActionError(error);
@@ -395,17 +395,17 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       if (action === 'publish') {
         const result = await api.publishJourney(journey.key);
         setJourney(result.journey);
-        setNotice(t('journeys.published', { version: result.version, migrated: result.migrated, exited: result.exited }));
+        setNotice({ key: 'journeys.published', vars: { version: result.version, migrated: result.migrated, exited: result.exited } });
       } else if (action === 'pause') {
         setJourney(await api.pauseJourney(journey.key));
-        setNotice(t('journeys.pausedNotice'));
+        setNotice({ key: 'journeys.pausedNotice' });
       } else if (action === 'resume') {
         setJourney(await api.resumeJourney(journey.key));
-        setNotice(t('journeys.resumedNotice'));
+        setNotice({ key: 'journeys.resumedNotice' });
       } else {
         const result = await api.stopJourney(journey.key);
         setJourney(result.journey);
-        setNotice(t('journeys.stoppedNotice', { stopped: result.stopped }));
+        setNotice({ key: 'journeys.stoppedNotice', vars: { stopped: result.stopped } });
       }
       setTick((value) => value + 1);
     } catch (error) {
@@ -494,7 +494,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       </div>
       {notice && (
         <p className="notice" role="status" data-testid="journey-notice">
-          {notice}
+          {t(notice.key, notice.vars)}
         </p>
       )}
       <ErrorNotice error={actionError} />
@@ -549,7 +549,15 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
         </Suspense>
         <aside className="journey-side">
           {template ? (
-            <TemplateEditor key={template.key} templateKey={template.key} channel={template.channel} editable={editable} onClose={() => setTemplate(null)} />
+            <TemplateEditor
+              key={template.key}
+              templateKey={template.key}
+              channel={template.channel}
+              editable={editable}
+              onClose={() => setTemplate(null)}
+              // The send nodes' template problems change with the template: ask again.
+              onSaved={() => void api.validateJourney(journey.key, definition).then((answer) => setApiProblems(answer.problems), setActionError)}
+            />
           ) : selectedNode ? (
             <NodeEditor
               key={selectedNode.id}
