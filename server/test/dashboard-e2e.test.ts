@@ -58,7 +58,8 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
     page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
-  });
+    // The first test to run builds the dashboard when it is stale: a minute or more on a loaded machine since ECharts and React Flow.
+  }, 300_000);
 
   afterAll(async () => {
     await browser?.close();

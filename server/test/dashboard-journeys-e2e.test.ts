@@ -157,6 +157,16 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     const stored = await api('GET', '/v1/journeys/welcome');
     expect(stored.definition.nodes.map((node: { id: string; kind: string }) => `${node.id}:${node.kind}`)).toEqual(['entry:entry', 'end:end', 'delay-1:delay']);
     expect(stored.definition.nodes[0].next).toBe('delay-1');
+
+    // Versions: the published v1 can be shown read-only on the canvas, then back to the draft.
+    await poll(() => page.getByTestId('journey-versions').locator('option').count()).toBe(2);
+    await page.getByTestId('journey-versions').selectOption('1');
+    await page.getByTestId('viewing-version').waitFor();
+    expect(await page.getByRole('toolbar', { name: 'Add a step' }).count()).toBe(0);
+    expect(await page.getByTestId('node-delay-1').count()).toBe(1);
+    await page.getByTestId('journey-versions').selectOption('');
+    await page.getByRole('toolbar', { name: 'Add a step' }).waitFor();
+    expect((await api('GET', '/v1/journeys/welcome/versions')).items.map((item: { version: number }) => item.version)).toEqual([1]);
   });
 
   it('enters a profile, shows it waiting at the delay with its wake-up, then advancing to the end with numbers on nodes and edges', async () => {
@@ -190,6 +200,30 @@ describe.skipIf(!hasChromium)('journeys and analytics pages end to end in Chromi
     await poll(() => page.locator('.react-flow__edge-text').allTextContents()).toEqual(['1', '1']);
     await page.getByTestId('journey-results').waitFor();
     await screenshot(page, 'journey-canvas', true);
+  });
+
+  it("edits a send step's template and previews it for a chosen profile", async () => {
+    await page.getByTestId('node-delay-1').click();
+    await page.getByRole('button', { name: '+ Send message' }).click();
+    await page.getByTestId('node-send-1').waitFor();
+    await page.getByRole('button', { name: 'Edit template and preview' }).click();
+    // No template "welcome" yet: the editor offers the email fields to create it.
+    await page.getByTestId('template-editor').getByText('does not exist yet').waitFor();
+    await page.getByLabel('subject').fill('你好 {{ traits.name }}');
+    await page.getByRole('button', { name: 'Create template' }).click();
+    await page.getByText('Saved as version 1.').waitFor();
+    // The send node's "no template" problem goes once the template exists.
+    await poll(() => page.getByTestId('problems-send-1').count()).toBe(0);
+    await page.getByLabel('Profile (id or type:value)', { exact: true }).fill('user_id:lin-01');
+    await page.getByRole('button', { name: 'Render' }).click();
+    await poll(() => page.getByTestId('template-preview').textContent()).toContain('你好 Lin Wei');
+    expect(await accessibilityProblems(page)).toEqual([]);
+    // A profile that does not exist: the API's 404 is shown under the preview.
+    await page.getByLabel('Profile (id or type:value)', { exact: true }).fill('user_id:nobody');
+    await page.getByRole('button', { name: 'Render' }).click();
+    await poll(() => page.getByTestId('template-editor').getByTestId('error-status').textContent()).toBe('404');
+    await page.getByRole('button', { name: 'Back to the node' }).click();
+    await page.getByTestId('node-editor').waitFor();
   });
 
   it('pauses and resumes behind confirmations, and reads in Chinese', async () => {

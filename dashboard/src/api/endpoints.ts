@@ -117,6 +117,7 @@ export const api = {
   resumeJourney: (key: string) => apiRequest<T.Journey>('POST', `/v1/journeys/${enc(key)}/resume`),
   stopJourney: (key: string) => apiRequest<T.ArchiveResult>('POST', `/v1/journeys/${enc(key)}/archive`),
   enterJourney: (key: string, profile: string) => apiRequest<T.TestEntryResult>('POST', `/v1/journeys/${enc(key)}/entries`, { body: { profile } }),
+  journeyVersions: (key: string, signal?: AbortSignal) => apiRequest<T.JourneyVersionList>('GET', `/v1/journeys/${enc(key)}/versions`, { signal }),
   journeyStats: (key: string, signal?: AbortSignal) => apiRequest<T.JourneyStats>('GET', `/v1/journeys/${enc(key)}/stats`, { signal }),
   journeyInstances: (key: string, query: Record<string, QueryValue>, signal?: AbortSignal) =>
     apiRequest<T.JourneyInstanceList>('GET', `/v1/journeys/${enc(key)}/instances`, { query, signal }),

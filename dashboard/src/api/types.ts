@@ -78,6 +78,7 @@ import type {
   InstanceSchema,
   JourneyListSchema,
   JourneySchema,
+  JourneyVersionListSchema,
   NodeCountsSchema,
   ProblemSchema,
   ProblemsSchema,
@@ -108,6 +109,7 @@ export type JourneyNode = Static<typeof NodeSchema>;
 export type JourneyTrigger = Static<typeof TriggerSchema>;
 export type Journey = Static<typeof JourneySchema>;
 export type JourneyList = Static<typeof JourneyListSchema>;
+export type JourneyVersionList = Static<typeof JourneyVersionListSchema>;
 export type CreateJourney = Static<typeof CreateJourneySchema>;
 export type JourneyProblem = Static<typeof ProblemSchema>;
 export type JourneyProblems = Static<typeof ProblemsSchema>;

@@ -21,7 +21,7 @@ export const STARTER_FIELDS: Record<Channel, Record<string, string>> = {
  * A send node's template: edit its fields (Liquid) for a locale, save them as a new version (or
  * create the template), and preview it rendered for a chosen profile.
  */
-export function TemplateEditor({ templateKey, channel, editable, onClose }: { templateKey: string; channel: Channel; editable: boolean; onClose(): void }) {
+export function TemplateEditor({ templateKey, channel, editable, onClose, onSaved }: { templateKey: string; channel: Channel; editable: boolean; onClose(): void; onSaved?(): void }) {
   const { t } = useI18n();
   const [template, setTemplate] = useState<Template | null | undefined>(undefined);
   const [loadError, setLoadError] = useState<unknown>();
@@ -65,6 +65,7 @@ export function TemplateEditor({ templateKey, channel, editable, onClose }: { te
         : await api.createTemplate({ key: templateKey, channel, name: name || templateKey, defaultLocale: locale, content: { [locale]: fields } });
       setTemplate(next);
       setSaved(next.version);
+      onSaved?.();
     } catch (error) {
       setSaveError(error);
     } finally {

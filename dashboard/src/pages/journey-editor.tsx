@@ -5,7 +5,7 @@ import { ConfirmDialog, Empty, ErrorNotice, Loading } from '../components/common
 import { NodeEditor, RulesEditor } from '../components/node-editor.tsx';
 import { TemplateEditor } from '../components/template-editor.tsx';
 import { useApi } from '../components/use-api.ts';
-import { useI18n } from '../i18n/index.tsx';
+import { useI18n, type MessageKey } from '../i18n/index.tsx';
 import {
   ADDABLE_KINDS,
   addNodeAfter,
@@ -26,6 +26,7 @@ const JourneyCanvas = lazy(() => import('../components/journey-canvas.tsx'));
 
 type Action = 'publish' | 'pause' | 'resume' | 'stop';
 const LIVE_REFRESH_MS = 5000;
+const NO_PROBLEMS = new Map<string, JourneyProblem[]>();
 
 /** The definition without positions: what validation depends on. */
 const structureOf = (definition: JourneyDefinition) => JSON.stringify({ ...definition, nodes: definition.nodes.map(({ position: _p, ...node }) => node) });
@@ -289,7 +290,7 @@ function Instances({ journey, editable, refreshTick, onOpen, openId }: { journey
 }
 
 export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
-  const { t } = useI18n();
+  const { t, format } = useI18n();
   const loaded = useApi((signal) => api.journey(journeyKey, signal), [journeyKey]);
   const [journey, setJourney] = useState<Journey | null>(null);
   const [definition, setDefinition] = useState<JourneyDefinition | null>(null);
@@ -299,12 +300,15 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const [confirm, setConfirm] = useState<Action | null>(null);
   const [busy, setBusy] = useState(false);
   const [actionError, setActionError] = useState<unknown>();
-  const [notice, setNotice] = useState('');
+  const [notice, setNotice] = useState<{ key: MessageKey; vars?: Record<string, string | number> } | null>(null);
   const [template, setTemplate] = useState<{ key: string; channel: Template['channel'] } | null>(null);
   const [refresh, setRefresh] = useState(0);
+  /** A published version shown read-only on the canvas instead of the draft (null: the draft). */
+  const [viewing, setViewing] = useState<number | null>(null);
   const [openInstance, setOpenInstance] = useState<JourneyInstance | null>(null);
   const [tick, setTick] = useState(0);
-  const editable = canEditJourneys() && journey?.status !== 'archived';
+  const canEdit = canEditJourneys() && journey?.status !== 'archived';
+  const editable = canEdit && viewing === null;
   const templates = useApi((signal) => api.templates(signal), []);
   const segments = useApi((signal) => api.segments({ limit: 200 }, signal), []);
 
@@ -349,6 +353,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
     return () => clearInterval(timer);
   }, [live, journey?.status]);
 
+  const versions = useApi((signal) => (journey ? api.journeyVersions(journey.key, signal) : Promise.resolve(undefined)), [journey?.key, journey?.currentVersion]);
   const numbers = useMemo(() => liveNumbers(stats.data), [stats.data]);
   const problems = useMemo(() => (definition ? mergeProblems(definition, apiProblems) : []), [definition, apiProblems]);
   const byNode = useMemo(() => (definition ? problemsByNode(definition, problems) : new Map<string, JourneyProblem[]>()), [definition, problems]);
@@ -356,7 +361,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const change = useCallback((next: JourneyDefinition) => {
     setDefinition(next);
     setDirty(true);
-    setNotice('');
+    setNotice(null);
   }, []);
 
   if (loaded.error) return <ErrorNotice error={loaded.error} onRetry={loaded.reload} />;
@@ -371,7 +376,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       setApiProblems(saved.problems);
       validated.current = structureOf(saved.definition);
       setDirty(false);
-      setNotice(t('journeys.saved'));
+      setNotice({ key: 'journeys.saved' });
       return true;
     } catch (error) {
       setActionError(error);
@@ -390,17 +395,17 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       if (action === 'publish') {
         const result = await api.publishJourney(journey.key);
         setJourney(result.journey);
-        setNotice(t('journeys.published', { version: result.version, migrated: result.migrated, exited: result.exited }));
+        setNotice({ key: 'journeys.published', vars: { version: result.version, migrated: result.migrated, exited: result.exited } });
       } else if (action === 'pause') {
         setJourney(await api.pauseJourney(journey.key));
-        setNotice(t('journeys.pausedNotice'));
+        setNotice({ key: 'journeys.pausedNotice' });
       } else if (action === 'resume') {
         setJourney(await api.resumeJourney(journey.key));
-        setNotice(t('journeys.resumedNotice'));
+        setNotice({ key: 'journeys.resumedNotice' });
       } else {
         const result = await api.stopJourney(journey.key);
         setJourney(result.journey);
-        setNotice(t('journeys.stoppedNotice', { stopped: result.stopped }));
+        setNotice({ key: 'journeys.stoppedNotice', vars: { stopped: result.stopped } });
       }
       setTick((value) => value + 1);
     } catch (error) {
@@ -416,7 +421,9 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
     setSelected(added.id);
   };
 
-  const selectedNode = definition.nodes.find((node) => node.id === selected) ?? null;
+  const shownVersion = viewing === null ? undefined : versions.data?.items.find((item) => item.version === viewing);
+  const shown = shownVersion?.definition ?? definition;
+  const selectedNode = shown.nodes.find((node) => node.id === selected) ?? null;
   const status = journey.status;
   const actions: Action[] = status === 'draft' ? ['publish'] : status === 'published' ? ['publish', 'pause', 'stop'] : status === 'paused' ? ['resume', 'publish', 'stop'] : [];
   const confirmText: Record<Action, string> = {
@@ -438,6 +445,32 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
             <span data-testid="journey-version">{journey.currentVersion === null ? t('journeys.neverPublished') : t('journeys.liveVersion', { version: journey.currentVersion })}</span>
             {dirty && <> · {t('journeys.unsaved')}</>}
           </p>
+          {(versions.data?.items.length ?? 0) > 0 && (
+            <div className="form-actions">
+              <label>
+                {t('journeys.versions')}
+                <select data-testid="journey-versions" value={viewing ?? ''} onChange={(event) => setViewing(event.target.value ? Number(event.target.value) : null)}>
+                  <option value="">{t('journeys.versions.draft')}</option>
+                  {versions.data!.items.map((item) => (
+                    <option key={item.version} value={item.version}>
+                      {t('journeys.versions.item', { version: item.version, at: format.dateTime(item.publishedAt) })}
+                    </option>
+                  ))}
+                </select>
+              </label>
+              {viewing !== null && shownVersion && canEdit && (
+                <button
+                  type="button"
+                  onClick={() => {
+                    change(shownVersion.definition);
+                    setViewing(null);
+                  }}
+                >
+                  {t('journeys.versions.restore', { version: viewing })}
+                </button>
+              )}
+            </div>
+          )}
         </div>
         <div className="form-actions">
           {editable && (
@@ -461,7 +494,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       </div>
       {notice && (
         <p className="notice" role="status" data-testid="journey-notice">
-          {notice}
+          {t(notice.key, notice.vars)}
         </p>
       )}
       <ErrorNotice error={actionError} />
@@ -479,6 +512,11 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
           ))}
         </ul>
       )}
+      {viewing !== null && (
+        <p className="notice" role="status" data-testid="viewing-version">
+          {t('journeys.versions.viewing', { version: viewing })}
+        </p>
+      )}
       {editable && (
         <div className="palette" role="toolbar" aria-label={t('journeys.palette')}>
           {ADDABLE_KINDS.map((kind) => (
@@ -492,8 +530,8 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       <div className="journey-layout">
         <Suspense fallback={<Loading />}>
           <JourneyCanvas
-            definition={definition}
-            problems={byNode}
+            definition={shown}
+            problems={viewing === null ? byNode : NO_PROBLEMS}
             numbers={numbers}
             live={live}
             selected={selected}
@@ -511,7 +549,15 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
         </Suspense>
         <aside className="journey-side">
           {template ? (
-            <TemplateEditor key={template.key} templateKey={template.key} channel={template.channel} editable={editable} onClose={() => setTemplate(null)} />
+            <TemplateEditor
+              key={template.key}
+              templateKey={template.key}
+              channel={template.channel}
+              editable={editable}
+              onClose={() => setTemplate(null)}
+              // The send nodes' template problems change with the template: ask again.
+              onSaved={() => void api.validateJourney(journey.key, definition).then((answer) => setApiProblems(answer.problems), setActionError)}
+            />
           ) : selectedNode ? (
             <NodeEditor
               key={selectedNode.id}
@@ -533,7 +579,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
           ) : (
             <>
               <p className="help">{t('journeys.selectHelp')}</p>
-              <RulesEditor definition={definition} problems={problems} editable={editable} onChange={change} />
+              <RulesEditor definition={shown} problems={viewing === null ? problems : []} editable={editable} onChange={change} />
             </>
           )}
         </aside>

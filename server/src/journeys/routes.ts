@@ -25,6 +25,7 @@ import {
   JourneyListQuerySchema,
   JourneyListSchema,
   JourneySchema,
+  JourneyVersionListSchema,
   NodeCountsSchema,
   ProblemsSchema,
   PublishBodySchema,
@@ -51,7 +52,7 @@ import {
   updateJourney,
   type JourneyRecord,
 } from './store.ts';
-import { getInstance, instancePath, listInstances, nodeCounts, toInstanceView } from './views.ts';
+import { getInstance, instancePath, listInstances, listVersions, nodeCounts, toInstanceView } from './views.ts';
 
 export interface JourneyRoutesOptions {
   db: Db;
@@ -354,6 +355,21 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       const journey = await getJourney(db, workspaceId, request.params.key);
       await skipWait(db, workspaceId, journey.id, request.params.instanceId, request.body.branch ?? 'timedOut', now());
       return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
+    },
+  );
+
+  app.get(
+    '/v1/journeys/:key/versions',
+    {
+      config: read,
+      schema: docs('Every published version with its frozen definition, newest first', {
+        params: JourneyKeyParams,
+        response: { 200: JourneyVersionListSchema, ...errors(400, 401, 403, 404) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      return listVersions(db, workspaceId, (await getJourney(db, workspaceId, request.params.key)).id);
     },
   );
 

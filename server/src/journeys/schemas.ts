@@ -246,3 +246,10 @@ export const DryRunResultSchema = Type.Object({
   end: Type.Union([Type.Object({ reason: Type.String(), detail: NullableString, at: Instant }), Type.Null()]),
   truncated: Type.Boolean(),
 });
+
+export const JourneyVersionListSchema = Type.Object({
+  items: Type.Array(
+    Type.Object({ version: Type.Integer(), publishedAt: Instant, definition: JourneyDefinitionSchema }),
+    { description: 'Every published version, newest first' },
+  ),
+});

@@ -108,3 +108,12 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
     edges: moves.rows.map((row) => ({ source: row.source, target: row.target, count: row.n })),
   };
 }
+
+/** Every published version of a journey with its frozen definition, newest first. */
+export async function listVersions(db: Queryable, workspaceId: string, journeyId: string) {
+  const { rows } = await db.query<{ version: number; published_at: Date; definition: JourneyRecord['draft'] }>(
+    'select version, published_at, definition from journey_versions where workspace_id = $1 and journey_id = $2 order by version desc',
+    [workspaceId, journeyId],
+  );
+  return { items: rows.map((row) => ({ version: row.version, publishedAt: row.published_at.toISOString(), definition: row.definition })) };
+}
