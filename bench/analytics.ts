@@ -1,18 +1,23 @@
 /**
  * Analytics benchmark on one embedded PostgreSQL in a temporary folder, over the retail data of
  * bench/segments-data.ts (profiles resolved, events in monthly partitions): funnels (3 and 10
- * steps, with breakdown), 12-week retention, top paths, a daily trend and Markov attribution, each
- * run RUNS times through the same functions the API calls; medians reported.
+ * steps, with breakdown), 12-week retention, weekly lifecycle, top paths, a daily trend and Markov
+ * attribution, each run RUNS times through the same functions the API calls; medians of wall time
+ * and of CPU-seconds (PostgreSQL cluster + this process) reported, with the load average.
+ * Then the events are exported (COPY → CSV → Parquet) and the funnels run again in DuckDB
+ * (bench/analytics-duckdb.ts) as a reference engine: both must give the same counts; the ratio is reported.
  *
  *   npm run bench -- --only analytics
- *   BENCH_ANALYTICS_PROFILES=100000 BENCH_ANALYTICS_EVENTS=2000000 (defaults)
+ *   BENCH_ANALYTICS_EVENTS=20000000 (default, the issue's size) BENCH_ANALYTICS_PROFILES (default events ÷ 20)
+ *   BENCH_ANALYTICS_RUNS=3 BENCH_ANALYTICS_DUCKDB=0 (skip the reference engine) BENCH_ANALYTICS_DUCKDB_THREADS=2
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runAttribution } from '../server/src/analytics/attribution.ts';
-import { runFunnel } from '../server/src/analytics/funnel.ts';
+import { runFunnel, type FunnelResult } from '../server/src/analytics/funnel.ts';
+import { runLifecycle } from '../server/src/analytics/lifecycle.ts';
 import { runPaths } from '../server/src/analytics/paths.ts';
 import { runRetention } from '../server/src/analytics/retention.ts';
 import { runTrend } from '../server/src/analytics/trends.ts';
@@ -20,75 +25,105 @@ import { createPool } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { createWorkspace } from '../server/src/workspaces/store.ts';
+import { csvToParquet, duckFunnel, openDuck, type DuckFunnel } from './analytics-duckdb.ts';
 import { generateRetailData } from './segments-data.ts';
-import { freePort, machine } from './system.ts';
-
-const RUNS = 3;
+import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
 
 function envCount(name: string): number | undefined {
   const raw = process.env[name];
   if (!raw) return undefined;
   const value = Number(raw.replaceAll('_', ''));
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  if (!Number.isInteger(value) || value < 0) throw new Error(`${name} must be a non-negative integer, got "${raw}"`);
   return value;
 }
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 const round = (ms: number) => Math.round(ms);
+const cpuRound = (seconds: number) => Math.round(seconds * 100) / 100;
+const load = () => os.loadavg().map((l) => Number(l.toFixed(2)));
+
+interface Timed {
+  name: string;
+  medianMs: number;
+  runsMs: number[];
+  /** CPU-seconds per run (PostgreSQL cluster, this process: Node and DuckDB's threads), medians. */
+  postgresCpuS: number;
+  processCpuS: number;
+  loadAverage: number[];
+}
+
+async function timed(name: string, runs: number, run: () => Promise<unknown>, pgCpu: () => number, log: (line: string) => void): Promise<{ timing: Timed; last: unknown }> {
+  const runsMs: number[] = [];
+  const pgS: number[] = [];
+  const procS: number[] = [];
+  let last: unknown;
+  for (let i = 0; i < runs; i++) {
+    const pg0 = pgCpu();
+    const p0 = processCpuSeconds();
+    const started = performance.now();
+    last = await run();
+    runsMs.push(round(performance.now() - started));
+    pgS.push(pgCpu() - pg0);
+    procS.push(processCpuSeconds() - p0);
+  }
+  const timing = { name, medianMs: median(runsMs), runsMs, postgresCpuS: cpuRound(median(pgS)), processCpuS: cpuRound(median(procS)), loadAverage: load() };
+  log(`  ${name}: median ${timing.medianMs} ms (${runsMs.join(', ')}), CPU ${timing.postgresCpuS} s PostgreSQL + ${timing.processCpuS} s process, load ${timing.loadAverage.join(' ')}`);
+  return { timing, last };
+}
 
 export async function benchAnalytics(): Promise<Record<string, unknown>> {
   const log = (line: string) => console.error(line);
-  const profiles = envCount('BENCH_ANALYTICS_PROFILES') ?? 100_000;
-  const events = envCount('BENCH_ANALYTICS_EVENTS') ?? 2_000_000;
+  const events = envCount('BENCH_ANALYTICS_EVENTS') ?? 20_000_000;
+  const profiles = envCount('BENCH_ANALYTICS_PROFILES') ?? Math.max(1, Math.round(events / 20));
+  const runs = envCount('BENCH_ANALYTICS_RUNS') || 3;
+  const withDuck = process.env.BENCH_ANALYTICS_DUCKDB !== '0';
+  const duckThreads = envCount('BENCH_ANALYTICS_DUCKDB_THREADS') || 2;
+  const loadAtStart = load();
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-analytics-'));
   fs.chmodSync(dataDir, 0o755);
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
   const db = createPool(server.url);
+  const pid = postmasterPid(path.join(dataDir, 'pg'));
+  const pgCpu = () => clusterCpuSeconds(pid);
   try {
     await migrate(db);
     const workspace = await createWorkspace(db, { slug: 'bench-analytics', name: 'Bench analytics', timeZone: 'Asia/Shanghai' });
     log(`Generating ${profiles.toLocaleString('en')} profiles and ${events.toLocaleString('en')} events …`);
     const data = await generateRetailData(db, { workspaceId: workspace.id, profiles, events, log });
-    await db.query('analyze');
+    const vacuumStarted = performance.now();
+    // Index-only scans (0041) need the visibility map that vacuum sets; autovacuum does it in service.
+    await db.query('vacuum analyze');
+    const vacuumSeconds = Math.round((performance.now() - vacuumStarted) / 100) / 10;
     const now = new Date(data.now);
     const shop = ['Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed'].map((event) => ({ event }));
-    const ten = [
-      ...shop,
-      { event: 'App Opened' },
-      { event: 'Product Viewed' },
-      { event: 'Product Added' },
-      { event: 'Checkout Started' },
-      { event: 'Order Completed' },
-      { event: 'Coupon Redeemed' },
-    ];
-    const cases: Array<{ name: string; run: () => Promise<unknown> }> = [
-      { name: 'funnel 3 steps, 90 days', run: () => runFunnel(db, workspace.id, { range: { lastDays: 90 }, timeBudgetMs: 60_000, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' } }, now) },
-      {
-        name: 'funnel 3 steps, 90 days, breakdown by source kind',
-        run: () => runFunnel(db, workspace.id, { range: { lastDays: 90 }, timeBudgetMs: 60_000, steps: [shop[0]!, shop[1]!, shop[3]!], breakdown: { kind: 'source' } }, now),
-      },
-      {
-        name: 'funnel 10 steps, 90 days, breakdown by category',
-        run: () => runFunnel(db, workspace.id, { range: { lastDays: 90 }, timeBudgetMs: 60_000, steps: ten, conversionWindow: { amount: 30, unit: 'days' }, breakdown: { kind: 'property', property: 'category' } }, now),
-      },
+    const ten = [...shop, { event: 'App Opened' }, ...shop, { event: 'Coupon Redeemed' }];
+    const base = { range: { lastDays: 90 }, timeBudgetMs: 60_000 };
+    const funnels = {
+      three: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const } },
+      threeBySource: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const }, breakdown: { kind: 'source' as const } },
+      tenByCategory: { ...base, steps: ten, conversionWindow: { amount: 30, unit: 'days' as const }, breakdown: { kind: 'property' as const, property: 'category' } },
+    };
+    const cases: Array<{ name: string; funnel?: keyof typeof funnels; run: () => Promise<unknown> }> = [
+      { name: 'funnel 3 steps, 90 days, 1-day window', funnel: 'three', run: () => runFunnel(db, workspace.id, funnels.three, now) },
+      { name: 'funnel 3 steps, 90 days, breakdown by source kind', funnel: 'threeBySource', run: () => runFunnel(db, workspace.id, funnels.threeBySource, now) },
+      { name: 'funnel 10 steps, 90 days, 30-day window, breakdown by category', funnel: 'tenByCategory', run: () => runFunnel(db, workspace.id, funnels.tenByCategory, now) },
       {
         name: 'retention 12 weeks (first order → order)',
-        run: () =>
-          runRetention(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, startEvent: shop[3]!, returnEvent: shop[3]!, interval: 'week', periods: 12 }, now),
+        run: () => runRetention(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, startEvent: shop[3]!, returnEvent: shop[3]!, interval: 'week', periods: 12 }, now),
       },
+      { name: 'lifecycle, weekly, 12 weeks (any action)', run: () => runLifecycle(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, interval: 'week' }, now) },
       { name: 'top paths after Product Added, 5 steps, 30 days', run: () => runPaths(db, workspace.id, { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 }, now) },
       {
         name: 'trend: daily orders, unique buyers, revenue, 90 days',
         run: () =>
           runTrend(db, workspace.id, {
-            range: { lastDays: 90 },
-            timeBudgetMs: 60_000,
+            ...base,
             interval: 'day',
             series: [{ event: shop[3]! }, { event: shop[3]!, measure: 'unique' }, { event: shop[3]!, measure: 'sum', property: 'revenue' }],
           }, now),
       },
       {
-        name: 'attribution, all models incl. Markov, 30 days',
+        name: 'attribution, six rule models + Markov, 30 days',
         run: () =>
           runAttribution(db, workspace.id, {
             range: { lastDays: 30 },
@@ -101,23 +136,82 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           }, now),
       },
     ];
-    const results: Array<{ name: string; medianMs: number; runsMs: number[] }> = [];
+    const results: Timed[] = [];
+    const funnelResults = new Map<keyof typeof funnels, FunnelResult>();
     for (const benchCase of cases) {
-      const runsMs: number[] = [];
-      for (let run = 0; run < RUNS; run++) {
-        const started = performance.now();
-        await benchCase.run();
-        runsMs.push(round(performance.now() - started));
+      const { timing, last } = await timed(benchCase.name, runs, benchCase.run, pgCpu, log);
+      results.push(timing);
+      if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
+    }
+
+    const reference: Array<Timed & { same: boolean; postgresMs: number; ratioWall: number; ratioCpu: number }> = [];
+    let exportSeconds: { csv: number; parquet: number; parquetMb: number } | undefined;
+    if (withDuck) {
+      const exportDir = path.join(dataDir, 'export');
+      fs.mkdirSync(exportDir);
+      fs.chmodSync(exportDir, 0o777); // the server (another OS user) writes the CSV
+      const csv = path.join(exportDir, 'events.csv');
+      const parquet = path.join(exportDir, 'events.parquet');
+      let started = performance.now();
+      await db.query(
+        `copy (select e.profile_id, e.type, e.event, (extract(epoch from e.timestamp) * 1000000)::bigint as ts_us, e.seq, s.kind as source_kind,
+                      e.properties ->> 'category' as category
+                 from events e join sources s on s.workspace_id = e.workspace_id and s.id = e.source_id
+                where e.workspace_id = '${workspace.id}') to '${csv}' with (format csv, header)`,
+      );
+      const csvSeconds = (performance.now() - started) / 1000;
+      const duck = await openDuck(duckThreads);
+      try {
+        started = performance.now();
+        await csvToParquet(duck.connection, csv, parquet);
+        exportSeconds = { csv: Math.round(csvSeconds * 10) / 10, parquet: Math.round((performance.now() - started) / 100) / 10, parquetMb: Math.round(fs.statSync(parquet).size / 1e6) };
+        fs.rmSync(csv);
+        log(`  export: COPY to CSV ${exportSeconds.csv} s, CSV → Parquet ${exportSeconds.parquet} s (${exportSeconds.parquetMb} MB)`);
+        for (const [key, name, breakdown] of [
+          ['three', 'DuckDB funnel 3 steps, 90 days, 1-day window', undefined],
+          ['threeBySource', 'DuckDB funnel 3 steps, 90 days, breakdown by source kind', 'source_kind'],
+          ['tenByCategory', 'DuckDB funnel 10 steps, 90 days, 30-day window, breakdown by category', 'category'],
+        ] as const) {
+          const pg = funnelResults.get(key)!;
+          const query = funnels[key];
+          const spec: DuckFunnel = {
+            steps: query.steps.map((step) => step.event),
+            fromMs: Date.parse(pg.range.from),
+            toMs: Date.parse(pg.range.to),
+            windowMs: query.conversionWindow.amount * 86_400_000,
+            ...(breakdown ? { breakdown } : {}),
+          };
+          const { timing, last } = await timed(name, runs, () => duckFunnel(duck.connection, parquet, spec), () => 0, log);
+          const answer = last as Awaited<ReturnType<typeof duckFunnel>>;
+          const pgCounts = pg.steps.map((step) => step.count);
+          let same = JSON.stringify(pgCounts) === JSON.stringify(answer.counts);
+          for (const group of pg.breakdown ?? []) same &&= JSON.stringify(group.steps.map((step) => step.count)) === JSON.stringify(answer.breakdown.get(group.value));
+          if (!same) log(`  MISMATCH ${name}: PostgreSQL ${JSON.stringify(pgCounts)}, DuckDB ${JSON.stringify(answer.counts)}`);
+          const pgTiming = results.find((r) => r.name === cases.find((c) => c.funnel === key)!.name)!;
+          reference.push({
+            ...timing,
+            same,
+            postgresMs: pgTiming.medianMs,
+            ratioWall: Math.round((pgTiming.medianMs / timing.medianMs) * 10) / 10,
+            ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.processCpuS)) * 10) / 10,
+          });
+        }
+      } finally {
+        duck.close();
       }
-      results.push({ name: benchCase.name, medianMs: median(runsMs), runsMs });
-      log(`  ${benchCase.name}: median ${median(runsMs)} ms (${runsMs.join(', ')})`);
     }
     const summary = [
-      `data: ${profiles.toLocaleString('en')} profiles, ${events.toLocaleString('en')} events generated in ${data.seconds} s`,
-      ...results.map((r) => `${r.name.padEnd(56)} median ${String(r.medianMs).padStart(6)} ms   runs ${r.runsMs.join(', ')}`),
-      `load average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+      `data: ${profiles.toLocaleString('en')} profiles, ${events.toLocaleString('en')} events generated in ${data.seconds} s, vacuum analyze ${vacuumSeconds} s`,
+      `load average at start: ${loadAtStart.join(' ')}`,
+      ...results.map((r) => `${r.name.padEnd(66)} median ${String(r.medianMs).padStart(6)} ms  CPU ${r.postgresCpuS} s pg + ${r.processCpuS} s node  runs ${r.runsMs.join(', ')}`),
+      ...(exportSeconds ? [`export: COPY → CSV ${exportSeconds.csv} s, CSV → Parquet ${exportSeconds.parquet} s, ${exportSeconds.parquetMb} MB`] : []),
+      ...reference.map(
+        (r) =>
+          `${r.name.padEnd(66)} median ${String(r.medianMs).padStart(6)} ms  CPU ${r.processCpuS} s  same answer: ${r.same ? 'yes' : 'NO'}  PostgreSQL/DuckDB wall ${r.ratioWall}×, CPU ${r.ratioCpu}×`,
+      ),
+      `load average at the end: ${load().join(' ')}`,
     ];
-    return { machine: machine(), profiles, events, results, summary };
+    return { machine: machine(), profiles, events, runs, loadAtStart, results, export: exportSeconds, reference, summary };
   } finally {
     await db.end();
     await server.stop();

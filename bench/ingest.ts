@@ -136,9 +136,17 @@ async function registerNoStoreRoute(app: FastifyInstance, db: Db): Promise<void>
         (error: Error) => done(error, undefined),
       );
     });
-    scope.post(NO_STORE_PATH, { schema: { response: { 200: IngestResponseSchema } } }, async (request) => {
-      const key = presentedWriteKey(request, request.body);
-      const resolved = key ? await keys.resolve(key) : null;
+    // The same access declaration as the collection routes: the access hook (privacy/access.ts)
+    // closes any route without one (403 route_without_permission), and it resolves the write key
+    // once the body is read, as for POST /v1/batch.
+    const config = { permission: 'events.write', credentialsInBody: true };
+    scope.post(NO_STORE_PATH, { config, schema: { response: { 200: IngestResponseSchema } } }, async (request) => {
+      const principal = request.access?.principal;
+      let resolved = principal?.kind === 'key' ? principal.key : null;
+      if (!resolved) {
+        const key = presentedWriteKey(request, request.body);
+        resolved = key ? await keys.resolve(key) : null;
+      }
       if (!resolved || resolved.kind !== 'write') throw new ApiError(401, 'unauthorized', 'Unknown or disabled write key');
       const body = request.body;
       if (!checkBatch.Check(body)) throw new ApiError(400, 'invalid_request', 'a batch body is {"batch": [events]}', 'batch');
@@ -167,6 +175,14 @@ async function runClientPhase(config: ClientConfig, pgPid: number): Promise<Phas
   if (!answer.report) throw new Error(`The load client failed: ${answer.error}`);
   const report = answer.report;
   const { peakRssMb, cpu } = meter.finish(report.cpuSeconds, report.events);
+  // A phase whose requests failed measured the error path, not the work: stop the run loudly.
+  const failed = Object.values(report.failures).reduce((sum, n) => sum + n, 0);
+  if (failed > 0 || report.accepted !== report.events) {
+    throw new Error(
+      `${config.url}: ${failed} of ${report.requests} requests failed (${JSON.stringify(report.failures)}), ` +
+        `${report.accepted} of ${report.events} events accepted; first failure: ${report.firstFailure ?? 'none'}`,
+    );
+  }
   const wholeSeconds = report.eventsPerSecond.slice(0, Math.floor(report.seconds));
   return {
     events: report.events,

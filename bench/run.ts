@@ -55,8 +55,9 @@ async function loadBenchmark(name: (typeof NAMES)[number]): Promise<Benchmark | 
     return () => benchDecide();
   }
   if (name === 'journeys') {
-    // bench/journeys.ts: executor steps/s, bytes per waiting instance, segment entry → instance latency
-    // (BENCH_JOURNEY_INSTANCES, BENCH_JOURNEY_ENTRIES, BENCH_JOURNEY_RATE).
+    // bench/journeys.ts: executor steps/s and CPU per step, waiting instances (bytes, idle cost), timer
+    // wake-up lag, trigger event → provider called (BENCH_JOURNEY_INSTANCES, BENCH_JOURNEY_WAITING,
+    // BENCH_JOURNEY_TIMER_RATE, BENCH_JOURNEY_TIMER_SECONDS, BENCH_JOURNEY_ENTRIES, BENCH_JOURNEY_RATE).
     const { benchJourneys } = await import('./journeys.ts');
     return () => benchJourneys();
   }

@@ -11,6 +11,13 @@ import { ProfilePage } from './pages/profile.tsx';
 import { ProfilesPage } from './pages/profiles.tsx';
 import { SegmentEditorPage } from './pages/segment-editor.tsx';
 import { SegmentsPage } from './pages/segments.tsx';
+import { SourcesPage } from './pages/data.tsx';
+import { ImportsPage } from './pages/data-imports.tsx';
+import { QuarantinePage } from './pages/data-quarantine.tsx';
+import { IdentitySettingsPage } from './pages/data-identity.tsx';
+import { ApiKeysPage, MembersPage, WorkspaceSettingsPage } from './pages/settings.tsx';
+import { ChannelsPage, MessagingPolicyPage } from './pages/settings-channels.tsx';
+import { TagsPage } from './pages/tags.tsx';
 import { RangeProvider } from './range-context.tsx';
 import { Link, matchPath, useLocation } from './router.tsx';
 
@@ -38,6 +45,18 @@ const ROUTES: Route[] = [
   { pattern: '/journeys/:key', render: (p) => <JourneyEditorPage key={p.key} journeyKey={p.key!} /> },
   { pattern: '/analytics', render: () => <AnalyticsPage tab="funnel" /> },
   { pattern: '/analytics/:tab', render: (p) => <AnalyticsPage tab={p.tab!} /> },
+  { pattern: '/tags', render: () => <TagsPage /> },
+  { pattern: '/data', render: () => <SourcesPage /> },
+  { pattern: '/data/sources', render: () => <SourcesPage /> },
+  { pattern: '/data/imports', render: () => <ImportsPage /> },
+  { pattern: '/data/quarantine', render: () => <QuarantinePage /> },
+  { pattern: '/data/identity', render: () => <IdentitySettingsPage /> },
+  { pattern: '/settings', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/workspace', render: () => <WorkspaceSettingsPage /> },
+  { pattern: '/settings/members', render: () => <MembersPage /> },
+  { pattern: '/settings/keys', render: () => <ApiKeysPage /> },
+  { pattern: '/settings/channels', render: () => <ChannelsPage /> },
+  { pattern: '/settings/messaging', render: () => <MessagingPolicyPage /> },
 ];
 
 const NAV: Array<{ to: string; label: MessageKey }> = [
@@ -48,6 +67,8 @@ const NAV: Array<{ to: string; label: MessageKey }> = [
   { to: '/destinations', label: 'nav.destinations' },
   { to: '/journeys', label: 'nav.journeys' },
   { to: '/analytics', label: 'nav.analytics' },
+  { to: '/data/sources', label: 'nav.data' },
+  { to: '/settings/workspace', label: 'nav.settings' },
 ];
 
 function LanguageSwitch() {
@@ -147,7 +168,7 @@ export function App() {
             <ul>
               {NAV.map((item) => (
                 <li key={item.to}>
-                  <Link to={item.to} aria-current={section === item.to ? 'page' : undefined}>
+                  <Link to={item.to} aria-current={section === '/' + (item.to.split('/')[1] ?? '') ? 'page' : undefined}>
                     {t(item.label)}
                   </Link>
                 </li>

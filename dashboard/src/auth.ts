@@ -77,3 +77,9 @@ export function currentRole(credentials: Credentials | null = currentCredentials
 export function canChange(credentials: Credentials | null = currentCredentials()): boolean {
   return currentRole(credentials) !== 'viewer';
 }
+
+/** The workspace the admin-style paths (/admin/workspaces/{workspace}/…) name: the chosen one, or a user's only one. */
+export function currentWorkspace(credentials: Credentials | null = currentCredentials()): string | null {
+  if (!credentials || credentials.kind === 'server-key') return null;
+  return credentials.workspace ?? (credentials.workspaces.length === 1 ? credentials.workspaces[0]!.id : null);
+}

@@ -7,9 +7,9 @@ import type { JourneyDefinition, JourneyNode, JourneyProblem, JourneyStats } fro
  */
 
 export type NodeKind = JourneyNode['kind'];
-export const NODE_KINDS = ['entry', 'delay', 'wait', 'split', 'random', 'send', 'end'] as const satisfies readonly NodeKind[];
+export const NODE_KINDS = ['entry', 'delay', 'wait', 'segment_wait', 'split', 'random', 'send', 'update_trait', 'webhook', 'end'] as const satisfies readonly NodeKind[];
 /** Kinds the palette adds (a journey has exactly one entry, which it starts with). */
-export const ADDABLE_KINDS = ['delay', 'wait', 'split', 'random', 'send', 'end'] as const satisfies readonly NodeKind[];
+export const ADDABLE_KINDS = ['delay', 'wait', 'segment_wait', 'split', 'random', 'send', 'update_trait', 'webhook', 'end'] as const satisfies readonly NodeKind[];
 
 /**
  * An output not connected yet. The API's schema wants a node id in every link, so an
@@ -29,8 +29,11 @@ export function outputs(node: JourneyNode): Output[] {
     case 'entry':
     case 'delay':
     case 'send':
+    case 'update_trait':
+    case 'webhook':
       return [{ field: 'next', target: node.next }];
     case 'wait':
+    case 'segment_wait':
       return [
         { field: 'happened', target: node.happened },
         { field: 'timedOut', target: node.timedOut },
@@ -118,6 +121,12 @@ export function newNode(kind: Exclude<NodeKind, 'entry'>, id: string, position: 
       };
     case 'send':
       return { id, kind, channel: 'email', template, purpose: 'marketing', next: open, position };
+    case 'segment_wait':
+      return { id, kind, segment: 'segment-key', on: 'entered', timeout: { amount: 3, unit: 'days' }, happened: open, timedOut: open, position };
+    case 'update_trait':
+      return { id, kind, addTags: ['journey-reached'], next: open, position };
+    case 'webhook':
+      return { id, kind, channelConfigKey: 'webhook', template: 'webhook', next: open, position };
     case 'end':
       return { id, kind, position };
   }
@@ -263,7 +272,11 @@ export function nodeSummary(node: JourneyNode): string {
         ? `segment ${node.trigger.segment} ${node.trigger.on ?? 'entered'}`
         : node.trigger.kind === 'event'
           ? `event ${node.trigger.event}`
-          : 'API call';
+          : node.trigger.kind === 'date'
+            ? `${node.trigger.trait} ${node.trigger.days ? `${node.trigger.days > 0 ? '+' : ''}${node.trigger.days}d ` : ''}${node.trigger.time} (${node.trigger.repeat})`
+            : node.trigger.kind === 'schedule'
+              ? `segment ${node.trigger.segment} · ${node.trigger.cron ?? node.trigger.at ?? ''}`
+              : 'API call';
     case 'delay':
       return [node.duration ? `${node.duration.amount} ${node.duration.unit}` : '', node.until ? `until ${node.until.time}` : ''].filter(Boolean).join(' ');
     case 'wait':
@@ -274,6 +287,12 @@ export function nodeSummary(node: JourneyNode): string {
       return node.branches.map((branch) => `${branch.key} ${branch.percent}%`).join(' / ');
     case 'send':
       return `${node.channel} · ${node.template}`;
+    case 'segment_wait':
+      return `${node.on} ${node.segment} ≤ ${node.timeout.amount} ${node.timeout.unit}`;
+    case 'update_trait':
+      return [...Object.keys(node.set ?? {}), ...(node.addTags ?? []).map((tag) => `#${tag}`)].join(', ');
+    case 'webhook':
+      return `${node.channelConfigKey} · ${node.template}`;
     case 'end':
       return '';
   }

@@ -31,3 +31,7 @@ export const SOURCE_ICONS: Record<SourceKind, string> = {
   crm_import: '📇',
   warehouse: '🗄️',
 };
+
+import type { CHANNEL_KINDS } from '../../server/src/channels/schemas.ts';
+export type ChannelKind = (typeof CHANNEL_KINDS)[number];
+export const CHANNEL_KIND_NAMES = ['email', 'sms', 'wechat', 'wecom', 'push', 'webhook'] as const satisfies readonly ChannelKind[];

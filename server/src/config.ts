@@ -16,6 +16,8 @@ export interface Config {
   workerConcurrency: number;
   /** Build the dashboard at start when its build is missing or stale (TOUCHPOINT_DASHBOARD_BUILD=off to skip). */
   buildDashboard: boolean;
+  /** Requests per second per client IP (collection, API) and per API caller; 0 turns one off. */
+  rateLimits: { collectionPerIp: number | null; apiPerIp: number | null; apiPerCaller: number | null };
 }
 
 function intFromEnv(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -41,5 +43,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     runWorker: env.TOUCHPOINT_WORKER !== 'off',
     workerConcurrency: intFromEnv(env, 'TOUCHPOINT_WORKER_CONCURRENCY', 4),
     buildDashboard: env.TOUCHPOINT_DASHBOARD_BUILD !== 'off',
+    rateLimits: {
+      collectionPerIp: intFromEnv(env, 'TOUCHPOINT_RATE_LIMIT_COLLECTION_IP', 1000) || null,
+      apiPerIp: intFromEnv(env, 'TOUCHPOINT_RATE_LIMIT_API_IP', 100) || null,
+      apiPerCaller: intFromEnv(env, 'TOUCHPOINT_RATE_LIMIT_API_CALLER', 100) || null,
+    },
   };
 }

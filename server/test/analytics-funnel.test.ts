@@ -142,6 +142,14 @@ describe('funnels (hand-built history)', () => {
     expect(lastValues).toEqual({ null: 6, tv: 2 }); // carol and dan stopped at their view
   });
 
+  it('breaks down by the kind of source the attributed event came from', async () => {
+    const { rows } = await t.db.query<{ kind: string }>('select distinct s.kind from events e join sources s on s.id = e.source_id where e.workspace_id = $1', [t.workspace.id]);
+    expect(rows).toHaveLength(1); // every event here came through the test app's one source
+    const overall = counts(await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS }));
+    const result = await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS, breakdown: { kind: 'source' } });
+    expect(result.breakdown.map((b: { value: string | null; steps: Array<{ count: number }> }) => [b.value, counts(b)])).toEqual([[rows[0]!.kind, overall]]);
+  });
+
   it('lists the profiles that dropped after a step', async () => {
     const result = await post('/v1/analytics/funnels', { range: MARCH, steps: STEPS, dropOff: { step: 2 } });
     const expected = await Promise.all(['bob', 'frank', 'grace', 'hank'].map(profileOf));
@@ -224,9 +232,11 @@ describe('funnels (random histories against a reimplementation)', () => {
     t = await startTestApp();
     post = analyticsCaller(t, await serverKey(t));
     const next = random(42);
-    for (let p = 0; p < 120; p++) {
+    // 120 ordinary profiles, then 25 busy ones (30–90 events): many starts per profile, whose
+    // chains overlap — where the sequential matcher's per-step pointers and its early stop (0042) act.
+    for (let p = 0; p < 145; p++) {
       const profileId = crypto.randomUUID();
-      const count = 1 + Math.floor(next() * 14);
+      const count = p < 120 ? 1 + Math.floor(next() * 14) : 30 + Math.floor(next() * 61);
       for (let k = 0; k < count; k++) {
         // Whole minutes over 12 days, so ties in time happen and are ordered by seq (insert order).
         const at = start + Math.floor(next() * 12 * 24 * 60) * MIN;

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { putAccount } from '../src/channels/accounts.ts';
 import type { MessageRequest } from '../src/channels/contract.ts';
+import { createDispatcher } from '../src/channels/dispatch.ts';
 import { cancelMessages, enqueueMessage, enqueueMessages, holdMessages, listMessages } from '../src/channels/index.ts';
 import { flushMessageEvents, getMessage } from '../src/channels/messages.ts';
 import { addSuppressions, putPolicy, putSubscriptionGroup, setSubscription } from '../src/channels/policy.ts';
@@ -120,6 +121,40 @@ describe('enqueue', () => {
     const more = await enqueue([request(london, { workspaceId: quietWs, origin, ratePerSecond: 2, purpose: 'transactional' })], late);
     const due = await Promise.all([...paced, ...more].map(async (r) => (await getMessage(db, quietWs, r.messageId))!.dueAt.getTime() - late.getTime()));
     expect(due).toEqual([0, 500, 1000, 1500, 2000]);
+  });
+
+  it('quiet hours hold across DST changes in the profile zone: due when the local window opens, not sent before', async () => {
+    const dstWs = (await createWorkspace(db, { slug: 'dst', name: 'DST' })).id;
+    await setUp(dstWs);
+    await putPolicy(db, dstWs, { frequencyCaps: [], quietHours: { start: '21:00', end: '08:00' }, requireOptIn: [] });
+    const newYork = await insertProfile(db, dstWs, { traits: { phone: '+12125550100', timezone: 'America/New_York' } });
+    const berlin = await insertProfile(db, dstWs, { traits: { phone: '+4930555010', timezone: 'Europe/Berlin' } });
+    // 23:00 EST before the spring-forward night → 08:00 EDT = 12:00Z; 23:00 CEST before the fall-back night → 08:00 CET = 07:00Z.
+    const [spring] = await enqueue([request(newYork, { workspaceId: dstWs })], new Date('2026-03-08T04:00:00Z'));
+    const [autumn] = await enqueue([request(berlin, { workspaceId: dstWs })], new Date('2026-10-24T21:00:00Z'));
+    expect((await getMessage(db, dstWs, spring!.messageId))!.dueAt).toEqual(new Date('2026-03-08T12:00:00Z'));
+    expect((await getMessage(db, dstWs, autumn!.messageId))!.dueAt).toEqual(new Date('2026-10-25T07:00:00Z'));
+    const sent: string[] = [];
+    let clock = new Date('2026-03-08T11:59:00Z');
+    const d = createDispatcher({
+      db,
+      secretsKey: TEST_SECRETS_KEY,
+      publicUrl: 'https://tp.example',
+      now: () => clock,
+      adapters: { twilio: { idempotent: false, send: async (_account, message) => (sent.push(message.messageId), { ok: true, providerMessageId: message.messageId }) } },
+    });
+    // The dispatcher serves every workspace: park the other tests' messages so only these two can be due.
+    await db.query(`update messages set status = 'held' where workspace_id <> $1 and status = 'queued'`, [dstWs]);
+    // 07:59 EDT: still inside the window.
+    expect(await d.dispatchOnce()).toBe(0);
+    clock = new Date('2026-03-08T12:00:00Z');
+    expect(await d.dispatchOnce()).toBe(1);
+    expect(sent).toEqual([spring!.messageId]);
+    clock = new Date('2026-10-25T06:59:00Z');
+    expect(await d.dispatchOnce()).toBe(0);
+    clock = new Date('2026-10-25T07:00:00Z');
+    expect(await d.dispatchOnce()).toBe(1);
+    expect(sent).toEqual([spring!.messageId, autumn!.messageId]);
   });
 
   it('sends to the survivor of a merge', async () => {

@@ -91,3 +91,63 @@ describe('enqueue guards', () => {
     expect(quietHoursEnd(new Date('2026-01-01T12:15:00Z'), 'UTC', '09:00', '09:00')).toBeUndefined();
   });
 });
+
+describe('quiet hours across DST changes (the local calendar of the profile zone)', () => {
+  const at = (iso: string) => new Date(iso);
+  const night = (instant: string, zone: string) => quietHoursEnd(at(instant), zone, '21:00', '08:00');
+
+  it('New York spring forward (8 March 2026, 02:00 EST → 03:00 EDT): opens at 08:00 EDT, not an hour late', () => {
+    // 23:00 EST on 7 March; nine wall-clock hours later is 08:00 EDT = 12:00Z (eight real hours).
+    expect(night('2026-03-08T04:00:00Z', 'America/New_York')).toEqual(at('2026-03-08T12:00:00Z'));
+  });
+
+  it('New York fall back (1 November 2026, 02:00 EDT → 01:00 EST): opens at 08:00 EST, never at 07:00 inside the window', () => {
+    // 22:00 EDT on 31 October; ten wall hours by the clock are eleven real hours.
+    expect(night('2026-11-01T02:00:00Z', 'America/New_York')).toEqual(at('2026-11-01T13:00:00Z'));
+  });
+
+  it('Berlin spring forward and fall back', () => {
+    // 23:00 CET on 28 March → 07:00 CEST on 29 March = 05:00Z.
+    expect(quietHoursEnd(at('2026-03-28T22:00:00Z'), 'Europe/Berlin', '22:00', '07:00')).toEqual(at('2026-03-29T05:00:00Z'));
+    // 23:00 CEST on 24 October → 07:00 CET on 25 October = 06:00Z.
+    expect(quietHoursEnd(at('2026-10-24T21:00:00Z'), 'Europe/Berlin', '22:00', '07:00')).toEqual(at('2026-10-25T06:00:00Z'));
+  });
+
+  it('an end inside the spring-forward gap opens when the gap ends; an end that happens twice opens at the next occurrence, the same day', () => {
+    // 01:15 EST on 8 March, window 01:00–02:30: 02:30 never happens that night; the clock jumps to 03:00 EDT = 07:00Z.
+    expect(quietHoursEnd(at('2026-03-08T06:15:00Z'), 'America/New_York', '01:00', '02:30')).toEqual(at('2026-03-08T07:00:00Z'));
+    // 1 November, window 01:00–01:30, which happens twice: first at 01:10 EDT, then at 01:10 EST.
+    expect(quietHoursEnd(at('2026-11-01T05:10:00Z'), 'America/New_York', '01:00', '01:30')).toEqual(at('2026-11-01T05:30:00Z'));
+    expect(quietHoursEnd(at('2026-11-01T05:30:00Z'), 'America/New_York', '01:00', '01:30')).toBeUndefined();
+    expect(quietHoursEnd(at('2026-11-01T06:10:00Z'), 'America/New_York', '01:00', '01:30')).toEqual(at('2026-11-01T06:30:00Z'));
+  });
+
+  it('matches a minute-by-minute walk of the local clock around every change (never inside, never later, never a day skipped)', () => {
+    const cases: [string, string, string, string][] = [
+      ['America/New_York', '2026-03-07T00:00:00Z', '21:00', '08:00'],
+      ['America/New_York', '2026-10-31T00:00:00Z', '21:00', '08:00'],
+      ['America/New_York', '2026-03-07T12:00:00Z', '01:30', '02:30'],
+      ['America/New_York', '2026-10-31T12:00:00Z', '00:30', '01:30'],
+      ['Europe/Berlin', '2026-03-28T00:00:00Z', '22:00', '07:00'],
+      ['Europe/Berlin', '2026-10-24T00:00:00Z', '02:15', '02:45'],
+      ['Australia/Lord_Howe', '2026-04-04T00:00:00Z', '01:00', '02:00'],
+    ];
+    const MINUTE = 60_000;
+    for (const [zone, from, start, end] of cases) {
+      const s = Number(start.slice(0, 2)) * 60 + Number(start.slice(3));
+      const e = Number(end.slice(0, 2)) * 60 + Number(end.slice(3));
+      const format = new Intl.DateTimeFormat('en-GB', { timeZone: zone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+      const quiet = (instant: number) => {
+        const local = format.formatToParts(new Date(instant));
+        const minutes = Number(local.find((p) => p.type === 'hour')!.value) * 60 + Number(local.find((p) => p.type === 'minute')!.value);
+        return s < e ? minutes >= s && minutes < e : minutes >= s || minutes < e;
+      };
+      for (let t = Date.parse(from); t < Date.parse(from) + 2 * 86_400_000; t += 20 * MINUTE) {
+        let walk = t;
+        while (quiet(walk)) walk += MINUTE;
+        const opens = quietHoursEnd(new Date(t), zone, start, end);
+        expect(opens?.getTime() ?? t, `${zone} ${start}–${end} at ${new Date(t).toISOString()}`).toBe(walk);
+      }
+    }
+  });
+});

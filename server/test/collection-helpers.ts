@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
+import { openQuarantinePayload } from '../src/privacy/sealed-payloads.ts';
 import { basicAuth, type TestApp } from './support/app.ts';
 
 /** A stored event as the tests look at it: times as ISO strings, nulls left out for readable diffs. */
@@ -59,11 +60,12 @@ export async function storedEvents(t: TestApp, where = 'true', params: unknown[]
 }
 
 export async function quarantined(t: TestApp, where = 'true', params: unknown[] = []): Promise<QuarantineRow[]> {
-  const { rows } = await t.db.query<QuarantineRow>(
-    `select id, source_id, endpoint, message_id, reason, field, errors, payload from quarantine where ${where} order by received_at, message_id`,
+  const { rows } = await t.db.query<QuarantineRow & { workspace_id: string }>(
+    `select workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload from quarantine where ${where} order by received_at, message_id`,
     params,
   );
-  return rows;
+  // Payloads are stored sealed by the workspace data key (privacy/sealed-payloads.ts).
+  return Promise.all(rows.map(async ({ workspace_id, ...row }) => ({ ...row, payload: await openQuarantinePayload(t.db, workspace_id, row.payload) })));
 }
 
 /** Timestamps come back from `to_json` in the session time zone; this compares instants. */

@@ -1,3 +1,4 @@
+import { openQuarantinePayload } from '../src/privacy/sealed-payloads.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareReplay, recordToPayload } from '../src/ingest/quarantine.ts';
 import { quarantine } from '../src/ingest/store.ts';
@@ -244,7 +245,8 @@ describe('quarantine', () => {
     );
     expect(rows).toHaveLength(1);
     expect(rows[0]!.status).toBe('discarded');
-    expect(JSON.parse(rows[0]!.payload)).toMatchObject({ event: 'Junk', messageId: 'q-junk' });
+    expect(rows[0]!.payload).toMatch(/^tpe1\./); // sealed at rest (privacy/sealed-payloads.ts)
+    expect(JSON.parse(await openQuarantinePayload(t.db, t.workspace.id, rows[0]!.payload))).toMatchObject({ event: 'Junk', messageId: 'q-junk' });
 
     const replayedId = await reject('track', { event: 'Kept', messageId: 'q-kept' });
     await call('POST', `${base}/${replayedId}/replay`, { payload: { userId: 'u', event: 'Kept', messageId: 'q-kept' } });

@@ -1,4 +1,5 @@
-import { apiRequest, type QueryValue } from './client.ts';
+import { currentWorkspace } from '../auth.ts';
+import { apiRequest, ApiRequestError, uploadFile, type QueryValue } from './client.ts';
 import type {
   CatalogueEventDetail,
   CatalogueList,
@@ -14,6 +15,7 @@ import type {
   ProfileSegments,
   Segment,
   SegmentList,
+  SegmentTrends,
   TagList,
   Timeline,
   Transitions,
@@ -21,13 +23,55 @@ import type {
   UnmergeResult,
   UpdateSegment,
 } from './types.ts';
+import type {
+  ApiKey,
+  BulkReplayResult,
+  ChannelAccount,
+  ChannelAccountBody,
+  CollectionSettings,
+  CreateSource,
+  IdentitySettingsView,
+  IdentitySettings,
+  IdentityStats,
+  ImportJob,
+  IssuedKey,
+  Member,
+  Policy,
+  QuarantineDetail,
+  QuarantineList,
+  ReplayResult,
+  Role,
+  RotatedKey,
+  Source,
+  SubscriptionGroup,
+  Tag,
+  TagLibrary,
+  User,
+  Workspace,
+} from './types.ts';
 
 import type * as T from './types.ts';
 
 const enc = encodeURIComponent;
 
+/** `/admin/workspaces/{current}`: governance paths name the workspace; a server key cannot say which it is. */
+function ws(): string {
+  const workspace = currentWorkspace();
+  if (!workspace) throw new ApiRequestError(0, 'user_required', 'Sign in with a user account to manage the workspace (a server key does not say which workspace it belongs to)');
+  return `/admin/workspaces/${enc(workspace)}`;
+}
+
+type Items<T> = { items: T[] };
+
+/** A request under /admin/workspaces/{current}; async, so a missing workspace is a rejected promise like any API error. */
+async function adminRequest<T>(method: string, suffix: string, options?: Parameters<typeof apiRequest>[2]): Promise<T> {
+  return apiRequest<T>(method, `${ws()}${suffix}`, options);
+}
+
 /** The documented API the dashboard uses, one typed function per call. */
 export const api = {
+  segmentTrends: (range: { from: string; to: string }, key?: string, signal?: AbortSignal) =>
+    apiRequest<SegmentTrends>('GET', '/v1/overview/segment-trends', { query: { ...range, key }, signal }),
   overview: (range: { from: string; to: string }, signal?: AbortSignal) => apiRequest<Overview>('GET', '/v1/overview', { query: range, signal }),
 
   searchProfiles: (query: Record<string, QueryValue>, signal?: AbortSignal) =>
@@ -106,4 +150,56 @@ export const api = {
   runReport: (key: string, range: { from: string; to: string } | undefined, signal?: AbortSignal) =>
     apiRequest<T.ReportRun>('POST', `/v1/analytics/reports/${enc(key)}/run`, { body: range ? { range } : {}, signal }),
   archiveReport: (key: string) => apiRequest<T.Report>('DELETE', `/v1/analytics/reports/${enc(key)}`),
+
+  // ---- Data: sources and keys, imports, quarantine, identity settings
+  workspace: (signal?: AbortSignal) => adminRequest<Workspace>('GET', '', { signal }),
+  updateWorkspace: (body: { name?: string; timeZone?: string }) => adminRequest<Workspace>('PATCH', '', { body }),
+  sources: (signal?: AbortSignal) => adminRequest<Items<Source>>('GET', `/sources`, { signal }),
+  createSource: (body: CreateSource) => adminRequest<{ source: Source; writeKey: IssuedKey }>('POST', `/sources`, { body }),
+  updateSource: (id: string, body: { status?: 'active' | 'disabled'; name?: string; rateLimitPerSecond?: number | null }) =>
+    adminRequest<Source>('PATCH', `/sources/${enc(id)}`, { body }),
+  keys: (signal?: AbortSignal) => adminRequest<Items<ApiKey>>('GET', `/keys`, { signal }),
+  createKey: (body: { kind: 'write' | 'server'; sourceId?: string; permissions?: string[] }) => adminRequest<IssuedKey>('POST', `/keys`, { body }),
+  setKeyStatus: (id: string, status: 'active' | 'disabled') => adminRequest<ApiKey>('PATCH', `/keys/${enc(id)}`, { body: { status } }),
+  rotateKey: (id: string, graceSeconds: number) => adminRequest<RotatedKey>('POST', `/keys/${enc(id)}/rotate`, { body: { graceSeconds } }),
+
+  imports: (signal?: AbortSignal) => apiRequest<Items<ImportJob>>('GET', '/v1/imports', { signal }),
+  importJob: (id: string, signal?: AbortSignal) => apiRequest<ImportJob>('GET', `/v1/imports/${enc(id)}`, { signal }),
+  startImport: (file: File, query: Record<string, QueryValue>, onProgress?: (sent: number, total: number) => void) =>
+    uploadFile<ImportJob>('/v1/imports', file, { query: { fileName: file.name, ...query }, onProgress }),
+  importRejectsUrl: (id: string) => `/v1/imports/${enc(id)}/rejects.ndjson`,
+
+  quarantine: (query: Record<string, QueryValue>, signal?: AbortSignal) => adminRequest<QuarantineList>('GET', `/quarantine`, { query, signal }),
+  quarantineItem: (id: string, signal?: AbortSignal) => adminRequest<QuarantineDetail>('GET', `/quarantine/${enc(id)}`, { signal }),
+  replay: (id: string, payload?: unknown) => adminRequest<ReplayResult>('POST', `/quarantine/${enc(id)}/replay`, { body: payload === undefined ? {} : { payload } }),
+  discard: (id: string) => adminRequest<unknown>('POST', `/quarantine/${enc(id)}/discard`),
+  replayAll: (body: { reason?: string; sourceId?: string }) => adminRequest<BulkReplayResult>('POST', `/quarantine/replay`, { body }),
+
+  identitySettings: (signal?: AbortSignal) => adminRequest<IdentitySettingsView>('GET', `/identity-settings`, { signal }),
+  putIdentitySettings: (identity: IdentitySettings) => adminRequest<IdentitySettingsView>('PUT', `/identity-settings`, { body: { identity } }),
+  identityStats: (signal?: AbortSignal) => adminRequest<IdentityStats>('GET', `/identity/stats`, { signal }),
+
+  // ---- Settings: workspace, collection consent, members and roles, channels, caps and quiet hours
+  collectionSettings: (signal?: AbortSignal) => apiRequest<CollectionSettings>('GET', '/v1/workspace/collection-settings', { signal }),
+  putCollectionSettings: (body: Partial<CollectionSettings>) => apiRequest<CollectionSettings>('PATCH', '/v1/workspace/collection-settings', { body }),
+  members: (signal?: AbortSignal) => adminRequest<Items<Member>>('GET', `/members`, { signal }),
+  putMember: (userId: string, role: string) => adminRequest<Member>('PUT', `/members/${enc(userId)}`, { body: { role } }),
+  removeMember: (userId: string) => adminRequest<null>('DELETE', `/members/${enc(userId)}`),
+  roles: (signal?: AbortSignal) => adminRequest<Items<Role>>('GET', `/roles`, { signal }),
+  users: (signal?: AbortSignal) => apiRequest<Items<User>>('GET', '/admin/users', { signal }),
+  createUser: (body: { email: string; name?: string; password: string }) => apiRequest<User>('POST', '/admin/users', { body }),
+
+  channelAccounts: (signal?: AbortSignal) => apiRequest<Items<ChannelAccount>>('GET', '/v1/channels/accounts', { signal }),
+  putChannelAccount: (body: ChannelAccountBody) => apiRequest<ChannelAccount>('PUT', `/v1/channels/accounts/${enc(body.key)}`, { body }),
+  deleteChannelAccount: (key: string) => apiRequest<unknown>('DELETE', `/v1/channels/accounts/${enc(key)}`),
+  subscriptionGroups: (signal?: AbortSignal) => apiRequest<Items<SubscriptionGroup>>('GET', '/v1/channels/subscription-groups', { signal }),
+  putSubscriptionGroup: (body: { key: string; name: string; channel?: string; mode?: 'opt_in' | 'opt_out' }) =>
+    apiRequest<SubscriptionGroup>('PUT', `/v1/channels/subscription-groups/${enc(body.key)}`, { body }),
+  policy: (signal?: AbortSignal) => apiRequest<Policy>('GET', '/v1/channels/policy', { signal }),
+  putPolicy: (body: Policy) => apiRequest<Policy>('PUT', '/v1/channels/policy', { body }),
+
+  tagLibrary: (locale: string, signal?: AbortSignal) => apiRequest<TagLibrary>('GET', '/v1/tags/library', { query: { locale }, signal }),
+  enableTag: (template: string, locale: string) => apiRequest<Tag>('POST', '/v1/tags', { body: { template, locale } }),
+  disableTag: (key: string) => apiRequest<Tag>('DELETE', `/v1/tags/${enc(key)}`),
+  refreshSegment: (key: string) => apiRequest<{ segment: Segment; computed: unknown[] }>('POST', `/v1/segments/${enc(key)}/refresh`),
 };

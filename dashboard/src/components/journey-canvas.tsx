@@ -30,7 +30,18 @@ interface NodeData extends Record<string, unknown> {
 type FlowNode = Node<NodeData, 'journey'>;
 
 // Shapes every system font has (clock and hourglass emoji are missing on many Linux desktops).
-const KIND_ICON: Record<JourneyNode['kind'], string> = { entry: '▶', delay: '◷', wait: '◎', split: '◇', random: '◈', send: '✉', end: '■' };
+const KIND_ICON: Record<JourneyNode['kind'], string> = {
+  entry: '▶',
+  delay: '◷',
+  wait: '◎',
+  segment_wait: '◑',
+  split: '◇',
+  random: '◈',
+  send: '✉',
+  update_trait: '✎',
+  webhook: '⇄',
+  end: '■',
+};
 
 /** One node on the canvas: kind, id, what it does, its live numbers, its problems, its outputs. */
 const JourneyNodeView = memo(function JourneyNodeView({ data, selected }: NodeProps<FlowNode>) {

@@ -16,7 +16,7 @@ export function DestinationsPage() {
       {destinations.data?.items.map((destination) => (
         <Card key={destination.id} title={destination.name} actions={<span className={`status ${destination.status}`}>{destination.status}</span>}>
           <p>
-            {t('destinations.url')}: <code>{destination.url}</code> · secret …{destination.secretHint}
+            {t('destinations.url')}: <code>{destination.url}</code> · {t('destinations.secretHint', { hint: destination.secretHint })}
           </p>
           {destination.segments.length === 0 ? (
             <Empty>{t('profile.noSegments')}</Empty>
@@ -27,7 +27,7 @@ export function DestinationsPage() {
                   <th scope="col">{t('destinations.segments')}</th>
                   <th scope="col">{t('common.status')}</th>
                   <th scope="col" className="num">
-                    batches / changes
+                    {t('destinations.batchesChanges')}
                   </th>
                   <th scope="col" className="num">
                     {t('destinations.deadLetters')}

@@ -30,6 +30,20 @@ export function OverviewPage() {
               note={t('overview.identifiedOf', { identified: format.number(data.identifiedProfiles), profiles: format.number(data.profiles) })}
             />
           </div>
+          <div className="metrics" data-testid="message-metrics">
+            <Metric label={t('overview.activeJourneys')} value={format.number(data.activeJourneys)} />
+            <Metric label={t('overview.messagesSent')} value={format.number(data.messages.sent)} />
+            <Metric
+              label={t('overview.messagesDelivered')}
+              value={format.number(data.messages.delivered)}
+              note={data.messages.sent ? t('overview.ofSent', { share: format.percent(data.messages.delivered / data.messages.sent) }) : undefined}
+            />
+            <Metric
+              label={t('overview.messagesClicked')}
+              value={format.number(data.messages.clicked)}
+              note={data.messages.delivered ? t('overview.ofDelivered', { share: format.percent(data.messages.clicked / data.messages.delivered) }) : undefined}
+            />
+          </div>
           <div className="grid-2">
             <Card title={t('overview.eventsPerDay')}>
               {data.events === 0 ? (

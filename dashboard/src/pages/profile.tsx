@@ -7,7 +7,7 @@ import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import { useRange } from '../range-context.tsx';
 import { Link } from '../router.tsx';
-import { canChange } from '../auth.ts';
+import { may } from '../permissions.ts';
 import { EVENT_TYPE_NAMES, SOURCE_ICONS, SOURCE_KIND_NAMES, type SourceKind } from '../vocabulary.ts';
 import { displayName } from './profiles.tsx';
 
@@ -90,7 +90,7 @@ export function ProfilePage({ profileRef }: { profileRef: string }) {
                   {' '}
                   {identifier.source?.name ?? '—'} · {t('profile.linkedVia', { via: identifier.linkedBy.via })} · {format.dateTime(identifier.boundAt)}
                 </small>
-                <span className="row-actions" hidden={!canChange()}>
+                <span className="row-actions" hidden={!may('profiles.write')}>
                   {data.identifiers.length > 1 && (
                     <button type="button" onClick={() => setAction({ kind: 'unmerge', identifier })}>
                       {t('profile.unmerge')}
@@ -128,14 +128,59 @@ export function ProfilePage({ profileRef }: { profileRef: string }) {
           </ul>
         </Card>
         <Card title={t('profile.computed')}>
-          <KeyValues values={data.computed} empty={t('profile.noComputed')} />
+          <ComputedValues values={data.computed} models={false} empty={t('profile.noComputed')} />
+          <h3>{t('profile.scores')}</h3>
+          <ComputedValues values={data.computed} models empty={t('profile.noScores')} />
         </Card>
         <Card title={t('profile.consent')}>
-          <KeyValues values={data.consent} empty={t('profile.noConsent')} />
-          <h3>{t('profile.journeys')}</h3>
-          {data.journeys.length === 0 ? <Empty>{t('profile.noJourneys')}</Empty> : <pre>{JSON.stringify(data.journeys, null, 2)}</pre>}
+          {Object.keys(data.consent).length === 0 ? (
+            <Empty>{t('profile.noConsent')}</Empty>
+          ) : (
+            <dl className="key-values" data-testid="profile-consent">
+              {Object.entries(data.consent).map(([category, consent]) => (
+                <div key={category}>
+                  <dt>{category}</dt>
+                  <dd title={format.dateTime(consent.observedAt)}>
+                    <span className={consent.granted ? 'status active' : 'status disabled'}>{consent.granted ? t('profile.granted') : t('profile.denied')}</span>
+                  </dd>
+                </div>
+              ))}
+            </dl>
+          )}
         </Card>
       </div>
+      <Card title={t('profile.journeys')}>
+        {data.journeys.length === 0 ? (
+          <Empty>{t('profile.noJourneys')}</Empty>
+        ) : (
+          <table className="table compact" data-testid="profile-journeys">
+            <thead>
+              <tr>
+                <th scope="col">{t('profile.journey')}</th>
+                <th scope="col">{t('profile.currentStep')}</th>
+                <th scope="col">{t('profile.entered')}</th>
+                <th scope="col">{t('profile.next')}</th>
+              </tr>
+            </thead>
+            <tbody>
+              {data.journeys.map((journey) => (
+                <tr key={journey.instanceId}>
+                  <td>
+                    <Link to={`/journeys/${encodeURIComponent(journey.journeyKey)}`}>{journey.journeyName}</Link> <small className="subtle">v{journey.version}</small>
+                    {journey.holdout && <span className="chip">{t('profile.holdout')}</span>}
+                  </td>
+                  <td>
+                    <code>{journey.nodeId}</code> {journey.nodeKind && <span className="chip">{journey.nodeKind}</span>}{' '}
+                    <small className="subtle">{journey.phase === 'wait' ? t('profile.waiting') : t('profile.arriving')} · {t('profile.steps', { n: journey.stepCount })}</small>
+                  </td>
+                  <td>{format.dateTime(journey.enteredAt)}</td>
+                  <td>{format.dateTime(journey.dueAt)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
       <Card title={t('profile.timeline')}>
         <ProfileTimeline profile={data} sourceKinds={sourceKinds} />
       </Card>
@@ -184,15 +229,17 @@ function TraitTable({ traits }: { traits: Profile['traits'] }) {
   );
 }
 
-function KeyValues({ values, empty }: { values: Record<string, unknown>; empty: string }) {
-  const entries = Object.entries(values);
+/** Values written by computed traits, or by models (source name model:<key>): value, owner, time. */
+function ComputedValues({ values, models, empty }: { values: Profile['computed']; models: boolean; empty: string }) {
+  const { format } = useI18n();
+  const entries = Object.entries(values).filter(([, value]) => value.source.startsWith('model:') === models);
   if (entries.length === 0) return <Empty>{empty}</Empty>;
   return (
-    <dl className="key-values">
+    <dl className="key-values" data-testid={models ? 'profile-scores' : 'profile-computed'}>
       {entries.map(([key, value]) => (
         <div key={key}>
-          <dt>{key}</dt>
-          <dd>{show(value && typeof value === 'object' && 'value' in value ? (value as { value: unknown }).value : value)}</dd>
+          <dt title={`${value.source} · ${format.dateTime(value.observedAt)}`}>{key}</dt>
+          <dd>{typeof value.value === 'number' ? format.number(Math.round(value.value * 1000) / 1000) : show(value.value)}</dd>
         </div>
       ))}
     </dl>

@@ -1,6 +1,5 @@
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { ApiRequestError } from '../api/client.ts';
-import { authHeaders, canChange } from '../auth.ts';
+import { ApiRequestError, downloadFile } from '../api/client.ts';
 import { api } from '../api/endpoints.ts';
 import type { Preview, Segment } from '../api/types.ts';
 import { BarChart, Card, Empty, ErrorNotice, Loading } from '../components/common.tsx';
@@ -8,7 +7,11 @@ import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import { useRange } from '../range-context.tsx';
 import { Link, navigate } from '../router.tsx';
-import { errorMarker, transitionsPerDay } from '../segment-text.ts';
+import { errorMarker } from '../segment-text.ts';
+import { sizeSeries } from '../segment-trend.ts';
+import { daysOf } from '../time-range.ts';
+import { may } from '../permissions.ts';
+import { ProgressBar } from '../components/forms.tsx';
 import { SegmentBuilder } from '../components/segment-builder.tsx';
 import { asRootGroup, definitionOf, type Condition } from '../segment-builder-model.ts';
 import { KIND_LABEL } from './segments.tsx';
@@ -200,7 +203,7 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
           >
             {previewing ? t('segments.previewing') : t('segments.preview')}
           </button>
-          <button type="submit" className="primary" disabled={!canChange()}>
+          <button type="submit" className="primary" disabled={!may('segments.write')}>
             {segmentKey ? t('segments.saveChanges') : t('segments.create')}
           </button>
           {saved && (
@@ -219,6 +222,7 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
             {t('common.members')}: <strong>{format.number(existing.data.memberCount)}</strong> · {existing.data.state} · v{existing.data.version} ·{' '}
             <ExportLink segmentKey={existing.data.key} />
           </p>
+          <RecomputeButton segmentKey={existing.data.key} onDone={existing.reload} />
           <MembershipHistory segmentKey={existing.data.key} />
         </>
       )}
@@ -281,29 +285,37 @@ function PreviewPanel({ preview }: { preview: Preview }) {
   );
 }
 
-/** The CSV export needs the bearer key, so it is fetched and handed to the browser as a download. */
+/** The CSV export needs the credentials, so it is fetched (rows counted as they stream in) and handed to the browser as a download. */
 function ExportLink({ segmentKey }: { segmentKey: string }) {
-  const { t } = useI18n();
-  const [error, setError] = useState<string>();
+  const { t, format } = useI18n();
+  const [error, setError] = useState<unknown>();
+  const [progress, setProgress] = useState<{ rows: number; done: boolean } | null>(null);
   const download = async () => {
-    const response = await fetch(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, { headers: authHeaders('GET') });
-    if (!response.ok) {
-      setError(`${response.status} ${await response.text()}`);
-      return;
+    setError(undefined);
+    setProgress({ rows: 0, done: false });
+    try {
+      // The header line is not a member.
+      const result = await downloadFile(`${api.segmentExportUrl(segmentKey)}?identifiers=email,phone,user_id`, `${segmentKey}.csv`, (_bytes, lines) =>
+        setProgress({ rows: Math.max(0, lines - 1), done: false }),
+      );
+      setProgress({ rows: Math.max(0, result.lines - 1), done: true });
+    } catch (caught) {
+      setError(caught);
+      setProgress(null);
     }
-    const url = URL.createObjectURL(await response.blob());
-    const link = document.createElement('a');
-    link.href = url;
-    link.download = `${segmentKey}.csv`;
-    link.click();
-    URL.revokeObjectURL(url);
   };
   return (
     <>
       <button type="button" className="link" onClick={() => void download()}>
         {t('segments.exportCsv')}
       </button>
-      {error && <span role="alert"> {error}</span>}
+      {progress && (
+        <span className="subtle" role="status" data-testid="export-progress">
+          {' '}
+          {t(progress.done ? 'segments.exported' : 'segments.exporting', { rows: format.number(progress.rows) })}
+        </span>
+      )}
+      <ErrorNotice error={error} />
     </>
   );
 }
@@ -311,26 +323,72 @@ function ExportLink({ segmentKey }: { segmentKey: string }) {
 function MembershipHistory({ segmentKey }: { segmentKey: string }) {
   const { t, format } = useI18n();
   const { resolved } = useRange();
-  const history = useApi((signal) => api.transitions(segmentKey, { limit: 500 }, signal), [segmentKey]);
-  const inRange = (history.data?.items ?? []).filter((item) => item.at >= resolved.from && item.at < resolved.to);
-  const days = transitionsPerDay(inRange);
+  // Counted per day by the server (every transition of the range, however many).
+  const history = useApi((signal) => api.segmentTrends(resolved, segmentKey, signal), [segmentKey, resolved.from, resolved.to]);
+  const trend = history.data?.items[0];
+  const days = trend ? daysOf(resolved, history.data!.timeZone) : [];
+  const byDay = new Map((trend?.days ?? []).map((day) => [day.day, day]));
+  const sizes = trend ? sizeSeries(trend.members, trend.changedSince, days, trend.days) : [];
   return (
     <Card title={t('segments.history')}>
       <ErrorNotice error={history.error} onRetry={history.reload} />
       {history.loading && <Loading />}
-      {history.data && days.length === 0 && <Empty>{t('segments.noHistory')}</Empty>}
-      {days.length > 0 && (
-        <div className="grid-2">
-          <div>
-            <h3>{t('segments.entered')}</h3>
-            <BarChart label={t('segments.entered')} format={format.number} data={days.map((d) => ({ label: format.day(d.day), value: d.entered }))} />
+      {trend && trend.days.length === 0 && <Empty>{t('segments.noHistory')}</Empty>}
+      {trend && trend.days.length > 0 && (
+        <>
+          <h3>{t('segments.sizeOverTime')}</h3>
+          <BarChart label={t('segments.sizeOverTime')} format={format.number} data={days.map((day, i) => ({ label: format.day(day), value: sizes[i] ?? 0 }))} />
+          <div className="grid-2">
+            <div>
+              <h3>{t('segments.entered')}</h3>
+              <BarChart label={t('segments.entered')} format={format.number} data={days.map((day) => ({ label: format.day(day), value: byDay.get(day)?.entered ?? 0 }))} />
+            </div>
+            <div>
+              <h3>{t('segments.exited')}</h3>
+              <BarChart label={t('segments.exited')} format={format.number} data={days.map((day) => ({ label: format.day(day), value: byDay.get(day)?.exited ?? 0 }))} />
+            </div>
           </div>
-          <div>
-            <h3>{t('segments.exited')}</h3>
-            <BarChart label={t('segments.exited')} format={format.number} data={days.map((d) => ({ label: format.day(d.day), value: d.exited }))} />
-          </div>
-        </div>
+        </>
       )}
     </Card>
+  );
+}
+
+/** Recompute now: the request lasts as long as the computation; the elapsed time shows meanwhile. */
+function RecomputeButton({ segmentKey, onDone }: { segmentKey: string; onDone(): void }) {
+  const { t, format } = useI18n();
+  const [started, setStarted] = useState<number | null>(null);
+  const [elapsed, setElapsed] = useState(0);
+  const [result, setResult] = useState<string>('');
+  const [error, setError] = useState<unknown>();
+  useEffect(() => {
+    if (started === null) return;
+    const timer = setInterval(() => setElapsed(Date.now() - started), 250);
+    return () => clearInterval(timer);
+  }, [started]);
+  const run = async () => {
+    setError(undefined);
+    setResult('');
+    setStarted(Date.now());
+    setElapsed(0);
+    try {
+      const refreshed = await api.refreshSegment(segmentKey);
+      setResult(t('segments.recomputed', { members: format.number(refreshed.segment.memberCount), segments: refreshed.computed.length }));
+      onDone();
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setStarted(null);
+    }
+  };
+  return (
+    <>
+      <button type="button" disabled={!may('segments.write') || started !== null} onClick={() => void run()}>
+        {t('segments.recompute')}
+      </button>
+      {started !== null && <ProgressBar label={t('segments.recomputing')} value={null} text={t('segments.recomputingFor', { seconds: format.number(Math.floor(elapsed / 1000)) })} />}
+      {result && <span className="notice-inline" role="status"> {result}</span>}
+      <ErrorNotice error={error} />
+    </>
   );
 }

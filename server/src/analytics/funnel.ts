@@ -4,6 +4,7 @@ import type { Db } from '../storage/database.ts';
 import {
   BreakdownSchema,
   EventSelectorSchema,
+  type EventSelector,
   IntervalSchema,
   PERIOD_FORMAT,
   QueryBaseProperties,
@@ -14,7 +15,7 @@ import {
 } from './definition.ts';
 import { conversionRate, TIME_TO_CONVERT_BUCKETS } from './stats.ts';
 import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
-import { breakdownSql, periodSql, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql } from './sql.ts';
+import { breakdownSql, periodSql, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql, type QuerySql } from './sql.ts';
 
 export const MAX_FUNNEL_STEPS = 20;
 const MAX_EXCLUSIONS = 10;
@@ -137,7 +138,7 @@ export async function funnelSql(context: ReportContext, query: FunnelQuery): Pro
     ...exclusionTests.map((test, x) => `(case when ${test} then ${2 ** (20 + x)}::bigint else 0 end)`),
   ].join(' | ');
   // Strict order looks at every action (track, page, screen), not at identify/alias/group calls.
-  const candidate = order === 'strict' ? `e.type in ('track', 'page', 'screen')` : `(${[...stepTests, ...exclusionTests].join(' or ')})`;
+  const candidate = order === 'strict' ? `e.type in ('track', 'page', 'screen')` : `(${[...stepTests, ...exclusionTests].join(' or ')})${namesSql(q, [...query.steps, ...exclusions.map((x) => x.event)])}`;
   const attribution = query.breakdownAttribution ?? 'first_touch';
   const bdIndex = attribution === 'first_touch' ? 'hit[1]' : attribution === 'last_touch' ? 'hit[cardinality(hit)]' : `hit[${attribution}]`;
   const segment = await segmentFilterSql(context.db, q, query.segment, 'e.profile_id', context.now);
@@ -164,12 +165,22 @@ export async function funnelSql(context: ReportContext, query: FunnelQuery): Pro
              array_agg(bd order by timestamp, seq) as bds
         from matched group by profile_id
     ),
-    matches as (select profile_id, ts, bds, ${matchFn} as hit from per_profile),
+    matches as materialized (select profile_id, ts, bds, ${matchFn} as hit from per_profile),
     reached as (
       select profile_id, cardinality(hit) as reached, bds[${bdIndex}] as bd, ${stepTimes}
         from matches where cardinality(hit) > 0
     )`;
   return { reachedCte, n };
+}
+
+/**
+ * When every selector is a named track event, the redundant `e.event = any(names)` lets PostgreSQL
+ * read only those names from the events_analytics index (0041: event, time, profile, seq, type,
+ * source), without touching the wide event rows unless a filter or breakdown reads properties.
+ */
+export function namesSql(q: QuerySql, selectors: readonly EventSelector[]): string {
+  if (selectors.some((selector) => (selector.type ?? 'track') !== 'track' || selector.event === undefined)) return '';
+  return ` and e.event = any(${q.bind([...new Set(selectors.map((selector) => selector.event!))], 'text[]')})`;
 }
 
 export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery, now: Date): Promise<FunnelResult> {

@@ -6,6 +6,7 @@ import { AttributionQuerySchema, runAttribution } from './attribution.ts';
 import { TimeRangeSchema } from './definition.ts';
 import { ExperimentQuerySchema, JourneyResultsQuerySchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, runFunnel } from './funnel.ts';
+import { LifecycleQuerySchema, runLifecycle } from './lifecycle.ts';
 import { PathsQuerySchema, runPaths } from './paths.ts';
 import { RetentionQuerySchema, runRetention } from './retention.ts';
 import { runTouchpoints, TouchpointQuerySchema } from './touchpoints.ts';
@@ -23,6 +24,7 @@ const KINDS = {
   trend: { schema: TrendQuerySchema, run: runTrend as Runner },
   retention: { schema: RetentionQuerySchema, run: runRetention as Runner },
   paths: { schema: PathsQuerySchema, run: runPaths as Runner },
+  lifecycle: { schema: LifecycleQuerySchema, run: runLifecycle as Runner },
   attribution: { schema: AttributionQuerySchema, run: runAttribution as Runner },
   touchpoints: { schema: TouchpointQuerySchema, run: runTouchpoints as Runner },
   journey: { schema: JourneyResultsQuerySchema, run: runJourneyResults as Runner },

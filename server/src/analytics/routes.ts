@@ -7,6 +7,7 @@ import type { Db } from '../storage/database.ts';
 import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
 import { ExperimentQuerySchema, ExperimentResultSchema, JourneyResultsQuerySchema, JourneyResultsSchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
+import { LifecycleQuerySchema, LifecycleResultSchema, runLifecycle } from './lifecycle.ts';
 import { PathsQuerySchema, PathsResultSchema, runPaths } from './paths.ts';
 import {
   archiveReport,
@@ -78,6 +79,18 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runRetention(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.post(
+    '/v1/analytics/lifecycle',
+    {
+      config: READ,
+      schema: docs('Lifecycle: per day/week/month, active profiles split into new, returning and resurrecting, and those gone dormant', {
+        body: LifecycleQuerySchema,
+        response: { 200: LifecycleResultSchema, ...errors(400, 401, 403, 409, 503) },
+      }),
+    },
+    async (request) => runLifecycle(db, await workspaceOf(request), request.body, now()),
   );
 
   app.post(

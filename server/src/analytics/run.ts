@@ -6,6 +6,8 @@ import { querySql, type QuerySql } from './sql.ts';
 /** Every report query is cut off after this long unless the request asks for less (or more, up to 60 s). */
 export const DEFAULT_BUDGET_MS = 20_000;
 const QUERY_CANCELED = '57014';
+/** Memory one sort or hash of a report query may use before spilling (per worker). */
+const REPORT_WORK_MEM = '128MB';
 
 export interface Warning {
   field: string;
@@ -45,7 +47,11 @@ export async function reportContext(
     if (error instanceof RangeError) throw new ApiError(400, 'invalid_range', error.message, error.message.startsWith('range.') ? error.message.split(':')[0] : 'range');
     throw error;
   }
-  return { db, workspaceId, timeZone, now, range, q: querySql(workspaceId, timeZone, now), budgetMs: request.timeBudgetMs ?? DEFAULT_BUDGET_MS, warnings: [] };
+  const q = querySql(workspaceId, timeZone, now);
+  // A workspace has a handful of sources: a source breakdown reads their kinds from two bound arrays.
+  const { rows: sources } = await db.query<{ id: string; kind: string }>('select id, kind from sources where workspace_id = $1 order by id', [workspaceId]);
+  if (sources.length <= 1000) q.sources = { ids: sources.map((source) => source.id), kinds: sources.map((source) => source.kind) };
+  return { db, workspaceId, timeZone, now, range, q, budgetMs: request.timeBudgetMs ?? DEFAULT_BUDGET_MS, warnings: [] };
 }
 
 /**
@@ -59,6 +65,8 @@ export async function runBudgeted<R extends object>(context: ReportContext, sql:
       await client.query(`set local statement_timeout = ${Math.max(1, Math.round(context.budgetMs))}`);
       // Reports only read; the planner may use every core it is allowed for the big scans.
       await client.query('set local transaction read only');
+      // Per-profile sorts of a funnel's or path's events spill to disk at the default 4 MB.
+      await client.query(`set local work_mem = '${REPORT_WORK_MEM}'`);
       const { rows } = await client.query<R>(text, values);
       return rows;
     });

@@ -19,6 +19,8 @@ export interface QuerySql {
   scope: Scope;
   workspace: string;
   timeZone: string;
+  /** The workspace's sources (id → kind), when loaded: a source breakdown looks the kind up in them instead of a subquery per event. */
+  sources?: { ids: string[]; kinds: string[] };
 }
 
 export function querySql(workspaceId: string, timeZone: string, now: Date): QuerySql {
@@ -86,6 +88,7 @@ export function breakdownSql(q: QuerySql, breakdown: Breakdown | undefined, alia
   if (!breakdown) return 'null::text';
   if (breakdown.kind === 'property') return `(${eventPathSql(q, breakdown.property, alias)} #>> '{}')`;
   if (breakdown.kind === 'source') {
+    if (q.sources) return `(${q.bind(q.sources.kinds, 'text[]')})[array_position(${q.bind(q.sources.ids, 'uuid[]')}, ${alias}.source_id)]`;
     return `(select s.kind from sources s where s.workspace_id = ${q.workspace} and s.id = ${alias}.source_id)`;
   }
   return `(select t.value #>> '{}' from profile_traits t where t.workspace_id = ${q.workspace} and t.profile_id = ${alias}.profile_id and t.key = ${q.bind(breakdown.trait, 'text')})`;

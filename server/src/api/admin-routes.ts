@@ -49,6 +49,7 @@ import {
 } from '../workspaces/store.ts';
 import { requireAdmin, type KeyResolver } from './auth.ts';
 import { ErrorResponseSchema } from './error-schema.ts';
+import { assertMayGrant, keyGrant } from '../privacy/grants.ts';
 import { ApiError } from './errors.ts';
 import { strictValidatorCompiler } from './validation.ts';
 
@@ -209,6 +210,7 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     async (request, reply) => {
       const workspace = await getWorkspace(db, request.params.workspace);
       const { kind, sourceId, permissions } = request.body;
+      assertMayGrant(request, keyGrant(kind, permissions ?? null), permissions ?? null, `issue this ${kind} key`, 'permissions');
       if (kind === 'write') {
         if (!sourceId) throw new ApiError(400, 'invalid_request', 'A write key belongs to a source: sourceId is required', 'sourceId');
         const source = await getSource(db, workspace.id, sourceId);
@@ -247,6 +249,9 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     },
     async (request, reply) => {
       const workspace = await getWorkspace(db, request.params.workspace);
+      const old = (await listKeys(db, workspace.id)).find((key) => key.id === request.params.keyId);
+      // Rotating hands the caller a fresh secret with the old key's permissions.
+      if (old) assertMayGrant(request, keyGrant(old.kind, old.permissions), old.permissions, 'rotate this key', 'keyId');
       const rotated = await rotateKey(db, workspace.id, request.params.keyId, request.body.graceSeconds ?? 0);
       return reply.code(201).send({ key: rotated.issued, previous: rotated.previous });
     },

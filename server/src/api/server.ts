@@ -7,6 +7,7 @@ import type { Db } from '../storage/database.ts';
 import { adminRoutes } from './admin-routes.ts';
 import { createKeyResolver } from './auth.ts';
 import { registerErrorHandler } from './errors.ts';
+import { registerRateLimits, registerSecurityHeaders, type RateLimits } from './hardening.ts';
 import { createMetrics } from './metrics.ts';
 import { operationsRoutes, registerRequestMetrics } from './operations.ts';
 import { identityAdminRoutes } from '../identity/matching-routes.ts';
@@ -19,6 +20,7 @@ import { activationRoutes } from '../activation/routes.ts';
 import { clientSegmentRoutes } from '../segments/client-routes.ts';
 import { journeyRoutes } from '../journeys/routes.ts';
 import { sdkRoutes } from './sdk-route.ts';
+import { requestForLog, scrubbingDestination, type LogDestination } from '../privacy/log-scrub.ts';
 import { registerAccessControl } from '../privacy/access.ts';
 import { userRoutes } from '../privacy/user-routes.ts';
 import { auditRoutes } from '../privacy/audit-routes.ts';
@@ -31,6 +33,8 @@ import { decisioningRoutes } from '../decisioning/routes.ts';
 import { dashboardRoutes } from '../dashboard/serve.ts';
 import { overviewRoutes } from '../dashboard/routes.ts';
 import { dropOffSegmentRoutes } from '../dashboard/drop-offs.ts';
+import { importRoutes } from '../ingest/import-routes.ts';
+import { createImportJobs, type ImportJobs } from '../ingest/import/jobs.ts';
 
 export interface ServerOptions {
   db: Db;
@@ -40,8 +44,14 @@ export interface ServerOptions {
   maxInflightIngest?: number;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
+  /** Where log lines go (default stdout); every line passes the PII scrubber (privacy/log-scrub.ts) first. */
+  logDestination?: LogDestination;
+  /** Per-IP and per-caller request limits (api/hardening.ts); omitted: none (tests, benchmarks). */
+  rateLimits?: RateLimits;
   /** The dashboard's build folder (default dashboard/dist); served at / with an SPA fallback. */
   dashboardDir?: string;
+  /** Background imports of uploaded files (default: a registry over the system's temporary folder). */
+  importJobs?: ImportJobs;
 }
 
 /** Builds the HTTP API: one Fastify plugin per concern, registered explicitly here. */
@@ -50,7 +60,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     logger:
       options.logLevel === false
         ? false
-        : { level: options.logLevel ?? 'info', redact: ['req.headers.authorization', 'req.headers["x-write-key"]'] },
+        : {
+            level: options.logLevel ?? 'info',
+            stream: scrubbingDestination(options.logDestination ?? process.stdout),
+            // Route patterns, not URLs: `/v1/profiles/email:…` would name a person.
+            serializers: { req: requestForLog },
+            redact: ['req.headers.authorization', 'req.headers["x-write-key"]', 'req.headers.cookie'],
+          },
     bodyLimit: 1024 * 1024,
     trustProxy: true,
     // Fastify's default strips unknown body fields silently; we answer 400 naming the field instead.
@@ -61,6 +77,9 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   const now = options.now ?? (() => new Date());
 
   registerErrorHandler(app);
+  await registerSecurityHeaders(app);
+  // Before access control: unauthenticated guessing is limited too.
+  if (options.rateLimits) registerRateLimits(app, options.rateLimits, now);
   // Before any route: every route declares config.permission and this hook enforces it.
   const access = registerAccessControl(app, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   app.decorate('registeredRoutes', access.routes);
@@ -114,6 +133,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(decisioningRoutes, { db: options.db, keys, now });
   await app.register(overviewRoutes, { db: options.db, keys });
   await app.register(dropOffSegmentRoutes, { db: options.db, keys, now });
+  await app.register(importRoutes, { db: options.db, keys, jobs: options.importJobs ?? createImportJobs() });
   await app.register(dashboardRoutes, { distDir: options.dashboardDir });
   return app;
 }

@@ -11,7 +11,8 @@ import { messageLinks, trackHtml, trackingKey } from './tracking.ts';
 
 /*
  * The dispatcher: takes due messages in batches (FOR UPDATE SKIP LOCKED, so several workers share
- * the queue), marks them `sending` and commits — the record that a provider call may be under
+ * the queue) within the rate limits (token buckets in PostgreSQL, shared by every process), marks
+ * them `sending` and commits — the record that a provider call may be under
  * way — then renders, calls the providers concurrently and writes every outcome of the batch in
  * one statement. A message left `sending` by a crash is settled by `reconcileOnce`: resent when
  * its provider deduplicates on our key, otherwise never repeated (dead letter `outcome_unknown`
@@ -75,42 +76,88 @@ export interface Dispatcher {
   reconcileOnce(): Promise<number>;
 }
 
-/** Sends per second per account: a token bucket each, filled continuously up to one second's worth. */
-class RateLimits {
-  private readonly buckets = new Map<string, { rate: number; tokens: number; at: number }>();
-  private loadedAt = -Infinity;
+interface Candidate {
+  workspace_id: string;
+  id: string;
+  account_key: string | null;
+  journey_id: string | null;
+  rate_per_second: number | null;
+  account_rate: number | null;
+}
 
-  async refresh(db: Db, nowMs: number): Promise<void> {
-    if (nowMs - this.loadedAt < 10_000) return;
-    this.loadedAt = nowMs;
-    const { rows } = await db.query<{ workspace_id: string; key: string; rate: number }>(
-      `select workspace_id, key, (settings ->> 'ratePerSecond')::float8 as rate from channel_accounts where settings ? 'ratePerSecond'`,
+/** The token buckets a message draws on: its account's rate and its journey's broadcast rate. */
+function bucketsOf(row: Candidate): { scope: string; rate: number }[] {
+  const buckets: { scope: string; rate: number }[] = [];
+  if (row.account_key && row.account_rate && row.account_rate > 0) buckets.push({ scope: `account:${row.account_key}`, rate: row.account_rate });
+  if (row.journey_id && row.rate_per_second && row.rate_per_second > 0) buckets.push({ scope: `journey:${row.journey_id}`, rate: row.rate_per_second });
+  return buckets;
+}
+
+/**
+ * Takes due messages within the rate limits, shared by every dispatcher process through
+ * PostgreSQL: the candidates are locked (SKIP LOCKED), then the token buckets they need are
+ * locked in one order (so two dispatchers queue behind each other instead of deadlocking),
+ * refilled for the time passed (up to one second's worth, at least one token) and drawn on,
+ * and the admitted messages become `sending` — all in one transaction.
+ */
+async function claimWithinLimits(client: DbClient, at: Date, batchSize: number): Promise<ClaimedRow[]> {
+  const { rows: candidates } = await client.query<Candidate>(
+    `with c as (
+       select workspace_id, id, account_key, journey_id, rate_per_second, due_at from messages
+        where status = 'queued' and due_at <= $1 order by due_at limit $2 for update skip locked)
+     select c.workspace_id, c.id, c.account_key, c.journey_id, c.rate_per_second,
+            (a.settings ->> 'ratePerSecond')::float8 as account_rate
+       from c left join channel_accounts a on a.workspace_id = c.workspace_id and a.key = c.account_key
+      order by c.due_at, c.id`,
+    [at, batchSize * 4],
+  );
+  if (candidates.length === 0) return [];
+  const wanted = new Map<string, { workspaceId: string; scope: string; rate: number }>();
+  for (const row of candidates) {
+    for (const bucket of bucketsOf(row)) wanted.set(`${row.workspace_id}/${bucket.scope}`, { workspaceId: row.workspace_id, ...bucket });
+  }
+  const tokens = new Map<string, number>();
+  if (wanted.size > 0) {
+    const list = [...wanted.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, bucket]) => bucket);
+    // The do-update locks each bucket row (in the sorted order of the input) until commit.
+    const { rows } = await client.query<{ workspace_id: string; scope: string; tokens: number }>(
+      `insert into channel_rate_buckets as b (workspace_id, scope, rate, tokens, refilled_at)
+       select w, s, r, greatest(r, 1), $1 from unnest($2::uuid[], $3::text[], $4::float8[]) with ordinality as u(w, s, r, n) order by n
+       on conflict (workspace_id, scope) do update
+         set rate = excluded.rate,
+             tokens = least(greatest(excluded.rate, 1), b.tokens + greatest(0, extract(epoch from $1::timestamptz - b.refilled_at)) * excluded.rate),
+             refilled_at = greatest(b.refilled_at, $1::timestamptz)
+       returning workspace_id, scope, tokens`,
+      [at, list.map((b) => b.workspaceId), list.map((b) => b.scope), list.map((b) => b.rate)],
     );
-    const seen = new Set<string>();
-    for (const row of rows) {
-      const id = `${row.workspace_id}/${row.key}`;
-      seen.add(id);
-      const bucket = this.buckets.get(id);
-      if (bucket) bucket.rate = row.rate;
-      else this.buckets.set(id, { rate: row.rate, tokens: row.rate, at: nowMs });
-    }
-    for (const id of this.buckets.keys()) if (!seen.has(id)) this.buckets.delete(id);
+    for (const row of rows) tokens.set(`${row.workspace_id}/${row.scope}`, row.tokens);
   }
-
-  allowance(nowMs: number): Record<string, number> {
-    const allowed: Record<string, number> = {};
-    for (const [id, bucket] of this.buckets) {
-      bucket.tokens = Math.min(Math.max(bucket.rate, 1), bucket.tokens + ((nowMs - bucket.at) / 1000) * bucket.rate);
-      bucket.at = nowMs;
-      allowed[id] = Math.floor(bucket.tokens);
-    }
-    return allowed;
+  const admitted: string[][] = [[], []];
+  for (const row of candidates) {
+    if (admitted[0]!.length >= batchSize) break;
+    const keys = bucketsOf(row).map((bucket) => `${row.workspace_id}/${bucket.scope}`);
+    if (keys.some((key) => (tokens.get(key) ?? 0) < 1)) continue;
+    for (const key of keys) tokens.set(key, tokens.get(key)! - 1);
+    admitted[0]!.push(row.workspace_id);
+    admitted[1]!.push(row.id);
   }
-
-  take(id: string, count: number): void {
-    const bucket = this.buckets.get(id);
-    if (bucket) bucket.tokens -= count;
+  if (wanted.size > 0) {
+    const drawn = [...wanted.entries()];
+    await client.query(
+      `update channel_rate_buckets b set tokens = u.t from unnest($1::uuid[], $2::text[], $3::float8[]) as u(w, s, t)
+        where b.workspace_id = u.w and b.scope = u.s`,
+      [drawn.map(([, b]) => b.workspaceId), drawn.map(([, b]) => b.scope), drawn.map(([key]) => tokens.get(key) ?? 0)],
+    );
   }
+  if (admitted[0]!.length === 0) return [];
+  const { rows } = await client.query<ClaimedRow>(
+    `update messages m set status = 'sending', claimed_at = $1, updated_at = $1
+       from unnest($2::uuid[], $3::uuid[]) as a(workspace_id, id) where m.workspace_id = a.workspace_id and m.id = a.id
+     returning m.workspace_id, m.id, m.profile_id, m.channel, m.account_key, m.template_key, m.template_version, m.purpose,
+               m.address, m.variables, m.attempts`,
+    [at, admitted[0], admitted[1]],
+  );
+  return rows;
 }
 
 async function mapLimit<T, R>(items: readonly T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
@@ -139,31 +186,9 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
   let linkKeyCache: Buffer | undefined;
   const linkKey = () => (linkKeyCache ??= trackingKey(secrets()));
   const context = { fetch: options.fetch ?? fetch, now, timeoutMs: options.timeoutMs ?? 10_000 };
-  const limits = new RateLimits();
   const templates = new Map<string, Pick<StoredTemplate, 'key' | 'version' | 'defaultLocale' | 'content'>>();
 
-  async function claim(at: Date): Promise<ClaimedRow[]> {
-    await limits.refresh(db, at.getTime());
-    const allowance = limits.allowance(at.getTime());
-    const { rows } = await db.query<ClaimedRow>(
-      `with candidates as (
-         select workspace_id, id, account_key, due_at from messages
-          where status = 'queued' and due_at <= $1 order by due_at limit $2 for update skip locked),
-       ranked as (
-         select c.*, row_number() over (partition by workspace_id, account_key order by due_at, id) as rank from candidates c),
-       allowed as (
-         select workspace_id, id from ranked r
-          where coalesce(($3::jsonb ->> (r.workspace_id::text || '/' || coalesce(r.account_key, '')))::int, 2147483647) >= r.rank
-          limit $4)
-       update messages m set status = 'sending', claimed_at = $1, updated_at = $1
-         from allowed a where m.workspace_id = a.workspace_id and m.id = a.id
-       returning m.workspace_id, m.id, m.profile_id, m.channel, m.account_key, m.template_key, m.template_version, m.purpose,
-                 m.address, m.variables, m.attempts`,
-      [at, batchSize * 4, JSON.stringify(allowance), batchSize],
-    );
-    for (const row of rows) limits.take(`${row.workspace_id}/${row.account_key ?? ''}`, 1);
-    return rows;
-  }
+  const claim = (at: Date) => withTransaction(db, (client) => claimWithinLimits(client, at, batchSize));
 
   async function loadTemplates(rows: readonly ClaimedRow[]): Promise<void> {
     const missing = rows.filter((r) => r.template_version !== null && !templates.has(`${r.workspace_id}/${r.template_key}/${r.template_version}`));

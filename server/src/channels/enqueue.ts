@@ -64,6 +64,11 @@ async function enqueueInWorkspace(client: DbClient, workspaceId: string, request
     const facts = finalFacts(r.profileId);
     return facts?.exists ? addressOf(r.channel, facts) : undefined;
   });
+  await lockCappedProfiles(
+    client,
+    workspaceId,
+    requests.filter((r) => r.purpose === 'marketing').map((r) => finalFacts(r.profileId)?.profileId ?? r.profileId),
+  );
   const facts = await loadWorkspaceFacts(client, workspaceId, requests, addresses, now);
   const policy = facts.policy ?? DEFAULT_POLICY;
   const maxWindow = Math.max(0, ...policy.frequencyCaps.map((cap) => cap.windowSeconds));
@@ -145,6 +150,7 @@ async function enqueueInWorkspace(client: DbClient, workspaceId: string, request
     journey_version: p.request.origin?.journeyVersion ?? null,
     instance_id: p.request.origin?.instanceId ?? null,
     node_id: p.request.origin?.nodeId ?? null,
+    rate_per_second: p.request.ratePerSecond && p.request.ratePerSecond > 0 && p.request.origin?.journeyId ? p.request.ratePerSecond : null,
     status: p.decision.action === 'queue' ? 'queued' : 'skipped',
     reason: p.decision.action === 'skip' ? p.decision.reason : null,
     due_at: (p.decision.action === 'queue' ? p.decision.dueAt : now).toISOString(),
@@ -157,13 +163,13 @@ async function enqueueInWorkspace(client: DbClient, workspaceId: string, request
          select * from jsonb_to_recordset($2::jsonb) as x(
            id uuid, idempotency_key text, profile_id uuid, channel text, account_key text, template_key text, template_version int,
            purpose text, subscription_group text, address text, variables jsonb, journey_id text, journey_version int, instance_id text,
-           node_id text, status text, reason text, due_at timestamptz, deferred_by text)),
+           node_id text, rate_per_second float8, status text, reason text, due_at timestamptz, deferred_by text)),
        inserted as (
          insert into messages (workspace_id, id, idempotency_key, profile_id, channel, account_key, template_key, template_version, purpose,
-                               subscription_group, address, variables, journey_id, journey_version, instance_id, node_id, status, reason,
-                               due_at, created_at, updated_at)
+                               subscription_group, address, variables, journey_id, journey_version, instance_id, node_id, rate_per_second,
+                               status, reason, due_at, created_at, updated_at)
          select $1, id, idempotency_key, profile_id, channel, account_key, template_key, template_version, purpose, subscription_group,
-                address, variables, journey_id, journey_version, instance_id, node_id, status, reason, due_at, $3, $3
+                address, variables, journey_id, journey_version, instance_id, node_id, rate_per_second, status, reason, due_at, $3, $3
            from incoming
          on conflict (workspace_id, idempotency_key) do nothing
          returning id, idempotency_key),
@@ -196,6 +202,27 @@ async function enqueueInWorkspace(client: DbClient, workspaceId: string, request
     }
   });
   return results;
+}
+
+/**
+ * Frequency caps hold under concurrency: when the workspace has caps, every marketing enqueue
+ * locks its profiles' rows (sorted, so batches queue behind each other) until the caller's
+ * transaction commits. The facts read next (READ COMMITTED: a new snapshot per statement) then
+ * include the messages a transaction that held the lock committed, so two never both take the
+ * last free slot. A caller enqueueing for several profiles in separate calls of one transaction
+ * can meet another doing the opposite: PostgreSQL then aborts one with a deadlock error (the
+ * journey executor retries that instance's step).
+ */
+async function lockCappedProfiles(client: DbClient, workspaceId: string, profileIds: readonly string[]): Promise<void> {
+  if (profileIds.length === 0) return;
+  await client.query(
+    `insert into channel_profile_locks (workspace_id, profile_id)
+     select $1, p from unnest($2::uuid[]) as p
+      where exists (select 1 from channel_policies where workspace_id = $1 and jsonb_array_length(frequency_caps) > 0)
+      order by p
+     on conflict (workspace_id, profile_id) do update set profile_id = excluded.profile_id where false`,
+    [workspaceId, [...new Set(profileIds)].sort()],
+  );
 }
 
 function defaultAccount(facts: WorkspaceFacts, kind: ChannelKind): string | undefined {

@@ -96,7 +96,15 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat | null {
   let formatter = formatters.get(timeZone);
   if (formatter === undefined) {
     try {
-      formatter = new Intl.DateTimeFormat('en-GB', { timeZone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+      formatter = new Intl.DateTimeFormat('en-GB', {
+        timeZone,
+        year: 'numeric',
+        month: '2-digit',
+        day: '2-digit',
+        hour: '2-digit',
+        minute: '2-digit',
+        hourCycle: 'h23',
+      });
     } catch {
       formatter = null;
     }
@@ -106,30 +114,74 @@ function formatterFor(timeZone: string): Intl.DateTimeFormat | null {
   return formatter;
 }
 
+/** The local wall clock at `at` in `timeZone` as if it were UTC (ms, whole minutes); an unknown zone reads as UTC. */
+function wallOf(at: number, timeZone: string): number {
+  const parts = (formatterFor(timeZone) ?? formatterFor('UTC')!).formatToParts(new Date(at));
+  const value = (type: string) => Number(parts.find((part) => part.type === type)?.value ?? 0);
+  return Date.UTC(value('year'), value('month') - 1, value('day'), value('hour'), value('minute'));
+}
+
 /** Local wall-clock minutes of the day at `at` in `timeZone` (an unknown zone reads as UTC). */
 export function localMinutes(at: Date, timeZone: string): number {
-  const parts = (formatterFor(timeZone) ?? formatterFor('UTC')!).formatToParts(at);
-  const value = (type: string) => Number(parts.find((part) => part.type === type)?.value ?? 0);
-  return value('hour') * 60 + value('minute');
+  const wall = wallOf(at.getTime(), timeZone);
+  return Math.floor(wall / MINUTE) % 1440;
 }
 
 export function isValidTimeZone(timeZone: string): boolean {
   return formatterFor(timeZone) !== null;
 }
 
+/** The zone's offset from UTC at `at` (ms, local minus UTC; whole minutes). */
+function offsetAt(at: number, timeZone: string): number {
+  const minute = Math.floor(at / MINUTE) * MINUTE;
+  return wallOf(minute, timeZone) - minute;
+}
+
+/**
+ * The first instant at or after `notBefore` whose local wall clock in `timeZone` reads `wall`
+ * (a wall time given as UTC ms) or later: exact across DST changes. A wall time that happens
+ * twice (autumn) gives its first occurrence not before `notBefore`; one that does not happen
+ * (spring, inside the gap) gives the first instant after the gap.
+ */
+export function instantOfWall(wall: number, timeZone: string, notBefore: number): number {
+  const DAY = 86_400_000;
+  // A zone has at most two offsets within a day of any instant (one change at a time).
+  const offsets = [...new Set([offsetAt(wall - DAY, timeZone), offsetAt(wall, timeZone), offsetAt(wall + DAY, timeZone)])];
+  const exact = offsets
+    .map((offset) => wall - offset)
+    .filter((instant) => wallOf(instant, timeZone) === wall && instant >= notBefore)
+    .sort((a, b) => a - b);
+  if (exact.length > 0) return exact[0]!;
+  // In the gap: the change happens between the instants the two offsets name; find it to the minute.
+  let low = Math.min(...offsets.map((offset) => wall - offset));
+  let high = Math.max(...offsets.map((offset) => wall - offset));
+  if (wallOf(high, timeZone) < wall) return Math.max(high, notBefore);
+  while (high - low > MINUTE) {
+    const middle = Math.floor((low + high) / 2 / MINUTE) * MINUTE;
+    if (wallOf(middle, timeZone) >= wall) high = middle;
+    else low = middle;
+  }
+  return Math.max(high, notBefore);
+}
+
 /**
  * When `at` falls in the quiet window [start, end) of local time (a window may cross midnight),
- * the first instant the window is over; otherwise undefined. Computed by wall-clock distance, so
- * across a DST change the message opens up to an hour early or late — still outside the night.
+ * the first instant the window is over; otherwise undefined. Computed on the local calendar of
+ * the zone, so a DST change moves neither end: the message leaves when the local clock first
+ * reads `end` (after the gap when `end` falls in a spring-forward gap), never inside the window
+ * and never a day late.
  */
 export function quietHoursEnd(at: Date, timeZone: string, start: string, end: string): Date | undefined {
   const s = minutesOf(start);
   const e = minutesOf(end);
   if (s === e) return undefined;
-  const now = localMinutes(at, timeZone);
+  const wall = wallOf(at.getTime(), timeZone);
+  const now = Math.floor(wall / MINUTE) % 1440;
   const quiet = s < e ? now >= s && now < e : now >= s || now < e;
   if (!quiet) return undefined;
-  const wait = (e - now + 1440) % 1440;
-  const startOfMinute = Math.floor(at.getTime() / MINUTE) * MINUTE;
-  return new Date(startOfMinute + wait * MINUTE);
+  const midnight = wall - now * MINUTE;
+  // A window crossing midnight, entered before midnight, ends on the next local day.
+  const endDay = s > e && now >= s ? midnight + 1440 * MINUTE : midnight;
+  const opens = instantOfWall(endDay + e * MINUTE, timeZone, at.getTime());
+  return new Date(opens);
 }

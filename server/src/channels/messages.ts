@@ -220,8 +220,9 @@ function eventProperties(
     case 'Message Clicked':
       return { url: detail.url ?? null };
     case 'Message Failed':
-    case 'Message Bounced':
       return { reason: row.reason, permanent: detail.permanent ?? true };
+    case 'Message Bounced':
+      return { reason: row.reason, permanent: detail.permanent ?? true, bounce_status: detail.status ?? null, diagnostic: detail.diagnostic ?? null };
     case 'Message Skipped':
       return { reason: row.reason };
     case 'Message Unsubscribed':
@@ -235,7 +236,8 @@ function eventProperties(
 const PROGRESS: Record<string, number> = { queued: 0, held: 0, sending: 1, sent: 2, delivered: 3, opened: 4, clicked: 5 };
 
 export interface StatusReport {
-  status: 'sent' | 'delivered' | 'opened' | 'clicked' | 'failed' | 'unsubscribed';
+  /** bounced: a failure reported after the provider accepted the message (an email DSN). */
+  status: 'sent' | 'delivered' | 'opened' | 'clicked' | 'failed' | 'bounced' | 'unsubscribed';
   reason?: string;
   detail?: Record<string, unknown>;
   providerMessageId?: string;
@@ -247,6 +249,7 @@ const EVENT_OF: Record<StatusReport['status'], string> = {
   opened: 'Message Opened',
   clicked: 'Message Clicked',
   failed: 'Message Failed',
+  bounced: 'Message Bounced',
   unsubscribed: 'Message Unsubscribed',
 };
 
@@ -269,8 +272,8 @@ export async function recordReport(db: Db, workspaceId: string, messageId: strin
     let next: MessageStatus = current.status;
     let reason = current.reason;
     const unknownOutcome = current.status === 'failed' && current.reason === 'outcome_unknown';
-    if (report.status === 'failed') {
-      if (current.status !== 'failed') [next, reason] = ['failed', report.reason ?? 'failed'];
+    if (report.status === 'failed' || report.status === 'bounced') {
+      if (current.status !== 'failed') [next, reason] = ['failed', report.reason ?? report.status];
     } else if (report.status !== 'unsubscribed') {
       if (unknownOutcome || (PROGRESS[report.status]! > (PROGRESS[current.status] ?? -1) && current.status !== 'failed')) {
         [next, reason] = [report.status, null];
@@ -297,6 +300,15 @@ export async function messageForTracking(db: Queryable, workspaceId: string, mes
     [workspaceId, messageId],
   );
   return rows[0];
+}
+
+/** Our message for a provider's id (receipts that name only theirs, e.g. WeChat's MsgID). */
+export async function messageIdByProviderId(db: Queryable, workspaceId: string, provider: string, providerMessageId: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    'select id from messages where workspace_id = $1 and provider = $2 and provider_message_id = $3 order by created_at desc limit 1',
+    [workspaceId, provider, providerMessageId],
+  );
+  return rows[0]?.id;
 }
 
 /** Failed messages (the dead-letter list), newest first. */

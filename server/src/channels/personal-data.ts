@@ -48,3 +48,10 @@ registerPersonalData({
   erase: async (db, s) =>
     (await db.query(`delete from channel_suppressions where workspace_id = $1 and lower(address) = any($2::text[])`, [s.workspaceId, s.values.map((v) => v.toLowerCase())])).rowCount ?? 0,
 });
+
+// Frequency-cap lock rows hold only the profile id: nothing to export, erased with the person.
+registerPersonalData({
+  name: 'channel_profile_locks',
+  erase: async (db, s) =>
+    (await db.query(`delete from channel_profile_locks where workspace_id = $1 and profile_id = any($2::uuid[])`, [s.workspaceId, s.profileIds])).rowCount ?? 0,
+});

@@ -12,9 +12,11 @@ import { enqueueMessage } from './enqueue.ts';
 import { getMessage, listDeadLetters, listMessages, retryMessage, type MessageDetail } from './messages.ts';
 import { addSuppressions, getPolicy, listSubscriptionGroups, listSuppressions, putPolicy, putSubscriptionGroup, removeSuppression } from './policy.ts';
 import { trackingRoutes } from './tracking-routes.ts';
+import { accountCallbackUrl, trackingKey } from './tracking.ts';
 import { publicUrl as defaultPublicUrl } from './worker.ts';
 import type { MessageSummary } from './contract.ts';
 import {
+  type AccountView,
   AccountBodySchema,
   AccountListSchema,
   AccountParams,
@@ -87,6 +89,13 @@ export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = as
   await app.register(trackingRoutes, { db, now, secretsKey: key, publicUrl: () => options.publicUrl ?? defaultPublicUrl() });
   app.setValidatorCompiler(strictValidatorCompiler);
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
+  // Providers that report for a whole account get its callback URL (Twilio's travels with each message).
+  const CALLBACK_ROUTE: Record<string, string> = { aliyun: 'aliyun', wechat: 'wechat', smtp: 'bounce' };
+  const withCallback = (workspaceId: string, account: AccountView): AccountView => {
+    const route = CALLBACK_ROUTE[account.provider];
+    if (!route) return account;
+    return { ...account, callbackUrl: accountCallbackUrl(trackingKey(key()), options.publicUrl ?? defaultPublicUrl(), workspaceId, account.key, route) };
+  };
 
   app.put(
     '/v1/channels/accounts/:key',
@@ -101,20 +110,26 @@ export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = as
     async (request) => {
       const workspaceId = await workspaceOf(request);
       if (request.body.key !== request.params.key) throw new ApiError(400, 'invalid_request', 'key must match the path', 'key');
-      return withTransaction(db, (client) => putAccount(client, key(), workspaceId, request.body));
+      return withCallback(workspaceId, await withTransaction(db, (client) => putAccount(client, key(), workspaceId, request.body)));
     },
   );
 
   app.get(
     '/v1/channels/accounts',
     { config: read, schema: docs('Channel accounts of the workspace (secret names only)', { response: { 200: AccountListSchema, ...errors(401, 403) } }) },
-    async (request) => ({ items: await listAccounts(db, key(), await workspaceOf(request)) }),
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      return { items: (await listAccounts(db, key(), workspaceId)).map((account) => withCallback(workspaceId, account)) };
+    },
   );
 
   app.get(
     '/v1/channels/accounts/:key',
     { config: read, schema: docs('One channel account', { params: AccountParams, response: { 200: AccountSchema, ...errors(401, 403, 404) } }) },
-    async (request) => getAccountView(db, key(), await workspaceOf(request), request.params.key),
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      return withCallback(workspaceId, await getAccountView(db, key(), workspaceId, request.params.key));
+    },
   );
 
   app.delete(

@@ -30,6 +30,9 @@ export const AccountSchema = Type.Object({
   settings: Type.Record(Type.String(), SettingValue),
   secretNames: Type.Array(Type.String(), { description: 'Which secrets are set (their values are never returned)' }),
   isDefault: Type.Boolean(),
+  callbackUrl: Type.Optional(
+    Type.String({ description: 'Where this provider reports receipts for the whole account: Aliyun SmsReport, the WeChat server URL, email bounces (DSNs)' }),
+  ),
   createdAt: Instant,
   updatedAt: Instant,
 });

@@ -4,9 +4,11 @@ import { ApiError } from '../api/errors.ts';
 import type { Db } from '../storage/database.ts';
 import { loadAccounts } from './accounts.ts';
 import { channelSubscriptionKey } from './guards.ts';
-import { messageForTracking, recordReport } from './messages.ts';
-import { listSubscriptionGroups, setSubscription, subscriptionsOf } from './policy.ts';
+import { isHardBounce, parseBounce } from './bounces.ts';
+import { messageForTracking, messageIdByProviderId, recordReport } from './messages.ts';
+import { addSuppressions, listSubscriptionGroups, setSubscription, subscriptionsOf } from './policy.ts';
 import { twilioStatus, verifyTwilioSignature } from './providers/twilio.ts';
+import { parseWechatXml, templateJobOutcome, verifyWechatSignature } from './providers/wechat.ts';
 import { PIXEL_GIF, readRef, trackingKey, verifyUrl, type TrackingRef } from './tracking.ts';
 
 export interface TrackingRoutesOptions {
@@ -42,10 +44,23 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<TrackingRoutesOptions> = 
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(body as string)));
   });
+  // WeChat pushes XML; an MTA hands on a bounce as the raw message. Both are read as text.
+  app.addContentTypeParser(['text/xml', 'application/xml', 'message/rfc822', 'text/plain', 'multipart/report'], { parseAs: 'string', bodyLimit: 2 * 1024 * 1024 }, (_request, body, done) => {
+    done(null, body);
+  });
   const refOf = (token: string): TrackingRef => {
     const ref = readRef(linkKey(), token);
     if (!ref) throw new ApiError(404, 'not_found', 'Unknown or altered link');
     return ref;
+  };
+  /** The account an account-callback URL names (`account:<key>` tokens), with its secrets. */
+  const accountOf = async (token: string, provider: string) => {
+    const ref = refOf(token);
+    if (!ref.subject.startsWith('account:')) throw new ApiError(404, 'not_found', 'Not an account callback');
+    const accountKey = ref.subject.slice('account:'.length);
+    const account = (await loadAccounts(db, options.secretsKey(), [{ workspaceId: ref.workspaceId, key: accountKey }])).get(`${ref.workspaceId}/${accountKey}`);
+    if (!account || account.provider !== provider) throw new ApiError(404, 'not_found', `No ${provider} account "${accountKey}"`);
+    return { workspaceId: ref.workspaceId, account };
   };
 
   app.get('/t/o/:file', { config: publicRoute, schema: { ...hidden('Open pixel'), params: Type.Object({ file: Type.String({ maxLength: 400 }) }) } }, async (request, reply) => {
@@ -161,6 +176,97 @@ export const trackingRoutes: FastifyPluginAsyncTypebox<TrackingRoutesOptions> = 
         }
       }
       return reply.code(204).send();
+    },
+  );
+
+  const WechatQuery = Type.Object({
+    signature: Type.Optional(Type.String({ maxLength: 100 })),
+    timestamp: Type.Optional(Type.String({ maxLength: 20 })),
+    nonce: Type.Optional(Type.String({ maxLength: 100 })),
+    echostr: Type.Optional(Type.String({ maxLength: 200 })),
+    openid: Type.Optional(Type.String({ maxLength: 200 })),
+    encrypt_type: Type.Optional(Type.String({ maxLength: 20 })),
+    msg_signature: Type.Optional(Type.String({ maxLength: 100 })),
+  });
+
+  // The server URL of a WeChat official account (plain-text mode): WeChat checks it with a GET
+  // that must echo `echostr`, then pushes events to it, each signed with the account's server token.
+  app.get(
+    '/v1/channels/callbacks/wechat/:token',
+    { config: publicRoute, schema: { ...hidden('WeChat server URL check (signature, echostr)'), params: Token, querystring: WechatQuery } },
+    async (request, reply) => {
+      const { account } = await accountOf(request.params.token, 'wechat');
+      if (!verifyWechatSignature(account.secrets.callbackToken ?? '', request.query)) throw new ApiError(403, 'invalid_signature', 'The WeChat signature does not match');
+      return reply.type('text/plain').send(request.query.echostr ?? '');
+    },
+  );
+
+  app.post(
+    '/v1/channels/callbacks/wechat/:token',
+    { config: publicRoute, schema: { ...hidden('WeChat pushes: TEMPLATESENDJOBFINISH delivery receipts (signature checked)'), params: Token, querystring: WechatQuery } },
+    async (request, reply) => {
+      const { workspaceId, account } = await accountOf(request.params.token, 'wechat');
+      if (!verifyWechatSignature(account.secrets.callbackToken ?? '', request.query)) throw new ApiError(403, 'invalid_signature', 'The WeChat signature does not match');
+      const push = parseWechatXml(typeof request.body === 'string' ? request.body : '');
+      if (push.MsgType === 'event' && push.Event === 'TEMPLATESENDJOBFINISH' && push.MsgID) {
+        const messageId = await messageIdByProviderId(db, workspaceId, 'wechat', push.MsgID);
+        const outcome = templateJobOutcome(push.Status ?? '');
+        if (messageId) {
+          await recordReport(
+            db,
+            workspaceId,
+            messageId,
+            outcome.delivered ? { status: 'delivered' } : { status: 'failed', reason: outcome.reason, detail: { permanent: true, user_block: outcome.userBlocked } },
+            now(),
+          );
+        }
+        if (!outcome.delivered && outcome.userBlocked && push.FromUserName) {
+          await addSuppressions(db, workspaceId, [{ channel: 'wechat', address: push.FromUserName, reason: 'wechat failed:user block' }]);
+        }
+      }
+      // WeChat wants "success" (or nothing), or it pushes the same event again.
+      return reply.type('text/plain').send('success');
+    },
+  );
+
+  // Email bounces: the MTA (or a mailbox rule) hands each delivery status notification on as the
+  // raw message, e.g. Postfix piping to `curl --data-binary @- -H 'content-type: message/rfc822'`.
+  app.post(
+    '/v1/channels/callbacks/bounce/:token',
+    { config: publicRoute, schema: { ...hidden('Email bounces: a delivery status notification (RFC 3464) as the raw message'), params: Token } },
+    async (request, reply) => {
+      const { workspaceId } = await accountOf(request.params.token, 'smtp');
+      const bounce = parseBounce(typeof request.body === 'string' ? request.body : '');
+      const failed = bounce.recipients.find((r) => r.action === 'failed');
+      const delivered = bounce.recipients.find((r) => r.action === 'delivered' || r.action === 'relayed');
+      let matched: string | undefined;
+      for (const id of bounce.messageIds) {
+        const message = await messageForTracking(db, workspaceId, id);
+        if (message?.channel === 'email') {
+          matched = id;
+          break;
+        }
+      }
+      if (matched && failed) {
+        const hard = isHardBounce(failed);
+        await recordReport(
+          db,
+          workspaceId,
+          matched,
+          {
+            status: 'bounced',
+            reason: `bounced ${failed.status}${failed.diagnostic ? `: ${failed.diagnostic.slice(0, 300)}` : ''}`,
+            detail: { permanent: hard, status: failed.status, ...(failed.diagnostic ? { diagnostic: failed.diagnostic.slice(0, 500) } : {}) },
+          },
+          now(),
+        );
+      } else if (matched && delivered) {
+        await recordReport(db, workspaceId, matched, { status: 'delivered' }, now());
+      }
+      // Hard bounces suppress the address even when the original message is unknown (a DSN without its headers).
+      const hardAddresses = bounce.recipients.filter((r) => isHardBounce(r) && r.recipient).map((r) => r.recipient!);
+      if (hardAddresses.length > 0) await addSuppressions(db, workspaceId, hardAddresses.map((address) => ({ channel: 'email' as const, address, reason: 'hard_bounce' })));
+      return reply.code(202).send({ matched: matched ?? null, recipients: bounce.recipients.length });
     },
   );
 

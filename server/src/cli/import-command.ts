@@ -71,6 +71,7 @@ function printSummary(summary: ImportSummary): void {
     row('rows read', summary.rowsRead),
     summary.dryRun ? row('valid', summary.valid) : row('stored', summary.stored),
     ...(summary.dryRun ? [] : [row('duplicates', summary.duplicates, summary.duplicates > 0 ? '  (already stored: same messageId)' : '')]),
+    ...(summary.suppressed > 0 ? [row('suppressed', summary.suppressed, '  (people erased on request: dropped, not in the rejects file)')] : []),
     row('rejected', summary.rejected, summary.rejectsFile ? `  (${reasons}) → ${summary.rejectsFile}` : ''),
   ];
   process.stderr.write(`${lines.join('\n')}\n`);

@@ -27,6 +27,7 @@ export async function startTouchpoint(config: Config): Promise<void> {
     verifyAdmin: admin.verify,
     logLevel: config.logLevel,
     maxInflightIngest: config.maxInflightIngest,
+    rateLimits: config.rateLimits,
   });
   try {
     await app.listen({ host: config.host, port: config.port });

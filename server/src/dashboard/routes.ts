@@ -3,8 +3,8 @@ import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
-import { loadOverview, overviewRange } from './overview.ts';
-import { OverviewQuerySchema, OverviewSchema } from './schemas.ts';
+import { loadOverview, loadSegmentTrends, overviewRange } from './overview.ts';
+import { OverviewQuerySchema, OverviewSchema, SegmentTrendsQuerySchema, SegmentTrendsSchema } from './schemas.ts';
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
 
@@ -27,6 +27,24 @@ export const overviewRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolv
     async (request) => {
       const { workspaceId } = await requireServerKey(keys, request);
       return loadOverview(db, workspaceId, overviewRange(request.query.from, request.query.to));
+    },
+  );
+
+  app.get(
+    '/v1/overview/segment-trends',
+    {
+      config: { permission: 'segments.read' },
+      schema: {
+        summary: 'Entries and exits per day of the segments (or one), with their size now, for trends and membership history',
+        tags: ['dashboard'],
+        security: [{ bearer: [] }],
+        querystring: SegmentTrendsQuerySchema,
+        response: { 200: SegmentTrendsSchema, ...errors(400, 401, 403, 404) },
+      },
+    },
+    async (request) => {
+      const { workspaceId } = await requireServerKey(keys, request);
+      return loadSegmentTrends(db, workspaceId, overviewRange(request.query.from, request.query.to), request.query.key);
     },
   );
 };

@@ -23,6 +23,15 @@ export const OverviewSchema = Type.Object({
   profiles: Type.Integer({ description: 'Live profiles now (merged ones not counted)' }),
   identifiedProfiles: Type.Integer({ description: 'Live profiles with at least one identifier other than anonymous_id' }),
   newProfiles: Type.Integer({ description: 'Profiles first seen in the range' }),
+  messages: Type.Object(
+    {
+      sent: Type.Integer({ description: 'Messages created in the range that reached the provider (sent, delivered, opened or clicked)' }),
+      delivered: Type.Integer({ description: 'Of those, delivered (or opened or clicked)' }),
+      clicked: Type.Integer({ description: 'Of those, clicked' }),
+    },
+    { description: 'Messages of every channel created in the range, by the furthest status they reached' },
+  ),
+  activeJourneys: Type.Integer({ description: 'Journeys published now' }),
   topSegments: Type.Array(
     Type.Object({ key: Type.String(), name: Type.String(), kind: Type.String(), members: Type.Integer(), isTag: Type.Boolean() }),
   ),
@@ -59,3 +68,26 @@ export const DropOffSegmentResultSchema = Type.Object({
   memberCount: Type.Integer(),
   truncated: Type.Boolean({ description: `True when there were more than ${MAX_DROP_OFF_MEMBERS} drop-offs (the first ones are kept)` }),
 });
+export const SegmentTrendsQuerySchema = Type.Object(
+  {
+    from: Type.String({ format: 'date-time', description: 'Start of the range (inclusive)' }),
+    to: Type.String({ format: 'date-time', description: 'End of the range (exclusive)' }),
+    key: Type.Optional(Type.String({ minLength: 1, maxLength: 200, description: 'Only this segment' })),
+  },
+  { additionalProperties: false },
+);
+
+export const SegmentTrendsSchema = Type.Object({
+  timeZone: Type.String({ description: "The workspace's time zone, in which days are counted" }),
+  items: Type.Array(
+    Type.Object({
+      key: Type.String(),
+      members: Type.Integer({ description: 'Members now' }),
+      changedSince: Type.Integer({ description: 'Entries minus exits from the end of the range until now, to walk the size back' }),
+      days: Type.Array(Type.Object({ day: Type.String({ description: 'YYYY-MM-DD' }), entered: Type.Integer(), exited: Type.Integer() }), {
+        description: 'Days with entries or exits in the range, oldest first',
+      }),
+    }),
+  ),
+});
+export type SegmentTrends = Static<typeof SegmentTrendsSchema>;

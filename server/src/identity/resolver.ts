@@ -8,6 +8,7 @@ import { consentObservations, moveConsents, writeConsents } from './consents.ts'
 import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
+import { dropSuppressedEvents } from '../privacy/suppression.ts';
 import { COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitSource } from './traits.ts';
 
 /**
@@ -65,8 +66,11 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     );
     if (queued.length === 0) return 0;
     queued.sort((a, b) => a.seq - b.seq);
-    const events = await loadEvents(client, workspaceId, queued);
+    const loaded = await loadEvents(client, workspaceId, queued);
+    const storedProfiles = loaded.storedProfiles;
     const identity = await loadWorkspaceIdentity(client, workspaceId);
+    // People erased on request stay erased: their events queued meanwhile are dropped, not resolved.
+    const { kept: events } = await dropSuppressedEvents(db, client, workspaceId, loaded.events, identity.config);
 
     const keys = new Map<string, Identifier>();
     for (const event of events) {
@@ -93,7 +97,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
     }
     const result = batch.finish();
-    await writeBatch(client, workspaceId, result, links);
+    await writeBatch(client, workspaceId, result, links, storedProfiles);
     await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
     return queued.length;
     // Derived from stored events, dequeued in the same transaction: a lost commit is redone.
@@ -139,17 +143,22 @@ export function toQueuedEvent(row: IdentityEventRow): QueuedEvent {
   };
 }
 
-async function loadEvents(client: DbClient, workspaceId: string, queued: Array<{ seq: number; timestamp: Date }>): Promise<QueuedEvent[]> {
-  const { rows } = await client.query<IdentityEventRow>(
+/** The queued events, and the profile each is stored on (ingest writes a known person's; else null). */
+async function loadEvents(
+  client: DbClient,
+  workspaceId: string,
+  queued: Array<{ seq: number; timestamp: Date }>,
+): Promise<{ events: QueuedEvent[]; storedProfiles: Map<number, string | null> }> {
+  const { rows } = await client.query<IdentityEventRow & { profile_id: string | null }>(
     // seq is unique across all events, so the two lists select exactly the queued events; as
     // index conditions rather than a join they stay one probe per event whatever the estimates.
-    `select ${IDENTITY_EVENT_COLUMNS}
+    `select ${IDENTITY_EVENT_COLUMNS}, e.profile_id
        from events e
       where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.seq = any($3::bigint[])
       order by e.seq`,
     [workspaceId, queued.map((q) => iso(q.timestamp)), queued.map((q) => q.seq)],
   );
-  return rows.map(toQueuedEvent);
+  return { events: rows.map(toQueuedEvent), storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])) };
 }
 
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
@@ -239,7 +248,13 @@ async function loadSources(client: DbClient, workspaceId: string): Promise<Map<s
  * or partition without statistics for the workspace (fresh, or this month's new partition) is
  * estimated at one row and hash-joined whole, so each batch read all of the workspace's rows.
  */
-async function writeBatch(client: DbClient, ws: string, result: BatchResult, knownLinks: ReadonlyMap<string, KnownLink>): Promise<void> {
+async function writeBatch(
+  client: DbClient,
+  ws: string,
+  result: BatchResult,
+  knownLinks: ReadonlyMap<string, KnownLink>,
+  storedProfiles: ReadonlyMap<number, string | null>,
+): Promise<void> {
   // First, before any row the segment drain also writes: a merge ends memberships under the
   // segment lock (lock order: identity, then segments), and queueing waits for a running drain.
   if (result.merges.length > 0) await lockWorkspaceSegments(client, ws);
@@ -296,12 +311,17 @@ async function writeBatch(client: DbClient, ws: string, result: BatchResult, kno
     );
   }
 
-  if (result.assignments.length > 0) {
+  // Ingest already wrote the profile owning the event's user or anonymous id when there was one
+  // (ingest/store.ts): only events that resolved elsewhere are rewritten. Nothing else writes an
+  // event's profile without the identity lock, which this batch holds since it read them.
+  const moved = result.assignments.filter((a) => storedProfiles.get(a.seq) !== a.profileId);
+  if (moved.length > 0) {
     await client.query(
       `update events e set profile_id = a.profile_id
          from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
-        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq`,
-      [ws, result.assignments.map((a) => iso(a.timestamp)), result.assignments.map((a) => a.seq), result.assignments.map((a) => a.profileId)],
+        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
+          and e.profile_id is distinct from a.profile_id`,
+      [ws, moved.map((a) => iso(a.timestamp)), moved.map((a) => a.seq), moved.map((a) => a.profileId)],
     );
   }
 

@@ -7,6 +7,7 @@ import type { ConsentRequirement } from './consent.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
 import { EVENT_TYPES, LIMITS, type EventType } from './schemas.ts';
 import { storeEvents } from './store.ts';
+import { openQuarantineRows } from '../privacy/sealed-payloads.ts';
 
 export const QUARANTINE_STATUSES = ['open', 'replayed', 'discarded'] as const;
 const StatusSchema = Type.Union(QUARANTINE_STATUSES.map((status) => Type.Literal(status)));
@@ -177,7 +178,7 @@ export async function listQuarantine(
 async function findRow(db: Queryable, workspaceId: string, id: string): Promise<QuarantineRow> {
   const { rows } = await db.query<QuarantineRow>(`select ${COLUMNS} from quarantine where workspace_id = $1 and id = $2`, [workspaceId, id]);
   if (!rows[0]) throw new NotFoundError(`Quarantined item "${id}" not found in this workspace`);
-  return rows[0];
+  return (await openQuarantineRows(db, workspaceId, rows))[0]!;
 }
 
 export async function getQuarantineItem(db: Queryable, workspaceId: string, id: string): Promise<QuarantineDetail> {
@@ -354,7 +355,7 @@ export async function replayOpenItems(db: Db, workspaceId: string, body: BulkRep
       limit $4`,
     [workspaceId, body.reason ?? null, body.sourceId ?? null, body.limit ?? 500],
   );
-  const outcomes = await replayRows(db, workspaceId, rows);
+  const outcomes = await replayRows(db, workspaceId, await openQuarantineRows(db, workspaceId, rows));
   const replayed = outcomes.filter((outcome) => outcome.ok);
   return {
     attempted: rows.length,

@@ -8,6 +8,8 @@ export function createRateLimiter() {
     /** Takes `cost` tokens; returns 0 when allowed, otherwise the seconds to wait before retrying. */
     take(key: string, ratePerSecond: number, cost: number, nowMs: number): number {
       const capacity = Math.max(ratePerSecond, cost);
+      // Per-IP buckets come and go: forget them all (a full bucket for everyone) rather than grow without bound.
+      if (buckets.size >= 100_000 && !buckets.has(key)) buckets.clear();
       const bucket = buckets.get(key) ?? { tokens: capacity, updatedAt: nowMs };
       bucket.tokens = Math.min(capacity, bucket.tokens + ((nowMs - bucket.updatedAt) / 1000) * ratePerSecond);
       bucket.updatedAt = nowMs;

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import { queueCatalogueObservations } from '../catalogue/store.ts';
 import type { Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
+import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
 export interface SourceRef {
@@ -46,10 +47,19 @@ const INSERT_EVENTS = `
   )
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
-    sent_at, received_at)
+    sent_at, received_at, profile_id)
   select $1, i.timestamp, f.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
     i.previous_id, i.group_id, i.properties, i.traits, i.context, i.integrations, i.extra, i.original_timestamp,
-    i.sent_at, i.received_at
+    i.sent_at, i.received_at,
+    -- The profile that already owns the event's user id (else its anonymous id), written with the
+    -- row: identity resolution then rewrites the event only when it resolves elsewhere (a new
+    -- person, a merge, a refused identifier) instead of every event a second time. A miss (a new
+    -- person, an id that is stored normalised differently) leaves it to resolution, as before.
+    coalesce(
+      (select pi.profile_id from profile_identifiers pi
+        where pi.workspace_id = $1 and pi.type = 'user_id' and pi.value = i.user_id and pi.unbound_at is null),
+      (select pi.profile_id from profile_identifiers pi
+        where pi.workspace_id = $1 and pi.type = 'anonymous_id' and pi.value = i.anonymous_id and pi.unbound_at is null))
   from incoming i join fresh f using (message_id)
   returning message_id`;
 
@@ -185,22 +195,26 @@ export async function quarantine(
 ): Promise<QuarantinedItem[]> {
   if (rejections.length === 0) return [];
   const items = rejections.map((rejection) => ({ ...rejection, quarantineId: crypto.randomUUID() }));
+  // Payloads are sealed by the workspace data key; erasure finds them by keyed hashes (privacy/sealed-payloads.ts).
+  const sealed = await Promise.all(items.map((item) => sealQuarantinePayload(db, source.workspaceId, item.payload)));
   await db.query(
-    `insert into quarantine (workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload)
-     select $1, x.id, $2, $3, x.message_id, x.reason, x.field, x.errors, x.payload
-       from jsonb_to_recordset($4::jsonb) as x(id uuid, message_id text, reason text, field text, errors jsonb, payload text)`,
+    `insert into quarantine (workspace_id, id, source_id, endpoint, message_id, reason, field, errors, payload, subject_hashes)
+     select $1, x.id, $2, $3, x.message_id, x.reason, x.field, x.errors, x.payload,
+            array(select decode(h, 'hex') from jsonb_array_elements_text(x.hashes) as h)
+       from jsonb_to_recordset($4::jsonb) as x(id uuid, message_id text, reason text, field text, errors jsonb, payload text, hashes jsonb)`,
     [
       source.workspaceId,
       source.sourceId,
       endpoint,
       JSON.stringify(
-        items.map((item) => ({
+        items.map((item, i) => ({
           id: item.quarantineId,
           message_id: item.messageId,
           reason: item.error,
           field: item.field,
           errors: [{ error: item.error, field: item.field, message: item.message }],
-          payload: JSON.stringify(item.payload) ?? 'null',
+          payload: sealed[i]!.sealed,
+          hashes: sealed[i]!.hashes.map((hash) => hash.toString('hex')),
         })),
       ),
     ],

@@ -24,6 +24,7 @@ const SegmentTrigger = Type.Object(
   },
   { additionalProperties: false },
 );
+const PropertyName = Type.String({ minLength: 1, maxLength: 200, pattern: '^[A-Za-z0-9_$-]+$', description: 'A top-level property name' });
 const EventTrigger = Type.Object(
   {
     kind: Type.Literal('event'),
@@ -35,11 +36,55 @@ const EventTrigger = Type.Object(
         description: 'Property filters as inside event(... where …) of the segment language, e.g. `total > 100 and currency = "CNY"`',
       }),
     ),
+    instanceKey: Type.Optional(
+      Type.Object(
+        { property: PropertyName },
+        {
+          additionalProperties: false,
+          description:
+            'Per-key instances: one instance per value of this trigger-event property (e.g. order_id) instead of one per profile; events without it do not enter',
+        },
+      ),
+    ),
+    properties: Type.Optional(
+      Type.Array(PropertyName, { maxItems: 200, description: 'Trigger-event properties templates may read (`event.<name>`), beyond those in the event catalogue' }),
+    ),
   },
   { additionalProperties: false },
 );
-const ApiTrigger = Type.Object({ kind: Type.Literal('api') }, { additionalProperties: false });
-export const TriggerSchema = Type.Union([SegmentTrigger, EventTrigger, ApiTrigger]);
+const ApiTrigger = Type.Object(
+  {
+    kind: Type.Literal('api'),
+    properties: Type.Optional(
+      Type.Array(PropertyName, { maxItems: 200, description: 'Entry variables an API call passes, readable in templates as `event.<name>`' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const TimeOfDay = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM, 24-hour' });
+const DateTrigger = Type.Object(
+  {
+    kind: Type.Literal('date'),
+    trait: Type.String({ minLength: 1, maxLength: 200, description: 'A date trait (YYYY-MM-DD or an ISO instant), e.g. birthday or contract_end' }),
+    days: Type.Optional(Type.Integer({ minimum: -366, maximum: 366, description: 'Offset from the date in days: -3 = three days before' })),
+    time: TimeOfDay,
+    repeat: Type.Union([Type.Literal('yearly'), Type.Literal('once')], {
+      description: 'yearly: every year on the date (birthdays, anniversaries); once: on the date itself (a contract end)',
+    }),
+  },
+  { additionalProperties: false, description: "At `time` on the date ± days, in the profile's time zone (trait timezone, else the workspace's)" },
+);
+const ScheduleTrigger = Type.Object(
+  {
+    kind: Type.Literal('schedule'),
+    segment: Type.String({ minLength: 1, maxLength: 64, description: 'Whose members enter at each run' }),
+    at: Type.Optional(Type.String({ format: 'date-time', description: 'One-off: the instant of the single run' })),
+    cron: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'Recurring: 5-field cron (minute hour day month weekday) in timeZone' })),
+    timeZone: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: "The cron's time zone; the workspace's when absent" })),
+  },
+  { additionalProperties: false, description: "A broadcast: the segment's members at that moment enter (exactly one of at, cron)" },
+);
+export const TriggerSchema = Type.Union([SegmentTrigger, EventTrigger, ApiTrigger, DateTrigger, ScheduleTrigger]);
 export type Trigger = Static<typeof TriggerSchema>;
 
 export const ReentrySchema = Type.Union(
@@ -69,13 +114,18 @@ const EntryNode = Type.Object(
         description: 'Share of profiles held out (stable per profile and journey): they walk the journey but are sent nothing, for uplift',
       }),
     ),
+    maxConcurrent: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, description: 'At most this many running instances per profile (per-key instances); 1 without instanceKey' }),
+    ),
+    ratePerSecond: Type.Optional(
+      Type.Number({ exclusiveMinimum: 0, maximum: 100_000, description: 'Send-rate limit of the journey (messages per second), for broadcasts' }),
+    ),
     next: NodeId,
     position: Position,
   },
   { additionalProperties: false },
 );
 
-const TimeOfDay = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$', description: 'HH:MM, 24-hour' });
 const Weekday = Type.Integer({ minimum: 1, maximum: 7, description: 'ISO weekday: 1 = Monday … 7 = Sunday' });
 
 const DelayNode = Type.Object(
@@ -89,13 +139,29 @@ const DelayNode = Type.Object(
           time: TimeOfDay,
           weekdays: Type.Optional(Type.Array(Weekday, { minItems: 1, maxItems: 7, uniqueItems: true })),
         },
-        { additionalProperties: false, description: 'The next such time of day in the workspace time zone (after the duration, when both are given)' },
+        {
+          additionalProperties: false,
+          description: "The next such time of day in the profile's time zone (trait timezone, else the workspace's), after the duration when both are given",
+        },
+      ),
+    ),
+    untilDate: Type.Optional(
+      Type.Object(
+        {
+          trait: Type.String({ minLength: 1, maxLength: 200, description: 'A date trait (YYYY-MM-DD or an ISO instant)' }),
+          days: Type.Optional(Type.Integer({ minimum: -3650, maximum: 3650, description: 'Offset in days: -7 = a week before' })),
+          time: Type.Optional(TimeOfDay),
+        },
+        {
+          additionalProperties: false,
+          description: "Until the date ± days (at `time` in the profile's time zone, else the date's own instant); a date already past or missing: at once",
+        },
       ),
     ),
     next: NodeId,
     position: Position,
   },
-  { additionalProperties: false, description: 'Waits a duration, until a time of day, or both (duration first)' },
+  { additionalProperties: false, description: 'Waits a duration, until a time of day, both (duration first), or until a date trait ± offset' },
 );
 
 const WaitNode = Type.Object(
@@ -110,6 +176,50 @@ const WaitNode = Type.Object(
     position: Position,
   },
   { additionalProperties: false, description: 'Waits for an event; takes `happened` when it arrives, `timedOut` when the timeout passes first' },
+);
+
+const SegmentWaitNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('segment_wait'),
+    segment: Type.String({ minLength: 1, maxLength: 64, description: 'Key of the segment' }),
+    on: Type.Union([Type.Literal('entered'), Type.Literal('exited')], { description: 'entered: waits to be a member; exited: waits to leave' }),
+    timeout: DurationSchema,
+    happened: NodeId,
+    timedOut: NodeId,
+    position: Position,
+  },
+  {
+    additionalProperties: false,
+    description: 'Waits for the profile to enter (or leave) a segment; takes `happened` at once when it already is (or is not) there, `timedOut` after the timeout',
+  },
+);
+
+const JsonValue = Type.Union([Type.String({ maxLength: 10_000 }), Type.Number(), Type.Boolean(), Type.Null()]);
+const UpdateTraitNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('update_trait'),
+    set: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 200 }), JsonValue, { description: 'Traits to set (null removes the value)', maxProperties: 50 }),
+    ),
+    addTags: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { minItems: 1, maxItems: 20, description: 'Tags to add to the list trait `tags`' })),
+    next: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false, description: 'Writes traits (provenance `journey:<id>`), or adds tags to the `tags` list trait' },
+);
+
+const WebhookNode = Type.Object(
+  {
+    id: NodeId,
+    kind: Type.Literal('webhook'),
+    channelConfigKey: Type.String({ minLength: 1, maxLength: 100, description: 'A webhook channel account (URL and signing secret)' }),
+    template: Type.String({ minLength: 1, maxLength: 200, description: 'Webhook template key (its `body` is the payload)' }),
+    next: NodeId,
+    position: Position,
+  },
+  { additionalProperties: false, description: "Calls a signed webhook through channels' outbox (exactly once, retried); no marketing guards" },
 );
 
 const SplitNode = Type.Object(
@@ -162,7 +272,7 @@ const SendNode = Type.Object(
 
 const EndNode = Type.Object({ id: NodeId, kind: Type.Literal('end'), position: Position }, { additionalProperties: false });
 
-export const NodeSchema = Type.Union([EntryNode, DelayNode, WaitNode, SplitNode, RandomNode, SendNode, EndNode]);
+export const NodeSchema = Type.Union([EntryNode, DelayNode, WaitNode, SegmentWaitNode, SplitNode, RandomNode, SendNode, UpdateTraitNode, WebhookNode, EndNode]);
 export type JourneyNode = Static<typeof NodeSchema>;
 export type NodeKind = JourneyNode['kind'];
 export type NodeOf<K extends NodeKind> = Extract<JourneyNode, { kind: K }>;
@@ -184,6 +294,12 @@ export const JourneyDefinitionSchema = Type.Object(
     nodes: Type.Array(NodeSchema, { minItems: 2, maxItems: 500 }),
     goals: Type.Optional(Type.Array(ConditionRule, { maxItems: 20, description: 'Checked on every event: the first that holds ends the instance as converted' })),
     exits: Type.Optional(Type.Array(ConditionRule, { maxItems: 20, description: 'Checked on every event: the first that holds ends the instance as exited' })),
+    variables: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' }), JsonValue, {
+        maxProperties: 100,
+        description: 'Journey variables, readable in send templates as `journey.<name>` (besides journey.key and journey.version)',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -206,8 +322,11 @@ export function successors(node: JourneyNode): Array<{ field: string; target: st
     case 'entry':
     case 'delay':
     case 'send':
+    case 'update_trait':
+    case 'webhook':
       return [{ field: 'next', target: node.next }];
     case 'wait':
+    case 'segment_wait':
       return [
         { field: 'happened', target: node.happened },
         { field: 'timedOut', target: node.timedOut },
@@ -225,4 +344,9 @@ export function successors(node: JourneyNode): Array<{ field: string; target: st
 }
 
 /** Nodes where an instance stops and waits for time or an event. */
-export const isWaitingNode = (node: JourneyNode) => node.kind === 'delay' || node.kind === 'wait';
+export const isWaitingNode = (node: JourneyNode) => node.kind === 'delay' || node.kind === 'wait' || node.kind === 'segment_wait';
+
+/** The journey variables templates see as `journey.*`: the definition's, then key and version. */
+export function journeyVariables(definition: JourneyDefinition, key: string, version: number): Record<string, unknown> {
+  return { ...(definition.variables ?? {}), key, version };
+}

@@ -80,7 +80,7 @@ export async function advanceDueInstances(deps: ExecutorDeps, limit = DEFAULT_BA
     );
     if (rows.length === 0) return { taken: 0, failed: [] };
     const failures: Failure[] = [];
-    const walks = await walkBatch(client, rows, now, failures);
+    const walks = await walkBatch(client, await stillPublished(client, rows), now, failures);
     await client.query('savepoint batch');
     try {
       await writeWalks(client, deps, walks, now);
@@ -103,6 +103,25 @@ export async function advanceDueInstances(deps: ExecutorDeps, limit = DEFAULT_BA
     for (const failure of failures) await recordFailure(client, failure, now);
     return { taken: rows.length, failed: failures.map((f) => ({ instanceId: f.instance.id, error: f.error })) };
   });
+}
+
+/**
+ * Key-share-locks the claimed instances' journeys and keeps the instances of those still
+ * published. Pausing (and publishing, archiving) locks the journey row FOR UPDATE (store.ts): it
+ * waits for this batch to commit and then holds what the batch queued; or it holds the row first
+ * and this batch skips the journey's instances (SKIP LOCKED: never waits, so never deadlocks with
+ * a publish that locks instances after the journey), which stay due for a later batch.
+ */
+async function stillPublished(client: DbClient, rows: InstanceRow[]): Promise<InstanceRow[]> {
+  const journeys = [...new Set(rows.map((row) => `${row.workspace_id}:${row.journey_id}`))];
+  const { rows: live } = await client.query<{ workspace_id: string; id: string }>(
+    `select j.workspace_id, j.id from journeys j
+       join unnest($1::uuid[], $2::uuid[]) as x(w, id) on j.workspace_id = x.w and j.id = x.id
+      where j.status = 'published' for key share of j skip locked`,
+    [journeys.map((j) => j.split(':')[0]), journeys.map((j) => j.split(':')[1])],
+  );
+  const published = new Set(live.map((row) => `${row.workspace_id}:${row.id}`));
+  return rows.filter((row) => published.has(`${row.workspace_id}:${row.journey_id}`));
 }
 
 const errorText = (error: unknown) => (error instanceof Error ? error.message : String(error));
@@ -185,7 +204,11 @@ async function writeWalks(client: DbClient, deps: ExecutorDeps, walks: readonly 
       step.detail = { ...step.detail, messageId: result.messageId, idempotencyKey: request.idempotencyKey, ...(result.reason ? { reason: result.reason } : {}) };
     });
   }
-  const traitUpdates = walks.flatMap((walk) => (walk.traits ? [{ workspaceId: walk.instance.workspace_id, profileId: walk.instance.profile_id, traits: walk.traits }] : []));
+  const traitUpdates = walks.flatMap((walk) =>
+    walk.traits
+      ? [{ workspaceId: walk.instance.workspace_id, journeyId: walk.instance.journey_id, instanceId: walk.instance.id, profileId: walk.instance.profile_id, traits: walk.traits }]
+      : [],
+  );
   if (traitUpdates.length > 0) await writeTraitUpdates(client, traitUpdates, now);
 
   const settled = walks.flatMap((walk) =>
@@ -287,21 +310,25 @@ export interface EntryRequest {
   profileId: string;
   entry: EntryKind;
   variables?: Record<string, unknown>;
+  /** Per-key instances: the key's value (e.g. an order id); one instance per (profile, key). */
+  key?: string;
 }
 
 export interface EntryResult {
   profileId: string;
   instanceId?: string;
   /** Why the profile did not enter. */
-  refused?: 'not_live' | 'already_in' | 'reentry' | 'cap';
+  refused?: 'not_live' | 'already_in' | 'reentry' | 'cap' | 'max_concurrent';
 }
 
 /**
  * Enters profiles into the journey's current version, inside the caller's transaction, set-based
  * (a fixed number of statements for any number of requests): re-entry rules, the entry cap, one
- * live instance per profile (a unique index decides races), the holdout group, and a Journey
- * Entered event each. The instances are due at once; the executor takes them from the entry node.
- * The month partition for `now` must exist.
+ * live instance per profile — or, with per-key instances (an event trigger's instanceKey), one per
+ * (profile, key) with at most `maxConcurrent` running per profile, re-entry counted per key — (a
+ * unique index decides races), the holdout group, and a Journey Entered event each. The
+ * instances are due at once; the executor takes them from the entry node. The month partition
+ * for `now` must exist.
  */
 export async function enterProfiles(client: DbClient, workspaceId: string, journeyId: string, requests: readonly EntryRequest[], now: Date): Promise<EntryResult[]> {
   if (requests.length === 0) return [];
@@ -315,23 +342,41 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
   }
   const version = await loadVersion(client, workspaceId, journeyId, journey.current_version);
   const entry = entryNode(version.definition);
-  const { rows: previous } = await client.query<{ profile_id: string; entered_at: Date; active: boolean }>(
-    `select distinct on (profile_id) profile_id, entered_at, status = 'active' as active
+  const perKey = entry.trigger.kind === 'event' && entry.trigger.instanceKey !== undefined;
+  const maxConcurrent = perKey ? (entry.maxConcurrent ?? Number.POSITIVE_INFINITY) : 1;
+  const keyOf = (request: EntryRequest) => (perKey ? (request.key ?? '') : '');
+  const profileIds = [...new Set(requests.map((r) => r.profileId))];
+  // The last entry per (profile, key); with per-key instances, how many each profile runs now.
+  const { rows: previous } = await client.query<{ profile_id: string; instance_key: string; entered_at: Date; active: boolean }>(
+    `select distinct on (profile_id, instance_key) profile_id, instance_key, entered_at, status = 'active' as active
        from journey_instances
-      where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[])
-      order by profile_id, (status = 'active') desc, entered_at desc`,
-    [workspaceId, journeyId, [...new Set(requests.map((r) => r.profileId))]],
+      where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[]) and instance_key = any($4::text[])
+      order by profile_id, instance_key, (status = 'active') desc, entered_at desc`,
+    [workspaceId, journeyId, profileIds, [...new Set(requests.map(keyOf))]],
   );
-  const last = new Map(previous.map((row) => [row.profile_id, row]));
+  const running = new Map<string, number>();
+  if (perKey && Number.isFinite(maxConcurrent)) {
+    const { rows } = await client.query<{ profile_id: string; n: number }>(
+      `select profile_id, count(*)::int as n from journey_instances
+        where workspace_id = $1 and journey_id = $2 and profile_id = any($3::uuid[]) and status = 'active' group by profile_id`,
+      [workspaceId, journeyId, profileIds],
+    );
+    for (const row of rows) running.set(row.profile_id, row.n);
+  }
+  const slot = (profileId: string, key: string) => `${profileId}\u0000${key}`;
+  const last = new Map(previous.map((row) => [slot(row.profile_id, row.instance_key), row]));
   const results: EntryResult[] = requests.map((request) => ({ profileId: request.profileId }));
   const candidates: number[] = [];
   const taken = new Set<string>();
   requests.forEach((request, i) => {
-    const before = last.get(request.profileId);
-    if (before?.active || taken.has(request.profileId)) results[i]!.refused = 'already_in';
+    const key = keyOf(request);
+    const before = last.get(slot(request.profileId, key));
+    if (before?.active || taken.has(slot(request.profileId, key))) results[i]!.refused = 'already_in';
+    else if (perKey && (running.get(request.profileId) ?? 0) >= maxConcurrent) results[i]!.refused = 'max_concurrent';
     else if (!reentryAllows(entry.reentry, before?.entered_at ?? null, now)) results[i]!.refused = 'reentry';
     else {
-      taken.add(request.profileId);
+      taken.add(slot(request.profileId, key));
+      if (perKey) running.set(request.profileId, (running.get(request.profileId) ?? 0) + 1);
       candidates.push(i);
     }
   });
@@ -339,7 +384,8 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
   let admitted = candidates;
   if (entry.cap !== undefined) {
     // The journey row's lock serialises capped entries of one journey; uncapped ones only add up.
-    const { rows } = await client.query<{ entered_count: string }>('select entered_count from journeys where workspace_id = $1 and id = $2 for update', [
+    // NO KEY UPDATE: the executor's KEY SHARE lock on the row (stillPublished) does not wait for it.
+    const { rows } = await client.query<{ entered_count: string }>('select entered_count from journeys where workspace_id = $1 and id = $2 for no key update', [
       workspaceId,
       journeyId,
     ]);
@@ -349,12 +395,12 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
   }
   if (admitted.length === 0) return results;
   const holdouts = admitted.map((i) => inHoldout(journeyId, requests[i]!.profileId, entry.holdoutPercent));
-  const { rows: inserted } = await client.query<{ id: string; profile_id: string }>(
-    `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables)
-     select $1, $2, $3, p, 'active', $4, 'arrive', $5, h, e, $5, v
-       from unnest($6::uuid[], $7::boolean[], $8::text[], $9::jsonb[]) as x(p, h, e, v)
-     on conflict (workspace_id, journey_id, profile_id) where status = 'active' do nothing
-     returning id, profile_id`,
+  const { rows: inserted } = await client.query<{ id: string; profile_id: string; instance_key: string }>(
+    `insert into journey_instances (workspace_id, journey_id, version, profile_id, status, node_id, phase, due_at, holdout, entry, entered_at, variables, instance_key)
+     select $1, $2, $3, p, 'active', $4, 'arrive', $5, h, e, $5, v, k
+       from unnest($6::uuid[], $7::boolean[], $8::text[], $9::jsonb[], $10::text[]) as x(p, h, e, v, k)
+     on conflict (workspace_id, journey_id, profile_id, instance_key) where status = 'active' do nothing
+     returning id, profile_id, instance_key`,
     [
       workspaceId,
       journeyId,
@@ -365,16 +411,18 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
       holdouts,
       admitted.map((i) => requests[i]!.entry),
       admitted.map((i) => JSON.stringify(requests[i]!.variables ?? {})),
+      admitted.map((i) => keyOf(requests[i]!)),
     ],
   );
   if (inserted.length > 0) {
     await client.query('update journeys set entered_count = entered_count + $3 where workspace_id = $1 and id = $2', [workspaceId, journeyId, inserted.length]);
   }
-  const ids = new Map(inserted.map((row) => [row.profile_id, row.id]));
+  const ids = new Map(inserted.map((row) => [slot(row.profile_id, row.instance_key), row.id]));
   const events: SystemEvent[] = [];
   admitted.forEach((i, k) => {
     const request = requests[i]!;
-    const id = ids.get(request.profileId);
+    const key = keyOf(request);
+    const id = ids.get(slot(request.profileId, key));
     // Not inserted: entered a moment ago by a concurrent transaction.
     if (!id) {
       results[i]!.refused = 'already_in';
@@ -385,7 +433,7 @@ export async function enterProfiles(client: DbClient, workspaceId: string, journ
       messageId: `journey-entered-${id}`,
       event: 'Journey Entered',
       profileId: request.profileId,
-      properties: { ...journeyIds(version, id), entry: request.entry, group: holdouts[k] ? 'holdout' : 'treatment' },
+      properties: { ...journeyIds(version, id), entry: request.entry, group: holdouts[k] ? 'holdout' : 'treatment', ...(key === '' ? {} : { instance_key: key }) },
     });
   });
   await insertSystemEvents(client, workspaceId, events, now);

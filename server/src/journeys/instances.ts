@@ -9,7 +9,7 @@ import type { JourneyDefinition } from './definition.ts';
 
 export type InstanceStatus = 'active' | 'completed' | 'converted' | 'exited';
 export type EndReason = 'completed' | 'converted' | 'exited' | 'stopped' | 'removed';
-export type EntryKind = 'event' | 'segment' | 'api';
+export type EntryKind = 'event' | 'segment' | 'api' | 'date' | 'schedule';
 
 export interface InstanceRow {
   workspace_id: string;
@@ -28,6 +28,8 @@ export interface InstanceRow {
   visits: Record<string, number>;
   step_count: number;
   variables: Record<string, unknown>;
+  /** '' for one instance per profile; the key's value for per-key instances. */
+  instance_key: string;
   ended_at: Date | null;
   end_reason: EndReason | null;
   end_detail: string | null;
@@ -148,4 +150,4 @@ export function finishInstance(instance: InstanceRow, version: JourneyVersion, r
 }
 
 export const INSTANCE_COLUMNS = `i.workspace_id, i.id, i.journey_id, i.version, i.profile_id, i.status, i.node_id, i.phase, i.due_at, i.holdout, i.entry,
-  i.entered_at, i.wait_started_at, i.visits, i.step_count, i.variables, i.ended_at, i.end_reason, i.end_detail`;
+  i.entered_at, i.wait_started_at, i.visits, i.step_count, i.variables, i.instance_key, i.ended_at, i.end_reason, i.end_detail`;

@@ -96,10 +96,14 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
         ? [{ journey, segment: entry.trigger.segment, on: entry.trigger.on ?? 'entered' }]
         : [];
     });
+    // Segment waits hear transitions in paused journeys too (as event waits hear events).
+    const awaited = new Set(
+      journeys.flatMap((journey) => journey.definition.nodes.flatMap((node) => (node.kind === 'segment_wait' ? [node.segment] : []))),
+    );
     read += await withTransaction(db, async (client) => {
       const position = await lockCursor(client, workspaceId, 'transitions');
       if (position === null || position >= settled) return 0;
-      if (triggered.length === 0) {
+      if (triggered.length === 0 && awaited.size === 0) {
         await moveCursor(client, workspaceId, 'transitions', settled);
         return 0;
       }
@@ -108,7 +112,7 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
            join segments s on s.workspace_id = t.workspace_id and s.id = t.segment_id
           where t.workspace_id = $1 and t.id > $2 and t.id <= $3 and s.key = any($4::text[])
           order by t.id limit $5`,
-        [workspaceId, position, settled, [...new Set(triggered.map((t) => t.segment))], batchSize],
+        [workspaceId, position, settled, [...new Set([...triggered.map((t) => t.segment), ...awaited])], batchSize],
       );
       for (const { journey, segment, on } of triggered) {
         const requests: EntryRequest[] = rows
@@ -116,11 +120,49 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
           .map((row) => ({ profileId: row.profile_id, entry: 'segment', variables: { segment_key: segment, transition: row.transition } }));
         await enterProfiles(client, workspaceId, journey.journeyId, requests, now);
       }
+      const heard = rows.filter((row) => awaited.has(row.key));
+      if (heard.length > 0) await wakeSegmentWaits(client, workspaceId, heard, now);
       await moveCursor(client, workspaceId, 'transitions', rows.length === batchSize ? rows.at(-1)!.id : settled);
       return rows.length;
     });
   }
   return read;
+}
+
+/** Instances waiting at a segment_wait for a transition that has now happened take `happened`. */
+async function wakeSegmentWaits(
+  client: DbClient,
+  workspaceId: string,
+  transitions: ReadonlyArray<{ id: number; profile_id: string; transition: 'entered' | 'exited'; key: string }>,
+  now: Date,
+): Promise<void> {
+  const { rows: instances } = await client.query<InstanceRow>(
+    `select ${INSTANCE_COLUMNS} from journey_instances i
+      where i.workspace_id = $1 and i.profile_id = any($2::uuid[]) and i.status = 'active' and i.phase = 'wait'
+      order by i.id for update`,
+    [workspaceId, [...new Set(transitions.map((t) => t.profile_id))]],
+  );
+  for (const instance of instances) {
+    const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
+    const node = nodeById(version.definition, instance.node_id);
+    if (node?.kind !== 'segment_wait') continue;
+    const transition = transitions.find((t) => t.profile_id === instance.profile_id && t.key === node.segment && t.transition === node.on);
+    if (!transition) continue;
+    // A transition read late may be older than the wait (entered, then left again before it began):
+    // the membership as it is now decides.
+    const { rows: member } = await client.query<{ member: boolean }>(
+      `select exists (select 1 from segment_memberships m join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
+                       where m.workspace_id = $1 and m.profile_id = $2 and s.key = $3) as member`,
+      [workspaceId, instance.profile_id, node.segment],
+    );
+    if (member[0]!.member !== (node.on === 'entered')) continue;
+    await settleLastStep(client, instance, 'happened', { transition: transition.id });
+    instance.node_id = node.happened;
+    instance.phase = 'arrive';
+    instance.wait_started_at = null;
+    instance.due_at = now;
+    await saveInstance(client, instance);
+  }
 }
 
 interface EventRow {
@@ -169,6 +211,26 @@ export async function drainJourneyEvents(db: Db, now: Date, options: IntakeOptio
   return read;
 }
 
+/** A per-key instance's key from event properties: a string or number property, as text. */
+export function instanceKeyOf(properties: Record<string, unknown> | null, property: string): string | undefined {
+  const value = properties?.[property];
+  if (typeof value === 'string' && value !== '') return value.slice(0, 200);
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  return undefined;
+}
+
+/**
+ * A per-key instance hears only events about its key (an order's instance waits for that order's
+ * shipment); an event without the key property is heard by all of the profile's instances.
+ */
+function sameInstanceKey(definition: JourneyDefinition, instance: InstanceRow, properties: Record<string, unknown> | null): boolean {
+  if (instance.instance_key === '') return true;
+  const trigger = entryNode(definition).trigger;
+  if (trigger.kind !== 'event' || !trigger.instanceKey) return true;
+  const key = instanceKeyOf(properties, trigger.instanceKey.property);
+  return key === undefined || key === instance.instance_key;
+}
+
 const toProfileEvent = (row: EventRow): ProfileEvent => ({
   seq: row.seq,
   type: row.type,
@@ -187,7 +249,13 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
     const trigger = entry.trigger;
     const requests: EntryRequest[] = rows
       .filter((row) => eventMatches(toProfileEvent(row), trigger.event, trigger.where, row.profile_id))
-      .map((row) => ({ profileId: row.profile_id, entry: 'event', variables: row.properties ?? {} }));
+      .flatMap((row): EntryRequest[] => {
+        const request: EntryRequest = { profileId: row.profile_id, entry: 'event', variables: row.properties ?? {} };
+        if (!trigger.instanceKey) return [request];
+        // Per-key instances: an event without the key property starts none.
+        const key = instanceKeyOf(row.properties, trigger.instanceKey.property);
+        return key === undefined ? [] : [{ ...request, key }];
+      });
     if (requests.length > 0) await enterProfiles(client, workspaceId, journey.journeyId, requests, now);
   }
 
@@ -247,6 +315,7 @@ async function actOnEvents(client: DbClient, workspaceId: string, journeys: Live
       const version = await loadVersion(client, workspaceId, instance.journey_id, instance.version);
       const node = nodeById(version.definition, instance.node_id);
       if (node?.kind !== 'wait' || !eventMatches(toProfileEvent(row), node.event, node.where, row.profile_id)) continue;
+      if (!sameInstanceKey(version.definition, instance, row.properties)) continue;
       await settleLastStep(client, instance, 'event', { seq: row.seq });
       instance.node_id = node.happened;
       instance.phase = 'arrive';

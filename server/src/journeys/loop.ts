@@ -2,6 +2,7 @@ import type { Db } from '../storage/database.ts';
 import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
 import { advanceDueInstances, DEFAULT_BATCH, type EnqueueMessages } from './executor.ts';
 import { drainJourneyEvents, drainSegmentEntries } from './intake.ts';
+import { drainScheduledEntries } from './schedules.ts';
 
 export interface JourneyLoopOptions {
   db: Db;
@@ -9,6 +10,11 @@ export interface JourneyLoopOptions {
   enqueue?: EnqueueMessages;
   now?: () => Date;
   onError: (error: unknown, name: string) => void;
+  /**
+   * Executor loops in this process (default 2): while one waits on PostgreSQL the other walks its
+   * batch; SKIP LOCKED keeps their batches apart.
+   */
+  executors?: number;
   /** Instance steps that failed (they are retried with backoff). */
   onStepFailure?: (failure: { instanceId: string; error: string }) => void;
 }
@@ -18,6 +24,7 @@ export interface JourneyLoopOptions {
 const EXECUTOR_POLL_MS = 100;
 // Segment transition → entry and event → wait/goal are this plus the settle wait when idle.
 const INTAKE_POLL_MS = 100;
+const SCHEDULE_POLL_MS = 1_000;
 
 const notConfigured: EnqueueMessages = async () => {
   throw new Error('Message delivery (channels) is not configured in this worker');
@@ -27,7 +34,7 @@ const notConfigured: EnqueueMessages = async () => {
 export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
   const now = options.now ?? (() => new Date());
   const deps = { db: options.db, enqueue: options.enqueue ?? notConfigured, now };
-  const loops = [
+  const executors = Array.from({ length: Math.max(1, options.executors ?? 2) }, () =>
     startPollingLoop({
       name: 'journey executor',
       drainOnce: async () => {
@@ -38,8 +45,18 @@ export function startJourneyLoops(options: JourneyLoopOptions): PollingLoop {
       pollMs: EXECUTOR_POLL_MS,
       onError: options.onError,
     }),
+  );
+  const loops = [
+    ...executors,
     startPollingLoop({ name: 'journey segment entries', drainOnce: () => drainSegmentEntries(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
     startPollingLoop({ name: 'journey events', drainOnce: () => drainJourneyEvents(options.db, now()), pollMs: INTAKE_POLL_MS, onError: options.onError }),
+    // Date-trait scans and scheduled audiences: minute precision is what they promise.
+    startPollingLoop({
+      name: 'journey schedules',
+      drainOnce: async () => ((await drainScheduledEntries(options.db, now())) > 0 ? 1 : 0),
+      pollMs: SCHEDULE_POLL_MS,
+      onError: options.onError,
+    }),
   ];
   let stopped: Promise<void> | undefined;
   return {

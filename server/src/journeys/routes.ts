@@ -3,14 +3,19 @@ import type { FastifyRequest } from 'fastify';
 import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
+import { cancelMessages, listMessages } from '../channels/index.ts';
 import type { CheckTemplate } from '../channels/contract.ts';
 import { locateProfile } from '../profiles/queries.ts';
 import { prepareTransitionStorage } from '../segments/transitions.ts';
 import { withTransaction, type Db } from '../storage/database.ts';
+import { dryRun } from './dry-run.ts';
 import { enterProfiles } from './executor.ts';
+import { loadVersion, type JourneyVersion } from './instances.ts';
 import {
   ArchiveResultSchema,
   CreateJourneySchema,
+  DryRunBodySchema,
+  DryRunResultSchema,
   InstanceDetailSchema,
   InstanceListQuerySchema,
   InstanceListSchema,
@@ -23,7 +28,9 @@ import {
   JourneyVersionListSchema,
   NodeCountsSchema,
   ProblemsSchema,
+  PublishBodySchema,
   PublishResultSchema,
+  SkipWaitBodySchema,
   TestEntryBodySchema,
   TestEntryResultSchema,
   UpdateJourneySchema,
@@ -39,7 +46,9 @@ import {
   listJourneys,
   pauseJourney,
   publishJourney,
+  refuseProblems,
   resumeJourney,
+  skipWait,
   updateJourney,
   type JourneyRecord,
 } from './store.ts';
@@ -161,14 +170,15 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     '/v1/journeys/:key/publish',
     {
       config: write,
-      schema: docs('Freeze the draft as a new version and make it live; running instances continue by node id or exit when their node is gone', {
+      schema: docs('Freeze the draft as a new version and make it live; running instances continue by node id (or the mapping) or exit when their node is gone', {
         params: JourneyKeyParams,
+        body: PublishBodySchema,
         response: { 200: PublishResultSchema, ...errors(400, 401, 403, 404, 409) },
       }),
     },
     async (request) => {
       const workspaceId = await workspaceOf(request);
-      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks);
+      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks, request.body.mapping ?? {});
       return { ...result, journey: await view(workspaceId, result.journey) };
     },
   );
@@ -199,7 +209,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     async (request) => {
       const workspaceId = await workspaceOf(request);
       const result = await archiveJourney(db, workspaceId, request.params.key, now());
-      return { journey: await view(workspaceId, result.journey), stopped: result.stopped };
+      return { journey: await view(workspaceId, result.journey), stopped: result.stopped, cancelledMessages: result.cancelledMessages };
     },
   );
 
@@ -223,6 +233,37 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
         enterProfiles(client, workspaceId, journey.id, [{ profileId, entry: 'api', ...(request.body.variables ? { variables: request.body.variables } : {}) }], at),
       );
       return { profileId, instanceId: result?.instanceId ?? null, refused: result?.refused ?? null };
+    },
+  );
+
+  app.post(
+    '/v1/journeys/:key/dry-run',
+    {
+      config: write,
+      schema: docs(
+        'What the journey would do for a profile starting now: the path, each wait with its wake time, every message rendered with the guards that would skip or defer it. Sends and writes nothing',
+        { params: JourneyKeyParams, body: DryRunBodySchema, response: { 200: DryRunResultSchema, ...errors(400, 401, 403, 404) } },
+      ),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      const journey = await getJourney(db, workspaceId, request.params.key);
+      const { profileId } = await locateProfile(db, workspaceId, request.body.profile, 'profile');
+      const useDraft = request.body.version === 'draft' || journey.currentVersion === null;
+      let version: JourneyVersion;
+      if (useDraft) {
+        refuseProblems(await journeyProblems(db, workspaceId, journey.draft, checks));
+        version = { journeyId: journey.id, journeyKey: journey.key, version: 0, definition: journey.draft };
+      } else {
+        version = await loadVersion(db, workspaceId, journey.id, journey.currentVersion!);
+      }
+      const start = request.body.start ? new Date(request.body.start) : now();
+      const result = await dryRun(db, workspaceId, version, profileId, {
+        start,
+        ...(request.body.assume ? { assume: request.body.assume } : {}),
+        ...(request.body.variables ? { variables: request.body.variables } : {}),
+      });
+      return { ...result, version: useDraft ? ('draft' as const) : version.version };
     },
   );
 
@@ -258,7 +299,21 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       const workspaceId = await workspaceOf(request);
       const journey = await getJourney(db, workspaceId, request.params.key);
       const instance = await getInstance(db, workspaceId, journey.id, request.params.instanceId);
-      return { instance: toInstanceView(instance), path: await instancePath(db, workspaceId, instance.id) };
+      const [path, messages] = await Promise.all([instancePath(db, workspaceId, instance.id), listMessages(db, workspaceId, { instanceId: instance.id })]);
+      return {
+        instance: toInstanceView(instance),
+        messages: messages.map((m) => ({
+          messageId: m.messageId,
+          nodeId: m.origin?.nodeId ?? null,
+          channel: m.channel,
+          templateKey: m.templateKey,
+          status: m.status,
+          reason: m.reason ?? null,
+          createdAt: m.createdAt.toISOString(),
+          updatedAt: m.updatedAt.toISOString(),
+        })),
+        path,
+      };
     },
   );
 
@@ -277,7 +332,28 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
       await getInstance(db, workspaceId, journey.id, request.params.instanceId);
       const at = now();
       await prepareTransitionStorage(db, at);
-      await withTransaction(db, (client) => endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at));
+      await withTransaction(db, async (client) => {
+        await endInstances(client, workspaceId, { journeyId: journey.id, instanceId: request.params.instanceId }, 'removed', 'removed by an operator', at);
+        await cancelMessages(client, workspaceId, { instanceId: request.params.instanceId }, 'removed_from_journey');
+      });
+      return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
+    },
+  );
+
+  app.post(
+    '/v1/journeys/:key/instances/:instanceId/skip-wait',
+    {
+      config: write,
+      schema: docs('Skip the wait an instance is in: a delay ends now; a wait or segment_wait takes its timedOut branch (or happened) now', {
+        params: InstanceParams,
+        body: SkipWaitBodySchema,
+        response: { 200: InstanceSchema, ...errors(400, 401, 403, 404, 409) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      const journey = await getJourney(db, workspaceId, request.params.key);
+      await skipWait(db, workspaceId, journey.id, request.params.instanceId, request.body.branch ?? 'timedOut', now());
       return toInstanceView(await getInstance(db, workspaceId, journey.id, request.params.instanceId));
     },
   );

@@ -63,6 +63,18 @@ export const JourneyListSchema = Type.Object({ items: Type.Array(JourneySchema),
 
 export const ProblemsSchema = Type.Object({ problems: Type.Array(ProblemSchema) });
 
+export const PublishBodySchema = Type.Object(
+  {
+    mapping: Type.Optional(
+      Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64 }), {
+        description:
+          'Migration by node mapping: running instances at a key node continue at the value node of the new version (same kind, else they exit); other nodes map by id',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const PublishResultSchema = Type.Object({
   journey: JourneySchema,
   version: Type.Integer(),
@@ -70,7 +82,11 @@ export const PublishResultSchema = Type.Object({
   exited: Type.Integer({ description: 'Running instances ended because their node is not in the new version' }),
 });
 
-export const ArchiveResultSchema = Type.Object({ journey: JourneySchema, stopped: Type.Integer() });
+export const ArchiveResultSchema = Type.Object({
+  journey: JourneySchema,
+  stopped: Type.Integer({ description: 'Running instances ended (reason `stopped`)' }),
+  cancelledMessages: Type.Integer({ description: "The journey's queued or held messages cancelled (reason `journey_stopped`)" }),
+});
 
 export const TestEntryBodySchema = Type.Object(
   {
@@ -82,7 +98,14 @@ export const TestEntryBodySchema = Type.Object(
 export const TestEntryResultSchema = Type.Object({
   profileId: Type.String({ format: 'uuid' }),
   instanceId: Type.Union([Type.String({ format: 'uuid' }), Type.Null()]),
-  refused: Type.Union([Type.Literal('not_live'), Type.Literal('already_in'), Type.Literal('reentry'), Type.Literal('cap'), Type.Null()]),
+  refused: Type.Union([
+    Type.Literal('not_live'),
+    Type.Literal('already_in'),
+    Type.Literal('reentry'),
+    Type.Literal('cap'),
+    Type.Literal('max_concurrent'),
+    Type.Null(),
+  ]),
 });
 
 const InstanceStatusSchema = Type.Union([Type.Literal('active'), Type.Literal('completed'), Type.Literal('converted'), Type.Literal('exited')]);
@@ -119,8 +142,31 @@ export const StepSchema = Type.Object({
   detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
 });
 
+export const InstanceMessageSchema = Type.Object({
+  messageId: Type.String(),
+  nodeId: NullableString,
+  channel: Type.String(),
+  templateKey: Type.String(),
+  status: Type.String({ description: 'queued, held, sending, sent, delivered, opened, clicked, failed, skipped, cancelled' }),
+  reason: NullableString,
+  createdAt: Instant,
+  updatedAt: Instant,
+});
+
+export const SkipWaitBodySchema = Type.Object(
+  {
+    branch: Type.Optional(
+      Type.Union([Type.Literal('happened'), Type.Literal('timedOut')], {
+        description: 'For a wait or segment_wait: the branch to take (timedOut by default); a delay simply ends',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
 export const InstanceDetailSchema = Type.Object({
   instance: InstanceSchema,
+  messages: Type.Array(InstanceMessageSchema, { description: "Every message the instance queued, with its status (channels' outbox)" }),
   path: Type.Array(StepSchema, { description: 'Every node the instance arrived at, in order, with what happened there' }),
 });
 
@@ -147,4 +193,63 @@ export const JourneyVersionListSchema = Type.Object({
     Type.Object({ version: Type.Integer(), publishedAt: Instant, definition: JourneyDefinitionSchema }),
     { description: 'Every published version, newest first' },
   ),
+});
+
+export const DryRunBodySchema = Type.Object(
+  {
+    profile: Type.String({ minLength: 1, description: 'A profile id or `<type>:<value>`' }),
+    version: Type.Optional(
+      Type.Union([Type.Literal('live'), Type.Literal('draft')], { description: 'The live version (default when there is one) or the draft' }),
+    ),
+    start: Type.Optional(Type.String({ format: 'date-time', description: 'The simulated start; now when absent' })),
+    assume: Type.Optional(
+      Type.Record(Type.String(), Type.Union([Type.Literal('happened'), Type.Literal('timedOut')]), {
+        description: 'Per wait or segment_wait node id: `happened` assumes its event or segment change comes at once; otherwise it times out',
+      }),
+    ),
+    variables: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'Entry variables (trigger event properties) for templates' })),
+  },
+  { additionalProperties: false },
+);
+
+const DryRunPreview = {
+  decision: Type.Union([Type.Literal('send'), Type.Literal('skip'), Type.Literal('error')]),
+  reason: Type.Optional(Type.String({ description: 'Why a guard would skip it: no_consent, unsubscribed, frequency_cap, suppressed …' })),
+  sendAt: Type.Optional(Instant),
+  deferredBy: Type.Optional(Type.String({ description: 'quiet_hours (or pacing) when it would wait' })),
+  locale: Type.Optional(Type.String()),
+  fields: Type.Optional(Type.Record(Type.String(), Type.String(), { description: 'The rendered template fields (subject, html, text …)' })),
+  error: Type.Optional(Type.String()),
+};
+
+export const DryRunResultSchema = Type.Object({
+  profileId: Type.String({ format: 'uuid' }),
+  version: Type.Union([Type.Integer(), Type.Literal('draft')]),
+  group: Type.Union([Type.Literal('treatment'), Type.Literal('holdout')]),
+  start: Instant,
+  path: Type.Array(
+    Type.Object({
+      step: Type.Integer(),
+      at: Instant,
+      nodeId: Type.String(),
+      kind: Type.String(),
+      outcome: Type.String({ description: 'As in an instance path; a send is would_send or would_skip' }),
+      detail: Type.Union([Type.Record(Type.String(), Type.Unknown()), Type.Null()]),
+    }),
+  ),
+  waits: Type.Array(
+    Type.Object({
+      nodeId: Type.String(),
+      kind: Type.String(),
+      from: Instant,
+      until: Instant,
+      ends: Type.Union([Type.Literal('next'), Type.Literal('timed_out'), Type.Literal('happened')]),
+    }),
+  ),
+  messages: Type.Array(
+    Type.Object({ nodeId: Type.String(), at: Instant, channel: Type.String(), templateKey: Type.String(), purpose: Type.String(), ...DryRunPreview }),
+  ),
+  traits: Type.Array(Type.Object({ nodeId: Type.String(), at: Instant, values: Type.Record(Type.String(), Type.Unknown()) })),
+  end: Type.Union([Type.Object({ reason: Type.String(), detail: NullableString, at: Instant }), Type.Null()]),
+  truncated: Type.Boolean(),
 });

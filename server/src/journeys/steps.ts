@@ -1,12 +1,12 @@
 import type { MessageRequest } from '../channels/contract.ts';
 import { durationMs } from '../segments/ast.ts';
 import type { ProfileSnapshot } from '../segments/snapshot.ts';
-import { conditionReads, type ConditionReads } from '../segments/snapshots.ts';
+import { conditionReads, emptyReads, type ConditionReads } from '../segments/snapshots.ts';
 import type { SystemEvent } from '../segments/transitions.ts';
-import type { NodeKind, NodeOf } from './definition.ts';
+import { entryNode, journeyVariables, type NodeKind, type NodeOf } from './definition.ts';
 import { journeyIds, type InstanceRow, type JourneyVersion } from './instances.ts';
 import { conditionOf, randomBranch, splitHolds } from './rules.ts';
-import { delayEnd } from './validate.ts';
+import { delayOutcome, segmentWaitOutcome, traitValuesOf } from './waits.ts';
 
 /*
  * What each node kind does, as pure functions: no database, no clock, no randomness beyond the
@@ -56,7 +56,7 @@ export interface StepOutcome {
   message?: StepMessage;
   /** Timeline events (track events of docs/events.md) written with the step. */
   events?: SystemEvent[];
-  /** Trait values to set on the instance's profile (written with the step; see trait-updates.ts). */
+  /** Trait values to set on the instance's profile, null removing one (written with the step; see trait-updates.ts). */
   traits?: Record<string, unknown>;
 }
 
@@ -73,8 +73,8 @@ export interface NodeKindSpec<K extends NodeKind> {
   arrive(input: StepInput<K>): StepOutcome;
   /** The instance waited here and its timer is due. Kinds that never wait leave it out. */
   resume?(input: StepInput<K>): ResumeOutcome;
-  /** What `arrive`/`resume` read of the profile; absent: nothing (no snapshot is loaded for it). */
-  reads?(node: NodeOf<K>): ConditionReads;
+  /** What `arrive`/`resume` read of the profile; absent or undefined: nothing (no snapshot is loaded for it). */
+  reads?(node: NodeOf<K>): ConditionReads | undefined;
 }
 
 type Registry = { [K in NodeKind]: NodeKindSpec<K> };
@@ -84,11 +84,14 @@ export const NODE_KINDS: Registry = {
     arrive: ({ node }) => ({ outcome: 'next', next: node.next }),
   },
   delay: {
-    arrive: ({ node, now, timeZone }) => {
-      const until = delayEnd(node, now, timeZone, node.duration ? durationMs(node.duration) : 0);
-      return { outcome: 'waiting', detail: { until: until.toISOString() }, waitUntil: until };
+    arrive: ({ node, now, timeZone, snapshot }) => {
+      // Time of day and dates are the profile's (its time zone trait), when the delay has them.
+      const outcome = delayOutcome(node, now, snapshot?.traits ?? {}, timeZone);
+      if (!outcome.wait) return { outcome: outcome.outcome, detail: outcome.detail, next: node.next };
+      return { outcome: 'waiting', detail: { until: outcome.until.toISOString(), timeZone: outcome.timeZone }, waitUntil: outcome.until };
     },
     resume: ({ node }) => ({ outcome: 'next', next: node.next }),
+    reads: (node) => (node.until || node.untilDate ? { ...emptyReads(), traits: true } : undefined),
   },
   wait: {
     arrive: ({ node, now }) => {
@@ -97,6 +100,41 @@ export const NODE_KINDS: Registry = {
     },
     // The event arriving first is intake.ts's: it moves the instance to `happened`.
     resume: ({ node }) => ({ outcome: 'timed_out', next: node.timedOut }),
+  },
+  segment_wait: {
+    arrive: ({ node, snapshot, now }) => {
+      const outcome = segmentWaitOutcome(node, snapshot?.memberships.has(node.segment) ?? false, now);
+      if (outcome.happened) return { outcome: 'happened', detail: { segment: node.segment, on: node.on, already: true }, next: node.happened };
+      return { outcome: 'waiting', detail: { segment: node.segment, on: node.on, timeoutAt: outcome.timeoutAt.toISOString() }, waitUntil: outcome.timeoutAt };
+    },
+    // The transition arriving first is intake.ts's: it moves the instance to `happened`.
+    resume: ({ node }) => ({ outcome: 'timed_out', next: node.timedOut }),
+    reads: (node) => ({ ...emptyReads(), segments: new Set([node.segment]) }),
+  },
+  update_trait: {
+    arrive: ({ node, snapshot }) => {
+      const traits = traitValuesOf(node, snapshot?.traits ?? {});
+      return { outcome: 'updated', detail: { traits: Object.keys(traits) }, next: node.next, traits };
+    },
+    reads: (node) => (node.addTags ? { ...emptyReads(), traits: true } : undefined),
+  },
+  webhook: {
+    arrive: ({ node, instance, version }) => {
+      if (instance.holdout) return { outcome: 'held_out', next: node.next };
+      return {
+        outcome: 'queued',
+        next: node.next,
+        // An integration call, not marketing: no consent, caps or quiet hours; channels' signed webhook adapter sends it.
+        message: {
+          channel: 'webhook',
+          channelConfigKey: node.channelConfigKey,
+          templateKey: node.template,
+          purpose: 'transactional',
+          variables: { event: instance.variables, journey: journeyVariables(version.definition, version.journeyKey, version.version) },
+          ...rateOf(version),
+        },
+      };
+    },
   },
   split: {
     arrive: ({ node, snapshot, now }) => {
@@ -134,7 +172,8 @@ export const NODE_KINDS: Registry = {
           templateKey: node.template,
           purpose: node.purpose,
           ...(node.subscriptionGroup ? { subscriptionGroup: node.subscriptionGroup } : {}),
-          variables: { event: instance.variables, journey: { key: version.journeyKey, version: version.version } },
+          variables: { event: instance.variables, journey: journeyVariables(version.definition, version.journeyKey, version.version) },
+          ...rateOf(version),
         },
       };
     },
@@ -143,6 +182,12 @@ export const NODE_KINDS: Registry = {
     arrive: () => ({ outcome: 'completed', end: { reason: 'completed', detail: null } }),
   },
 };
+
+/** The journey's send-rate limit (broadcast pacing), carried by each of its messages. */
+function rateOf(version: JourneyVersion): { ratePerSecond?: number } {
+  const rate = entryNode(version.definition).ratePerSecond;
+  return rate ? { ratePerSecond: rate } : {};
+}
 
 function specOf<K extends NodeKind>(kind: K): NodeKindSpec<K> {
   return NODE_KINDS[kind] as NodeKindSpec<K>;

@@ -1,7 +1,9 @@
 import type { Condition } from '../segments/ast.ts';
 import { parseSegment } from '../segments/language/parse.ts';
+import { isValidTimeZone } from '../channels/guards.ts';
+import { scheduleError } from '../segments/cron.ts';
 import { conditionReads } from '../segments/snapshots.ts';
-import { successors, type JourneyDefinition, type JourneyNode, type NodeOf } from './definition.ts';
+import { isWaitingNode, successors, type JourneyDefinition, type JourneyNode, type NodeOf } from './definition.ts';
 
 /** One thing wrong with a definition: the node (when one is at fault), the field, and why. */
 export interface Problem {
@@ -16,6 +18,8 @@ export interface ValidationContext {
   segmentKeys: ReadonlySet<string>;
   /** Template keys that exist, per channel; absent: templates are not checked here. */
   templates?: (channel: string, key: string) => boolean;
+  /** The workspace's time zone (schedule triggers without their own); UTC when absent. */
+  timeZone?: string;
 }
 
 /** A condition text parsed, or the parser's complaint. */
@@ -98,20 +102,51 @@ function nodeProblems(node: JourneyNode, at: string, context: ValidationContext)
   const problems: Problem[] = [];
   const problem = (field: string, message: string) => problems.push({ node: node.id, field: `${at}.${field}`, message });
   switch (node.kind) {
-    case 'entry':
-      if (node.trigger.kind === 'segment' && !context.segmentKeys.has(node.trigger.segment)) {
-        problem('trigger.segment', `Segment "${node.trigger.segment}" does not exist (or is archived)`);
+    case 'entry': {
+      const trigger = node.trigger;
+      if ((trigger.kind === 'segment' || trigger.kind === 'schedule') && !context.segmentKeys.has(trigger.segment)) {
+        problem('trigger.segment', `Segment "${trigger.segment}" does not exist (or is archived)`);
       }
-      if (node.trigger.kind === 'event') {
-        problems.push(...conditionProblems(eventConditionText(node.trigger.event, node.trigger.where), `${at}.trigger.where`, node.id, context));
+      if (trigger.kind === 'event') {
+        problems.push(...conditionProblems(eventConditionText(trigger.event, trigger.where), `${at}.trigger.where`, node.id, context));
+      }
+      if (trigger.kind === 'schedule') {
+        if ((trigger.at === undefined) === (trigger.cron === undefined)) problem('trigger', 'A scheduled entry needs exactly one of `at` (one-off) and `cron` (recurring)');
+        if (trigger.at !== undefined && Number.isNaN(Date.parse(trigger.at))) problem('trigger.at', `"${trigger.at}" is not an instant`);
+        const zone = trigger.timeZone ?? context.timeZone ?? 'UTC';
+        if (!isValidTimeZone(zone)) problem('trigger.timeZone', `"${zone}" is not an IANA time zone`);
+        else if (trigger.cron !== undefined) {
+          const error = scheduleError(trigger.cron, zone);
+          if (error) problem('trigger.cron', error);
+        }
+      }
+      if (node.maxConcurrent !== undefined && node.maxConcurrent > 1 && !(trigger.kind === 'event' && trigger.instanceKey)) {
+        problem('maxConcurrent', 'More than one running instance per profile needs per-key instances (an event trigger with instanceKey)');
       }
       break;
+    }
     case 'delay':
-      if (node.duration === undefined && node.until === undefined) problem('duration', 'A delay needs a duration, an until time of day, or both');
+      if (node.untilDate !== undefined && (node.duration !== undefined || node.until !== undefined)) {
+        problem('untilDate', 'A delay until a date trait takes no duration or time of day besides it');
+      } else if (node.duration === undefined && node.until === undefined && node.untilDate === undefined) {
+        problem('duration', 'A delay needs a duration, an until time of day, both, or an untilDate');
+      }
       break;
     case 'wait':
       problems.push(...conditionProblems(eventConditionText(node.event, node.where), `${at}.where`, node.id, context));
       if (node.happened === node.timedOut) problem('timedOut', 'happened and timedOut lead to the same node: use a delay instead');
+      break;
+    case 'segment_wait':
+      if (!context.segmentKeys.has(node.segment)) problem('segment', `Segment "${node.segment}" does not exist (or is archived)`);
+      if (node.happened === node.timedOut) problem('timedOut', 'happened and timedOut lead to the same node: use a delay instead');
+      break;
+    case 'update_trait':
+      if (node.set === undefined && node.addTags === undefined) problem('set', 'An update_trait node needs `set`, `addTags`, or both');
+      else if (node.set !== undefined && Object.keys(node.set).length === 0 && node.addTags === undefined) problem('set', 'Nothing to set');
+      if (node.set && 'tags' in node.set && node.addTags) problem('set.tags', 'Set `tags` or add tags, not both');
+      break;
+    case 'webhook':
+      if (context.templates && !context.templates('webhook', node.template)) problem('template', `No webhook template "${node.template}"`);
       break;
     case 'split':
       problems.push(...conditionProblems(node.condition, `${at}.condition`, node.id, context));
@@ -159,7 +194,7 @@ function instantCycles(definition: JourneyDefinition, index: ReadonlyMap<string,
   const reported = new Set<string>();
   const visit = (id: string, path: string[]): void => {
     const node = byId.get(id);
-    if (!node || node.kind === 'delay' || node.kind === 'wait') return;
+    if (!node || isWaitingNode(node)) return;
     const seen = state.get(id);
     if (seen === 'done') return;
     if (seen === 'open') {
@@ -204,7 +239,7 @@ export function nextTimeOfDay(from: Date, time: string, timeZone: string, weekda
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
-function localParts(at: Date, timeZone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
+export function localParts(at: Date, timeZone: string): { year: number; month: number; day: number; hour: number; minute: number; second: number } {
   let format = formatters.get(timeZone);
   if (!format) {
     format = new Intl.DateTimeFormat('en-US', {
@@ -224,7 +259,7 @@ function localParts(at: Date, timeZone: string): { year: number; month: number; 
 }
 
 /** The instant a wall-clock time in `timeZone` names (in a DST gap, the moment after the gap). */
-function zonedTime(year: number, month: number, day: number, hour: number, minute: number, timeZone: string): Date {
+export function zonedTime(year: number, month: number, day: number, hour: number, minute: number, timeZone: string): Date {
   const wall = Date.UTC(year, month - 1, day, hour, minute);
   const offsetAt = (instant: number) => {
     const p = localParts(new Date(instant), timeZone);

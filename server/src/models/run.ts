@@ -19,6 +19,7 @@ import {
 import { deciles, InsufficientData, scoreWith, trainClassifier, trainClv, trainLifecycle, trainRfm, type Trained } from './train.ts';
 import { encodeTraitFeatures } from './trait-features.ts';
 import { writeModelTraits, type TraitChange } from './traits.ts';
+import { scrubLogLine } from '../privacy/log-scrub.ts';
 
 /*
  * One training run: read the summaries the model needs, train and score (train.ts), write the
@@ -92,7 +93,7 @@ export async function runModel(db: Db, workspaceId: string, modelId: string, opt
     } catch (error) {
       const message = error instanceof InsufficientData ? `not enough data: ${error.message}` : error instanceof Error ? error.message : String(error);
       await markFailed(db, workspaceId, run.id, message);
-      if (!(error instanceof InsufficientData)) console.error(JSON.stringify({ level: 'error', msg: `model ${model.key} run failed`, error: message }));
+      if (!(error instanceof InsufficientData)) console.error(scrubLogLine(JSON.stringify({ level: 'error', msg: `model ${model.key} run failed`, error: message })));
       return { run: (await getRun(db, workspaceId, run.id))!, outcome: 'failed' };
     }
   } finally {

@@ -81,6 +81,8 @@ export interface RegisteredRoute {
   method: string;
   url: string;
   permission: string | undefined;
+  /** The route's JSON schemas (params, querystring, body), for tests that fill every field. */
+  schema?: { params?: unknown; querystring?: unknown; body?: unknown };
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -117,7 +119,8 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     for (const method of methods) {
       if (isCorsPreflight({ ...route, method })) continue;
-      routes.push({ method, url: route.url, permission: route.config?.permission });
+      const schema = route.schema as { params?: unknown; querystring?: unknown; body?: unknown } | undefined;
+      routes.push({ method, url: route.url, permission: route.config?.permission, schema: { params: schema?.params, querystring: schema?.querystring, body: schema?.body } });
     }
   });
 

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import type { Db } from '../storage/database.ts';
 import { verifyAuditChain } from './audit.ts';
+import { rotateDataKey, rotateMasterKey } from './data-keys.ts';
+import { getWorkspace } from '../workspaces/store.ts';
 
 type OpenDb = () => Promise<{ db: Db; close(): Promise<void> }>;
 
@@ -23,6 +25,34 @@ export function registerPrivacyCommands(program: Command, openDb: OpenDb): void 
       } catch (error) {
         await close();
         throw error;
+      }
+    });
+
+  const privacy = program.command('privacy').description('Encryption keys of personal data at rest');
+  privacy
+    .command('rotate-master-key')
+    .description('Re-seal every workspace data key under TOUCHPOINT_MASTER_KEY (keys sealed by an older one need it in TOUCHPOINT_MASTER_KEY_PREVIOUS)')
+    .option('--all', 'also re-seal data keys already sealed by the current master key')
+    .action(async (options: { all?: boolean }) => {
+      const { db, close } = await openDb();
+      try {
+        const result = await rotateMasterKey(db, { all: options.all });
+        console.log(`Re-sealed ${result.resealed} data key(s) under master key ${result.masterKeyId}; the previous master key is no longer needed`);
+      } finally {
+        await close();
+      }
+    });
+  privacy
+    .command('rotate-data-key')
+    .description("Start a new data key for a workspace: new values are sealed with it, older ones keep opening with theirs")
+    .requiredOption('--workspace <slug-or-id>', 'the workspace')
+    .action(async (options: { workspace: string }) => {
+      const { db, close } = await openDb();
+      try {
+        const workspace = await getWorkspace(db, options.workspace);
+        console.log(`Workspace ${workspace.slug} now seals new values with data key ${await rotateDataKey(db, workspace.id)}`);
+      } finally {
+        await close();
       }
     });
 }

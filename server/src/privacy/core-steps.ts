@@ -1,5 +1,6 @@
 import type { Queryable } from '../storage/database.ts';
 import { registerPersonalData, type DataSubject } from './registry.ts';
+import { openQuarantineRows, subjectHashes } from './sealed-payloads.ts';
 
 /**
  * The personal data of the first modules (collection, identity, profiles, segments,
@@ -53,19 +54,24 @@ registerPersonalData({
 
 registerPersonalData({
   name: 'quarantine',
-  // Items refused at collection are kept as received text; any that mention the person go.
-  export: (db, s) =>
-    rows(
-      db,
+  // Items refused at collection: sealed payloads are found by keyed hashes of their string values
+  // (privacy/sealed-payloads.ts), plain ones from before encryption by their text.
+  export: async (db, s) => {
+    const found = await db.query<{ id: string; endpoint: string; reason: string; payload: string; received_at: Date }>(
       `select id, endpoint, reason, payload, received_at from quarantine
-        where workspace_id = $1 and exists (select 1 from unnest($2::text[]) v where position(v in payload) > 0)`,
-      [s.workspaceId, s.values],
+        where workspace_id = $1 and (subject_hashes && $3::bytea[] or exists (select 1 from unnest($2::text[]) v where position(v in payload) > 0))
+        order by received_at, id`,
+      [s.workspaceId, s.values, await subjectHashes(db, s.workspaceId, s.values)],
+    );
+    return openQuarantineRows(db, s.workspaceId, found.rows);
+  },
+  erase: async (db, s) =>
+    count(
+      db,
+      `delete from quarantine
+        where workspace_id = $1 and (subject_hashes && $3::bytea[] or exists (select 1 from unnest($2::text[]) v where position(v in payload) > 0))`,
+      [s.workspaceId, s.values, await subjectHashes(db, s.workspaceId, s.values)],
     ),
-  erase: (db, s) =>
-    count(db, `delete from quarantine where workspace_id = $1 and exists (select 1 from unnest($2::text[]) v where position(v in payload) > 0)`, [
-      s.workspaceId,
-      s.values,
-    ]),
 });
 
 profileTable('profile_traits', 'profile_traits', 'key');

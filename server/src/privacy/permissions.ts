@@ -110,7 +110,8 @@ export function defaultServerKeyAllows(permission: string): boolean {
   if (INSTANCE_PERMISSIONS.has(permission)) return false;
   const area = permission.split('.')[0]!;
   if (GOVERNANCE_AREAS.includes(area) || area === 'users') return false;
-  return permission !== 'quarantine.write' && permission !== 'identity.write' && permission !== 'events.write';
+  // imports.write stores events, like events.write: a key must be given it explicitly.
+  return permission !== 'quarantine.write' && permission !== 'identity.write' && permission !== 'events.write' && permission !== 'imports.write';
 }
 
 /** A key with explicit permissions: its patterns, never instance permissions. */
@@ -118,4 +119,31 @@ export function keyAllows(kind: 'write' | 'server', explicit: readonly string[] 
   if (INSTANCE_PERMISSIONS.has(permission)) return false;
   if (explicit) return allows(explicit, permission);
   return kind === 'write' ? DEFAULT_WRITE_KEY_PERMISSIONS.includes(permission) : defaultServerKeyAllows(permission);
+}
+
+// ---- granting: no caller hands out more than it holds --------------------------------------
+
+/** A permission no route declares yet: stands for the areas and actions a wildcard reaches in the future. */
+const FUTURE = 'zz-future';
+
+/**
+ * The permissions a grant reaches that the granter does not hold (empty when the grant is
+ * covered). Both sides are predicates (`keyAllows`, `roleAllows`, an Access's `can`), checked over
+ * every permission routes declare, `pii.read`, and for each wildcard in the grant a permission no
+ * route declares yet — so `segments.*` is only granted by a caller holding `segments.*` (or more),
+ * not by one that happens to hold every `segments.` permission of today.
+ */
+export function permissionsBeyond(
+  granterAllows: (permission: string) => boolean,
+  grantAllows: (permission: string) => boolean,
+  known: Iterable<string>,
+  grantPatterns: readonly string[] | null,
+): string[] {
+  const probes = new Set<string>([PII_READ, `${FUTURE}.${FUTURE}`]);
+  for (const permission of known) if (permission !== PUBLIC && permission !== AUTHENTICATED) probes.add(permission);
+  for (const pattern of grantPatterns ?? []) {
+    const [area, action] = pattern === '*' ? ['*', '*'] : pattern.split('.');
+    probes.add(`${area === '*' ? FUTURE : area}.${action === '*' ? FUTURE : action}`);
+  }
+  return [...probes].filter((permission) => grantAllows(permission) && !granterAllows(permission)).sort();
 }

@@ -1,9 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Db, Queryable } from '../storage/database.ts';
 import { NotFoundError } from '../workspaces/store.ts';
-import { personalDataSteps, type DataSubject } from './registry.ts';
+import { personalDataSteps } from './registry.ts';
 import { keyedHash, privacyKey } from './secret.ts';
-import { gatherSubject, parseSubject } from './subjects.ts';
+import { gatherSubject, parseSubject, type SubjectRef } from './subjects.ts';
+import { lockWorkspaceIdentity } from '../identity/resolver.ts';
 import { addSuppressions, suppressionFilter } from './suppression.ts';
 import './steps.ts';
 
@@ -120,11 +121,19 @@ async function finish(db: Queryable, workspaceId: string, id: string, outcome: {
   return toRequest(rows[0]!);
 }
 
-/** Runs every step's erase for one subject in one transaction; returns rows affected per step. */
-export async function eraseSubjectData(db: Db, subject: DataSubject, requestId: string): Promise<Record<string, number>> {
+/**
+ * Runs every step's erase for one subject in one transaction; returns rows affected per step and
+ * the subject as gathered. The transaction holds the workspace's identity lock (the one every
+ * resolution batch takes) and gathers the subject under it: no batch links a new identifier to
+ * the person between gathering and erasing, and none runs until the suppressions are committed;
+ * batches after it drop the person's queued events (identity/resolver.ts checks suppressions).
+ */
+export async function eraseSubjectData(db: Db, workspaceId: string, ref: SubjectRef, requestId: string): Promise<Record<string, number>> {
   const client = await db.connect();
   try {
     await client.query('begin');
+    await lockWorkspaceIdentity(client, workspaceId);
+    const subject = await gatherSubject(client, workspaceId, ref);
     const result: Record<string, number> = {};
     for (const step of personalDataSteps()) result[step.name] = await step.erase(client, subject);
     result.suppressed_identifiers = await addSuppressions(client, subject.workspaceId, requestId, subject.identifiers);
@@ -147,8 +156,7 @@ export async function requestErasure(db: Db, workspaceId: string, ref: string, r
   const subjectRef = await parseSubject(db, workspaceId, ref);
   const id = await recordRequest(db, workspaceId, 'erasure', subjectRef, requestedBy, reason);
   try {
-    const subject = await gatherSubject(db, workspaceId, subjectRef);
-    const result = await eraseSubjectData(db, subject, id);
+    const result = await eraseSubjectData(db, workspaceId, subjectRef, id);
     suppressionFilter(db).invalidate(workspaceId);
     return await finish(db, workspaceId, id, { result });
   } catch (error) {

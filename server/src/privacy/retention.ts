@@ -1,3 +1,4 @@
+import { lockWorkspaceIdentity } from '../identity/resolver.ts';
 import type { Db } from '../storage/database.ts';
 import { forgetPartition, monthStart } from '../storage/partitions.ts';
 import { personalDataSteps } from './registry.ts';
@@ -97,6 +98,8 @@ async function purgeProfile(db: Db, workspaceId: string, profileId: string): Pro
   const client = await db.connect();
   try {
     await client.query('begin');
+    // As erasure: under the identity lock, so no resolution batch links the person meanwhile.
+    await lockWorkspaceIdentity(client, workspaceId);
     const { rows: family } = await client.query<{ id: string }>(
       `with recursive family as (select id from profiles where workspace_id = $1 and id = $2
          union select p.id from profiles p join family f on p.merged_into = f.id where p.workspace_id = $1)

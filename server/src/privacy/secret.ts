@@ -5,7 +5,7 @@ import type { Queryable } from '../storage/database.ts';
 const SETTING = 'privacy_hmac_key';
 const cache = new WeakMap<object, Promise<Buffer>>();
 
-function decodeKey(text: string, from: string): Buffer {
+export function decodeKey(text: string, from: string): Buffer {
   const trimmed = text.trim();
   const key = /^[0-9a-f]{64,}$/i.test(trimmed) ? Buffer.from(trimmed, 'hex') : Buffer.from(trimmed, 'base64');
   if (key.length < 32) throw new RangeError(`${from} must hold at least 32 bytes (64 hex digits or base64)`);

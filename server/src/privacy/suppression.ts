@@ -1,4 +1,4 @@
-import { extractIdentifiers } from '../identity/extract.ts';
+import { extractIdentifiers, type IdentifiedEvent } from '../identity/extract.ts';
 import type { IdentityConfig } from '../identity/identifier-types.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import type { NormalizedEvent } from '../ingest/normalize.ts';
@@ -108,4 +108,57 @@ export function suppressionFilter(db: Db): SuppressionFilter {
     filters.set(db, filter);
   }
   return filter;
+}
+
+/**
+ * Identity resolution's own check, in its transaction and under the workspace's identity lock
+ * (which erasure holds until its suppressions commit): queued events carrying a suppressed
+ * identifier — stored while an erasure ran, or by a process whose cached list was up to CACHE_MS
+ * old — are deleted rather than resolved, and counted, so they cannot bring the person back.
+ * A workspace without suppressions costs one index probe per batch.
+ */
+export async function dropSuppressedEvents<E extends IdentifiedEvent & { seq: number; timestamp: Date }>(
+  db: Db,
+  client: Queryable,
+  workspaceId: string,
+  events: E[],
+  config: IdentityConfig,
+): Promise<{ kept: E[]; dropped: number }> {
+  if (events.length === 0) return { kept: events, dropped: 0 };
+  const { rows: any } = await client.query('select 1 from privacy_suppressions where workspace_id = $1 limit 1', [workspaceId]);
+  if (any.length === 0) return { kept: events, dropped: 0 };
+  const key = await privacyKey(db);
+  const hashes = events.map((event) => extractIdentifiers(event, config).identifiers.map((identifier) => suppressionHash(key, workspaceId, identifier).toString('hex')));
+  const { rows } = await client.query<{ identifier_hash: Buffer }>(
+    'select identifier_hash from privacy_suppressions where workspace_id = $1 and identifier_hash = any($2::bytea[])',
+    [workspaceId, [...new Set(hashes.flat())].map((hex) => Buffer.from(hex, 'hex'))],
+  );
+  if (rows.length === 0) return { kept: events, dropped: 0 };
+  const suppressed = new Set(rows.map((row) => row.identifier_hash.toString('hex')));
+  const kept: E[] = [];
+  const dropped: E[] = [];
+  const matched = new Set<string>();
+  events.forEach((event, i) => {
+    const hit = hashes[i]!.find((hash) => suppressed.has(hash));
+    if (hit) {
+      matched.add(hit);
+      dropped.push(event);
+    } else {
+      kept.push(event);
+    }
+  });
+  if (dropped.length === 0) return { kept, dropped: 0 };
+  await client.query(
+    `with gone as (
+       delete from events where workspace_id = $1 and timestamp = any($2::timestamptz[]) and seq = any($3::bigint[]) returning message_id
+     )
+     delete from event_message_ids m using gone where m.workspace_id = $1 and m.message_id = gone.message_id`,
+    [workspaceId, dropped.map((event) => event.timestamp.toISOString()), dropped.map((event) => event.seq)],
+  );
+  await client.query(
+    `update privacy_suppressions set dropped_events = dropped_events + 1, last_dropped_at = now()
+      where workspace_id = $1 and identifier_hash = any($2::bytea[])`,
+    [workspaceId, [...matched].map((hex) => Buffer.from(hex, 'hex'))],
+  );
+  return { kept, dropped: dropped.length };
 }

@@ -6,6 +6,7 @@ import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { getWorkspace } from '../workspaces/store.ts';
 import { actorOf } from './access.ts';
+import { assertMayGrant, roleGrant } from './grants.ts';
 import { createSession, endSession, endUserSessions, SESSION_COOKIE, SESSION_IDLE_MS, sessionCookie } from './sessions.ts';
 import {
   attemptLogin,
@@ -183,6 +184,11 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { d
       if ((request.body.role === 'owner' || current === 'owner') && !(await mayManageOwners(db, request, workspace.id))) {
         throw new ApiError(403, 'forbidden', 'Only owners may grant or take away the owner role', 'role');
       }
+      const roles = await listRoles(db, workspace.id);
+      const granted = roles.find((role) => role.key === request.body.role);
+      if (granted) assertMayGrant(request, roleGrant(granted.permissions), granted.permissions, `give the role '${granted.key}'`, 'role');
+      const held = current === null ? undefined : roles.find((role) => role.key === current);
+      if (held) assertMayGrant(request, roleGrant(held.permissions), held.permissions, `change the role of a member holding '${held.key}'`, 'role');
       return withRoleField(() => putMember(db, workspace.id, request.params.userId, request.body.role));
     },
   );
@@ -195,6 +201,9 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { d
       if ((await memberRole(db, workspace.id, request.params.userId)) === 'owner' && !(await mayManageOwners(db, request, workspace.id))) {
         throw new ApiError(403, 'forbidden', 'Only owners may remove an owner');
       }
+      const current = await memberRole(db, workspace.id, request.params.userId);
+      const held = current === null ? undefined : (await listRoles(db, workspace.id)).find((role) => role.key === current);
+      if (held) assertMayGrant(request, roleGrant(held.permissions), held.permissions, `remove a member holding '${held.key}'`, 'role');
       await removeMember(db, workspace.id, request.params.userId);
       return reply.code(204).send(null);
     },
@@ -214,6 +223,10 @@ export const userRoutes: FastifyPluginAsyncTypebox<{ db: Db }> = async (app, { d
     },
     async (request) => {
       const workspace = await getWorkspace(db, request.params.workspace);
+      const { permissions } = request.body;
+      assertMayGrant(request, roleGrant(permissions), permissions, `define role '${request.params.role}' this way`, 'permissions');
+      const existing = (await listRoles(db, workspace.id)).find((role) => role.key === request.params.role && !role.builtIn);
+      if (existing) assertMayGrant(request, roleGrant(existing.permissions), existing.permissions, `change role '${existing.key}'`, 'role');
       return withField('permissions', () => putRole(db, workspace.id, request.params.role, request.body));
     },
   );

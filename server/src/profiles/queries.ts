@@ -160,6 +160,44 @@ async function profileTags(db: Queryable, workspaceId: string, profileId: string
   return rows.map((row) => ({ key: row.key, name: row.name, enteredAt: row.entered_at.toISOString() }));
 }
 
+/** The journeys a profile walks now (journey_instances_profile holds active instances only) and the step of each. */
+async function profileJourneys(db: Queryable, workspaceId: string, profileId: string): Promise<Profile['journeys']> {
+  const { rows } = await db.query<{
+    key: string; name: string; id: string; version: number; node_id: string; node_kind: string | null; phase: string;
+    step_count: number; holdout: boolean; entered_at: Date; due_at: Date | null;
+  }>(
+    `select j.key, j.name, i.id, i.version, i.node_id, i.phase, i.step_count, i.holdout, i.entered_at, i.due_at,
+            (select n->>'kind' from jsonb_array_elements(v.definition->'nodes') n where n->>'id' = i.node_id limit 1) as node_kind
+       from journey_instances i
+       join journeys j on j.workspace_id = i.workspace_id and j.id = i.journey_id
+       left join journey_versions v on v.workspace_id = i.workspace_id and v.journey_id = i.journey_id and v.version = i.version
+      where i.workspace_id = $1 and i.profile_id = $2 and i.status = 'active'
+      order by i.entered_at desc limit 50`,
+    [workspaceId, profileId],
+  );
+  return rows.map((row) => ({
+    journeyKey: row.key,
+    journeyName: row.name,
+    instanceId: row.id,
+    version: row.version,
+    nodeId: row.node_id,
+    nodeKind: row.node_kind,
+    phase: row.phase,
+    stepCount: row.step_count,
+    holdout: row.holdout,
+    enteredAt: row.entered_at.toISOString(),
+    dueAt: row.due_at?.toISOString() ?? null,
+  }));
+}
+
+async function profileConsent(db: Queryable, workspaceId: string, profileId: string): Promise<Profile['consent']> {
+  const { rows } = await db.query<{ category: string; granted: boolean; observed_at: Date }>(
+    'select category, granted, observed_at from profile_consents where workspace_id = $1 and profile_id = $2 order by category',
+    [workspaceId, profileId],
+  );
+  return Object.fromEntries(rows.map((row) => [row.category, { granted: row.granted, observedAt: row.observed_at.toISOString() }]));
+}
+
 /** The single customer view: traits, identifiers, tags and latest events of a located profile. */
 export async function getProfile(
   db: Queryable,
@@ -168,7 +206,7 @@ export async function getProfile(
   options: { verbose?: boolean; events?: number } = {},
 ): Promise<Profile> {
   const { profileId } = located;
-  const [profileRows, traitRows, identifiers, timeline, tags] = await Promise.all([
+  const [profileRows, traitRows, identifiers, timeline, tags, journeys, consent] = await Promise.all([
     db.query<{ id: string; created_at: Date; first_seen: Date | null; last_seen: Date | null }>(
       'select id, created_at, first_seen, last_seen from profiles where workspace_id = $1 and id = $2',
       [workspaceId, profileId],
@@ -183,6 +221,8 @@ export async function getProfile(
       ? Promise.resolve({ items: [], nextCursor: null })
       : listProfileEvents(db, workspaceId, profileId, { limit: options.events ?? 50 }),
     profileTags(db, workspaceId, profileId),
+    profileJourneys(db, workspaceId, profileId),
+    profileConsent(db, workspaceId, profileId),
   ]);
   const profile = profileRows.rows[0];
   if (!profile) throw notFound(`with id ${profileId}`);
@@ -202,9 +242,13 @@ export async function getProfile(
     eventsNextCursor: timeline.nextCursor,
     segments: [],
     tags,
-    journeys: [],
-    consent: {},
-    computed: {},
+    journeys,
+    consent,
+    computed: Object.fromEntries(
+      traitRows.rows
+        .filter((row) => row.source_kind === 'computed')
+        .map((row) => [row.key, { value: row.value, source: row.source_name, observedAt: row.observed_at.toISOString() }]),
+    ),
   };
 }
 

@@ -81,6 +81,22 @@ export const ProfileQuerySchema = Type.Object(
   { additionalProperties: false },
 );
 
+export const ProfileJourneySchema = Type.Object({
+  journeyKey: Type.String(),
+  journeyName: Type.String(),
+  instanceId: Type.String({ format: 'uuid' }),
+  version: Type.Integer(),
+  nodeId: Type.String({ description: 'The step the instance is at' }),
+  nodeKind: Type.Union([Type.String(), Type.Null()], { description: 'entry, delay, wait, split, random, send or end' }),
+  phase: Type.String({ description: 'arrive: about to run the node; wait: waiting in it until dueAt' }),
+  stepCount: Type.Integer(),
+  holdout: Type.Boolean(),
+  enteredAt: Instant,
+  dueAt: NullableInstant,
+});
+export const ProfileConsentSchema = Type.Object({ granted: Type.Boolean(), observedAt: Instant });
+export const ProfileComputedSchema = Type.Object({ value: Type.Unknown(), source: Type.String(), observedAt: Instant });
+
 export const ProfileSchema = Type.Object({
   id: Type.String({ format: 'uuid' }),
   mergedFrom: Type.Union([Type.String({ format: 'uuid' }), Type.Null()], {
@@ -97,9 +113,11 @@ export const ProfileSchema = Type.Object({
   eventsNextCursor: Type.Union([Type.String(), Type.Null()], { description: 'cursor for /v1/profiles/{id}/events to read further back' }),
   segments: Type.Array(Type.Unknown(), { description: 'Segment memberships (filled by segmentation)' }),
   tags: Type.Array(ProfileTagSchema, { description: 'Behaviour tags the profile carries now (tag segments it is a member of), by key' }),
-  journeys: Type.Array(Type.Unknown(), { description: 'Journey states (filled by journeys)' }),
-  consent: Type.Record(Type.String(), Type.Unknown(), { description: 'Consent by purpose (filled by privacy)' }),
-  computed: Type.Record(Type.String(), Type.Unknown(), { description: 'Computed traits (filled later)' }),
+  journeys: Type.Array(ProfileJourneySchema, { description: 'Journeys the profile is walking now, with the step it is at' }),
+  consent: Type.Record(Type.String(), ProfileConsentSchema, { description: 'Consent by category (context.consent.categoryPreferences), latest observation' }),
+  computed: Type.Record(Type.String(), ProfileComputedSchema, {
+    description: 'Traits written by computed traits and models (source name model:<key>): the values also in traits, with their owner',
+  }),
 });
 export type Profile = Static<typeof ProfileSchema>;
 

@@ -12,6 +12,7 @@ import { startChannelLoops } from '../channels/worker.ts';
 import { enqueueMessages } from '../channels/index.ts';
 import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
+import { scrubLogLine } from '../privacy/log-scrub.ts';
 import { applyRetention } from '../privacy/retention.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
@@ -49,7 +50,8 @@ const SEGMENT_SCHEDULE_MS = 10_000;
 const jsonLines: WorkerLog = (level, message, meta) => {
   if (level !== 'error' && level !== 'warning') return;
   const error = meta?.error instanceof Error ? { error: meta.error.message } : {};
-  console.error(JSON.stringify({ level: level === 'warning' ? 'warn' : level, time: Date.now(), msg: message, component: 'worker', ...error }));
+  // Scrubbed: an error's message may quote a row (privacy/log-scrub.ts).
+  console.error(scrubLogLine(JSON.stringify({ level: level === 'warning' ? 'warn' : level, time: Date.now(), msg: message, component: 'worker', ...error })));
 };
 
 function toGraphileLogger(log: WorkerLog): Logger {

@@ -47,6 +47,8 @@ export const smtpAdapter: ProviderAdapter = {
         from: str(account.settings.from),
         ...(account.settings.replyTo ? { replyTo: str(account.settings.replyTo) } : {}),
         to: message.address,
+        // Bounces go to the return path (the envelope sender): an address whose mail the MTA hands to the bounce callback.
+        ...(account.settings.returnPath ? { envelope: { from: str(account.settings.returnPath), to: message.address } } : {}),
         subject: message.fields.subject ?? '',
         ...(message.fields.html !== undefined ? { html: message.fields.html } : {}),
         ...(message.fields.text !== undefined ? { text: message.fields.text } : {}),

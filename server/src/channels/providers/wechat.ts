@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type { ChannelAccount } from '../accounts.ts';
 import { accessToken, dropToken, TokenError } from './tokens.ts';
 import { networkFailure, str, type OutgoingMessage, type ProviderAdapter, type ProviderContext, type SendOutcome } from './types.ts';
@@ -103,3 +104,36 @@ export const wecomAdapter: ProviderAdapter = {
     });
   },
 };
+
+/**
+ * The signature WeChat puts on every push to the server URL (plain-text mode): SHA-1 of the
+ * account's server token, the timestamp and the nonce, sorted and concatenated.
+ */
+export function wechatSignature(token: string, timestamp: string, nonce: string): string {
+  return crypto.createHash('sha1').update([token, timestamp, nonce].sort().join('')).digest('hex');
+}
+
+export function verifyWechatSignature(token: string, query: { signature?: string; timestamp?: string; nonce?: string }): boolean {
+  if (!token || !query.signature || !query.timestamp || !query.nonce) return false;
+  const expected = Buffer.from(wechatSignature(token, query.timestamp, query.nonce));
+  const given = Buffer.from(query.signature);
+  return expected.length === given.length && crypto.timingSafeEqual(expected, given);
+}
+
+/** The flat `<xml><Name><![CDATA[value]]></Name>…</xml>` of a WeChat push, as name → text. */
+export function parseWechatXml(xml: string): Record<string, string> {
+  const fields: Record<string, string> = {};
+  for (const match of xml.matchAll(/<([A-Za-z][A-Za-z0-9_]*)>\s*(?:<!\[CDATA\[([\s\S]*?)\]\]>|([^<]*))\s*<\/\1>/g)) {
+    fields[match[1]!] = match[2] ?? match[3] ?? '';
+  }
+  return fields;
+}
+
+/**
+ * A TEMPLATESENDJOBFINISH push: `success`, `failed:user block` (the follower refused template
+ * messages: never send to them again) or `failed: system failed`.
+ */
+export function templateJobOutcome(status: string): { delivered: true } | { delivered: false; userBlocked: boolean; reason: string } {
+  if (status === 'success') return { delivered: true };
+  return { delivered: false, userBlocked: /user\s*block/i.test(status), reason: `wechat ${status}` };
+}

@@ -4,6 +4,7 @@ import type { Db } from '../../storage/database.ts';
 import { resolveKey, touchKey } from '../../workspaces/store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../normalize.ts';
 import { storeEvents, type SourceRef } from '../store.ts';
+import { suppressionFilter } from '../../privacy/suppression.ts';
 import { ImportError } from './errors.ts';
 import { parseMappings, type FieldMapping } from './mapping.ts';
 import { rowsPerSecond, type ImportProgress } from './progress.ts';
@@ -58,6 +59,8 @@ export interface ImportSummary {
   valid: number;
   stored: number;
   duplicates: number;
+  /** Valid rows dropped for carrying an identifier of a person erased on request (not written to the rejects file). */
+  suppressed: number;
   rejected: number;
   /** Rejected rows per reason, e.g. `{ missing_identity: 135080 }`. */
   rejectReasons: Record<string, number>;
@@ -70,6 +73,11 @@ export interface ImportSummary {
 export interface ImportHooks {
   onProgress?: (progress: ImportProgress) => void;
   now?: () => Date;
+  /**
+   * The source, already resolved and authorised by the caller (the HTTP upload route, whose user
+   * chose it); the plan's write key is then not read.
+   */
+  source?: SourceRef;
 }
 
 export const DEFAULT_BATCH_SIZE = 1_000;
@@ -197,7 +205,7 @@ function jsonRowValue(text: string): unknown {
 export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {}): Promise<ImportSummary> {
   const now = hooks.now ?? (() => new Date());
   const started = Date.now();
-  const source = await resolveSource(db, plan.writeKey);
+  const source = hooks.source ?? (await resolveSource(db, plan.writeKey));
   const file = await openImportFile(plan.file, plan.format);
   let rejects: fs.WriteStream;
   try {
@@ -219,7 +227,7 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
     if (rejectsError) throw rejectsFailed(rejectsError);
   };
 
-  const stats = { rowsRead: 0, valid: 0, stored: 0, duplicates: 0, rejected: 0 };
+  const stats = { rowsRead: 0, valid: 0, stored: 0, duplicates: 0, suppressed: 0, rejected: 0 };
   const reasons: Record<string, number> = {};
   const inflight = new Set<Promise<void>>();
   let failure: { error: unknown } | undefined;
@@ -243,7 +251,11 @@ export async function runImport(db: Db, plan: ImportPlan, hooks: ImportHooks = {
   };
 
   const storeBatch = async (rows: PendingRow[]) => {
-    const result = await storeEvents(db, source, rows.map((pending) => pending.event), QUARANTINE_ENDPOINT);
+    // Like live collection: people erased on request are not re-created by an import; their rows
+    // are counted, not written to the rejects file (which would keep their data).
+    const { kept, suppressed } = await suppressionFilter(db).filter(source.workspaceId, rows.map((pending) => pending.event));
+    stats.suppressed += suppressed;
+    const result = await storeEvents(db, source, kept, QUARANTINE_ENDPOINT);
     stats.stored += result.stored.length;
     stats.duplicates += result.duplicates;
     if (result.failed.length > 0) {

@@ -66,3 +66,27 @@ export async function startFakeWeixin(kind: 'wechat' | 'wecom', id: string, secr
     throttle: (n) => (throttled = n),
   };
 }
+
+/**
+ * The push WeChat makes to an official account's server URL when a template message job ends
+ * (plain-text mode): XML with CDATA fields, signed in the query string with SHA-1 of the sorted
+ * server token, timestamp and nonce. Returns what to POST (query string and body).
+ */
+export function templateSendJobFinish(
+  serverToken: string,
+  push: { account: string; openid: string; msgid: number | string; status: 'success' | 'failed:user block' | 'failed: system failed'; at: Date },
+): { query: string; body: string } {
+  const timestamp = String(Math.floor(push.at.getTime() / 1000));
+  const nonce = String(crypto.randomInt(1e9));
+  const signature = crypto.createHash('sha1').update([serverToken, timestamp, nonce].sort().join('')).digest('hex');
+  const body = `<xml>
+<ToUserName><![CDATA[${push.account}]]></ToUserName>
+<FromUserName><![CDATA[${push.openid}]]></FromUserName>
+<CreateTime>${timestamp}</CreateTime>
+<MsgType><![CDATA[event]]></MsgType>
+<Event><![CDATA[TEMPLATESENDJOBFINISH]]></Event>
+<MsgID>${push.msgid}</MsgID>
+<Status><![CDATA[${push.status}]]></Status>
+</xml>`;
+  return { query: new URLSearchParams({ signature, timestamp, nonce, openid: push.openid }).toString(), body };
+}

@@ -1,0 +1,177 @@
+import { nextRunAfter } from '../segments/cron.ts';
+import { prepareTransitionStorage } from '../segments/transitions.ts';
+import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
+import { entryNode, type JourneyDefinition, type Trigger } from './definition.ts';
+import { enterProfiles, type EntryRequest } from './executor.ts';
+import { candidateDates, dateOccurrences } from './dates.ts';
+import { isValidTimeZone } from '../channels/guards.ts';
+
+/*
+ * Entries that time starts: date traits ("3 days before the birthday at 10:00 local", yearly or
+ * once) and scheduled audiences (a segment's members at a one-off instant or on a cron). Each live
+ * journey with such a trigger has a `journey_schedules` row; the loop takes due rows with FOR
+ * UPDATE SKIP LOCKED, enters whom the trigger names in the same transaction, and moves the row on,
+ * so each occurrence enters once however many workers run. The journey's re-entry rules, cap,
+ * holdout and send-rate limit apply as to any entry.
+ */
+
+type DateTrigger = Extract<Trigger, { kind: 'date' }>;
+type ScheduleTrigger = Extract<Trigger, { kind: 'schedule' }>;
+
+const DAY = 86_400_000;
+/** How often a date-trait journey looks for occurrences (its entries are at most this late). */
+export const DATE_SCAN_MS = 60_000;
+// A date window longer than this (a worker down for a year) is cut to its end.
+const MAX_WINDOW_MS = 400 * DAY;
+
+/** When a scheduled audience runs next after `after`: the one-off instant (once), or the cron's next run. */
+export function nextScheduledRun(trigger: ScheduleTrigger, workspaceZone: string, after: Date, lastRunAt: Date | null): Date | null {
+  if (trigger.at !== undefined) {
+    const at = new Date(trigger.at);
+    return lastRunAt !== null && lastRunAt.getTime() >= at.getTime() ? null : at;
+  }
+  return nextRunAfter(trigger.cron!, trigger.timeZone ?? workspaceZone, after);
+}
+
+/**
+ * At publish, in its transaction: the journey's schedule row follows its trigger. A date trigger
+ * covers from now (publishing never enters past dates); a schedule computes its next run (a
+ * one-off that already ran stays done); any other trigger removes the row.
+ */
+export async function syncJourneySchedule(client: DbClient, workspaceId: string, journeyId: string, definition: JourneyDefinition, now: Date): Promise<void> {
+  const trigger = entryNode(definition).trigger;
+  if (trigger.kind !== 'date' && trigger.kind !== 'schedule') {
+    await client.query('delete from journey_schedules where workspace_id = $1 and journey_id = $2', [workspaceId, journeyId]);
+    return;
+  }
+  const { rows } = await client.query<{ kind: string; covered_until: Date | null; last_run_at: Date | null; time_zone: string }>(
+    `select s.kind, s.covered_until, s.last_run_at, w.time_zone from workspaces w
+       left join journey_schedules s on s.workspace_id = w.id and s.journey_id = $2 where w.id = $1`,
+    [workspaceId, journeyId],
+  );
+  const existing = rows[0];
+  const sameKind = existing?.kind === trigger.kind;
+  if (trigger.kind === 'date') {
+    await client.query(
+      `insert into journey_schedules (workspace_id, journey_id, kind, next_run_at, covered_until) values ($1, $2, 'date', $3, $4)
+       on conflict (workspace_id, journey_id) do update set kind = 'date', next_run_at = $3, covered_until = $4`,
+      [workspaceId, journeyId, now, sameKind && existing?.covered_until ? existing.covered_until : now],
+    );
+    return;
+  }
+  const lastRunAt = sameKind ? (existing?.last_run_at ?? null) : null;
+  const next = nextScheduledRun(trigger, existing?.time_zone ?? 'UTC', now, lastRunAt);
+  await client.query(
+    `insert into journey_schedules (workspace_id, journey_id, kind, next_run_at, last_run_at) values ($1, $2, 'schedule', $3, $4)
+     on conflict (workspace_id, journey_id) do update set kind = 'schedule', next_run_at = $3, last_run_at = $4, covered_until = null`,
+    [workspaceId, journeyId, next, lastRunAt],
+  );
+}
+
+interface DueSchedule {
+  workspace_id: string;
+  journey_id: string;
+  status: 'published' | 'paused';
+  definition: JourneyDefinition;
+  covered_until: Date | null;
+  last_run_at: Date | null;
+  time_zone: string;
+}
+
+export interface ScheduleOptions {
+  /** Profiles entered per statement batch. */
+  batchSize?: number;
+}
+
+/** Runs every due date-trait scan and scheduled audience, one journey per transaction; returns profiles entered. */
+export async function drainScheduledEntries(db: Db, now: Date, options: ScheduleOptions = {}): Promise<number> {
+  const batchSize = options.batchSize ?? 1000;
+  await prepareTransitionStorage(db, now);
+  let entered = 0;
+  for (;;) {
+    const result = await withTransaction(db, async (client) => {
+      const { rows } = await client.query<DueSchedule>(
+        `select s.workspace_id, s.journey_id, j.status, v.definition, s.covered_until, s.last_run_at, w.time_zone
+           from journey_schedules s
+           join journeys j on j.workspace_id = s.workspace_id and j.id = s.journey_id
+           join journey_versions v on v.workspace_id = j.workspace_id and v.journey_id = j.id and v.version = j.current_version
+           join workspaces w on w.id = s.workspace_id
+          where s.next_run_at <= $1 and j.status in ('published', 'paused')
+          order by s.next_run_at limit 1
+          for update of s skip locked`,
+        [now],
+      );
+      const due = rows[0];
+      if (!due) return null;
+      const trigger = entryNode(due.definition).trigger;
+      if (trigger.kind === 'date') return runDateScan(client, due, trigger, now, batchSize);
+      if (trigger.kind === 'schedule') return runSchedule(client, due, trigger, now, batchSize);
+      await client.query('delete from journey_schedules where workspace_id = $1 and journey_id = $2', [due.workspace_id, due.journey_id]);
+      return 0;
+    });
+    if (result === null) return entered;
+    entered += result;
+  }
+}
+
+async function runDateScan(client: DbClient, due: DueSchedule, trigger: DateTrigger, now: Date, batchSize: number): Promise<number> {
+  const to = now;
+  const from = new Date(Math.max(due.covered_until?.getTime() ?? now.getTime(), now.getTime() - MAX_WINDOW_MS));
+  let entered = 0;
+  // A paused journey lets its dates pass: nothing enters while it is paused.
+  if (due.status === 'published' && to.getTime() > from.getTime()) {
+    const { rows } = await client.query<{ profile_id: string; value: unknown; zone: string | null }>(
+      `select t.profile_id, t.value, coalesce(tz.tz, $4) as zone
+         from profile_traits t
+         join profiles p on p.workspace_id = t.workspace_id and p.id = t.profile_id and p.merged_into is null
+         left join lateral (select value #>> '{}' as tz from profile_traits z
+                             where z.workspace_id = t.workspace_id and z.profile_id = t.profile_id and z.key in ('timezone', 'time_zone')
+                             order by z.key limit 1) tz on true
+        where t.workspace_id = $1 and t.key = $2 and jsonb_typeof(t.value) = 'string'
+          and ${trigger.repeat === 'once' ? 'substr(t.value #>> \'{}\', 1, 10)' : 'substr(t.value #>> \'{}\', 6, 5)'} = any($3::text[])`,
+      [due.workspace_id, trigger.trait, candidateDates(trigger, from, to), due.time_zone],
+    );
+    const requests: EntryRequest[] = [];
+    for (const row of rows) {
+      const zone = row.zone && isValidTimeZone(row.zone) ? row.zone : due.time_zone;
+      for (const at of dateOccurrences(row.value, trigger, zone, from, to)) {
+        requests.push({ profileId: row.profile_id, entry: 'date', variables: { trait: trigger.trait, date: row.value, occurrence: at.toISOString() } });
+      }
+    }
+    for (let i = 0; i < requests.length; i += batchSize) {
+      const results = await enterProfiles(client, due.workspace_id, due.journey_id, requests.slice(i, i + batchSize), now);
+      entered += results.filter((r) => r.instanceId).length;
+    }
+  }
+  await client.query(
+    `update journey_schedules set covered_until = $3, next_run_at = $4, last_run_at = $3, last_entered = $5 where workspace_id = $1 and journey_id = $2`,
+    [due.workspace_id, due.journey_id, to, new Date(now.getTime() + DATE_SCAN_MS), entered],
+  );
+  return entered;
+}
+
+async function runSchedule(client: DbClient, due: DueSchedule, trigger: ScheduleTrigger, now: Date, batchSize: number): Promise<number> {
+  // A paused journey's run waits for resume (then runs once, however many runs it missed).
+  if (due.status !== 'published') return 0;
+  const { rows } = await client.query<{ profile_id: string }>(
+    `select m.profile_id from segment_memberships m
+       join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
+      where m.workspace_id = $1 and s.key = $2 and s.status <> 'archived'
+      order by m.profile_id`,
+    [due.workspace_id, trigger.segment],
+  );
+  let entered = 0;
+  for (let i = 0; i < rows.length; i += batchSize) {
+    const requests: EntryRequest[] = rows
+      .slice(i, i + batchSize)
+      .map((row) => ({ profileId: row.profile_id, entry: 'schedule', variables: { segment_key: trigger.segment, scheduled_at: now.toISOString() } }));
+    const results = await enterProfiles(client, due.workspace_id, due.journey_id, requests, now);
+    entered += results.filter((r) => r.instanceId).length;
+  }
+  const next = nextScheduledRun(trigger, due.time_zone, now, now);
+  await client.query(
+    `update journey_schedules set next_run_at = $3, last_run_at = $4, last_entered = $5 where workspace_id = $1 and journey_id = $2`,
+    [due.workspace_id, due.journey_id, next, now, entered],
+  );
+  return entered;
+}

@@ -1,0 +1,154 @@
+/**
+ * Workspace data keys for field-level encryption (privacy/encryption.ts), sealed by the instance
+ * master key: TOUCHPOINT_MASTER_KEY (hex or base64, ≥ 32 bytes) or the file named by
+ * TOUCHPOINT_MASTER_KEY_FILE. Rotation: start with the new key there and the old one in
+ * TOUCHPOINT_MASTER_KEY_PREVIOUS (or _PREVIOUS_FILE), run `touchpoint privacy rotate-master-key`
+ * (every data key is re-sealed; no value is re-encrypted), then drop the old key. Without a master
+ * key one is generated and kept in instance_settings — weaker: whoever reads the database reads it.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import type { Queryable } from '../storage/database.ts';
+import { decryptText, encryptText, isEncrypted, masterKeyId, newDataKey, openDataKey, sealDataKey, tokenKeyNumber } from './encryption.ts';
+import { decodeKey } from './secret.ts';
+
+const SETTING = 'privacy_master_key';
+
+interface MasterKeys {
+  current: Buffer;
+  /** Keys a rotation may still find data keys sealed by. */
+  previous: Buffer[];
+}
+
+interface WorkspaceKeys {
+  current: { number: number; key: Buffer } | null;
+  byNumber: Map<number, Buffer>;
+}
+
+const masters = new WeakMap<object, Promise<MasterKeys>>();
+const workspaceKeys = new WeakMap<object, Map<string, Promise<WorkspaceKeys>>>();
+
+function fromEnv(name: string): Buffer[] {
+  const inline = process.env[name];
+  const file = process.env[`${name}_FILE`];
+  const text = inline || (file ? fs.readFileSync(file, 'utf8') : '');
+  return text
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .map((item) => decodeKey(item, inline ? name : `${name}_FILE`));
+}
+
+async function loadMasterKeys(db: Queryable): Promise<MasterKeys> {
+  const previous = fromEnv('TOUCHPOINT_MASTER_KEY_PREVIOUS');
+  const [current] = fromEnv('TOUCHPOINT_MASTER_KEY');
+  if (current) return { current, previous };
+  await db.query(`insert into instance_settings (key, value) values ($1, to_jsonb($2::text)) on conflict (key) do nothing`, [SETTING, crypto.randomBytes(32).toString('hex')]);
+  const { rows } = await db.query<{ value: string }>('select value from instance_settings where key = $1', [SETTING]);
+  return { current: Buffer.from(rows[0]!.value, 'hex'), previous };
+}
+
+function masterKeysOf(db: Queryable): Promise<MasterKeys> {
+  let keys = masters.get(db);
+  if (!keys) {
+    keys = loadMasterKeys(db);
+    keys.catch(() => masters.delete(db));
+    masters.set(db, keys);
+  }
+  return keys;
+}
+
+function openWithAny(master: MasterKeys, row: { workspace_id: string; number: number; sealed: Buffer; master_key_id: string }): Buffer {
+  const candidate = [master.current, ...master.previous].find((key) => masterKeyId(key) === row.master_key_id);
+  if (!candidate) {
+    throw new Error(`Data key ${row.number} of workspace ${row.workspace_id} is sealed by master key ${row.master_key_id}, which is not configured (TOUCHPOINT_MASTER_KEY / _PREVIOUS)`);
+  }
+  return openDataKey(candidate, row.workspace_id, row.number, row.sealed);
+}
+
+async function loadWorkspaceKeys(db: Queryable, workspaceId: string): Promise<WorkspaceKeys> {
+  const master = await masterKeysOf(db);
+  const { rows } = await db.query<{ workspace_id: string; number: number; sealed: Buffer; master_key_id: string }>(
+    'select workspace_id, number, sealed, master_key_id from workspace_data_keys where workspace_id = $1 order by number',
+    [workspaceId],
+  );
+  const byNumber = new Map(rows.map((row) => [row.number, openWithAny(master, row)]));
+  const last = rows.at(-1);
+  return { current: last ? { number: last.number, key: byNumber.get(last.number)! } : null, byNumber };
+}
+
+function keysOf(db: Queryable, workspaceId: string, reload = false): Promise<WorkspaceKeys> {
+  let map = workspaceKeys.get(db);
+  if (!map) workspaceKeys.set(db, (map = new Map()));
+  let keys = map.get(workspaceId);
+  if (!keys || reload) {
+    keys = loadWorkspaceKeys(db, workspaceId);
+    keys.catch(() => map.delete(workspaceId));
+    map.set(workspaceId, keys);
+  }
+  return keys;
+}
+
+/** Adds a data key to the workspace; new values are sealed with it, older ones keep opening with theirs. */
+export async function rotateDataKey(db: Queryable, workspaceId: string): Promise<number> {
+  const master = await masterKeysOf(db);
+  const { rows } = await db.query<{ next: number }>('select coalesce(max(number), 0) + 1 as next from workspace_data_keys where workspace_id = $1', [workspaceId]);
+  const number = rows[0]!.next;
+  await db.query(
+    `insert into workspace_data_keys (workspace_id, number, sealed, master_key_id) values ($1, $2, $3, $4) on conflict do nothing`,
+    [workspaceId, number, sealDataKey(master.current, workspaceId, number, newDataKey()), masterKeyId(master.current)],
+  );
+  await keysOf(db, workspaceId, true);
+  return number;
+}
+
+async function currentKey(db: Queryable, workspaceId: string): Promise<{ number: number; key: Buffer }> {
+  const keys = await keysOf(db, workspaceId);
+  if (keys.current) return keys.current;
+  await rotateDataKey(db, workspaceId); // the first one (a concurrent first insert wins; both reload)
+  const reloaded = await keysOf(db, workspaceId, true);
+  return reloaded.current!;
+}
+
+/** Seals a value for storage (`purpose` names the column, e.g. 'quarantine.payload'). */
+export async function sealText(db: Queryable, workspaceId: string, purpose: string, text: string): Promise<string> {
+  return encryptText(await currentKey(db, workspaceId), workspaceId, purpose, text);
+}
+
+/** Opens a stored value; plain text written before encryption is returned as it is. */
+export async function openText(db: Queryable, workspaceId: string, purpose: string, stored: string): Promise<string> {
+  if (!isEncrypted(stored)) return stored;
+  const number = tokenKeyNumber(stored);
+  let key = (await keysOf(db, workspaceId)).byNumber.get(number);
+  if (!key) key = (await keysOf(db, workspaceId, true)).byNumber.get(number); // rotated by another process
+  if (!key) throw new Error(`Data key ${number} of workspace ${workspaceId} is missing`);
+  return decryptText(key, workspaceId, purpose, stored);
+}
+
+/**
+ * Re-seals every data key under the current master key (those sealed by a previous one, or all
+ * with `all`). Values are not touched: they stay sealed by their data keys.
+ */
+export async function rotateMasterKey(db: Queryable, options: { all?: boolean } = {}): Promise<{ resealed: number; masterKeyId: string }> {
+  const master = await masterKeysOf(db);
+  const currentId = masterKeyId(master.current);
+  const { rows } = await db.query<{ workspace_id: string; number: number; sealed: Buffer; master_key_id: string }>(
+    `select workspace_id, number, sealed, master_key_id from workspace_data_keys where $1 or master_key_id <> $2`,
+    [options.all === true, currentId],
+  );
+  for (const row of rows) {
+    const key = openWithAny(master, row);
+    await db.query(`update workspace_data_keys set sealed = $3, master_key_id = $4, resealed_at = now() where workspace_id = $1 and number = $2`, [
+      row.workspace_id,
+      row.number,
+      sealDataKey(master.current, row.workspace_id, row.number, key),
+      currentId,
+    ]);
+  }
+  return { resealed: rows.length, masterKeyId: currentId };
+}
+
+/** Forgets cached keys (tests that change TOUCHPOINT_MASTER_KEY between steps). */
+export function forgetKeys(db: Queryable): void {
+  masters.delete(db);
+  workspaceKeys.delete(db);
+}
