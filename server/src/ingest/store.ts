@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { queueCatalogueObservations } from '../catalogue/store.ts';
-import type { Db } from '../storage/database.ts';
+import { assignTransactionId, type Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
@@ -102,6 +102,7 @@ async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[])
     const client = await db.connect();
     try {
       await client.query('begin');
+      await assignTransactionId(client);
       const { rows } = await client.query<{ message_id: string }>(INSERT_EVENTS, [
         source.workspaceId,
         source.sourceId,

@@ -22,14 +22,20 @@ import { checkRules, eventMatches, rulesReads } from './rules.ts';
 const SETTLE_TIMEOUT_MS = 250;
 
 /** The sequence's last value once no transaction that could still commit a smaller one is running; null if that takes too long. */
-async function settledSequence(db: Queryable, sequenceSql: string, timeoutMs = SETTLE_TIMEOUT_MS): Promise<number | null> {
-  const { rows } = await db.query<{ last: number; xmax: string }>(
-    `select coalesce(pg_sequence_last_value(${sequenceSql}), 0)::bigint as last, pg_snapshot_xmax(pg_current_snapshot())::text as xmax`,
-  );
-  const { last, xmax } = rows[0]!;
+export async function settledSequence(db: Queryable, sequenceSql: string, timeoutMs = SETTLE_TIMEOUT_MS): Promise<number | null> {
+  // Read the sequence, then take a transaction id of our own (autocommit: it ends at once).
+  // Writers take their id before drawing numbers (storage/database.ts assignTransactionId), so
+  // every number read here belongs to a transaction whose id is below ours; once the oldest
+  // running transaction is above ours, all of those have ended. A snapshot's xmax would not do:
+  // since PostgreSQL 14 it is the latest completed id + 1, so a running writer whose id is above
+  // every completed one is neither listed in the snapshot nor counted in its xmin.
+  const { rows } = await db.query<{ last: number }>(`select coalesce(pg_sequence_last_value(${sequenceSql}), 0)::bigint as last`);
+  const { rows: own } = await db.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
+  const last = rows[0]!.last;
+  const xid = own[0]!.xid;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const { rows: settled } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as settled', [xmax]);
+    const { rows: settled } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 as settled', [xid]);
     if (settled[0]!.settled) return last;
     if (Date.now() >= deadline) return null;
     await sleep(5);

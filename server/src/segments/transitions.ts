@@ -1,4 +1,4 @@
-import type { Db, DbClient } from '../storage/database.ts';
+import { assignTransactionId, type Db, type DbClient } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 
 export type TransitionCause = 'event' | 'expiry' | 'compute' | 'merge' | 'list';
@@ -147,6 +147,7 @@ export interface SystemEvent {
 export async function insertSystemEvents(client: DbClient, workspaceId: string, events: readonly SystemEvent[], at: Date): Promise<void> {
   if (events.length === 0) return;
   const sourceId = await systemSourceId(client, workspaceId);
+  await assignTransactionId(client);
   await client.query(
     `with incoming as (
        select x.*, nextval('events_seq') as seq

@@ -49,3 +49,13 @@ export function withDatabase(url: string, database: string): string {
   parsed.pathname = `/${database}`;
   return parsed.toString();
 }
+
+/**
+ * Gives the open transaction its id now. Readers that follow a sequence (journeys' intake over
+ * `events_seq`) wait for every transaction that had an id when they looked; `nextval` alone
+ * does not assign one, so a writer that draws a number first could commit it behind a reader's
+ * back. Call this before drawing numbers that such a reader follows.
+ */
+export async function assignTransactionId(client: Queryable): Promise<void> {
+  await client.query('select pg_current_xact_id()');
+}
