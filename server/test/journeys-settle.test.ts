@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { settledSequence } from '../src/journeys/intake.ts';
+import { settledSequence } from '../src/storage/settle.ts';
 import { assignTransactionId } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Task, TaskList } from 'graphile-worker';
 import type { Db, Queryable } from '../storage/database.ts';
+import { settledSequence } from '../storage/settle.ts';
 import { effectiveSettings, type DestinationSettings } from './destinations.ts';
 import type { DestinationSettingsInput } from './schemas.ts';
 import {
@@ -132,25 +132,12 @@ export function attemptHeaders(secret: string, body: string, batchId: string, at
  * The highest transition id below which the outbox can no longer change, or null if in-flight
  * transactions did not end within `timeoutMs`. Transition ids are taken when a row is inserted
  * but become visible at commit, so a reader that advanced its cursor past a committed id could
- * skip a smaller one committed a moment later. Reading the sequence first and then waiting until
- * every transaction running at that moment has ended (the snapshot's xmin passes the earlier
- * xmax) closes the gap: recordTransitions writes memberships before numbering a transition, so
- * a transaction holding an id up to that value already had its xid.
+ * skip a smaller one committed a moment later: storage/settle.ts waits out every transaction
+ * that could still commit one (recordTransitions writes memberships before numbering a
+ * transition, so such a transaction already has its id).
  */
 export async function settledTransitionId(db: Queryable, timeoutMs = SETTLE_TIMEOUT_MS): Promise<number | null> {
-  const { rows: seq } = await db.query<{ last: number }>(
-    `select coalesce(pg_sequence_last_value(pg_get_serial_sequence('segment_transitions', 'id')::regclass), 0)::bigint as last`,
-  );
-  const { rows: snapshot } = await db.query<{ xmax: string }>('select pg_snapshot_xmax(pg_current_snapshot())::text as xmax');
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as settled', [
-      snapshot[0]!.xmax,
-    ]);
-    if (rows[0]!.settled) return seq[0]!.last;
-    if (Date.now() >= deadline) return null;
-    await sleep(10);
-  }
+  return settledSequence(db, `pg_get_serial_sequence('segment_transitions', 'id')::regclass`, timeoutMs);
 }
 
 interface PairRow {

@@ -4,6 +4,7 @@ import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import type { IdentityConfig } from '../identity/identifier-types.ts';
 import { normalizeForLookup, parseProfileRef } from '../profiles/reference.ts';
 import { withTransaction, type Db } from '../storage/database.ts';
+import { horizonPassed, readSequenceHorizon, type SequenceHorizon } from '../storage/settle.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { allocationFromDraws, posteriorDraws, type ArmStats } from './bandit.ts';
 import { choose, EMPTY_VIEW, type CompiledPlacement, type ProfileView, type StickyAssignment } from './policy.ts';
@@ -78,7 +79,7 @@ interface Cursor {
   settled: number;
   /** Row ids above `settled` already handled. */
   seen: Set<number>;
-  pending: { last: number; xmax: string } | null;
+  pending: SequenceHorizon | null;
 }
 
 interface WorkspaceState {
@@ -527,13 +528,12 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
   async function changedProfiles(state: WorkspaceState, table: 'segment_transitions' | 'profile_trait_history', cursor: Cursor): Promise<string[]> {
     // Ids are taken at insert but visible at commit, so a smaller id can appear after a larger
     // one: rows above `settled` are read again each poll (`seen` skips handled ones) until every
-    // transaction that could hold a smaller id has ended (activation/sync.ts settles the same way).
+    // transaction that could hold a smaller id has ended (storage/settle.ts).
     // The settled point moves only after the rows up to it were read: a transaction that held an
     // id below it may have committed just before the check, and its rows must still be read.
     let nextSettled: number | null = null;
     if (cursor.pending) {
-      const { rows } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) >= $1::xid8 as settled', [cursor.pending.xmax]);
-      if (rows[0]!.settled) {
+      if (await horizonPassed(db, cursor.pending)) {
         nextSettled = cursor.pending.last;
         cursor.pending = null;
       }
@@ -546,12 +546,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       cursor.settled = Math.max(cursor.settled, nextSettled);
     }
     if (!cursor.pending) {
-      const { rows: position } = await db.query<{ last: string; xmax: string }>(
-        `select coalesce(pg_sequence_last_value(pg_get_serial_sequence($1, 'id')::regclass), 0)::bigint as last,
-                pg_snapshot_xmax(pg_current_snapshot())::text as xmax`,
-        [table],
-      );
-      cursor.pending = { last: Number(position[0]!.last), xmax: position[0]!.xmax };
+      cursor.pending = await readSequenceHorizon(db, `pg_get_serial_sequence('${table}', 'id')::regclass`);
     }
     const changed: string[] = [];
     for (const row of rows) {

@@ -1,8 +1,8 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadProfileSnapshots, snapshotNeeds, emptyReads, type ConditionReads } from '../segments/snapshots.ts';
 import type { ProfileEvent, ProfileSnapshot } from '../segments/snapshot.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
+import { settledSequence } from '../storage/settle.ts';
 import { entryNode, nodeById, type JourneyDefinition } from './definition.ts';
 import { enterProfiles, type EntryRequest } from './executor.ts';
 import { finishInstance, INSTANCE_COLUMNS, loadVersion, saveInstance, settleLastStep, type InstanceRow } from './instances.ts';
@@ -20,27 +20,6 @@ import { checkRules, eventMatches, rulesReads } from './rules.ts';
  */
 
 const SETTLE_TIMEOUT_MS = 250;
-
-/** The sequence's last value once no transaction that could still commit a smaller one is running; null if that takes too long. */
-export async function settledSequence(db: Queryable, sequenceSql: string, timeoutMs = SETTLE_TIMEOUT_MS): Promise<number | null> {
-  // Read the sequence, then take a transaction id of our own (autocommit: it ends at once).
-  // Writers take their id before drawing numbers (storage/database.ts assignTransactionId), so
-  // every number read here belongs to a transaction whose id is below ours; once the oldest
-  // running transaction is above ours, all of those have ended. A snapshot's xmax would not do:
-  // since PostgreSQL 14 it is the latest completed id + 1, so a running writer whose id is above
-  // every completed one is neither listed in the snapshot nor counted in its xmin.
-  const { rows } = await db.query<{ last: number }>(`select coalesce(pg_sequence_last_value(${sequenceSql}), 0)::bigint as last`);
-  const { rows: own } = await db.query<{ xid: string }>('select pg_current_xact_id()::text as xid');
-  const last = rows[0]!.last;
-  const xid = own[0]!.xid;
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { rows: settled } = await db.query<{ settled: boolean }>('select pg_snapshot_xmin(pg_current_snapshot()) > $1::xid8 as settled', [xid]);
-    if (settled[0]!.settled) return last;
-    if (Date.now() >= deadline) return null;
-    await sleep(5);
-  }
-}
 
 interface LiveJourney {
   workspaceId: string;
@@ -91,7 +70,7 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
   const batchSize = options.batchSize ?? 1000;
   const live = await liveJourneys(db);
   if (live.size === 0) return 0;
-  const settled = await settledSequence(db, `pg_get_serial_sequence('segment_transitions', 'id')::regclass`, options.settleTimeoutMs);
+  const settled = await settledSequence(db, `pg_get_serial_sequence('segment_transitions', 'id')::regclass`, options.settleTimeoutMs ?? SETTLE_TIMEOUT_MS);
   if (settled === null) return 0;
   await prepareTransitionStorage(db, now);
   let read = 0;
@@ -192,7 +171,7 @@ export async function drainJourneyEvents(db: Db, now: Date, options: IntakeOptio
   const batchSize = options.batchSize ?? 1000;
   const live = await liveJourneys(db);
   if (live.size === 0) return 0;
-  const settled = await settledSequence(db, `'events_seq'::regclass`, options.settleTimeoutMs);
+  const settled = await settledSequence(db, `'events_seq'::regclass`, options.settleTimeoutMs ?? SETTLE_TIMEOUT_MS);
   if (settled === null) return 0;
   await prepareTransitionStorage(db, now);
   let read = 0;
