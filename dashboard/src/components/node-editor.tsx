@@ -90,15 +90,59 @@ export function NodeEditor(props: {
               disabled={disabled}
               onChange={(event) => {
                 const kind = event.target.value;
-                const next = kind === 'event' ? { kind: 'event' as const, event: 'Order Completed' } : kind === 'segment' ? { kind: 'segment' as const, segment: props.segmentKeys[0] ?? 'segment-key', on: 'entered' as const } : { kind: 'api' as const };
+                const segment = props.segmentKeys[0] ?? 'segment-key';
+                const next =
+                  kind === 'event'
+                    ? { kind: 'event' as const, event: 'Order Completed' }
+                    : kind === 'segment'
+                      ? { kind: 'segment' as const, segment, on: 'entered' as const }
+                      : kind === 'date'
+                        ? { kind: 'date' as const, trait: 'birthday', time: '09:00', repeat: 'yearly' as const }
+                        : kind === 'schedule'
+                          ? { kind: 'schedule' as const, segment, cron: '0 9 * * 1' }
+                          : { kind: 'api' as const };
                 onChange({ ...node, trigger: next });
               }}
             >
               <option value="api">{t('journeys.trigger.api')}</option>
               <option value="event">{t('journeys.trigger.event')}</option>
               <option value="segment">{t('journeys.trigger.segment')}</option>
+              <option value="date">{t('journeys.trigger.date')}</option>
+              <option value="schedule">{t('journeys.trigger.schedule')}</option>
             </select>
           </Field>
+          {trigger.kind === 'date' && (
+            <>
+              <Field label={t('journeys.field.dateTrait')} problems={problems} field="trigger.trait">
+                {text(trigger.trait, (trait) => onChange({ ...node, trigger: { ...trigger, trait } }), { required: true })}
+              </Field>
+              <Field label={t('journeys.field.dateDays')} problems={problems} field="trigger.days">
+                <input type="number" min={-366} max={366} value={trigger.days ?? 0} disabled={disabled} onChange={(event) => onChange({ ...node, trigger: { ...trigger, days: Number(event.target.value) || 0 } })} />
+              </Field>
+              <Field label={t('journeys.field.untilTime')} problems={problems} field="trigger.time">
+                <input type="time" value={trigger.time} disabled={disabled} onChange={(event) => onChange({ ...node, trigger: { ...trigger, time: event.target.value } })} />
+              </Field>
+              <Field label={t('journeys.field.repeat')} problems={problems} field="trigger.repeat">
+                <select value={trigger.repeat} disabled={disabled} onChange={(event) => onChange({ ...node, trigger: { ...trigger, repeat: event.target.value as 'yearly' | 'once' } })}>
+                  <option value="yearly">{t('journeys.repeat.yearly')}</option>
+                  <option value="once">{t('journeys.repeat.once')}</option>
+                </select>
+              </Field>
+            </>
+          )}
+          {trigger.kind === 'schedule' && (
+            <>
+              <Field label={t('journeys.field.segment')} problems={problems} field="trigger.segment">
+                <input list="journey-segment-keys" value={trigger.segment} disabled={disabled} onChange={(event) => onChange({ ...node, trigger: { ...trigger, segment: event.target.value } })} />
+              </Field>
+              <Field label={t('journeys.field.cron')} problems={problems} field="trigger.cron">
+                {text(trigger.cron ?? '', (cron) => {
+                  const { cron: _old, at: _at, ...rest } = trigger;
+                  onChange({ ...node, trigger: cron ? { ...rest, cron } : rest });
+                })}
+              </Field>
+            </>
+          )}
           {trigger.kind === 'event' && (
             <>
               <Field label={t('journeys.field.event')} problems={problems} field="trigger.event">
@@ -265,6 +309,75 @@ export function NodeEditor(props: {
             <DurationInput label={t('journeys.field.timeout')} value={node.timeout} disabled={disabled} onChange={(timeout) => onChange({ ...node, timeout })} />
             <FieldProblems problems={problems} field="timeout" />
           </div>
+        </>
+      );
+      break;
+    case 'segment_wait':
+      body = (
+        <>
+          <Field label={t('journeys.field.segment')} problems={problems} field="segment">
+            <input list="journey-segment-keys" value={node.segment} disabled={disabled} onChange={(event) => onChange({ ...node, segment: event.target.value })} />
+            <datalist id="journey-segment-keys">
+              {props.segmentKeys.map((key) => (
+                <option key={key} value={key} />
+              ))}
+            </datalist>
+          </Field>
+          <Field label={t('journeys.field.on')} problems={problems} field="on">
+            <select value={node.on} disabled={disabled} onChange={(event) => onChange({ ...node, on: event.target.value as 'entered' | 'exited' })}>
+              <option value="entered">{t('journeys.on.entered')}</option>
+              <option value="exited">{t('journeys.on.exited')}</option>
+            </select>
+          </Field>
+          <div className="node-field">
+            <span className="field-label">{t('journeys.field.timeout')}</span>
+            <DurationInput label={t('journeys.field.timeout')} value={node.timeout} disabled={disabled} onChange={(timeout) => onChange({ ...node, timeout })} />
+            <FieldProblems problems={problems} field="timeout" />
+          </div>
+        </>
+      );
+      break;
+    case 'update_trait':
+      body = (
+        <>
+          <Field label={t('journeys.field.setTraits')} problems={problems} field="set">
+            <textarea
+              rows={3}
+              defaultValue={JSON.stringify(node.set ?? {}, null, 1)}
+              disabled={disabled}
+              onChange={(event) => {
+                try {
+                  const set = JSON.parse(event.target.value || '{}') as Record<string, string | number | boolean | null>;
+                  const { set: _old, ...rest } = node;
+                  onChange(Object.keys(set).length ? { ...rest, set } : rest);
+                } catch {
+                  // Not JSON yet: keep what was there until it parses.
+                }
+              }}
+            />
+          </Field>
+          <Field label={t('journeys.field.addTags')} problems={problems} field="addTags">
+            {text((node.addTags ?? []).join(', '), (value) => {
+              const tags = value.split(',').map((tag) => tag.trim()).filter(Boolean);
+              const { addTags: _old, ...rest } = node;
+              onChange(tags.length ? { ...rest, addTags: tags } : rest);
+            })}
+          </Field>
+        </>
+      );
+      break;
+    case 'webhook':
+      body = (
+        <>
+          <Field label={t('journeys.field.channelConfigKey')} problems={problems} field="channelConfigKey">
+            {text(node.channelConfigKey, (channelConfigKey) => onChange({ ...node, channelConfigKey }), { required: true })}
+          </Field>
+          <Field label={t('journeys.field.template')} problems={problems} field="template">
+            {text(node.template, (template) => onChange({ ...node, template }), { required: true })}
+          </Field>
+          <button type="button" onClick={() => props.onEditTemplate(node.template, 'webhook')}>
+            {t('journeys.editTemplate')}
+          </button>
         </>
       );
       break;
