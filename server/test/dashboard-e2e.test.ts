@@ -1,32 +1,17 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardPackageDir, ensureDashboardBuilt } from '../src/dashboard/build.ts';
 import { createUser, putMember } from '../src/privacy/users.ts';
 import { drain, send, serverKey } from './profiles-support.ts';
+import { accessibilityProblems } from './support/accessibility.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dashboard-e2e: skipped because ${CHROMIUM} is absent (.ci/run installs it with apt-get install -y chromium)`);
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-/** axe-core's serious and critical findings on the page as it is now (moderate ones are not failures). */
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  // Evaluated through the DevTools protocol: the dashboard's Content-Security-Policy (script-src
-  // 'self') rightly refuses an injected inline <script>, and the test tool is not the app.
-  await page.evaluate(readFileSync(AXE, 'utf8'));
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string | null; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
-    const { violations } = await axe.run(document);
-    return violations
-      .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
-      .map((violation) => `${violation.id} (${violation.impact}) at ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`);
-  });
-}
 
 /**
  * The dashboard as a user meets it: the real build served by a real server on a fresh database,

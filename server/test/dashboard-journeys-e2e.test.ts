@@ -1,5 +1,4 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
@@ -7,27 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardPackageDir, ensureDashboardBuilt } from '../src/dashboard/build.ts';
 import { advanceDueInstances } from '../src/journeys/executor.ts';
 import { drain, send, serverKey } from './profiles-support.ts';
+import { accessibilityProblems } from './support/accessibility.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dashboard-journeys-e2e: skipped because ${CHROMIUM} is absent (.ci/run installs it with apt-get install -y chromium)`);
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 /** Set to a folder (e.g. docs/screenshots) to save the pages' screenshots there. */
 const SCREENSHOTS = process.env.TOUCHPOINT_SCREENSHOTS;
-
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  // Evaluated rather than added as a script tag: the dashboard's Content-Security-Policy refuses inline scripts.
-  await page.evaluate(readFileSync(AXE, 'utf8'));
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string | null; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
-    const { violations } = await axe.run(document);
-    return violations
-      .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
-      .map((violation) => `${violation.id} (${violation.impact}) at ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`);
-  });
-}
 
 /** Waits for what the page shows after a server round trip (a loaded, shared machine is slow). */
 const poll = <T,>(read: () => Promise<T> | T) => expect.poll(read, { timeout: 20_000, interval: 200 });

@@ -1,34 +1,21 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureDashboardBuilt } from '../src/dashboard/build.ts';
 import { createImportJobs } from '../src/ingest/import/jobs.ts';
 import { createUser, putMember } from '../src/privacy/users.ts';
 import { drain } from './profiles-support.ts';
+import { accessibilityProblems } from './support/accessibility.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const hasChromium = existsSync(CHROMIUM);
 if (!hasChromium) console.warn(`dashboard-settings-e2e: skipped because ${CHROMIUM} is absent (apt-get install -y chromium)`);
 
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 /** TOUCHPOINT_E2E_SCREENSHOTS=docs/screenshots also saves a PNG of each new page there. */
 const SCREENSHOTS = process.env.TOUCHPOINT_E2E_SCREENSHOTS;
-
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  // Through the DevTools protocol: the dashboard's Content-Security-Policy refuses an injected inline <script>.
-  await page.evaluate(readFileSync(AXE, 'utf8'));
-  return page.evaluate(async () => {
-    const axe = (window as unknown as { axe: { run(context: Document): Promise<{ violations: Array<{ id: string; impact?: string | null; nodes: Array<{ target: unknown[] }> }> }> } }).axe;
-    const { violations } = await axe.run(document);
-    return violations
-      .filter((violation) => violation.impact === 'serious' || violation.impact === 'critical')
-      .map((violation) => `${violation.id} (${violation.impact}) at ${violation.nodes.map((node) => node.target.join(' ')).join(', ')}`);
-  });
-}
 
 /**
  * The Data and Settings pages in Chromium against a real server on a fresh database: an admin
