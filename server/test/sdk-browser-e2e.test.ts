@@ -51,10 +51,10 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
     page = await browser.newPage();
-    // Request interception does not see sendBeacon, so while "offline" beacons fail as they would without a network.
-    await page.addInitScript(() => {
-      if (localStorage.getItem('test_offline')) navigator.sendBeacon = () => false;
-    });
+    // Request interception does not see sendBeacon, and a keepalive fetch still in flight when the
+    // page reloads can slip past it too (seen once in CI): while "offline", both fail in the page
+    // as they would without a network.
+    await page.addInitScript(goOfflineInPage);
   });
 
   afterAll(async () => {
@@ -62,6 +62,17 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
     await new Promise((resolve) => site?.close(resolve));
     await t?.close();
   });
+
+  /** In the page: while localStorage says offline, the collection API cannot be reached by fetch or beacon. */
+  function goOfflineInPage() {
+    if (!localStorage.getItem('test_offline')) return;
+    navigator.sendBeacon = () => false;
+    const online = window.fetch.bind(window);
+    window.fetch = (input: RequestInfo | URL, init?: RequestInit) =>
+      localStorage.getItem('test_offline') && String(input instanceof Request ? input.url : input).includes('/v1/')
+        ? Promise.reject(new TypeError('Failed to fetch'))
+        : online(input, init);
+  }
 
   const flush = () => page.evaluate(() => (window as unknown as { touchpoint: { flush(): Promise<void> } }).touchpoint.flush());
   const eventCount = async () => (await storedEvents(t)).length;
@@ -79,10 +90,8 @@ describe.skipIf(!hasChromium)('browser SDK end to end in Chromium', () => {
 
     // Offline for the collection API only: the page itself still loads.
     await page.context().route(`${serverUrl}/v1/**`, (route) => route.abort('internetdisconnected'));
-    await page.evaluate(() => {
-      localStorage.setItem('test_offline', '1');
-      navigator.sendBeacon = () => false;
-    });
+    await page.evaluate(() => localStorage.setItem('test_offline', '1'));
+    await page.evaluate(goOfflineInPage);
     await page.evaluate(() => {
       const tp = (window as unknown as { touchpoint: { track(name: string): void } }).touchpoint;
       tp.track('Offline A');
