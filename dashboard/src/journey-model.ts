@@ -1,3 +1,4 @@
+import { successors } from '../../server/src/journeys/successors.ts';
 import type { JourneyDefinition, JourneyNode, JourneyProblem, JourneyStats } from './api/types.ts';
 
 /*
@@ -24,31 +25,8 @@ export interface Output {
   target: string;
 }
 
-export function outputs(node: JourneyNode): Output[] {
-  switch (node.kind) {
-    case 'entry':
-    case 'delay':
-    case 'send':
-    case 'update_trait':
-    case 'webhook':
-      return [{ field: 'next', target: node.next }];
-    case 'wait':
-    case 'segment_wait':
-      return [
-        { field: 'happened', target: node.happened },
-        { field: 'timedOut', target: node.timedOut },
-      ];
-    case 'split':
-      return [
-        { field: 'yes', target: node.yes },
-        { field: 'no', target: node.no },
-      ];
-    case 'random':
-      return node.branches.map((branch, i) => ({ field: `branches.${i}.next`, target: branch.next }));
-    case 'end':
-      return [];
-  }
-}
+/** A node's outputs: the server's own list (journeys/successors.ts), so canvas and engine agree. */
+export const outputs: (node: JourneyNode) => Output[] = successors;
 
 /** The node with the output `field` pointed at `target` (UNCONNECTED to cut it). */
 export function withOutput(node: JourneyNode, field: string, target: string): JourneyNode {

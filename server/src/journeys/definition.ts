@@ -316,32 +316,7 @@ export function nodeById(definition: JourneyDefinition, id: string): JourneyNode
   return definition.nodes.find((node) => node.id === id);
 }
 
-/** The nodes a node leads to, with the field that names each. */
-export function successors(node: JourneyNode): Array<{ field: string; target: string }> {
-  switch (node.kind) {
-    case 'entry':
-    case 'delay':
-    case 'send':
-    case 'update_trait':
-    case 'webhook':
-      return [{ field: 'next', target: node.next }];
-    case 'wait':
-    case 'segment_wait':
-      return [
-        { field: 'happened', target: node.happened },
-        { field: 'timedOut', target: node.timedOut },
-      ];
-    case 'split':
-      return [
-        { field: 'yes', target: node.yes },
-        { field: 'no', target: node.no },
-      ];
-    case 'random':
-      return node.branches.map((branch, i) => ({ field: `branches.${i}.next`, target: branch.next }));
-    case 'end':
-      return [];
-  }
-}
+export { successors } from './successors.ts';
 
 /** Nodes where an instance stops and waits for time or an event. */
 export const isWaitingNode = (node: JourneyNode) => node.kind === 'delay' || node.kind === 'wait' || node.kind === 'segment_wait';
