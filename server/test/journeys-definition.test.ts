@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { JourneyDefinitionSchema, type JourneyDefinition } from '../src/journeys/definition.ts';
 import { checkRules, eventMatches, inHoldout, randomBranch, reentryAllows } from '../src/journeys/rules.ts';
 import { nextTimeOfDay, validateJourney } from '../src/journeys/validate.ts';
+import { instantOfWall } from '../src/channels/guards.ts';
+import { dateOccurrences } from '../src/journeys/dates.ts';
 import type { ProfileEvent, ProfileSnapshot } from '../src/segments/snapshot.ts';
 
 const context = { segmentKeys: new Set(['cart-abandoners', 'vip']) };
@@ -194,5 +196,32 @@ describe('journey rules', () => {
     // New York switches to EDT on 2026-03-08: 09:00 is 14:00 UTC before and 13:00 UTC after.
     expect(nextTimeOfDay(new Date('2026-03-07T15:00:00Z'), '09:00', 'America/New_York').toISOString()).toBe('2026-03-08T13:00:00.000Z');
     expect(nextTimeOfDay(new Date('2026-03-06T15:00:00Z'), '09:00', 'America/New_York').toISOString()).toBe('2026-03-07T14:00:00.000Z');
+  });
+
+  it('a time of day in a DST gap is the first instant after the gap, as channels quiet hours (instantOfWall)', () => {
+    // 2026-03-08: New York's clocks go from 01:59:59 EST to 03:00 EDT; 02:30 does not happen.
+    const gap = nextTimeOfDay(new Date('2026-03-08T05:00:00Z'), '02:30', 'America/New_York');
+    expect(gap.toISOString()).toBe('2026-03-08T07:00:00.000Z'); // 03:00 EDT, never 01:30 EST (an hour early)
+    expect(gap.getTime()).toBe(instantOfWall(Date.UTC(2026, 2, 8, 2, 30), 'America/New_York', 0));
+    // Once past, the next 02:30 is the following day's (EDT).
+    expect(nextTimeOfDay(new Date('2026-03-08T07:00:01Z'), '02:30', 'America/New_York').toISOString()).toBe('2026-03-09T06:30:00.000Z');
+    // With weekdays: Sunday (7) only.
+    expect(nextTimeOfDay(new Date('2026-03-07T12:00:00Z'), '02:30', 'America/New_York', [7]).toISOString()).toBe('2026-03-08T07:00:00.000Z');
+  });
+
+  it('a time of day in a DST overlap is its first occurrence, once per local day', () => {
+    // 2026-11-01: 01:00–02:00 happens twice in New York (EDT 05:00–06:00Z, then EST 06:00–07:00Z).
+    expect(nextTimeOfDay(new Date('2026-11-01T04:00:00Z'), '01:30', 'America/New_York').toISOString()).toBe('2026-11-01T05:30:00.000Z');
+    // After the first 01:30 (EDT) the day has had its 01:30: the next is 2 November, 01:30 EST.
+    expect(nextTimeOfDay(new Date('2026-11-01T05:45:00Z'), '01:30', 'America/New_York').toISOString()).toBe('2026-11-02T06:30:00.000Z');
+    // Times outside the overlap are unambiguous on the day.
+    expect(nextTimeOfDay(new Date('2026-11-01T04:00:00Z'), '09:00', 'America/New_York').toISOString()).toBe('2026-11-01T14:00:00.000Z');
+  });
+
+  it('date traits at a time in a DST gap fire after the gap', () => {
+    const trigger = { days: 0, time: '02:30', repeat: 'yearly' as const };
+    expect(dateOccurrences('1990-03-08', trigger, 'America/New_York', new Date('2026-03-08T00:00:00Z'), new Date('2026-03-09T00:00:00Z')).map((d) => d.toISOString())).toEqual([
+      '2026-03-08T07:00:00.000Z',
+    ]);
   });
 });

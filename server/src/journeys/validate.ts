@@ -1,6 +1,6 @@
 import type { Condition } from '../segments/ast.ts';
 import { parseSegment } from '../segments/language/parse.ts';
-import { isValidTimeZone } from '../channels/guards.ts';
+import { instantOfWall, isValidTimeZone } from '../channels/guards.ts';
 import { scheduleError } from '../segments/cron.ts';
 import { conditionReads } from '../segments/snapshots.ts';
 import { isWaitingNode, successors, type JourneyDefinition, type JourneyNode, type NodeOf } from './definition.ts';
@@ -224,7 +224,14 @@ export function delayEnd(node: NodeOf<'delay'>, from: Date, timeZone: string, du
   return node.until ? nextTimeOfDay(afterDuration, node.until.time, timeZone, node.until.weekdays) : afterDuration;
 }
 
-/** The first instant at or after `from` that is `time` (HH:MM) on an allowed ISO weekday in `timeZone`. */
+/**
+ * The first instant at or after `from` whose wall clock in `timeZone` reads `time` (HH:MM) on an
+ * allowed ISO weekday. The instant of a wall time is channels' `instantOfWall` (one rule for the
+ * whole product): inside a spring-forward gap it is the first instant after the gap (02:30 on the
+ * night New York skips 02:00–03:00 is 03:00 EDT); in an autumn overlap it is the first of the two
+ * (01:30 EDT, not 01:30 EST), and a day whose first occurrence is already past is not revisited by
+ * its second: a daily time fires once per local day.
+ */
 export function nextTimeOfDay(from: Date, time: string, timeZone: string, weekdays?: readonly number[]): Date {
   const [hour, minute] = time.split(':').map(Number) as [number, number];
   const local = localParts(from, timeZone);
@@ -258,14 +265,10 @@ export function localParts(at: Date, timeZone: string): { year: number; month: n
   return { year: +parts.year!, month: +parts.month!, day: +parts.day!, hour: +parts.hour!, minute: +parts.minute!, second: +parts.second! };
 }
 
-/** The instant a wall-clock time in `timeZone` names (in a DST gap, the moment after the gap). */
+/**
+ * The instant a wall-clock time in `timeZone` names: channels' `instantOfWall` with no lower
+ * bound, so in a DST gap the first instant after the gap and in an overlap the earlier of the two.
+ */
 export function zonedTime(year: number, month: number, day: number, hour: number, minute: number, timeZone: string): Date {
-  const wall = Date.UTC(year, month - 1, day, hour, minute);
-  const offsetAt = (instant: number) => {
-    const p = localParts(new Date(instant), timeZone);
-    return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(instant / 1000) * 1000;
-  };
-  let guess = wall - offsetAt(wall);
-  guess = wall - offsetAt(guess);
-  return new Date(guess);
+  return new Date(instantOfWall(Date.UTC(year, month - 1, day, hour, minute), timeZone, Number.NEGATIVE_INFINITY));
 }
