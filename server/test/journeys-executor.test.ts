@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
 import { advanceDueInstances, enterProfiles, type EnqueueMessages, type ExecutorDeps } from '../src/journeys/executor.ts';
 import { archiveJourney, createJourney, pauseJourney, publishJourney, resumeJourney, updateJourney } from '../src/journeys/store.ts';
+import { versionCounts } from '../src/journeys/views.ts';
 import { prepareTransitionStorage } from '../src/segments/transitions.ts';
 import { withTransaction } from '../src/storage/database.ts';
 import { createWorkspace } from '../src/workspaces/store.ts';
@@ -208,7 +209,62 @@ describe('journey executor on real PostgreSQL', () => {
     await expect(resumeJourney(db, workspace.id, 'welcome')).rejects.toThrow(/archived/);
   });
 
-  it('live edit: instances continue by node id on the new version; those whose node is gone exit with the reason', async () => {
+  it('versioning: running instances stay on the version they started on; new entries take the new one; counts per version', async () => {
+    const definition = welcomeSeries();
+    definition.nodes.splice(3, 0, { id: 'long', kind: 'delay', duration: { amount: 3, unit: 'days' }, next: 'nudge' });
+    definition.nodes[2] = { id: 'day', kind: 'delay', duration: { amount: 1, unit: 'days' }, next: 'long' };
+    const { db, workspace, journey, clock, enter, drain, instance } = await setup(definition);
+    const onV1 = await insertProfile(db, workspace.id);
+    await enter([onV1]);
+    await drain();
+    clock.advance(DAY);
+    await drain(); // at "long" (a node version 2 does not have)
+    expect(await instance(onV1)).toMatchObject({ node_id: 'long', version: 1 });
+
+    // Version 2 drops the long delay and sends a coupon before the nudge.
+    const v2 = welcomeSeries();
+    v2.nodes[2] = { id: 'day', kind: 'delay', duration: { amount: 1, unit: 'days' }, next: 'coupon' };
+    v2.nodes.splice(3, 0, { id: 'coupon', kind: 'send', channel: 'sms', template: 'coupon', purpose: 'marketing', next: 'nudge' });
+    await updateJourney(db, workspace.id, 'welcome', { definition: v2 });
+    // Mapping without migrating is refused: it would mean nothing.
+    await expect(publishJourney(db, workspace.id, 'welcome', clock.now(), {}, { mapping: { long: 'day' } })).rejects.toMatchObject({ statusCode: 400, field: 'mapping' });
+    const published = await publishJourney(db, workspace.id, 'welcome', clock.now());
+    expect(published).toMatchObject({ version: 2, migrated: 0, exited: 0, stayed: 1 });
+    expect(await instance(onV1)).toMatchObject({ status: 'active', node_id: 'long', version: 1 });
+
+    const onV2 = await insertProfile(db, workspace.id);
+    await enter([onV2]);
+    await drain();
+    expect(await instance(onV2)).toMatchObject({ node_id: 'day', version: 2 });
+    expect(await versionCounts(db, workspace.id, journey.id)).toEqual(
+      new Map([
+        [1, { active: 1, completed: 0, converted: 0, exited: 0 }],
+        [2, { active: 1, completed: 0, converted: 0, exited: 0 }],
+      ]),
+    );
+    clock.advance(3 * DAY);
+    await drain();
+    // Each walked its own version's graph: version 1 has no coupon, version 2 no long delay.
+    const sent = async (profile: string) => (await recordedMessages(db, workspace.id)).filter((m) => m.profile_id === profile).map((m) => [m.template_key, m.request.origin?.journeyVersion]);
+    expect(await sent(onV1)).toEqual([
+      ['welcome', 1],
+      ['nudge', 1],
+    ]);
+    expect(await sent(onV2)).toEqual([
+      ['welcome', 2],
+      ['coupon', 2],
+      ['nudge', 2],
+    ]);
+    expect(await instance(onV1)).toMatchObject({ status: 'completed', version: 1 });
+    const { rows: steps } = await db.query<{ version: number }>(
+      'select distinct s.version from journey_steps s join journey_instances i on i.workspace_id = s.workspace_id and i.id = s.instance_id where i.profile_id = $1',
+      [onV1],
+    );
+    expect(steps.map((r) => r.version)).toEqual([1]);
+    expect((await versionCounts(db, workspace.id, journey.id)).get(1)).toEqual({ active: 0, completed: 1, converted: 0, exited: 0 });
+  });
+
+  it('migration is the operator’s choice: refused while instances sit at removed nodes, unless mapped or told to exit them', async () => {
     const definition = welcomeSeries();
     definition.nodes.splice(3, 0, { id: 'long', kind: 'delay', duration: { amount: 3, unit: 'days' }, next: 'nudge' });
     definition.nodes[2] = { id: 'day', kind: 'delay', duration: { amount: 1, unit: 'days' }, next: 'long' };
@@ -230,8 +286,16 @@ describe('journey executor on real PostgreSQL', () => {
     v2.nodes[2] = { id: 'day', kind: 'delay', duration: { amount: 1, unit: 'days' }, next: 'coupon' };
     v2.nodes.splice(3, 0, { id: 'coupon', kind: 'send', channel: 'sms', template: 'coupon', purpose: 'marketing', next: 'nudge' });
     await updateJourney(db, workspace.id, 'welcome', { definition: v2 });
-    const published = await publishJourney(db, workspace.id, 'welcome', clock.now());
-    expect(published).toMatchObject({ version: 2, migrated: 1, exited: 1 });
+    // Migrating all with an instance at "long" (gone in version 2): a clear refusal, nothing published.
+    const refused = await publishJourney(db, workspace.id, 'welcome', clock.now(), {}, { migrate: 'all' }).catch((error: unknown) => error);
+    expect(refused).toMatchObject({ statusCode: 409, code: 'unmapped_instances', field: 'mapping.long', details: { unmapped: [{ version: 1, node: 'long', kind: 'delay', instances: 1 }] } });
+    expect((refused as Error).message).toMatch(/v1 "long": 1, node "long" was removed in version 2/);
+    expect(await instance(atDay)).toMatchObject({ status: 'active', node_id: 'long', version: 1 });
+    const { rows: live } = await db.query<{ current_version: number }>('select current_version from journeys where workspace_id = $1', [workspace.id]);
+    expect(live[0]!.current_version).toBe(1);
+    // The explicit choice keeps the earlier live-edit behaviour: move by node id, exit the unmapped.
+    const published = await publishJourney(db, workspace.id, 'welcome', clock.now(), {}, { migrate: 'all', exitUnmapped: true });
+    expect(published).toMatchObject({ version: 2, migrated: 1, exited: 1, stayed: 0 });
     expect(await instance(atDay)).toMatchObject({ status: 'exited', end_reason: 'exited', end_detail: 'node "long" was removed in version 2' });
     expect(await instance(atLong)).toMatchObject({ status: 'active', node_id: 'day', version: 2 });
     clock.advance(DAY);

@@ -75,8 +75,8 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     };
     const instances = async (journeyId: string) =>
       (
-        await db.query<{ id: string; profile_id: string; status: string; node_id: string; phase: string; due_at: Date | null; instance_key: string; entry: string }>(
-          `select id, profile_id, status, node_id, phase, due_at, instance_key, entry from journey_instances
+        await db.query<{ id: string; profile_id: string; status: string; node_id: string; phase: string; due_at: Date | null; instance_key: string; entry: string; version: number }>(
+          `select id, profile_id, status, node_id, phase, due_at, instance_key, entry, version from journey_instances
             where workspace_id = $1 and journey_id = $2 order by entered_at, instance_key, profile_id`,
           [ws, journeyId],
         )
@@ -544,7 +544,7 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     const { rows: traits } = await db.query('select 1 from profile_traits where workspace_id = $1 and profile_id = $2 and key = $3', [ws, profile, 'tags']);
     expect(traits).toHaveLength(0);
   });
-  it('operator control: skip a wait, the instance view lists its messages, and publish migrates by the operator’s node mapping', async () => {
+  it('operator control: skip a wait, the instance view lists its messages, and publish leaves running instances on their version until the operator migrates them by node mapping', async () => {
     const { ws, clock, publish, run, instances, enter, apiKey } = await setup();
     const call = async (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => {
       const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${apiKey}` }, ...(payload === undefined ? {} : { payload }) });
@@ -580,11 +580,30 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     expect(waitStep).toMatchObject({ outcome: 'timed_out', detail: expect.objectContaining({ skipped_by: 'operator' }) });
     expect((await call('POST', `/v1/journeys/ops/instances/${first.instanceId}/skip-wait`, {})).status).toBe(409);
 
-    // The wait node is renamed in the draft; the operator maps the old id onto the new one.
+    // The wait node is renamed in the draft and published: b stays on version 1 (at "wait-order").
     await call('PATCH', '/v1/journeys/ops', { definition: definition('await-order') });
-    expect((await call('POST', '/v1/journeys/ops/publish', { mapping: { 'wait-order': 'nowhere' } })).body).toMatchObject({ error: 'invalid_mapping', field: 'mapping.wait-order' });
-    const published = await call('POST', '/v1/journeys/ops/publish', { mapping: { 'wait-order': 'await-order' } });
-    expect(published.body).toMatchObject({ version: 2, migrated: 1, exited: 0 });
+    expect((await call('POST', '/v1/journeys/ops/publish', { mapping: { 'wait-order': 'await-order' } })).body).toMatchObject({ error: 'invalid_request', field: 'mapping' });
+    expect((await call('POST', '/v1/journeys/ops/publish', { migrate: 'all', mapping: { 'wait-order': 'nowhere' } })).body).toMatchObject({ error: 'invalid_mapping', field: 'mapping.wait-order' });
+    const published = await call('POST', '/v1/journeys/ops/publish', {});
+    expect(published.body).toMatchObject({ version: 2, migrated: 0, exited: 0, stayed: 1 });
+    expect((await instances(journey.id)).find((i) => i.profile_id === b)).toMatchObject({ status: 'active', node_id: 'wait-order', version: 1 });
+    const versions = await call('GET', '/v1/journeys/ops/versions');
+    expect(versions.body.items.map((v: { version: number; live: boolean; instances: object }) => [v.version, v.live, v.instances])).toEqual([
+      [2, true, { active: 0, completed: 0, converted: 0, exited: 0 }],
+      [1, false, { active: 1, completed: 1, converted: 0, exited: 0 }],
+    ]);
+    expect((await call('GET', '/v1/journeys/ops/stats')).body.versions).toEqual([{ version: 1, active: 1, completed: 1, converted: 0, exited: 0 }]);
+    expect((await call('GET', '/v1/journeys/ops/instances?version=1&status=active')).body.items.map((i: { profileId: string }) => i.profileId)).toEqual([b]);
+    expect((await call('GET', '/v1/journeys/ops/instances?version=2')).body.items).toEqual([]);
+
+    // Later the operator migrates: refused with the node named until it is mapped, then moved.
+    const unmapped = await call('POST', '/v1/journeys/ops/migrate', {});
+    expect(unmapped.status).toBe(409);
+    expect(unmapped.body).toMatchObject({ error: 'unmapped_instances', field: 'mapping.wait-order' });
+    expect(unmapped.body.details.unmapped).toEqual([{ version: 1, node: 'wait-order', kind: 'wait', instances: 1, reason: 'node "wait-order" was removed in version 2' }]);
+    expect((await call('POST', '/v1/journeys/ops/migrate', { fromVersion: 2 })).body).toMatchObject({ error: 'invalid_request', field: 'fromVersion' });
+    const migrated = await call('POST', '/v1/journeys/ops/migrate', { mapping: { 'wait-order': 'await-order' } });
+    expect(migrated.body).toEqual({ version: 2, migrated: 1, exited: 0, stayed: 0 });
     const moved = (await instances(journey.id)).find((i) => i.profile_id === b)!;
     expect(moved).toMatchObject({ status: 'active', node_id: 'await-order', phase: 'wait' });
     clock.advance(7 * 86_400_000);

@@ -58,17 +58,30 @@ export interface TemplateProblem {
   /** Where in the template (e.g. `zh-CN.subject`, line:column when known). */
   path: string;
   message: string;
+  /** A warning does not stop a publish (a trait no profile has yet); absent: an error. */
+  severity?: 'warning';
+  /** The variable at fault, when one is (`traits.frist_name`). */
+  variable?: string;
 }
 
 /**
  * At journey publish: the template exists for the channel, parses, and every variable it reads is
- * one the send will have (profile traits are always available; event properties and journey
- * variables only when listed). An empty list means it can be published.
+ * one the send will have (event properties and journey variables only when listed: errors). Trait
+ * names are checked against `traits` when given: an unknown one is a warning (`severity`), since
+ * a trait may simply not have been sent yet. No error means it can be published.
  */
 export type CheckTemplate = (
   db: Queryable,
   workspaceId: string,
-  request: { templateKey: string; templateVersion?: number; channel: ChannelKind; eventProperties?: string[]; journeyVariables?: string[] },
+  request: {
+    templateKey: string;
+    templateVersion?: number;
+    channel: ChannelKind;
+    eventProperties?: string[];
+    journeyVariables?: string[];
+    /** The workspace's known trait keys: a `traits.<key>` outside them is a warning. Absent: traits are not checked. */
+    traits?: readonly string[];
+  },
 ) => Promise<TemplateProblem[]>;
 
 export type MessageStatus =

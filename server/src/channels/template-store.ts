@@ -111,6 +111,7 @@ export const checkTemplate: CheckTemplate = async (db, workspaceId, request) => 
   return checkTemplateContent(template.channel, template.defaultLocale, template.content, {
     eventProperties: request.eventProperties ?? [],
     journeyVariables: request.journeyVariables ?? [],
+    ...(request.traits ? { traits: request.traits } : {}),
   });
 };
 

@@ -1,4 +1,5 @@
 import { Liquid, type Template } from 'liquidjs';
+import { closest } from '../segments/language/suggest.ts';
 import type { ChannelKind, TemplateProblem } from './contract.ts';
 
 /*
@@ -60,7 +61,7 @@ export function checkTemplateContent(
   defaultLocale: string,
   content: TemplateContent,
   /** What a send will have; absent at save, when only the shape, syntax and variable roots are checked. */
-  available?: { eventProperties?: readonly string[]; journeyVariables?: readonly string[] },
+  available?: { eventProperties?: readonly string[]; journeyVariables?: readonly string[]; traits?: readonly string[] },
 ): TemplateProblem[] {
   const problems: TemplateProblem[] = [];
   const locales = Object.keys(content);
@@ -92,13 +93,23 @@ export function checkTemplateContent(
         problems.push({ path: at ? `${path} ${at}` : path, message });
         continue;
       }
+      const knownTraits = available?.traits ? new Set(available.traits) : undefined;
       for (const variable of variablesOf(parsed)) {
         const problem = unavailable(variable, available ?? { eventProperties: [variable[1] ?? ''], journeyVariables: [variable[1] ?? ''] });
-        if (problem) problems.push({ path, message: problem });
+        if (problem) problems.push({ path, message: problem, variable: variable.join('.') });
+        else if (knownTraits && variable[0] === 'traits' && variable[1] !== undefined && !knownTraits.has(variable[1])) {
+          problems.push({ path, message: unknownTrait(variable[1], knownTraits), severity: 'warning', variable: `traits.${variable[1]}` });
+        }
       }
     }
   }
   return problems;
+}
+
+/** A trait no identify call, computed trait or profile has: likely a typo, or a trait not sent yet. */
+function unknownTrait(key: string, known: ReadonlySet<string>): string {
+  const suggestion = closest(key, known);
+  return `trait "${key}" is not known in this workspace (no identify call sent it, no computed trait or profile has it)${suggestion ? `; did you mean "${suggestion}"?` : ''}`;
 }
 
 function variablesOf(parsed: Template[]): string[][] {

@@ -81,10 +81,9 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
         ? [{ journey, segment: entry.trigger.segment, on: entry.trigger.on ?? 'entered' }]
         : [];
     });
-    // Segment waits hear transitions in paused journeys too (as event waits hear events).
-    const awaited = new Set(
-      journeys.flatMap((journey) => journey.definition.nodes.flatMap((node) => (node.kind === 'segment_wait' ? [node.segment] : []))),
-    );
+    // Segment waits hear transitions in paused journeys too (as event waits hear events), and in
+    // every version instances may still walk (they stay on theirs unless migrated).
+    const awaited = await awaitedSegments(db, workspaceId, journeys);
     read += await withTransaction(db, async (client) => {
       const position = await lockCursor(client, workspaceId, 'transitions');
       if (position === null || position >= settled) return 0;
@@ -112,6 +111,26 @@ export async function drainSegmentEntries(db: Db, now: Date, options: IntakeOpti
     });
   }
   return read;
+}
+
+/**
+ * The segments the segment_wait nodes of every version of the live journeys wait on. Versions
+ * never change, so their definitions come from loadVersion's cache; the versions themselves are
+ * listed from journey_versions (a few rows per journey).
+ */
+async function awaitedSegments(db: Queryable, workspaceId: string, journeys: readonly LiveJourney[]): Promise<Set<string>> {
+  const awaited = new Set<string>();
+  for (const journey of journeys) for (const node of journey.definition.nodes) if (node.kind === 'segment_wait') awaited.add(node.segment);
+  const { rows } = await db.query<{ journey_id: string; version: number }>(
+    `select v.journey_id, v.version from journey_versions v join journeys j on j.workspace_id = v.workspace_id and j.id = v.journey_id
+      where v.workspace_id = $1 and j.status in ('published', 'paused') and v.version <> j.current_version`,
+    [workspaceId],
+  );
+  for (const row of rows) {
+    const version = await loadVersion(db, workspaceId, row.journey_id, row.version);
+    for (const node of version.definition.nodes) if (node.kind === 'segment_wait') awaited.add(node.segment);
+  }
+  return awaited;
 }
 
 /** Instances waiting at a segment_wait for a transition that has now happened take `happened`. */

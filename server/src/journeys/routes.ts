@@ -26,6 +26,8 @@ import {
   JourneyListSchema,
   JourneySchema,
   JourneyVersionListSchema,
+  MigrateBodySchema,
+  MigrateResultSchema,
   NodeCountsSchema,
   ProblemsSchema,
   PublishBodySchema,
@@ -42,8 +44,10 @@ import {
   createJourney,
   endInstances,
   getJourney,
+  journeyCheck,
   journeyProblems,
   listJourneys,
+  migrateJourney,
   pauseJourney,
   publishJourney,
   refuseProblems,
@@ -85,7 +89,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     currentVersion: journey.currentVersion,
     enteredCount: journey.enteredCount,
     definition: journey.draft,
-    problems: journey.status === 'archived' ? [] : await journeyProblems(db, workspaceId, journey.draft, checks),
+    ...(journey.status === 'archived' ? { problems: [], warnings: [] } : await journeyCheck(db, workspaceId, journey.draft, checks)),
     createdAt: journey.createdAt.toISOString(),
     updatedAt: journey.updatedAt.toISOString(),
   });
@@ -162,7 +166,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     async (request) => {
       const workspaceId = await workspaceOf(request);
       const journey = await getJourney(db, workspaceId, request.params.key);
-      return { problems: await journeyProblems(db, workspaceId, request.body.definition ?? journey.draft, checks) };
+      return journeyCheck(db, workspaceId, request.body.definition ?? journey.draft, checks);
     },
   );
 
@@ -170,7 +174,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     '/v1/journeys/:key/publish',
     {
       config: write,
-      schema: docs('Freeze the draft as a new version and make it live; running instances continue by node id (or the mapping) or exit when their node is gone', {
+      schema: docs('Freeze the draft as a new version and make it live for new entries; running instances stay on their version unless `migrate: "all"` moves them (by node id or mapping)', {
         params: JourneyKeyParams,
         body: PublishBodySchema,
         response: { 200: PublishResultSchema, ...errors(400, 401, 403, 404, 409) },
@@ -178,8 +182,24 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     },
     async (request) => {
       const workspaceId = await workspaceOf(request);
-      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks, request.body.mapping ?? {});
+      const result = await publishJourney(db, workspaceId, request.params.key, now(), checks, request.body);
       return { ...result, journey: await view(workspaceId, result.journey) };
+    },
+  );
+
+  app.post(
+    '/v1/journeys/:key/migrate',
+    {
+      config: write,
+      schema: docs('Move running instances of earlier versions (all, or fromVersion) onto the live version, by node id or mapping', {
+        params: JourneyKeyParams,
+        body: MigrateBodySchema,
+        response: { 200: MigrateResultSchema, ...errors(400, 401, 403, 404, 409) },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      return migrateJourney(db, workspaceId, request.params.key, now(), request.body);
     },
   );
 
@@ -362,14 +382,14 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     '/v1/journeys/:key/versions',
     {
       config: read,
-      schema: docs('Every published version with its frozen definition, newest first', {
+      schema: docs('Every published version with its frozen definition and its instances per status, newest first', {
         params: JourneyKeyParams,
         response: { 200: JourneyVersionListSchema, ...errors(400, 401, 403, 404) },
       }),
     },
     async (request) => {
       const workspaceId = await workspaceOf(request);
-      return listVersions(db, workspaceId, (await getJourney(db, workspaceId, request.params.key)).id);
+      return listVersions(db, workspaceId, await getJourney(db, workspaceId, request.params.key));
     },
   );
 
@@ -377,7 +397,7 @@ export const journeyRoutes: FastifyPluginAsyncTypebox<JourneyRoutesOptions> = as
     '/v1/journeys/:key/stats',
     {
       config: read,
-      schema: docs('Live counts per node of the published version: entered, waiting, exited, converted', {
+      schema: docs('Live counts per node of the published version (entered, waiting, exited, converted) and instances per version', {
         params: JourneyKeyParams,
         response: { 200: NodeCountsSchema, ...errors(400, 401, 403, 404) },
       }),

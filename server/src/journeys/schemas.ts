@@ -16,6 +16,11 @@ export const ProblemSchema = Type.Object({
   node: Type.Optional(Type.String()),
   field: Type.String({ description: 'Dotted path from the definition root, e.g. nodes.3.next' }),
   message: Type.String(),
+  templateField: Type.Optional(Type.String({ description: "Template warnings: the template's field, e.g. en.subject" })),
+  name: Type.Optional(Type.String({ description: 'Template warnings: the variable at fault, e.g. traits.frist_name' })),
+});
+const WarningsSchema = Type.Array(ProblemSchema, {
+  description: 'What publishing does not refuse but the operator should see: traits.* names in templates that no identify call, computed trait or profile has',
 });
 
 export const CreateJourneySchema = Type.Object(
@@ -53,6 +58,7 @@ export const JourneySchema = Type.Object({
   enteredCount: Type.Integer(),
   definition: JourneyDefinitionSchema,
   problems: Type.Array(ProblemSchema, { description: 'What publishing the draft would refuse (empty: publishable)' }),
+  warnings: WarningsSchema,
   createdAt: Instant,
   updatedAt: Instant,
 });
@@ -61,16 +67,25 @@ export type JourneyView = Static<typeof JourneySchema>;
 export const JourneyListQuerySchema = Type.Object({ status: Type.Optional(JourneyStatusSchema), ...PageQuery }, { additionalProperties: false });
 export const JourneyListSchema = Type.Object({ items: Type.Array(JourneySchema), nextCursor: NextCursor });
 
-export const ProblemsSchema = Type.Object({ problems: Type.Array(ProblemSchema) });
+export const ProblemsSchema = Type.Object({ problems: Type.Array(ProblemSchema), warnings: WarningsSchema });
+
+const MappingSchema = Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64 }), {
+  description: 'Node mapping for migration: running instances at a key node continue at the value node of the live version (same kind); other nodes map by id',
+});
+const ExitUnmappedSchema = Type.Boolean({
+  description:
+    'When migrating: end (reason exited) the instances whose node has no counterpart of the same kind in the live version. Without it such instances refuse the migration (409 unmapped_instances)',
+});
 
 export const PublishBodySchema = Type.Object(
   {
-    mapping: Type.Optional(
-      Type.Record(Type.String({ minLength: 1, maxLength: 64 }), Type.String({ minLength: 1, maxLength: 64 }), {
-        description:
-          'Migration by node mapping: running instances at a key node continue at the value node of the new version (same kind, else they exit); other nodes map by id',
+    migrate: Type.Optional(
+      Type.Union([Type.Literal('none'), Type.Literal('all')], {
+        description: 'none (default): running instances stay on the version they started on; all: they move to the new version (by node id or mapping)',
       }),
     ),
+    mapping: Type.Optional(MappingSchema),
+    exitUnmapped: Type.Optional(ExitUnmappedSchema),
   },
   { additionalProperties: false },
 );
@@ -78,8 +93,26 @@ export const PublishBodySchema = Type.Object(
 export const PublishResultSchema = Type.Object({
   journey: JourneySchema,
   version: Type.Integer(),
-  migrated: Type.Integer({ description: 'Running instances moved onto the new version by node id' }),
-  exited: Type.Integer({ description: 'Running instances ended because their node is not in the new version' }),
+  migrated: Type.Integer({ description: 'Running instances moved onto the new version (migrate: all)' }),
+  exited: Type.Integer({ description: 'Running instances ended because their node is not in the new version (migrate: all, exitUnmapped)' }),
+  stayed: Type.Integer({ description: 'Running instances left on earlier versions' }),
+  warnings: WarningsSchema,
+});
+
+export const MigrateBodySchema = Type.Object(
+  {
+    fromVersion: Type.Optional(Type.Integer({ minimum: 1, description: 'Only the instances of this version; every earlier version when absent' })),
+    mapping: Type.Optional(MappingSchema),
+    exitUnmapped: Type.Optional(ExitUnmappedSchema),
+  },
+  { additionalProperties: false },
+);
+
+export const MigrateResultSchema = Type.Object({
+  version: Type.Integer({ description: 'The live version the instances moved to' }),
+  migrated: Type.Integer(),
+  exited: Type.Integer(),
+  stayed: Type.Integer({ description: 'Running instances still on other versions' }),
 });
 
 export const ArchiveResultSchema = Type.Object({
@@ -127,7 +160,12 @@ export const InstanceSchema = Type.Object({
 export type InstanceView = Static<typeof InstanceSchema>;
 
 export const InstanceListQuerySchema = Type.Object(
-  { status: Type.Optional(InstanceStatusSchema), profile: Type.Optional(Type.String({ minLength: 1 })), ...PageQuery },
+  {
+    status: Type.Optional(InstanceStatusSchema),
+    profile: Type.Optional(Type.String({ minLength: 1 })),
+    version: Type.Optional(Type.Integer({ minimum: 1, description: 'Only instances walking this version' })),
+    ...PageQuery,
+  },
   { additionalProperties: false },
 );
 export const InstanceListSchema = Type.Object({ items: Type.Array(InstanceSchema), nextCursor: NextCursor });
@@ -170,6 +208,14 @@ export const InstanceDetailSchema = Type.Object({
   path: Type.Array(StepSchema, { description: 'Every node the instance arrived at, in order, with what happened there' }),
 });
 
+const VERSION_INSTANCE_FIELDS = {
+  active: Type.Integer({ description: 'Running on this version now' }),
+  completed: Type.Integer(),
+  converted: Type.Integer(),
+  exited: Type.Integer({ description: 'Exited, stopped or removed' }),
+};
+export const VersionInstancesSchema = Type.Object(VERSION_INSTANCE_FIELDS, { description: 'Instances per status that walk (or walked) this version' });
+
 export const NodeCountsSchema = Type.Object({
   version: Type.Union([Type.Integer(), Type.Null()]),
   nodes: Type.Array(
@@ -186,6 +232,9 @@ export const NodeCountsSchema = Type.Object({
     Type.Object({ source: Type.String(), target: Type.String(), count: Type.Integer({ description: 'Moves from source to target (all versions, by node id)' }) }),
     { description: 'Traffic on each edge: how many times an instance went from one node to the next' },
   ),
+  versions: Type.Array(Type.Object({ version: Type.Integer(), ...VERSION_INSTANCE_FIELDS }), {
+    description: 'Instances per version, newest first: running instances stay on the version they started on unless migrated',
+  }),
 });
 
 export const DryRunBodySchema = Type.Object(
@@ -249,7 +298,7 @@ export const DryRunResultSchema = Type.Object({
 
 export const JourneyVersionListSchema = Type.Object({
   items: Type.Array(
-    Type.Object({ version: Type.Integer(), publishedAt: Instant, definition: JourneyDefinitionSchema }),
+    Type.Object({ version: Type.Integer(), publishedAt: Instant, live: Type.Boolean(), instances: VersionInstancesSchema, definition: JourneyDefinitionSchema }),
     { description: 'Every published version, newest first' },
   ),
 });

@@ -2,19 +2,21 @@ import { ApiError } from '../api/errors.ts';
 import { decodeCursor, encodeCursor } from '../api/pagination.ts';
 import { cancelMessages, holdMessages } from '../channels/index.ts';
 import type { CheckTemplate } from '../channels/contract.ts';
+import { knownTraits } from '../segments/definition.ts';
 import { listLiveSegments } from '../segments/store.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { journeyVariables, nodeById, type JourneyDefinition, type Trigger } from './definition.ts';
-import { finishInstance, INSTANCE_COLUMNS, loadVersion, saveInstance, settleLastStep, type EndReason, type InstanceRow } from './instances.ts';
+import { finishInstance, INSTANCE_COLUMNS, loadVersion, saveInstance, settleLastStep, type EndReason, type InstanceRow, type JourneyVersion } from './instances.ts';
 import { syncJourneySchedule } from './schedules.ts';
 import { validateJourney, type Problem } from './validate.ts';
 
 /*
  * Journeys and their lifecycle: draft → published (a frozen version) → paused ⇄ published →
- * archived. Editing a live journey edits its draft; publishing the draft makes a new version and
- * moves running instances onto it by node id (see publishJourney).
+ * archived. Editing a live journey edits its draft; publishing the draft makes a new version for
+ * new entries, while running instances stay on theirs unless the operator migrates them
+ * (publishJourney, migrateJourney).
  */
 
 export type JourneyStatus = 'draft' | 'published' | 'paused' | 'archived';
@@ -138,25 +140,65 @@ export interface JourneyChecks {
 
 /** Every problem of a definition in this workspace (empty: it can be published). */
 export async function journeyProblems(db: Db, workspaceId: string, definition: JourneyDefinition, checks: JourneyChecks = {}): Promise<Problem[]> {
+  return (await journeyCheck(db, workspaceId, definition, checks)).problems;
+}
+
+/**
+ * Problems (publishing refuses them) and warnings (it does not) of a definition in this
+ * workspace. Each send and webhook template is checked with what the send will have: `event.*`
+ * and `journey.*` names that the send will not have are problems (a blank at send time is never
+ * acceptable, and the trigger may declare properties the catalogue has not seen yet); a
+ * `traits.*` name no identify call, computed trait, update_trait node or stored profile has is a
+ * warning naming node, field and trait (a new trait may simply not have been sent yet; a send to
+ * a profile without it fails as `render_error` unless the template gives a `default`).
+ */
+export async function journeyCheck(
+  db: Db,
+  workspaceId: string,
+  definition: JourneyDefinition,
+  checks: JourneyChecks = {},
+): Promise<{ problems: Problem[]; warnings: Problem[] }> {
   const segments = await listLiveSegments(db, workspaceId);
   const { rows: zones } = await db.query<{ time_zone: string }>('select time_zone from workspaces where id = $1', [workspaceId]);
   const problems = validateJourney(definition, { segmentKeys: new Set(segments.map((s) => s.key)), timeZone: zones[0]?.time_zone ?? 'UTC' });
-  if (checks.checkTemplate) {
-    const checkTemplate = checks.checkTemplate;
-    const entry = definition.nodes.find((node) => node.kind === 'entry');
-    const eventProperties = entry?.kind === 'entry' ? await triggerProperties(db, workspaceId, entry.trigger) : [];
-    // The executor passes these as `journey.*` (definition.ts journeyVariables).
-    const variableNames = Object.keys(journeyVariables(definition, '', 0));
-    for (const [i, node] of definition.nodes.entries()) {
-      if (node.kind !== 'send' && node.kind !== 'webhook') continue;
-      const channel = node.kind === 'send' ? node.channel : 'webhook';
-      const found = await checkTemplate(db, workspaceId, { templateKey: node.template, channel, eventProperties, journeyVariables: variableNames });
-      for (const problem of found) {
-        problems.push({ node: node.id, field: `nodes.${i}.template`, message: `Template "${node.template}" ${problem.path}: ${problem.message}` });
+  const warnings: Problem[] = [];
+  if (!checks.checkTemplate) return { problems, warnings };
+  const checkTemplate = checks.checkTemplate;
+  const templated = definition.nodes.flatMap((node, i) => (node.kind === 'send' || node.kind === 'webhook' ? [{ node, i }] : []));
+  if (templated.length === 0) return { problems, warnings };
+  const entry = definition.nodes.find((node) => node.kind === 'entry');
+  const eventProperties = entry?.kind === 'entry' ? await triggerProperties(db, workspaceId, entry.trigger) : [];
+  // The executor passes these as `journey.*` (definition.ts journeyVariables).
+  const variableNames = Object.keys(journeyVariables(definition, '', 0));
+  // Traits the catalogue knows, plus those this journey writes itself (update_trait, tags).
+  const traits = new Set(await knownTraits(db, workspaceId, []));
+  for (const node of definition.nodes) {
+    if (node.kind !== 'update_trait') continue;
+    for (const key of Object.keys(node.set ?? {})) traits.add(key);
+    if (node.addTags) traits.add('tags');
+  }
+  const unknown: Array<{ nodeId: string; i: number; template: string; path: string; message: string; trait: string }> = [];
+  for (const { node, i } of templated) {
+    if (node.kind !== 'send' && node.kind !== 'webhook') continue;
+    const channel = node.kind === 'send' ? node.channel : 'webhook';
+    const found = await checkTemplate(db, workspaceId, { templateKey: node.template, channel, eventProperties, journeyVariables: variableNames, traits: [...traits] });
+    for (const problem of found) {
+      if (problem.severity === 'warning' && problem.variable?.startsWith('traits.')) {
+        unknown.push({ nodeId: node.id, i, template: node.template, path: problem.path, message: problem.message, trait: problem.variable.slice('traits.'.length) });
+        continue;
       }
+      problems.push({ node: node.id, field: `nodes.${i}.template`, message: `Template "${node.template}" ${problem.path}: ${problem.message}` });
     }
   }
-  return problems;
+  if (unknown.length > 0) {
+    // The catalogue does not list traits written only by imports, models or the profiles API: ask the profiles themselves.
+    const present = new Set(await knownTraits(db, workspaceId, [...new Set(unknown.map((u) => u.trait))]));
+    for (const u of unknown) {
+      if (present.has(u.trait)) continue;
+      warnings.push({ node: u.nodeId, field: `nodes.${u.i}.template`, templateField: u.path, name: `traits.${u.trait}`, message: `Template "${u.template}" ${u.path}: ${u.message}` });
+    }
+  }
+  return { problems, warnings };
 }
 
 /**
@@ -197,17 +239,46 @@ export function refuseProblems(problems: Problem[]): void {
 export interface PublishResult {
   journey: JourneyRecord;
   version: number;
-  /** Running instances moved onto the new version (their node exists in it). */
+  /** Running instances moved onto the new version (migrate: "all"). */
   migrated: number;
-  /** Running instances ended because their node is gone from the new version. */
+  /** Running instances ended because their node is gone from the new version (migrate: "all" with exitUnmapped). */
   exited: number;
+  /** Running instances left on the version they started on (migrate: "none", the default). */
+  stayed: number;
+  /** What publishing did not refuse but the operator should know (unknown traits in templates). */
+  warnings: Problem[];
 }
 
 /**
- * Freezes the draft as the next version and makes it live. Running instances of earlier versions
- * continue on the new version at the node with the same id (a waiting one keeps its due time);
- * an instance whose node no longer exists, or is now a different kind of node, exits with the
- * reason `exited` and a detail naming the node. New entries take the new version.
+ * What a publish (or a later migrate) does with the instances already running:
+ * - `none` (the default): each stays on the version it started on, to the end of its walk;
+ * - `all`: every running instance of earlier versions moves to the new version, at the node with
+ *   the same id or the one `mapping` names (it must be of the same kind). An instance whose node
+ *   has no counterpart refuses the whole operation (409 `unmapped_instances`, listing the nodes)
+ *   unless `exitUnmapped` says to end those instances (`exited`, detail naming the node).
+ */
+export interface MigrationOptions {
+  migrate?: 'none' | 'all';
+  mapping?: Readonly<Record<string, string>>;
+  exitUnmapped?: boolean;
+}
+
+function checkMigrationOptions(options: MigrationOptions): void {
+  if (options.migrate !== 'all' && (options.mapping !== undefined || options.exitUnmapped !== undefined)) {
+    throw new ApiError(
+      400,
+      'invalid_request',
+      'mapping and exitUnmapped apply only when running instances migrate (migrate: "all"); without migration they stay on their version',
+      options.mapping !== undefined ? 'mapping' : 'exitUnmapped',
+    );
+  }
+}
+
+/**
+ * Freezes the draft as the next version and makes it live: new entries take it. Running instances
+ * of earlier versions stay on their own version (the executor walks each instance against its
+ * version's graph) unless the operator migrates them (`options.migrate: "all"`, see
+ * MigrationOptions). Template warnings (unknown traits) are returned, not refused.
  */
 export async function publishJourney(
   db: Db,
@@ -215,15 +286,14 @@ export async function publishJourney(
   key: string,
   now: Date,
   checks: JourneyChecks = {},
-  /** Running instances at a key's node move to the value's node (same kind) instead of the node with the same id. */
-  mapping: Readonly<Record<string, string>> = {},
+  options: MigrationOptions = {},
 ): Promise<PublishResult> {
+  checkMigrationOptions(options);
   const draft = await getJourney(db, workspaceId, key);
   if (draft.status === 'archived') throw new ApiError(409, 'journey_archived', `Journey "${key}" is archived and cannot be published`);
-  refuseProblems(await journeyProblems(db, workspaceId, draft.draft, checks));
-  for (const [from, to] of Object.entries(mapping)) {
-    if (!nodeById(draft.draft, to)) throw new ApiError(400, 'invalid_mapping', `Mapping "${from}" → "${to}": the new version has no node "${to}"`, `mapping.${from}`);
-  }
+  const checked = await journeyCheck(db, workspaceId, draft.draft, checks);
+  refuseProblems(checked.problems);
+  checkMappingTargets(draft.draft, options.mapping ?? {});
   await prepareTransitionStorage(db, now);
   return withTransaction(db, async (client) => {
     const journey = await getJourney(client, workspaceId, key, true);
@@ -248,9 +318,71 @@ export async function publishJourney(
        returning id, key, name, description, status, draft, current_version, entered_count, created_at, updated_at`,
       [workspaceId, journey.id, status, version],
     );
-    const { migrated, exited } = await migrateInstances(client, workspaceId, journey.id, version, now, mapping);
-    return { journey: toRecord(rows[0]!), version, migrated, exited };
+    const moved =
+      options.migrate === 'all'
+        ? await migrateInstances(client, workspaceId, journey.id, version, now, options)
+        : { migrated: 0, exited: 0 };
+    const stayed = await runningOnOtherVersions(client, workspaceId, journey.id, version);
+    return { journey: toRecord(rows[0]!), version, ...moved, stayed, warnings: checked.warnings };
   });
+}
+
+function checkMappingTargets(definition: JourneyDefinition, mapping: Readonly<Record<string, string>>): void {
+  for (const [from, to] of Object.entries(mapping)) {
+    if (!nodeById(definition, to)) throw new ApiError(400, 'invalid_mapping', `Mapping "${from}" → "${to}": the new version has no node "${to}"`, `mapping.${from}`);
+  }
+}
+
+async function runningOnOtherVersions(client: DbClient, workspaceId: string, journeyId: string, version: number): Promise<number> {
+  const { rows } = await client.query<{ n: number }>(
+    `select count(*)::int as n from journey_instances where workspace_id = $1 and journey_id = $2 and status = 'active' and version <> $3`,
+    [workspaceId, journeyId, version],
+  );
+  return rows[0]!.n;
+}
+
+export interface MigrateResult {
+  version: number;
+  migrated: number;
+  exited: number;
+  /** Running instances still on other versions afterwards (those of versions not asked for). */
+  stayed: number;
+}
+
+/**
+ * The operator's later choice: moves running instances of earlier versions (all, or `fromVersion`
+ * only) onto the live version, as `publish` with `migrate: "all"` would have.
+ */
+export async function migrateJourney(
+  db: Db,
+  workspaceId: string,
+  key: string,
+  now: Date,
+  options: { fromVersion?: number; mapping?: Readonly<Record<string, string>>; exitUnmapped?: boolean } = {},
+): Promise<MigrateResult> {
+  await prepareTransitionStorage(db, now);
+  return withTransaction(db, async (client) => {
+    const journey = await getJourney(client, workspaceId, key, true);
+    if (journey.status !== 'published' && journey.status !== 'paused') {
+      throw new ApiError(409, 'invalid_state', `Journey "${key}" is ${journey.status}; only a live journey's instances can migrate`, 'status');
+    }
+    const version = journey.currentVersion!;
+    if (options.fromVersion !== undefined && (options.fromVersion < 1 || options.fromVersion >= version)) {
+      throw new ApiError(400, 'invalid_request', `fromVersion must be an earlier version than the live one (1–${version - 1})`, 'fromVersion');
+    }
+    const target = await loadVersion(client, workspaceId, journey.id, version);
+    checkMappingTargets(target.definition, options.mapping ?? {});
+    const moved = await migrateInstances(client, workspaceId, journey.id, version, now, options);
+    return { version, ...moved, stayed: await runningOnOtherVersions(client, workspaceId, journey.id, version) };
+  });
+}
+
+interface Unmapped {
+  version: number;
+  node: string;
+  kind: string;
+  instances: number;
+  reason: string;
 }
 
 async function migrateInstances(
@@ -259,16 +391,19 @@ async function migrateInstances(
   journeyId: string,
   version: number,
   now: Date,
-  mapping: Readonly<Record<string, string>>,
+  options: { fromVersion?: number; mapping?: Readonly<Record<string, string>>; exitUnmapped?: boolean },
 ): Promise<{ migrated: number; exited: number }> {
+  const mapping = options.mapping ?? {};
   const target = await loadVersion(client, workspaceId, journeyId, version);
   const { rows } = await client.query<InstanceRow>(
     `select ${INSTANCE_COLUMNS} from journey_instances i
-      where i.workspace_id = $1 and i.journey_id = $2 and i.status = 'active' and i.version <> $3 for update`,
-    [workspaceId, journeyId, version],
+      where i.workspace_id = $1 and i.journey_id = $2 and i.status = 'active' and i.version <> $3 and ($4::int is null or i.version = $4)
+      order by i.id for update`,
+    [workspaceId, journeyId, version, options.fromVersion ?? null],
   );
-  const events: SystemEvent[] = [];
-  let migrated = 0;
+  // Plan first: where each instance goes, or why it cannot.
+  const plans: Array<{ instance: InstanceRow; from: JourneyVersion; to?: string; why?: string }> = [];
+  const unmapped = new Map<string, Unmapped>();
   for (const instance of rows) {
     const from = await loadVersion(client, workspaceId, journeyId, instance.version);
     const before = nodeById(from.definition, instance.node_id);
@@ -276,14 +411,41 @@ async function migrateInstances(
     const mapped = mapping[instance.node_id] ?? instance.node_id;
     const after = nodeById(target.definition, mapped);
     if (after && before && after.kind === before.kind) {
-      instance.version = version;
-      instance.node_id = mapped;
+      plans.push({ instance, from, to: mapped });
+      continue;
+    }
+    const why = after ? `node "${mapped}" is a ${after.kind} in version ${version}` : `node "${mapped}" was removed in version ${version}`;
+    plans.push({ instance, from, why });
+    const key = `${instance.version}:${instance.node_id}`;
+    const entry = unmapped.get(key) ?? { version: instance.version, node: instance.node_id, kind: before?.kind ?? 'unknown', instances: 0, reason: why };
+    entry.instances++;
+    unmapped.set(key, entry);
+  }
+  if (unmapped.size > 0 && !options.exitUnmapped) {
+    const list = [...unmapped.values()];
+    const first = list[0]!;
+    throw new ApiError(
+      409,
+      'unmapped_instances',
+      `${list.reduce((sum, u) => sum + u.instances, 0)} running instance(s) are at nodes with no counterpart in version ${version} ` +
+        `(${list.map((u) => `v${u.version} "${u.node}": ${u.instances}, ${u.reason}`).join('; ')}); ` +
+        'map each node to one of the same kind (mapping) or end those instances (exitUnmapped: true)',
+      `mapping.${first.node}`,
+      {},
+      { unmapped: list },
+    );
+  }
+  const events: SystemEvent[] = [];
+  let migrated = 0;
+  for (const plan of plans) {
+    if (plan.to !== undefined) {
+      plan.instance.version = version;
+      plan.instance.node_id = plan.to;
       migrated++;
     } else {
-      const why = after ? `node "${mapped}" is a ${after.kind} in version ${version}` : `node "${mapped}" was removed in version ${version}`;
-      finishInstance(instance, from, 'exited', why, now, events);
+      finishInstance(plan.instance, plan.from, 'exited', plan.why!, now, events);
     }
-    await saveInstance(client, instance);
+    await saveInstance(client, plan.instance);
   }
   await insertSystemEvents(client, workspaceId, events, now);
   return { migrated, exited: rows.length - migrated };

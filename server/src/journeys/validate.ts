@@ -11,6 +11,9 @@ export interface Problem {
   /** A dotted path from the definition's root, e.g. `nodes.3.next` or `goals.0.condition`. */
   field: string;
   message: string;
+  /** Template warnings: the template's own field (`en.subject`) and the variable at fault (`traits.frist_name`). */
+  templateField?: string;
+  name?: string;
 }
 
 export interface ValidationContext {

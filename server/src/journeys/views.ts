@@ -29,16 +29,16 @@ export async function listInstances(
   db: Queryable,
   workspaceId: string,
   journeyId: string,
-  query: { status?: string; profileId?: string; limit?: number; cursor?: string },
+  query: { status?: string; profileId?: string; version?: number; limit?: number; cursor?: string },
 ): Promise<{ items: InstanceView[]; nextCursor: string | null }> {
   const limit = query.limit ?? 50;
   const [cursorAt, cursorId] = query.cursor ? decodeCursor(query.cursor, ['instant', 'uuid']) : [null, null];
   const { rows } = await db.query<InstanceRow & { cursor_at: string }>(
     `select ${INSTANCE_COLUMNS}, to_json(i.entered_at)#>>'{}' as cursor_at from journey_instances i
       where i.workspace_id = $1 and i.journey_id = $2 and ($3::text is null or i.status = $3) and ($4::uuid is null or i.profile_id = $4)
-        and ($5::timestamptz is null or (i.entered_at, i.id) < ($5, $6::uuid))
+        and ($5::timestamptz is null or (i.entered_at, i.id) < ($5, $6::uuid)) and ($8::int is null or i.version = $8)
       order by i.entered_at desc, i.id desc limit $7`,
-    [workspaceId, journeyId, query.status ?? null, query.profileId ?? null, cursorAt, cursorId, limit + 1],
+    [workspaceId, journeyId, query.status ?? null, query.profileId ?? null, cursorAt, cursorId, limit + 1, query.version ?? null],
   );
   const page = rows.slice(0, limit);
   const last = page.at(-1);
@@ -73,7 +73,7 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
     [workspaceId, journey.id, journey.currentVersion],
   );
   const nodes = versionRows[0]?.definition.nodes ?? journey.draft.nodes;
-  const [entered, states, moves] = await Promise.all([
+  const [entered, states, moves, perVersion] = await Promise.all([
     db.query<{ node_id: string; n: number }>(
       `select node_id, count(*)::int as n from journey_steps where workspace_id = $1 and journey_id = $2 and kind <> 'error' group by node_id`,
       [workspaceId, journey.id],
@@ -91,6 +91,7 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
         group by source, target`,
       [workspaceId, journey.id],
     ),
+    versionCounts(db, workspaceId, journey.id),
   ]);
   const arrivals = new Map(entered.rows.map((row) => [row.node_id, row.n]));
   const count = (nodeId: string, statuses: string[]) =>
@@ -106,14 +107,48 @@ export async function nodeCounts(db: Queryable, workspaceId: string, journey: Jo
       converted: count(node.id, ['converted']),
     })),
     edges: moves.rows.map((row) => ({ source: row.source, target: row.target, count: row.n })),
+    versions: [...perVersion.entries()].sort(([a], [b]) => b - a).map(([version, counts]) => ({ version, ...counts })),
   };
 }
 
-/** Every published version of a journey with its frozen definition, newest first. */
-export async function listVersions(db: Queryable, workspaceId: string, journeyId: string) {
-  const { rows } = await db.query<{ version: number; published_at: Date; definition: JourneyRecord['draft'] }>(
-    'select version, published_at, definition from journey_versions where workspace_id = $1 and journey_id = $2 order by version desc',
+export interface VersionInstances {
+  active: number;
+  completed: number;
+  converted: number;
+  exited: number;
+}
+
+/** Instances per version and status (exited counts stopped and removed too): who is on which version now. */
+export async function versionCounts(db: Queryable, workspaceId: string, journeyId: string): Promise<Map<number, VersionInstances>> {
+  const { rows } = await db.query<{ version: number; status: keyof VersionInstances; n: number }>(
+    'select version, status, count(*)::int as n from journey_instances where workspace_id = $1 and journey_id = $2 group by version, status',
     [workspaceId, journeyId],
   );
-  return { items: rows.map((row) => ({ version: row.version, publishedAt: row.published_at.toISOString(), definition: row.definition })) };
+  const counts = new Map<number, VersionInstances>();
+  for (const row of rows) {
+    const entry = counts.get(row.version) ?? { active: 0, completed: 0, converted: 0, exited: 0 };
+    entry[row.status] += row.n;
+    counts.set(row.version, entry);
+  }
+  return counts;
+}
+
+/** Every published version of a journey with its frozen definition and its instances per status, newest first. */
+export async function listVersions(db: Queryable, workspaceId: string, journey: JourneyRecord) {
+  const [{ rows }, counts] = await Promise.all([
+    db.query<{ version: number; published_at: Date; definition: JourneyRecord['draft'] }>(
+      'select version, published_at, definition from journey_versions where workspace_id = $1 and journey_id = $2 order by version desc',
+      [workspaceId, journey.id],
+    ),
+    versionCounts(db, workspaceId, journey.id),
+  ]);
+  return {
+    items: rows.map((row) => ({
+      version: row.version,
+      publishedAt: row.published_at.toISOString(),
+      live: row.version === journey.currentVersion,
+      instances: counts.get(row.version) ?? { active: 0, completed: 0, converted: 0, exited: 0 },
+      definition: row.definition,
+    })),
+  };
 }

@@ -110,7 +110,7 @@ async function catalogueEvents(db: Db, workspaceId: string): Promise<Array<{ typ
  * a short time limit; a key it cannot settle in time is taken as known (a missing warning costs
  * less than a slow save or a wrong one).
  */
-async function knownTraits(db: Db, workspaceId: string, used: readonly string[]): Promise<string[]> {
+export async function knownTraits(db: Db, workspaceId: string, used: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ key: string }>(
     `select split_part(path, '.', 1) as key from event_catalogue_properties
       where workspace_id = $1 and event_type = 'identify' and scope = 'traits'
