@@ -95,6 +95,7 @@ describe('journey canvas model', () => {
       version: 1,
       nodes: [{ nodeId: 'entry', kind: 'entry', entered: 3, waiting: 0, exited: 0, converted: 1 }],
       edges: [{ source: 'entry', target: 'end', count: 2 }],
+      versions: [{ version: 1, active: 0, completed: 2, converted: 1, exited: 0 }],
     });
     expect(numbers.nodes.get('entry')).toEqual({ entered: 3, waiting: 0, converted: 1, exited: 0 });
     expect(numbers.edges.get('entry→end')).toBe(2);

@@ -10,7 +10,7 @@ import { dryRun } from '../src/journeys/dry-run.ts';
 import { advanceDueInstances, type ExecutorDeps } from '../src/journeys/executor.ts';
 import { drainJourneyEvents, drainSegmentEntries } from '../src/journeys/intake.ts';
 import { drainScheduledEntries } from '../src/journeys/schedules.ts';
-import { archiveJourney, createJourney, journeyProblems, pauseJourney, publishJourney, resumeJourney } from '../src/journeys/store.ts';
+import { archiveJourney, createJourney, journeyCheck, journeyProblems, pauseJourney, publishJourney, resumeJourney } from '../src/journeys/store.ts';
 import { prepareTransitionStorage, recordTransitions, type SegmentRef } from '../src/segments/transitions.ts';
 import { withTransaction, type Db } from '../src/storage/database.ts';
 import { testClock } from './journeys-support.ts';
@@ -459,6 +459,72 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     await run();
     const [message] = await messages();
     expect(message!.variables).toMatchObject({ event: { sku: 'TEA-1', expires: 'Friday' }, journey: { coupon: 'SAVE10', key: 'cart', version: 1 } });
+  });
+
+  it('traits.* names in send templates are checked at publish: unknown ones are warnings naming node, field and trait; syntax errors refuse', async () => {
+    const { ws, clock, apiKey } = await setup();
+    await withTransaction(db, async (client) => {
+      await createTemplate(client, ws, {
+        key: 'greet',
+        channel: 'email',
+        name: 'Greet',
+        defaultLocale: 'en',
+        content: {
+          en: { subject: 'Hi {{ traits.first_name }}', text: '{{ traits.frist_name | default: "there" }} · {{ traits.tier }} · {{ traits.vip }} · {{ traits.score }} · {{ traits.city }}' },
+          'zh-CN': { subject: '{{ traits.first_name }}', text: '{{ traits.nickname }}' },
+        },
+      });
+    });
+    // Known: first_name from identify calls (catalogue), tier a computed trait, vip written by this
+    // journey, city held by a profile (imported, say) though never seen by the catalogue.
+    await db.query(
+      `insert into event_catalogue_properties (workspace_id, event_type, event_name, scope, path, type_counts, first_seen, last_seen, volume)
+       values ($1, 'identify', 'identify', 'traits', 'first_name', '{"string": 1}', now(), now(), 1)`,
+      [ws],
+    );
+    await db.query(
+      `insert into computed_traits (workspace_id, key, name, definition) values ($1, 'tier', 'Tier', '{"kind": "event_count", "event": "Order Completed"}')`,
+      [ws],
+    );
+    await insertProfile(db, ws, { traits: { city: 'Hangzhou' } });
+    const definition: JourneyDefinition = {
+      nodes: [
+        { id: 'in', kind: 'entry', trigger: { kind: 'api' }, next: 'flag' },
+        { id: 'flag', kind: 'update_trait', set: { vip: true }, next: 'mail' },
+        { id: 'mail', kind: 'send', channel: 'email', template: 'greet', purpose: 'transactional', next: 'end' },
+        { id: 'end', kind: 'end' },
+      ],
+    };
+    const checked = await journeyCheck(db, ws, definition, { checkTemplate });
+    expect(checked.problems).toEqual([]);
+    expect(checked.warnings.map((w) => [w.node, w.field, w.templateField, w.name])).toEqual([
+      ['mail', 'nodes.2.template', 'en.text', 'traits.frist_name'],
+      ['mail', 'nodes.2.template', 'en.text', 'traits.score'],
+      ['mail', 'nodes.2.template', 'zh-CN.text', 'traits.nickname'],
+    ]);
+    expect(checked.warnings[0]!.message).toMatch(/trait "frist_name" is not known in this workspace .*did you mean "first_name"\?/);
+
+    // Through the API: the draft shows the warnings, publishing goes ahead and returns them.
+    const call = async (method: 'POST' | 'GET', url: string, payload?: object) => {
+      const res = await t.app.inject({ method, url, headers: { authorization: `Bearer ${apiKey}` }, ...(payload === undefined ? {} : { payload }) });
+      return { status: res.statusCode, body: res.json() };
+    };
+    expect((await call('POST', '/v1/journeys', { key: 'greet', name: 'Greet', definition })).body.warnings).toHaveLength(3);
+    const published = await call('POST', '/v1/journeys/greet/publish', {});
+    expect(published.status).toBe(200);
+    expect(published.body.warnings.map((w: { name: string }) => w.name)).toEqual(['traits.frist_name', 'traits.score', 'traits.nickname']);
+    expect((await call('POST', '/v1/journeys/greet/validate', {})).body).toMatchObject({ problems: [], warnings: [{ node: 'mail' }, { node: 'mail' }, { node: 'mail' }] });
+
+    // A Liquid syntax error is an error: publishing refuses it.
+    await withTransaction(db, (client) =>
+      createTemplate(client, ws, { key: 'broken', channel: 'email', name: 'Broken', defaultLocale: 'en', content: { en: { subject: 'ok', text: 'ok' } } }),
+    );
+    await db.query(`update message_template_versions set content = '{"en": {"subject": "{{ traits.first_name ", "text": "x"}}' where workspace_id = $1 and template_key = 'broken'`, [ws]);
+    const broken = { nodes: definition.nodes.map((node) => (node.kind === 'send' ? { ...node, template: 'broken' } : node)) } as JourneyDefinition;
+    const refused = await journeyCheck(db, ws, broken, { checkTemplate });
+    expect(refused.problems.map((p) => [p.node, p.field])).toEqual([['mail', 'nodes.2.template']]);
+    expect(refused.problems[0]!.message).toMatch(/Template "broken" en\.subject/);
+    clock.advance(MINUTE);
   });
 
   it('dry run: the path, each wait’s wake time, rendered messages and the guards that would skip or defer them — and nothing written', async () => {

@@ -113,6 +113,7 @@ export const api = {
   validateJourney: (key: string, definition: T.JourneyDefinition, signal?: AbortSignal) =>
     apiRequest<T.JourneyProblems>('POST', `/v1/journeys/${enc(key)}/validate`, { body: { definition }, signal }),
   publishJourney: (key: string) => apiRequest<T.PublishResult>('POST', `/v1/journeys/${enc(key)}/publish`),
+  migrateJourney: (key: string) => apiRequest<T.MigrateResult>('POST', `/v1/journeys/${enc(key)}/migrate`, { body: {} }),
   pauseJourney: (key: string) => apiRequest<T.Journey>('POST', `/v1/journeys/${enc(key)}/pause`),
   resumeJourney: (key: string) => apiRequest<T.Journey>('POST', `/v1/journeys/${enc(key)}/resume`),
   stopJourney: (key: string) => apiRequest<T.ArchiveResult>('POST', `/v1/journeys/${enc(key)}/archive`),

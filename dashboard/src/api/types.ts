@@ -79,6 +79,7 @@ import type {
   JourneyListSchema,
   JourneySchema,
   JourneyVersionListSchema,
+  MigrateResultSchema,
   NodeCountsSchema,
   ProblemSchema,
   ProblemsSchema,
@@ -114,6 +115,7 @@ export type CreateJourney = Static<typeof CreateJourneySchema>;
 export type JourneyProblem = Static<typeof ProblemSchema>;
 export type JourneyProblems = Static<typeof ProblemsSchema>;
 export type PublishResult = Static<typeof PublishResultSchema>;
+export type MigrateResult = Static<typeof MigrateResultSchema>;
 export type ArchiveResult = Static<typeof ArchiveResultSchema>;
 export type TestEntryResult = Static<typeof TestEntryResultSchema>;
 export type JourneyInstance = Static<typeof InstanceSchema>;

@@ -24,7 +24,7 @@ import { canEditJourneys, JOURNEY_STATUS } from './journeys.tsx';
 
 const JourneyCanvas = lazy(() => import('../components/journey-canvas.tsx'));
 
-type Action = 'publish' | 'pause' | 'resume' | 'stop';
+type Action = 'publish' | 'migrate' | 'pause' | 'resume' | 'stop';
 const LIVE_REFRESH_MS = 5000;
 const NO_PROBLEMS = new Map<string, JourneyProblem[]>();
 
@@ -305,6 +305,8 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const [refresh, setRefresh] = useState(0);
   /** A published version shown read-only on the canvas instead of the draft (null: the draft). */
   const [viewing, setViewing] = useState<number | null>(null);
+  /** Template warnings (unknown traits): shown, never blocking. */
+  const [warnings, setWarnings] = useState<JourneyProblem[]>([]);
   const [openInstance, setOpenInstance] = useState<JourneyInstance | null>(null);
   const [tick, setTick] = useState(0);
   const canEdit = canEditJourneys() && journey?.status !== 'archived';
@@ -317,6 +319,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
     setJourney(loaded.data);
     setDefinition(loaded.data.definition);
     setApiProblems(loaded.data.problems);
+    setWarnings(loaded.data.warnings);
     setDirty(false);
   }, [loaded.data]);
 
@@ -335,6 +338,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
         (answer) => {
           validated.current = structure;
           setApiProblems(answer.problems);
+          setWarnings(answer.warnings);
         },
         (error: unknown) => !controller.signal.aborted && setActionError(error),
       );
@@ -374,6 +378,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       const saved = await api.updateJourney(journey.key, { definition });
       setJourney(saved);
       setApiProblems(saved.problems);
+      setWarnings(saved.warnings);
       validated.current = structureOf(saved.definition);
       setDirty(false);
       setNotice({ key: 'journeys.saved' });
@@ -395,7 +400,10 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
       if (action === 'publish') {
         const result = await api.publishJourney(journey.key);
         setJourney(result.journey);
-        setNotice({ key: 'journeys.published', vars: { version: result.version, migrated: result.migrated, exited: result.exited } });
+        setNotice({ key: 'journeys.published', vars: { version: result.version, stayed: result.stayed, warnings: result.warnings.length } });
+      } else if (action === 'migrate') {
+        const result = await api.migrateJourney(journey.key);
+        setNotice({ key: 'journeys.migrated', vars: { version: result.version, migrated: result.migrated } });
       } else if (action === 'pause') {
         setJourney(await api.pauseJourney(journey.key));
         setNotice({ key: 'journeys.pausedNotice' });
@@ -425,9 +433,13 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
   const shown = shownVersion?.definition ?? definition;
   const selectedNode = shown.nodes.find((node) => node.id === selected) ?? null;
   const status = journey.status;
-  const actions: Action[] = status === 'draft' ? ['publish'] : status === 'published' ? ['publish', 'pause', 'stop'] : status === 'paused' ? ['resume', 'publish', 'stop'] : [];
+  // Running instances of earlier versions stay there unless the operator moves them.
+  const onEarlier = (versions.data?.items ?? []).filter((item) => !item.live).reduce((sum, item) => sum + item.instances.active, 0);
+  const lifecycle: Action[] = status === 'draft' ? ['publish'] : status === 'published' ? ['publish', 'pause', 'stop'] : status === 'paused' ? ['resume', 'publish', 'stop'] : [];
+  const actions: Action[] = onEarlier > 0 && (status === 'published' || status === 'paused') ? [...lifecycle.slice(0, 1), 'migrate', ...lifecycle.slice(1)] : lifecycle;
   const confirmText: Record<Action, string> = {
     publish: t('journeys.confirm.publish', { version: (journey.currentVersion ?? 0) + 1 }),
+    migrate: t('journeys.confirm.migrate', { count: onEarlier, version: journey.currentVersion ?? 0 }),
     pause: t('journeys.confirm.pause'),
     resume: t('journeys.confirm.resume'),
     stop: t('journeys.confirm.stop'),
@@ -453,7 +465,7 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
                   <option value="">{t('journeys.versions.draft')}</option>
                   {versions.data!.items.map((item) => (
                     <option key={item.version} value={item.version}>
-                      {t('journeys.versions.item', { version: item.version, at: format.dateTime(item.publishedAt) })}
+                      {t('journeys.versions.item', { version: item.version, at: format.dateTime(item.publishedAt), active: item.instances.active })}
                     </option>
                   ))}
                 </select>
@@ -512,6 +524,15 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
           ))}
         </ul>
       )}
+      {warnings.length > 0 && (
+        <ul className="field-problems" data-testid="journey-warnings">
+          {warnings.map((warning, i) => (
+            <li key={i} className="help">
+              {t('journeys.warning', { node: warning.node ?? '', message: warning.message })}
+            </li>
+          ))}
+        </ul>
+      )}
       {viewing !== null && (
         <p className="notice" role="status" data-testid="viewing-version">
           {t('journeys.versions.viewing', { version: viewing })}
@@ -556,7 +577,10 @@ export function JourneyEditorPage({ journeyKey }: { journeyKey: string }) {
               editable={editable}
               onClose={() => setTemplate(null)}
               // The send nodes' template problems change with the template: ask again.
-              onSaved={() => void api.validateJourney(journey.key, definition).then((answer) => setApiProblems(answer.problems), setActionError)}
+              onSaved={() => void api.validateJourney(journey.key, definition).then((answer) => {
+                  setApiProblems(answer.problems);
+                  setWarnings(answer.warnings);
+                }, setActionError)}
             />
           ) : selectedNode ? (
             <NodeEditor
