@@ -18,6 +18,8 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import inspector from 'node:inspector/promises';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import Fastify from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { createKeyResolver } from '../server/src/api/auth.ts';
@@ -31,7 +33,7 @@ import { createPool, type Db } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { createKey, createWorkspace } from '../server/src/workspaces/store.ts';
-import { clusterCpuSeconds, forkTs, freePort, machine, percentile, postmasterPid, processCpuSeconds } from './system.ts';
+import { clusterCpuSeconds, forkTs, freePort, machine, machineBusySeconds, percentile, postmasterPid, processCpuSeconds } from './system.ts';
 
 const TARGET_P99_MS = 10;
 const PLACEMENTS = 50;
@@ -45,6 +47,53 @@ function envCount(name: string, fallback: number): number {
   const value = Number(raw.replaceAll('_', ''));
   if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
   return value;
+}
+
+function memorySnapshot(): { rssMb: number; heapUsedMb: number } {
+  const usage = process.memoryUsage();
+  return { rssMb: Math.round(usage.rss / 1024 / 1024), heapUsedMb: Math.round(usage.heapUsed / 1024 / 1024) };
+}
+
+/** Garbage-collection pauses of this process while watched (perf_hooks 'gc' entries). */
+function watchGc(): { stop(): { count: number; totalMs: number; maxMs: number; major: number; maxMajorMs: number } } {
+  const stats = { count: 0, totalMs: 0, maxMs: 0, major: 0, maxMajorMs: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      stats.count++;
+      stats.totalMs += entry.duration;
+      stats.maxMs = Math.max(stats.maxMs, entry.duration);
+      const kind = ((entry as unknown as { detail?: { kind?: number } }).detail)?.kind;
+      // NODE_PERFORMANCE_GC_MAJOR = 4 (mark-sweep-compact).
+      if (kind === 4) {
+        stats.major++;
+        stats.maxMajorMs = Math.max(stats.maxMajorMs, entry.duration);
+      }
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  return {
+    stop() {
+      observer.disconnect();
+      const r = (v: number) => Math.round(v * 10) / 10;
+      return { count: stats.count, totalMs: r(stats.totalMs), maxMs: r(stats.maxMs), major: stats.major, maxMajorMs: r(stats.maxMajorMs) };
+    },
+  };
+}
+
+/** A CPU profile of this process (BENCH_DECIDE_CPU_PROFILE=<file.cpuprofile>, the last phase only). */
+async function startCpuProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new inspector.Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 500 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file: string) {
+      const { profile } = await session.post('Profiler.stop');
+      fs.writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
 }
 
 interface ClientConfig {
@@ -261,45 +310,61 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     log('Generating data …');
     await generate(db, workspace.id, profiles, log);
 
+    // One runtime, warmed once (its memory measured), first called in process, then served over HTTP.
+    const heapBefore = memorySnapshot();
+    const runtime = createDecisioning(db, { warmOnLoad: true });
+    const warmStarted = performance.now();
+    await runtime.decide(workspace.id, { placement: 'placement-0', profile: 'user_id:user-1' });
+    const warmMs = Math.round(performance.now() - warmStarted);
+    const heapAfter = memorySnapshot();
+    const cache = await runtime.cacheSize(workspace.id);
+    const memory = {
+      before: heapBefore,
+      after: heapAfter,
+      bytesPerProfile: {
+        rss: Math.round(((heapAfter.rssMb - heapBefore.rssMb) * 1024 * 1024) / profiles),
+        heap: Math.round(((heapAfter.heapUsedMb - heapBefore.heapUsedMb) * 1024 * 1024) / profiles),
+      },
+    };
+    log(
+      `  cache warmed (${cache.views.toLocaleString('en')} profile views, ${cache.placements} placements) in ${warmMs} ms; ` +
+        `RSS ${heapBefore.rssMb} → ${heapAfter.rssMb} MB, heap ${heapBefore.heapUsedMb} → ${heapAfter.heapUsedMb} MB (${memory.bytesPerProfile.heap} heap bytes/profile)`,
+    );
+
     // The decide path alone: the runtime called in process, one call at a time (no HTTP, no queueing).
-    const direct = createDecisioning(db, { warmOnLoad: true, background: false });
-    const directWarm = performance.now();
-    await direct.decide(workspace.id, { placement: 'placement-0', profile: 'user_id:user-1' });
-    log(`  in-process runtime warmed in ${Math.round(performance.now() - directWarm)} ms`);
     const directMs: number[] = [];
     const directCalls = Math.min(20_000, profiles);
     const directCpu = processCpuSeconds();
     for (let i = 0; i < directCalls; i++) {
       const started = performance.now();
-      await direct.decide(workspace.id, { placement: `placement-${i % PLACEMENTS}`, profile: `user_id:user-${1 + ((i * 7919) % profiles)}` });
+      await runtime.decide(workspace.id, { placement: `placement-${i % PLACEMENTS}`, profile: `user_id:user-${1 + ((i * 7919) % profiles)}` });
       directMs.push(performance.now() - started);
-      if (i % 1000 === 999) await direct.flush();
+      // A turn of the event loop now and then, so the background write-behind runs as in service.
+      if (i % 100 === 99) await new Promise((resolve) => setImmediate(resolve));
     }
     const directCpuMicros = Math.round(((processCpuSeconds() - directCpu) * 1e6) / directCalls);
-    await direct.close();
+    await runtime.flush();
     directMs.sort((a, b) => a - b);
     const fine = (p: number) => Math.round(directMs[Math.min(directMs.length - 1, Math.max(0, Math.ceil((p / 100) * directMs.length) - 1))]! * 100) / 100;
     const inProcess = { calls: directCalls, p50: fine(50), p99: fine(99), max: fine(100), cpuMicrosPerDecide: directCpuMicros };
-    log(`  in process: p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms over ${directCalls} decides`);
+    log(`  in process: p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms, max ${inProcess.max} ms over ${directCalls} decides, ${directCpuMicros} µs CPU/decide`);
 
     registerErrorHandler(app);
-    await app.register(decisioningRoutes, { db, keys: createKeyResolver(db), now: () => new Date(), runtime: { warmOnLoad: true } });
+    await app.register(decisioningRoutes, { db, keys: createKeyResolver(db), now: () => new Date(), decisioning: runtime });
     const port = await freePort();
     await app.listen({ port, host: '127.0.0.1' });
     const base = `http://127.0.0.1:${port}`;
-    const warmStarted = performance.now();
     const agent = new http.Agent({ keepAlive: true });
     const first = await request(agent, `${base}/v1/decide?placement=placement-0&profile=user_id:user-1`, key, 'GET');
     if (first.status !== 200) throw new Error(`first decide answered ${first.status}: ${first.text}`);
-    const warmMs = Math.round(performance.now() - warmStarted);
-    log(`  cache warmed (${profiles.toLocaleString('en')} profile views, 50 placements) in ${warmMs} ms`);
     agent.destroy();
 
     const summary = [
-      `data: ${profiles.toLocaleString('en')} profiles (4 traits each), ${SEGMENTS} segments, ${PLACEMENTS} placements × 4 contents (rules/ab/bandit), cache warmed in ${warmMs} ms`,
+      `data: ${profiles.toLocaleString('en')} profiles (4 traits each), ${SEGMENTS} segments, ${PLACEMENTS} placements × 4 contents (rules/ab/bandit), cache warmed in ${warmMs} ms, ` +
+        `RSS ${memory.before.rssMb} → ${memory.after.rssMb} MB, heap used ${memory.before.heapUsedMb} → ${memory.after.heapUsedMb} MB (${memory.bytesPerProfile.heap} B heap, ${memory.bytesPerProfile.rss} B RSS per profile)`,
     ];
     summary.push(
-      `decide in process (runtime.decide, no HTTP, one at a time, write-behind flushed every 1,000 untimed): ${inProcess.calls.toLocaleString('en')} decides, ` +
+      `decide in process (runtime.decide, no HTTP, one at a time, background loops running): ${inProcess.calls.toLocaleString('en')} decides, ` +
         `p50 ${inProcess.p50} ms, p99 ${inProcess.p99} ms, max ${inProcess.max} ms, ${inProcess.cpuMicrosPerDecide} µs CPU/decide`,
     );
     const phases: Array<Record<string, unknown>> = [];
@@ -307,6 +372,11 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
       log(`Deciding at ${rate} req/s for ${seconds} s …`);
       const churn = churnTraits(db, workspace.id, profiles);
       const loadAtStart = os.loadavg().map((value) => Math.round(value * 10) / 10);
+      const loop = monitorEventLoopDelay({ resolution: 1 });
+      const gc = watchGc();
+      const profiler = rate === rates.at(-1) && process.env.BENCH_DECIDE_CPU_PROFILE ? await startCpuProfile() : null;
+      loop.enable();
+      const busyBefore = machineBusySeconds();
       const cpuBefore = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid) };
       const child = forkTs(fileURLToPath(import.meta.url), ['client', JSON.stringify({ base, key, profiles, rate, seconds } satisfies ClientConfig)]);
       const report = await new Promise<ClientReport>((resolve, reject) => {
@@ -314,11 +384,21 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
         child.once('error', reject);
         child.once('exit', (code) => (code === 0 ? undefined : reject(new Error(`client exited with ${code}`))));
       });
+      loop.disable();
+      const gcStats = gc.stop();
+      if (profiler) await profiler.stop(process.env.BENCH_DECIDE_CPU_PROFILE!);
       const changedProfiles = await churn.stop();
+      const serverNode = processCpuSeconds() - cpuBefore.node;
+      const postgres = clusterCpuSeconds(pgPid) - cpuBefore.postgres;
       const cpu = {
-        serverNode: Math.round((processCpuSeconds() - cpuBefore.node) * 10) / 10,
-        postgres: Math.round((clusterCpuSeconds(pgPid) - cpuBefore.postgres) * 10) / 10,
+        serverNode: Math.round(serverNode * 10) / 10,
+        postgres: Math.round(postgres * 10) / 10,
+        // Everything else the machine did meanwhile: the load client, other engineers' work.
+        others: Math.round((machineBusySeconds() - busyBefore - serverNode - postgres) * 10) / 10,
       };
+      const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+      const eventLoop = { p50: ms(loop.percentile(50)), p99: ms(loop.percentile(99)), max: ms(loop.max), mean: ms(loop.mean) };
+      const rssMb = Math.round(process.memoryUsage.rss() / 1024 / 1024);
       const latency = { p50: percentile(report.latenciesMs, 50), p95: percentile(report.latenciesMs, 95), p99: percentile(report.latenciesMs, 99), max: percentile(report.latenciesMs, 100) };
       const serviceLatency = { p50: percentile(report.serviceMs, 50), p99: percentile(report.serviceMs, 99) };
       const achieved = Math.round(report.sent / report.seconds);
@@ -327,13 +407,15 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
           `p50 ${latency.p50} ms, p95 ${latency.p95} ms, p99 ${latency.p99} ms, max ${latency.max} ms (target p99 < ${TARGET_P99_MS} ms: ${latency.p99 < TARGET_P99_MS ? 'met' : 'MISSED'}); ` +
           `from the actual send: p50 ${serviceLatency.p50} ms, p99 ${serviceLatency.p99} ms`,
         `  alongside: ${report.impressions.toLocaleString('en')} impressions reported, ${changedProfiles} profile trait changes followed; ${report.holdouts} holdout answers; ` +
-          `CPU server ${cpu.serverNode} s (${Math.round((cpu.serverNode * 1e6) / report.sent)} µs/decide), PostgreSQL ${cpu.postgres} s; load average at start ${loadAtStart.join(' ')}`,
+          `CPU server ${cpu.serverNode} s (${Math.round((cpu.serverNode * 1e6) / report.sent)} µs/decide), PostgreSQL ${cpu.postgres} s, other processes ${cpu.others} s; load average at start ${loadAtStart.join(' ')}`,
+        `  server event-loop delay: p50 ${eventLoop.p50} ms, p99 ${eventLoop.p99} ms, max ${eventLoop.max} ms; GC ${gcStats.count} pauses, ${gcStats.totalMs} ms in all, ` +
+          `longest ${gcStats.maxMs} ms (${gcStats.major} major, longest ${gcStats.maxMajorMs} ms); RSS ${rssMb} MB`,
       );
-      phases.push({ rate, achieved, latencyMs: latency, serviceLatencyMs: serviceLatency, failures: report.failures, cpu, loadAtStart, impressions: report.impressions, changedProfiles });
+      phases.push({ rate, achieved, latencyMs: latency, serviceLatencyMs: serviceLatency, failures: report.failures, cpu, loadAtStart, impressions: report.impressions, changedProfiles, eventLoopMs: eventLoop, gc: gcStats, rssMb });
     }
     const { rows: stored } = await db.query<{ n: string }>('select count(*) as n from decisions');
     summary.push(`${Number(stored[0]!.n).toLocaleString('en')} decisions stored`);
-    return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, inProcess, phases, machine: host };
+    return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, memory, inProcess, phases, machine: host };
   } finally {
     await app.close();
     await db.query('drop table if exists bench_people').catch(() => undefined);

@@ -9,7 +9,7 @@ import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { importItems, MAX_ITEMS_PER_IMPORT } from './recommend/items.ts';
 import { modelSummary, trainRecommendations } from './recommend/train.ts';
-import { createDecisioning, type DecisioningOptions } from './runtime.ts';
+import { createDecisioning, type Decisioning, type DecisioningOptions } from './runtime.ts';
 import {
   DecideQuerySchema,
   DecisionSchema,
@@ -30,6 +30,8 @@ export interface DecisioningRoutesOptions {
   now: () => Date;
   /** Cache settings of the decide runtime (tests turn the background loops off). */
   runtime?: DecisioningOptions;
+  /** A decide runtime made beforehand (benchmarks warm it first); closed with the server. Default: one made here with `runtime`. */
+  decisioning?: Decisioning;
 }
 
 const errors = (...codes: number[]) => Object.fromEntries(codes.map((code) => [code, ErrorResponseSchema]));
@@ -59,7 +61,7 @@ const ITEMS_BODY_LIMIT = 32 * 1024 * 1024;
 export const decisioningRoutes: FastifyPluginAsyncTypebox<DecisioningRoutesOptions> = async (app, options) => {
   const { db, keys, now } = options;
   app.setValidatorCompiler(strictValidatorCompiler);
-  const runtime = createDecisioning(db, { now, ...options.runtime });
+  const runtime = options.decisioning ?? createDecisioning(db, { now, ...options.runtime });
   app.addHook('onClose', async () => runtime.close());
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
 

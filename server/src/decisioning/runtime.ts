@@ -3,7 +3,7 @@ import { ApiError } from '../api/errors.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import type { IdentityConfig } from '../identity/identifier-types.ts';
 import { normalizeForLookup, parseProfileRef } from '../profiles/reference.ts';
-import { withTransaction, type Db } from '../storage/database.ts';
+import { withTransaction, type Db, type Queryable } from '../storage/database.ts';
 import { horizonPassed, readSequenceHorizon, type SequenceHorizon } from '../storage/settle.ts';
 import { insertSystemEvents, prepareTransitionStorage, type SystemEvent } from '../segments/transitions.ts';
 import { allocationFromDraws, posteriorDraws, type ArmStats } from './bandit.ts';
@@ -11,7 +11,7 @@ import { choose, EMPTY_VIEW, type CompiledPlacement, type ProfileView, type Stic
 import { createRecommender, type Recommender } from './recommend/serve.ts';
 import type { Decision, FeedbackKind } from './schemas.ts';
 import { armCounts, loadCompiledPlacements, placementVersions, type ArmCounts } from './store.ts';
-import { liveProfilePage, loadViews } from './views.ts';
+import { createViewInterner, liveProfilePage, loadViews, type ViewInterner } from './views.ts';
 
 /*
  * The decide path and its in-process state. Per workspace it holds the compiled placements, the
@@ -23,9 +23,14 @@ import { liveProfilePage, loadViews } from './views.ts';
  *    reloaded in bulk;
  *  - placements and bandit counts are re-read every STATE_POLL_MS (another process may edit them
  *    or record outcomes);
- *  - identifier → profile lookups are kept IDENTIFIER_TTL_MS (merges move identifiers rarely).
+ *  - identifier → profile lookups are kept IDENTIFIER_TTL_MS (merges move identifiers rarely);
+ *    past that a known one is still answered from memory while the background loop re-reads it
+ *    (all such lookups of a poll in one query), so no request waits on the database for a
+ *    profile the cache holds. Unknown identifiers (nobody had them) are looked up again on the
+ *    request after UNKNOWN_IDENTIFIER_TTL_MS, since a first identify may take them any moment.
+ *    The identity settings (normalisation) are re-read the same way.
  * Decisions and assignments are written behind, in batches every FLUSH_MS; an outcome reported
- * for a decision still in the buffer flushes it first.
+ * for a decision still in the buffer writes that decision in its own transaction first.
  */
 
 const CHANGE_POLL_MS = 100;
@@ -39,6 +44,8 @@ const WARM_PAGE = 5_000;
 // The bandit re-draws its posteriors at most this often per placement (and only after new results).
 const ALLOCATION_REFRESH_MS = 1_000;
 const ALLOCATION_DRAWS = 1_000;
+// Most lookups re-read in one background query.
+const REVALIDATE_BATCH = 5_000;
 
 export interface DecisioningOptions {
   /** Most profile views kept per workspace (oldest dropped first). */
@@ -48,6 +55,8 @@ export interface DecisioningOptions {
   background?: boolean;
   /** Load every live profile's view (up to maxViews) when a workspace is first used. Default false. */
   warmOnLoad?: boolean;
+  /** How long a known identifier → profile lookup is trusted before the background re-reads it (ms). Default 60 s. */
+  identifierTtlMs?: number;
 }
 
 export interface DecideRequest {
@@ -93,7 +102,10 @@ interface WorkspaceState {
   impressions: Map<string, number[]>;
   views: Map<string, ProfileView>;
   identifiers: Map<string, { profileId: string | null; until: number }>;
-  identity: { config: IdentityConfig; until: number } | null;
+  /** Known lookups past their TTL, answered from memory meanwhile, to re-read in the background (type null: a profile id). */
+  revalidate: Map<string, { type: string | null; value: string }>;
+  identity: { config: IdentityConfig; until: number; reloading: boolean } | null;
+  interner: ViewInterner;
   transitions: Cursor;
   traits: Cursor;
 }
@@ -102,6 +114,7 @@ const subjectKey = (placementId: string, subject: string) => `${placementId}|${s
 
 export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
   const maxViews = options.maxViews ?? 1_000_000;
+  const identifierTtlMs = options.identifierTtlMs ?? IDENTIFIER_TTL_MS;
   const now = options.now ?? (() => new Date());
   const states = new Map<string, Promise<WorkspaceState>>();
   const recommender: Recommender = createRecommender(db);
@@ -132,7 +145,9 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       impressions: new Map(),
       views: new Map(),
       identifiers: new Map(),
+      revalidate: new Map(),
       identity: null,
+      interner: createViewInterner(),
       transitions,
       traits,
     };
@@ -167,7 +182,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     while (loaded < maxViews) {
       const ids = await liveProfilePage(db, state.workspaceId, after, Math.min(WARM_PAGE, maxViews - loaded));
       if (ids.length === 0) break;
-      for (const [id, view] of await loadViews(db, state.workspaceId, ids)) state.views.set(id, view);
+      for (const [id, view] of await loadViews(db, state.workspaceId, ids, state.interner)) state.views.set(id, view);
       // The ids apps decide by: user ids (logged in) and anonymous ids (the SDK's visitor).
       const { rows } = await db.query<{ type: string; value: string; profile_id: string }>(
         `select i.type, i.value, i.profile_id from unnest($2::uuid[]) as p(id)
@@ -175,8 +190,9 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
                                 where workspace_id = $1 and profile_id = p.id and unbound_at is null and type in ('user_id', 'anonymous_id')) i`,
         [state.workspaceId, ids],
       );
-      const until = Date.now() + IDENTIFIER_TTL_MS;
-      for (const row of rows) state.identifiers.set(`${row.type}:${row.value}`, { profileId: row.profile_id, until });
+      const until = Date.now() + identifierTtlMs;
+      // The view's id string, not the row's copy of it: one string per profile in memory.
+      for (const row of rows) state.identifiers.set(`${row.type}:${row.value}`, { profileId: state.views.get(row.profile_id)?.profileId ?? row.profile_id, until });
       loaded += ids.length;
       after = ids[ids.length - 1]!;
     }
@@ -268,8 +284,19 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
 
   async function identityConfig(state: WorkspaceState): Promise<IdentityConfig> {
     const at = Date.now();
-    if (!state.identity || state.identity.until < at) {
-      state.identity = { config: (await loadWorkspaceIdentity(db, state.workspaceId)).config, until: at + IDENTITY_CONFIG_TTL_MS };
+    if (!state.identity) {
+      state.identity = { config: (await loadWorkspaceIdentity(db, state.workspaceId)).config, until: at + IDENTITY_CONFIG_TTL_MS, reloading: false };
+    } else if (state.identity.until < at && !state.identity.reloading) {
+      // Served as it is meanwhile: settings change rarely, and a request should not wait for them.
+      const current = state.identity;
+      current.reloading = true;
+      void loadWorkspaceIdentity(db, state.workspaceId)
+        .then((loaded) => {
+          state.identity = { config: loaded.config, until: Date.now() + IDENTITY_CONFIG_TTL_MS, reloading: false };
+        })
+        .catch(() => {
+          current.reloading = false;
+        });
     }
     return state.identity.config;
   }
@@ -279,6 +306,10 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     const key = `${identifier.type}:${identifier.value}`;
     const hit = state.identifiers.get(key);
     if (hit && hit.until > Date.now()) return hit.profileId;
+    if (hit?.profileId) {
+      if (state.revalidate.size < maxViews) state.revalidate.set(key, identifier);
+      return hit.profileId;
+    }
     const { rows } = await db.query<{ profile_id: string }>(
       `select pi.profile_id from profile_identifiers pi join profiles p on p.workspace_id = pi.workspace_id and p.id = pi.profile_id
         where pi.workspace_id = $1 and pi.type = $2 and pi.value = $3 and pi.unbound_at is null and p.merged_into is null`,
@@ -286,7 +317,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     );
     const profileId = rows[0]?.profile_id ?? null;
     if (state.identifiers.size > maxViews) state.identifiers.clear();
-    state.identifiers.set(key, { profileId, until: Date.now() + (profileId ? IDENTIFIER_TTL_MS : UNKNOWN_IDENTIFIER_TTL_MS) });
+    state.identifiers.set(key, { profileId, until: Date.now() + (profileId ? identifierTtlMs : UNKNOWN_IDENTIFIER_TTL_MS) });
     return profileId;
   }
 
@@ -300,12 +331,16 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
           if (!hit.profileId) throw new ApiError(404, 'not_found', `No profile with id ${ref.profileId} in this workspace`, 'profile');
           return { profileId: hit.profileId, subject: hit.profileId };
         }
+        if (hit?.profileId) {
+          if (state.revalidate.size < maxViews) state.revalidate.set(`id:${ref.profileId}`, { type: null, value: ref.profileId });
+          return { profileId: hit.profileId, subject: hit.profileId };
+        }
         const { rows } = await db.query<{ merged_into: string | null }>('select merged_into from profiles where workspace_id = $1 and id = $2', [
           state.workspaceId,
           ref.profileId,
         ]);
         const live = rows[0] ? (rows[0].merged_into ?? ref.profileId) : null;
-        state.identifiers.set(`id:${ref.profileId}`, { profileId: live, until: Date.now() + IDENTIFIER_TTL_MS });
+        state.identifiers.set(`id:${ref.profileId}`, { profileId: live, until: Date.now() + identifierTtlMs });
         if (!live) throw new ApiError(404, 'not_found', `No profile with id ${ref.profileId} in this workspace`, 'profile');
         return { profileId: live, subject: live };
       }
@@ -328,7 +363,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
   async function viewOf(state: WorkspaceState, profileId: string): Promise<ProfileView> {
     const cached = state.views.get(profileId);
     if (cached) return cached;
-    const loaded = (await loadViews(db, state.workspaceId, [profileId])).get(profileId)!;
+    const loaded = (await loadViews(db, state.workspaceId, [profileId], state.interner)).get(profileId)!;
     if (state.views.size >= maxViews) state.views.delete(state.views.keys().next().value!);
     state.views.set(profileId, loaded);
     return loaded;
@@ -413,6 +448,18 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     }
   }
 
+  /** Stores decisions (idempotent: a decision already stored is left as it is). */
+  async function insertDecisions(client: Queryable, workspaceId: string, rows: readonly DecisionRow[]): Promise<void> {
+    await client.query(
+      `insert into decisions (workspace_id, id, placement_id, placement_version, profile_id, subject, content_key, policy, variant, holdout, propensity, reason, items, decided_at)
+       select $1, id, placement_id, placement_version, profile_id, subject, content_key, policy, variant, holdout, propensity, reason, items, decided_at
+         from jsonb_to_recordset($2::jsonb) as x(id uuid, placement_id uuid, placement_version int, profile_id uuid, subject text, content_key text,
+              policy text, variant text, holdout boolean, propensity double precision, reason text, items jsonb, decided_at timestamptz)
+       on conflict do nothing`,
+      [workspaceId, JSON.stringify(rows)],
+    );
+  }
+
   async function writeBuffered(decisions: DecisionRow[], assignments: typeof assignmentBuffer): Promise<void> {
     const byWorkspace = new Map<string, DecisionRow[]>();
     for (const row of decisions) {
@@ -421,16 +468,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       list.push(row);
       byWorkspace.set(workspaceId, list);
     }
-    for (const [workspaceId, rows] of byWorkspace) {
-      await db.query(
-        `insert into decisions (workspace_id, id, placement_id, placement_version, profile_id, subject, content_key, policy, variant, holdout, propensity, reason, items, decided_at)
-         select $1, id, placement_id, placement_version, profile_id, subject, content_key, policy, variant, holdout, propensity, reason, items, decided_at
-           from jsonb_to_recordset($2::jsonb) as x(id uuid, placement_id uuid, placement_version int, profile_id uuid, subject text, content_key text,
-                policy text, variant text, holdout boolean, propensity double precision, reason text, items jsonb, decided_at timestamptz)
-         on conflict do nothing`,
-        [workspaceId, JSON.stringify(rows)],
-      );
-    }
+    for (const [workspaceId, rows] of byWorkspace) await insertDecisions(db, workspaceId, rows);
     for (const row of decisions) {
       buffered.delete(row.id);
       bufferWorkspace.delete(row.id);
@@ -478,10 +516,15 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
    * for decisions that showed a content.
    */
   async function feedback(workspaceId: string, decisionId: string, kind: FeedbackKind, itemId?: string): Promise<{ recorded: boolean }> {
-    if (buffered.has(decisionId)) await flush();
+    // A decision still in the write-behind buffer (the usual case for an impression reported at
+    // once) is stored here, in the outcome's transaction, rather than by flushing the whole buffer;
+    // the buffer's later insert of it does nothing. Another workspace's decision is not found.
+    const pending = buffered.get(decisionId);
+    const pendingHere = pending && bufferWorkspace.get(decisionId) === workspaceId ? pending : null;
     const at = now();
     await prepareTransitionStorage(db, at);
     const outcome = await withTransaction(db, async (client) => {
+      if (pendingHere) await insertDecisions(client, workspaceId, [pendingHere]);
       const column = FEEDBACK_COLUMN[kind];
       const { rows: found } = await client.query<{ placement_id: string; placement_key: string; content_key: string | null; holdout: boolean; profile_id: string | null; subject: string; policy: string; variant: string | null; stamped: boolean }>(
         `select d.placement_id, p.key as placement_key, d.content_key, d.holdout, d.profile_id, d.subject, d.policy, d.variant, d.${column} is not null as stamped
@@ -559,12 +602,51 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
     return changed;
   }
 
+  /** Re-reads, in bulk, the known lookups that requests answered from memory past their TTL. */
+  async function revalidateIdentifiers(state: WorkspaceState): Promise<number> {
+    if (state.revalidate.size === 0) return 0;
+    const batch: Array<[string, { type: string | null; value: string }]> = [];
+    for (const entry of state.revalidate) {
+      batch.push(entry);
+      state.revalidate.delete(entry[0]);
+      if (batch.length >= REVALIDATE_BATCH) break;
+    }
+    const byIdentifier = batch.filter(([, ref]) => ref.type !== null);
+    const byId = batch.filter(([, ref]) => ref.type === null);
+    const found = new Map<string, string>();
+    if (byIdentifier.length > 0) {
+      const { rows } = await db.query<{ type: string; value: string; profile_id: string }>(
+        `select x.type, x.value, pi.profile_id from unnest($2::text[], $3::text[]) as x(type, value)
+           cross join lateral (select pi.profile_id from profile_identifiers pi join profiles p on p.workspace_id = pi.workspace_id and p.id = pi.profile_id
+                                where pi.workspace_id = $1 and pi.type = x.type and pi.value = x.value and pi.unbound_at is null and p.merged_into is null) pi`,
+        [state.workspaceId, byIdentifier.map(([, ref]) => ref.type), byIdentifier.map(([, ref]) => ref.value)],
+      );
+      for (const row of rows) found.set(`${row.type}:${row.value}`, row.profile_id);
+    }
+    if (byId.length > 0) {
+      const { rows } = await db.query<{ id: string; live: string }>(
+        `select p.id, coalesce(p.merged_into, p.id) as live from unnest($2::uuid[]) as x(id)
+           cross join lateral (select id, merged_into from profiles where workspace_id = $1 and id = x.id) p`,
+        [state.workspaceId, byId.map(([, ref]) => ref.value)],
+      );
+      for (const row of rows) found.set(`id:${row.id}`, row.live);
+    }
+    const at = Date.now();
+    for (const [key] of batch) {
+      const profileId = found.get(key) ?? null;
+      // The cached profile's own id string where there is one (one string per profile in memory).
+      const shared = profileId === null ? null : (state.views.get(profileId)?.profileId ?? profileId);
+      state.identifiers.set(key, { profileId: shared, until: at + (shared ? identifierTtlMs : UNKNOWN_IDENTIFIER_TTL_MS) });
+    }
+    return batch.length;
+  }
+
   /** Follows the real-time pipeline: reloads the cached views of profiles that changed. */
   async function followChanges(state: WorkspaceState): Promise<number> {
     const changed = new Set([...(await changedProfiles(state, 'segment_transitions', state.transitions)), ...(await changedProfiles(state, 'profile_trait_history', state.traits))]);
     const cached = [...changed].filter((id) => state.views.has(id));
     if (cached.length === 0) return 0;
-    const fresh = await loadViews(db, state.workspaceId, cached);
+    const fresh = await loadViews(db, state.workspaceId, cached, state.interner);
     for (const [id, view] of fresh) state.views.set(id, view);
     return cached.length;
   }
@@ -583,6 +665,7 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
       const state = await pending.catch(() => null);
       if (!state) continue;
       await followChanges(state);
+      await revalidateIdentifiers(state);
       redrawStale(state);
       if (pollState) {
         await refreshPlacements(state);

@@ -4,14 +4,74 @@ import type { ProfileView } from './policy.ts';
 /*
  * What decide reads of a profile, loaded in bulk: traits, live segment memberships (by key),
  * identifier types and consents — the facts segment-language eligibility can use without events.
+ *
+ * A warmed cache holds a view per profile (a million of them), so a view is kept small: its
+ * membership set, identifier-type set and consent map are shared by every view with the same
+ * contents (ViewInterner), and short text values are one string each; what is left per profile is
+ * the view and its traits object. Views are never changed in place: a changed profile gets a new
+ * view (runtime.ts followChanges), so sharing is safe.
  */
 
-function emptyView(profileId: string): { profileId: string; traits: Record<string, unknown>; identifierTypes: Set<string>; consents: Map<string, boolean>; memberships: Set<string> } {
+interface MutableView {
+  profileId: string;
+  traits: Record<string, unknown>;
+  identifierTypes: Set<string>;
+  consents: Map<string, boolean>;
+  memberships: Set<string>;
+}
+
+function emptyView(profileId: string): MutableView {
   return { profileId, traits: {}, identifierTypes: new Set(), consents: new Map(), memberships: new Set() };
 }
 
+/** Shares equal sets, maps and short strings between views. Bounded: past the limits, values are kept unshared. */
+export interface ViewInterner {
+  sets: Map<string, Set<string>>;
+  consents: Map<string, Map<string, boolean>>;
+  strings: Map<string, string>;
+}
+
+const MAX_SHARED_SETS = 50_000;
+const MAX_SHARED_STRINGS = 200_000;
+const MAX_SHARED_STRING_LENGTH = 64;
+
+export function createViewInterner(): ViewInterner {
+  return { sets: new Map(), consents: new Map(), strings: new Map() };
+}
+
+const EMPTY_SET_KEY = '';
+
+function sharedSet(interner: ViewInterner, kind: string, set: Set<string>): Set<string> {
+  const key = set.size === 0 ? `${kind}${EMPTY_SET_KEY}` : `${kind}\u0000${[...set].sort().join('\u0000')}`;
+  const hit = interner.sets.get(key);
+  if (hit) return hit;
+  if (interner.sets.size < MAX_SHARED_SETS) interner.sets.set(key, set);
+  return set;
+}
+
+function sharedConsents(interner: ViewInterner, consents: Map<string, boolean>): Map<string, boolean> {
+  const key = [...consents].map(([category, granted]) => `${category}\u0001${granted ? 1 : 0}`).sort().join('\u0000');
+  const hit = interner.consents.get(key);
+  if (hit) return hit;
+  if (interner.consents.size < MAX_SHARED_SETS) interner.consents.set(key, consents);
+  return consents;
+}
+
+function sharedValue(interner: ViewInterner, value: unknown): unknown {
+  if (typeof value !== 'string' || value.length > MAX_SHARED_STRING_LENGTH) return value;
+  const hit = interner.strings.get(value);
+  if (hit !== undefined) return hit;
+  if (interner.strings.size < MAX_SHARED_STRINGS) interner.strings.set(value, value);
+  return value;
+}
+
 /** Views of the given live profiles (unknown ids get an empty view). Primary-key probes per id. */
-export async function loadViews(db: Queryable, workspaceId: string, profileIds: readonly string[]): Promise<Map<string, ProfileView>> {
+export async function loadViews(
+  db: Queryable,
+  workspaceId: string,
+  profileIds: readonly string[],
+  interner: ViewInterner = createViewInterner(),
+): Promise<Map<string, ProfileView>> {
   const views = new Map(profileIds.map((id) => [id, emptyView(id)]));
   if (profileIds.length === 0) return views;
   const [traits, memberships, identifiers, consents] = await Promise.all([
@@ -37,10 +97,16 @@ export async function loadViews(db: Queryable, workspaceId: string, profileIds: 
       [workspaceId, profileIds],
     ),
   ]);
-  for (const row of traits.rows) views.get(row.profile_id)!.traits[row.key] = row.value;
-  for (const row of memberships.rows) views.get(row.profile_id)!.memberships.add(row.key);
-  for (const row of identifiers.rows) views.get(row.profile_id)!.identifierTypes.add(row.type);
-  for (const row of consents.rows) views.get(row.profile_id)!.consents.set(row.category, row.granted);
+  const text = (value: string) => sharedValue(interner, value) as string;
+  for (const row of traits.rows) views.get(row.profile_id)!.traits[text(row.key)] = sharedValue(interner, row.value);
+  for (const row of memberships.rows) views.get(row.profile_id)!.memberships.add(text(row.key));
+  for (const row of identifiers.rows) views.get(row.profile_id)!.identifierTypes.add(text(row.type));
+  for (const row of consents.rows) views.get(row.profile_id)!.consents.set(text(row.category), row.granted);
+  for (const view of views.values()) {
+    view.memberships = sharedSet(interner, 'm', view.memberships);
+    view.identifierTypes = sharedSet(interner, 'i', view.identifierTypes);
+    view.consents = sharedConsents(interner, view.consents);
+  }
   return views;
 }
 
