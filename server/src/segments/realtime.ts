@@ -3,6 +3,7 @@ import type { Condition } from './ast.ts';
 import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
 import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
+import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
@@ -86,6 +87,8 @@ interface Work {
   queuedVersions: number[];
   /** Due re-checks (not also queued). */
   rechecks: string[];
+  /** When each queued profile was first queued (epoch ms), as taken. */
+  queuedAt: number[];
 }
 
 async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: DrainOptions): Promise<number> {
@@ -93,7 +96,8 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   await prepareTransitionStorage(db, now);
   let work: Work | undefined;
   try {
-    return await withTransaction(db, async (client) => {
+    const started = performance.now();
+    const taken = await withTransaction(db, async (client) => {
       await lockWorkspaceSegments(client, workspaceId);
       work = await takeWork(client, workspaceId, now, batchSize);
       await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment);
@@ -101,6 +105,17 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
       return work.queued.length + work.rechecks.length;
       // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
     }, { durability: 'local' });
+    if (work && taken > 0 && hasDrainListeners()) {
+      const committed = Date.now();
+      reportDrainBatch({
+        workspaceId,
+        queued: work.queued.length,
+        rechecks: work.rechecks.length,
+        queueLagMs: work.queuedAt.map((at) => committed - at),
+        batchMs: performance.now() - started,
+      });
+    }
+    return taken;
   } catch (error) {
     if (!work) throw error;
     options.onError?.(error, `segment evaluation of ${work.queued.length + work.rechecks.length} profiles in workspace ${workspaceId} failed; retrying them one by one`);
@@ -120,8 +135,8 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   // Read, not deleted: the rows are ended after the evaluation, where still at these versions
   // (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and queueing
   // never waits for this transaction. Drains of a workspace are serialised by the segment lock.
-  const { rows: queued } = await client.query<{ profile_id: string; version: number }>(
-    `select profile_id, version from segment_queue
+  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date }>(
+    `select profile_id, version, queued_at from segment_queue
       where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)
       order by queued_at limit $3`,
     [workspaceId, now, batchSize],
@@ -137,6 +152,7 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   return {
     queued: queuedIds,
     queuedVersions: queued.map((row) => row.version),
+    queuedAt: queued.map((row) => row.queued_at.getTime()),
     rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)),
   };
 }
@@ -146,7 +162,7 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
     await withTransaction(db, async (client) => {
       await lockWorkspaceSegments(client, workspaceId);
       if (from === 'recheck') {
-        await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment);
+        await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], queuedAt: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment);
         return;
       }
       // Still queued (another drain may have evaluated it since the batch failed)?
@@ -155,7 +171,7 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
         profileId,
       ]);
       if (rows.length === 0) return;
-      const single: Work = { queued: [profileId], queuedVersions: [rows[0]!.version], rechecks: [] };
+      const single: Work = { queued: [profileId], queuedVersions: [rows[0]!.version], queuedAt: [], rechecks: [] };
       await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment);
       await finishQueuedProfiles(client, workspaceId, [{ profileId, version: rows[0]!.version }]);
     });

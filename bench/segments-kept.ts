@@ -1,0 +1,201 @@
+/**
+ * The segment benchmark's phases (c) and (d) on a kept data folder, so the retail data is
+ * generated once and every change is measured on the same rows, back to back:
+ *
+ *   BENCH_SEGMENT_DATA_DIR=/tmp/seg-250k BENCH_SEGMENT_PROFILES=250000 BENCH_SEGMENT_EVENTS=5000000 \
+ *     node --import tsx bench/segments-kept.ts prepare      # generate + create the 20 real-time segments
+ *   BENCH_SEGMENT_DATA_DIR=/tmp/seg-250k node --import tsx bench/segments-kept.ts incremental   # (c)
+ *   BENCH_SEGMENT_DATA_DIR=/tmp/seg-250k node --import tsx bench/segments-kept.ts realtime      # (d)
+ *
+ * `incremental` queues BENCH_SEGMENT_QUEUE (20,000) profiles picked by a hash salted with
+ * BENCH_KEPT_SALT (a new one each run unless given) and drains them with drainSegmentQueue at the
+ * data's `now` (the clock the segments were computed with, so a profile's answer is the stored one:
+ * the steady state of a profile queued by a change that moves nothing), reporting CPU µs per
+ * re-evaluation of Node and PostgreSQL and the top statements (pg_stat_statements).
+ * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
+ * The data folder is left for the next run; delete it when done.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { runMigrations as runWorkerMigrations } from 'graphile-worker';
+import { drainSegmentQueue } from '../server/src/segments/realtime.ts';
+import { createPool, type Db } from '../server/src/storage/database.ts';
+import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
+import { migrate } from '../server/src/storage/migrate.ts';
+import { createWorkspace } from '../server/src/workspaces/store.ts';
+import { benchRealtime, createSegments } from './segments.ts';
+import { segmentCatalogue } from './segments-catalogue.ts';
+import { generateRetailData } from './segments-data.ts';
+import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
+
+interface Meta {
+  workspaceId: string;
+  now: string;
+  writeKey: string;
+  profiles: number;
+  events: number;
+}
+
+const log = (line: string) => console.error(line);
+
+function envCount(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw.replaceAll('_', ''));
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+async function open(dataDir: string) {
+  const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
+  const pgPid = postmasterPid(path.join(dataDir, 'pg'));
+  const db = createPool(server.url);
+  await migrate(db);
+  await runWorkerMigrations({ pgPool: db });
+  return { server, db, pgPid };
+}
+
+async function prepare(dataDir: string) {
+  const metaFile = path.join(dataDir, 'meta.json');
+  if (fs.existsSync(metaFile)) throw new Error(`${dataDir} already holds data (meta.json); delete the folder to generate again`);
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.chmodSync(dataDir, 0o755);
+  const profiles = envCount('BENCH_SEGMENT_PROFILES', 250_000);
+  const events = envCount('BENCH_SEGMENT_EVENTS', profiles * 20);
+  const { server, db } = await open(dataDir);
+  try {
+    const workspace = await createWorkspace(db, { slug: 'bench-segments', name: 'Bench retail segments', timeZone: 'Asia/Shanghai' });
+    await db.query(`alter system set max_wal_size = '16GB'`);
+    await db.query('select pg_reload_conf()');
+    const data = await generateRetailData(db, { workspaceId: workspace.id, profiles, events, seed: 20261123, log });
+    await db.query('alter system reset max_wal_size');
+    // Read at the next start: the runs report their top statements.
+    await db.query(`alter system set shared_preload_libraries = 'pg_stat_statements'`);
+    await db.query('select pg_reload_conf()');
+    await db.query('checkpoint');
+    const now = new Date(data.now);
+    log('Creating the 20 segments as real-time segments …');
+    const created = await createSegments(db, workspace.id, segmentCatalogue(now), now, log);
+    // The re-checks creating them made due are postponed (as bench/segments.ts does after (c)), so
+    // each run measures the profiles it queues.
+    await db.query(`update segment_rechecks set due_at = due_at + interval '1 day' where workspace_id = $1 and due_at <= $2`, [workspace.id, now]);
+    await db.query('vacuum analyze');
+    const meta: Meta = { workspaceId: workspace.id, now: data.now, writeKey: data.sources.app.writeKey, profiles, events };
+    fs.writeFileSync(metaFile, JSON.stringify(meta, null, 2));
+    log(`prepared: generation ${data.seconds} s, segments ${created.seconds} s`);
+  } finally {
+    await db.end();
+    await server.stop();
+  }
+}
+
+async function topStatements(db: Db, limit = 12) {
+  const { rows } = await db.query<{ calls: string; total_ms: number; mean_ms: number; rows: string; blks: string; query: string }>(
+    `select calls, round(total_exec_time::numeric, 1)::float8 as total_ms, round(mean_exec_time::numeric, 3)::float8 as mean_ms, rows,
+            shared_blks_hit + shared_blks_read as blks, regexp_replace(left(query, 220), '\\s+', ' ', 'g') as query
+       from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())
+      order by total_exec_time desc limit $1`,
+    [limit],
+  );
+  return rows;
+}
+
+async function incremental(dataDir: string, meta: Meta) {
+  const { server, db, pgPid } = await open(dataDir);
+  try {
+    const ws = meta.workspaceId;
+    const now = new Date(meta.now);
+    const count = envCount('BENCH_SEGMENT_QUEUE', 20_000);
+    const batchSize = envCount('BENCH_SEGMENT_BATCH', 500);
+    const salt = process.env.BENCH_KEPT_SALT ?? crypto.randomBytes(4).toString('hex');
+    await db.query(`update segment_rechecks set due_at = $2::timestamptz + interval '1 day' where workspace_id = $1 and due_at <= $2`, [ws, now]);
+    const { rowCount } = await db.query(
+      `insert into segment_queue (workspace_id, profile_id, queued_at)
+       select $1, id, now() from profiles where workspace_id = $1 and merged_into is null order by md5(id::text || $3) limit $2
+       on conflict do nothing`,
+      [ws, count, salt],
+    );
+    await db.query('vacuum analyze segment_queue, segment_rechecks');
+    await db.query('create extension if not exists pg_stat_statements');
+    await db.query('select pg_stat_statements_reset()');
+    const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
+    log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
+    const node0 = processCpuSeconds();
+    const pg0 = clusterCpuSeconds(pgPid);
+    const started = performance.now();
+    let evaluated = 0;
+    for (;;) {
+      const taken = await drainSegmentQueue(db, { batchSize, now });
+      if (taken === 0) break;
+      evaluated += taken;
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const nodeSeconds = processCpuSeconds() - node0;
+    const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
+    const { rows: after } = await db.query<{ n: number }>('select count(*)::int as n from segment_transitions where workspace_id = $1 and id > $2', [
+      ws,
+      before[0]?.id ?? 0,
+    ]);
+    const statements = await topStatements(db);
+    const result = {
+      benchmark: 'segments-kept incremental',
+      at: new Date().toISOString(),
+      load: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
+      machine: machine(),
+      profiles: meta.profiles,
+      events: meta.events,
+      queued: rowCount,
+      evaluated,
+      batchSize,
+      seconds: Math.round(seconds * 10) / 10,
+      perSecond: Math.round(evaluated / seconds),
+      nodeSeconds: Math.round(nodeSeconds * 10) / 10,
+      postgresSeconds: Math.round(postgresSeconds * 10) / 10,
+      microsPerProfile: {
+        node: Math.round((nodeSeconds / evaluated) * 1e6),
+        postgres: Math.round((postgresSeconds / evaluated) * 1e6),
+        total: Math.round(((nodeSeconds + postgresSeconds) / evaluated) * 1e6),
+      },
+      perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
+      transitions: after[0]!.n,
+      statements,
+    };
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    await db.end();
+    await server.stop();
+  }
+}
+
+async function realtime(dataDir: string, meta: Meta) {
+  const { server, db, pgPid } = await open(dataDir);
+  try {
+    await db.query('create extension if not exists pg_stat_statements');
+    await db.query('select pg_stat_statements_reset()');
+    const eventsPerSecond = envCount('BENCH_SEGMENT_RATE', 2000);
+    const seconds = envCount('BENCH_SEGMENT_SECONDS', 60);
+    const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
+    const result = await benchRealtime(db, server.url, meta.workspaceId, meta.writeKey, pgPid, { eventsPerSecond, seconds }, log);
+    const statements = await topStatements(db, 15);
+    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
+  } finally {
+    await db.end();
+    await server.stop();
+  }
+}
+
+const command = process.argv[2];
+const dataDir = process.env.BENCH_SEGMENT_DATA_DIR;
+if (!dataDir) throw new Error('BENCH_SEGMENT_DATA_DIR must name the kept data folder');
+if (command === 'prepare') {
+  await prepare(dataDir);
+} else if (command === 'incremental' || command === 'realtime') {
+  const metaFile = path.join(dataDir, 'meta.json');
+  if (!fs.existsSync(metaFile)) throw new Error(`${dataDir} holds no prepared data: run "prepare" first`);
+  const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Meta;
+  if (command === 'incremental') await incremental(dataDir, meta);
+  else await realtime(dataDir, meta);
+} else {
+  throw new Error('usage: bench/segments-kept.ts prepare | incremental | realtime');
+}

@@ -1,0 +1,42 @@
+/*
+ * What each committed real-time drain batch did, for whoever listens (benchmarks, diagnostics):
+ * how many profiles, and for the queued ones how long each waited from being queued
+ * (segment_queue.queued_at, the enqueuing transaction's start) to the commit that updated its
+ * memberships — the segment stage's own lag, apart from ingest and identity resolution before it.
+ * No listener: nothing is computed.
+ */
+
+export interface DrainBatchReport {
+  workspaceId: string;
+  /** Profiles taken from the queue (their data changed). */
+  queued: number;
+  /** Due re-checks evaluated. */
+  rechecks: number;
+  /** Per queued profile: commit time − queued_at, ms. */
+  queueLagMs: number[];
+  /** Wall time of the batch's transaction, ms. */
+  batchMs: number;
+}
+
+type Listener = (report: DrainBatchReport) => void;
+const listeners = new Set<Listener>();
+
+/** Calls `listener` after every committed drain batch; returns the function that stops it. */
+export function onDrainBatch(listener: Listener): () => void {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+export function hasDrainListeners(): boolean {
+  return listeners.size > 0;
+}
+
+export function reportDrainBatch(report: DrainBatchReport): void {
+  for (const listener of listeners) {
+    try {
+      listener(report);
+    } catch {
+      // A listener's failure is its own.
+    }
+  }
+}
