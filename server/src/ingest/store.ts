@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import { observeEvents } from '../catalogue/observe.ts';
 import { queueCatalogueObservations } from '../catalogue/store.ts';
 import { assignTransactionId, type Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
@@ -29,12 +30,13 @@ const RECORD_COLUMNS = `message_id text, timestamp timestamptz, type text, event
   user_id text, anonymous_id text, previous_id text, group_id text, properties jsonb, traits jsonb, context jsonb,
   integrations jsonb, extra jsonb, original_timestamp timestamptz, sent_at timestamptz, received_at timestamptz`;
 
-const INSERT_EVENTS = `
-  with incoming as (
+// The statement's parts shared by both paths: number the batch's events, claim their messageIds
+// (exactly once per workspace), queue them for identity resolution, and store the new ones.
+const INCOMING = `incoming as (
     -- seq is drawn in the order the client sent the events, so one person's events of a batch
     -- keep their order downstream (identity resolution goes by seq); duplicates leave gaps.
-    select x.*, nextval('events_seq') as seq from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})
-  ), fresh as (
+    select x.*, nextval('events_seq') as seq from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})`;
+const CLAIM_AND_QUEUE = `fresh as (
     -- Sorted so concurrent batches sharing messageIds lock them in the same order (no deadlock).
     insert into event_message_ids (workspace_id, message_id, timestamp, seq, received_at)
     select $1, message_id, timestamp, seq, received_at from incoming order by message_id
@@ -44,7 +46,8 @@ const INSERT_EVENTS = `
     -- Identity resolution picks events up from here, in seq order (identity/queue.ts).
     insert into identity_queue (workspace_id, seq, timestamp)
     select $1, f.seq, i.timestamp from incoming i join fresh f using (message_id)
-  )
+  )`;
+const STORE = `
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
     sent_at, received_at, profile_id)
@@ -62,6 +65,32 @@ const INSERT_EVENTS = `
         where pi.workspace_id = $1 and pi.type = 'anonymous_id' and pi.value = i.anonymous_id and pi.unbound_at is null))
   from incoming i join fresh f using (message_id)
   returning message_id`;
+
+/**
+ * The transactional path, after `begin` and the transaction's id (assignTransactionId): the
+ * catalogue's observations follow in a second statement, of exactly the events stored.
+ */
+const INSERT_EVENTS = `with ${INCOMING}), ${CLAIM_AND_QUEUE}${STORE}`;
+
+/**
+ * The usual path: one autocommit statement per batch (one round trip; committed, WAL flushed,
+ * when its answer arrives). It takes the transaction's id before drawing any seq (the one-time
+ * filter on `writer` runs before the first row of `incoming`; storage/settle.ts says why), and
+ * queues the catalogue's observations of every event sent ($4), which is right only if all of
+ * them are new: ingest_expect_all_fresh (migration 0072) stops the statement otherwise (TP001),
+ * and the batch goes through the transactional path instead.
+ */
+export const INSERT_EVENTS_AND_OBSERVATIONS = `
+  with writer as materialized (select pg_current_xact_id() as xid),
+  ${INCOMING}
+    where (select xid from writer) is not null
+  ), ${CLAIM_AND_QUEUE}, observed as (
+    insert into catalogue_queue (workspace_id, observations)
+    select $1, $4::jsonb where ingest_expect_all_fresh((select count(*) from fresh), $5)
+  )${STORE}`;
+
+/** Named: each pooled connection parses and plans it once. */
+const SINGLE_STATEMENT = 'touchpoint_ingest_store_batch';
 
 function toRecord(event: NormalizedEvent) {
   return {
@@ -97,17 +126,38 @@ function isDataError(error: unknown): boolean {
   return typeof code === 'string' && code.startsWith('22');
 }
 
+/** Some events of the batch were stored before (ingest_expect_all_fresh refused the single statement). */
+function isAlreadyStored(error: unknown): boolean {
+  return (error as { code?: string } | null)?.code === 'TP001';
+}
+
 async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[]): Promise<NormalizedEvent[]> {
+  const records = JSON.stringify(events.map(toRecord));
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { rows } = await db.query<{ message_id: string }>({
+        name: SINGLE_STATEMENT,
+        text: INSERT_EVENTS_AND_OBSERVATIONS,
+        values: [source.workspaceId, source.sourceId, records, JSON.stringify(observeEvents(events)), events.length],
+      });
+      if (rows.length !== events.length) throw new Error(`ingest stored ${rows.length} of ${events.length} new events`);
+      return events;
+    } catch (error) {
+      if (isAlreadyStored(error)) return insertBatchInTransaction(db, source, events, records);
+      if (attempt < 5 && isRetryable(error)) continue;
+      throw error;
+    }
+  }
+}
+
+/** A batch holding messageIds stored before (a client's retry, a re-run import): the stored ones are observed after the insert. */
+async function insertBatchInTransaction(db: Db, source: SourceRef, events: NormalizedEvent[], records: string): Promise<NormalizedEvent[]> {
   for (let attempt = 1; ; attempt++) {
     const client = await db.connect();
     try {
       await client.query('begin');
       await assignTransactionId(client);
-      const { rows } = await client.query<{ message_id: string }>(INSERT_EVENTS, [
-        source.workspaceId,
-        source.sourceId,
-        JSON.stringify(events.map(toRecord)),
-      ]);
+      const { rows } = await client.query<{ message_id: string }>(INSERT_EVENTS, [source.workspaceId, source.sourceId, records]);
       const storedIds = new Set(rows.map((row) => row.message_id));
       const stored = events.filter((event) => storedIds.has(event.messageId));
       // What this request stored, for the catalogue worker (catalogue_queue): a plain insert.
