@@ -25,6 +25,7 @@ import { createPool } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { createWorkspace } from '../server/src/workspaces/store.ts';
+import { ColumnarStore } from '../server/src/analytics/columnar/store.ts';
 import { csvToParquet, duckFunnel, openDuck, type DuckFunnel } from './analytics-duckdb.ts';
 import { generateRetailData } from './segments-data.ts';
 import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
@@ -79,21 +80,43 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
   const withDuck = process.env.BENCH_ANALYTICS_DUCKDB !== '0';
   const duckThreads = envCount('BENCH_ANALYTICS_DUCKDB_THREADS') || 2;
   const loadAtStart = load();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-analytics-'));
+  // BENCH_ANALYTICS_KEEP=<folder>: the generated cluster is kept there (20M events take most of an
+  // hour to generate on a loaded machine) and reused by later runs of the same sizes.
+  const keep = process.env.BENCH_ANALYTICS_KEEP;
+  const dataDir = keep ? path.resolve(keep) : fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-analytics-'));
+  fs.mkdirSync(dataDir, { recursive: true });
   fs.chmodSync(dataDir, 0o755);
+  const marker = path.join(dataDir, 'bench-analytics.json');
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
   const db = createPool(server.url);
   const pid = postmasterPid(path.join(dataDir, 'pg'));
   const pgCpu = () => clusterCpuSeconds(pid);
   try {
     await migrate(db);
-    const workspace = await createWorkspace(db, { slug: 'bench-analytics', name: 'Bench analytics', timeZone: 'Asia/Shanghai' });
-    log(`Generating ${profiles.toLocaleString('en')} profiles and ${events.toLocaleString('en')} events …`);
-    const data = await generateRetailData(db, { workspaceId: workspace.id, profiles, events, log });
-    const vacuumStarted = performance.now();
-    // Index-only scans (0041) need the visibility map that vacuum sets; autovacuum does it in service.
-    await db.query('vacuum analyze');
-    const vacuumSeconds = Math.round((performance.now() - vacuumStarted) / 100) / 10;
+    let kept: { workspaceId: string; now: string; seconds: number; vacuumSeconds: number; profiles: number; events: number } | undefined;
+    if (keep && fs.existsSync(marker)) {
+      kept = JSON.parse(fs.readFileSync(marker, 'utf8')) as typeof kept;
+      if (kept!.events !== events || kept!.profiles !== profiles) throw new Error(`${dataDir} holds ${kept!.events} events / ${kept!.profiles} profiles, not ${events} / ${profiles}`);
+      log(`Reusing ${events.toLocaleString('en')} events kept in ${dataDir} (generated ${kept!.now})`);
+    }
+    let workspace: { id: string };
+    let data: { now: string; seconds: number };
+    let vacuumSeconds: number;
+    if (kept) {
+      workspace = { id: kept.workspaceId };
+      data = { now: kept.now, seconds: kept.seconds };
+      vacuumSeconds = kept.vacuumSeconds;
+    } else {
+      workspace = await createWorkspace(db, { slug: 'bench-analytics', name: 'Bench analytics', timeZone: 'Asia/Shanghai' });
+      log(`Generating ${profiles.toLocaleString('en')} profiles and ${events.toLocaleString('en')} events …`);
+      data = await generateRetailData(db, { workspaceId: workspace.id, profiles, events, log });
+      const vacuumStarted = performance.now();
+      // Index-only scans (0041) need the visibility map that vacuum sets; autovacuum does it in service.
+      await db.query('vacuum analyze');
+      vacuumSeconds = Math.round((performance.now() - vacuumStarted) / 100) / 10;
+      if (keep) fs.writeFileSync(marker, JSON.stringify({ workspaceId: workspace.id, now: data.now, seconds: data.seconds, vacuumSeconds, profiles, events }));
+    }
+    if (process.env.BENCH_ANALYTICS_GENERATE_ONLY === '1') return { profiles, events, generatedSeconds: data.seconds, vacuumSeconds };
     const now = new Date(data.now);
     const shop = ['Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed'].map((event) => ({ event }));
     const ten = [...shop, { event: 'App Opened' }, ...shop, { event: 'Coupon Redeemed' }];
@@ -138,10 +161,56 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
     ];
     const results: Timed[] = [];
     const funnelResults = new Map<keyof typeof funnels, FunnelResult>();
-    for (const benchCase of cases) {
+    // BENCH_ANALYTICS_CASES=funnel,paths: only the cases whose name starts with one of these.
+    const only = process.env.BENCH_ANALYTICS_CASES?.split(',').map((part) => part.trim()).filter(Boolean);
+    for (const benchCase of cases.filter((c) => !only || only.some((prefix) => c.name.startsWith(prefix)))) {
       const { timing, last } = await timed(benchCase.name, runs, benchCase.run, pgCpu, log);
       results.push(timing);
       if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
+    }
+
+    // The columnar engine (server/src/analytics/columnar): the DuckDB copy in the data folder, built
+    // (or caught up) from PostgreSQL by its sync, then the same funnels through runFunnel.
+    const columnar: Array<Timed & { same: boolean; postgresMs?: number; ratioCpu?: number }> = [];
+    let columnarBuild: { seconds: number; cpuPg: number; cpuProcess: number; events: number; fileMb: number } | undefined;
+    if (process.env.BENCH_ANALYTICS_COLUMNAR !== '0') {
+      const store = await ColumnarStore.open(path.join(dataDir, 'analytics', 'events.duckdb'), { threads: duckThreads });
+      try {
+        const pg0 = pgCpu();
+        const p0 = processCpuSeconds();
+        const started = performance.now();
+        const outcome = await store.sync(db);
+        const state = await store.state();
+        columnarBuild = {
+          seconds: Math.round((performance.now() - started) / 100) / 10,
+          cpuPg: cpuRound(pgCpu() - pg0),
+          cpuProcess: cpuRound(processCpuSeconds() - p0),
+          events: state.events,
+          fileMb: Math.round(fs.statSync(store.path).size / 1e6),
+        };
+        log(`  columnar copy: ${outcome.copied} events copied in ${columnarBuild.seconds} s (CPU ${columnarBuild.cpuPg} pg + ${columnarBuild.cpuProcess} process), ${state.events} events, ${columnarBuild.fileMb} MB`);
+        store.maxLagMs = 24 * 3_600_000;
+        for (const key of Object.keys(funnels) as Array<keyof typeof funnels>) {
+          const name = `columnar ${cases.find((c) => c.funnel === key)!.name}`;
+          const { timing, last } = await timed(name, runs, () => runFunnel(db, workspace.id, funnels[key], now, { columnar: store }), pgCpu, log);
+          const answer = last as FunnelResult;
+          if (answer.engine?.name !== 'columnar') throw new Error(`${name}: answered by ${answer.engine?.name} (${answer.engine?.reason})`);
+          const pg = funnelResults.get(key);
+          const counts = (result: FunnelResult) => JSON.stringify([result.steps.map((step) => step.count), (result.breakdown ?? []).map((group) => [group.value, group.steps.map((step) => step.count)])]);
+          const same = pg ? counts(pg) === counts(answer) : true;
+          if (pg && !same) log(`  MISMATCH ${name}: PostgreSQL ${counts(pg)}, columnar ${counts(answer)}`);
+          const pgTiming = results.find((r) => r.name === cases.find((c) => c.funnel === key)!.name);
+          columnar.push({
+            ...timing,
+            same,
+            ...(pgTiming
+              ? { postgresMs: pgTiming.medianMs, ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.postgresCpuS + timing.processCpuS)) * 10) / 10 }
+              : {}),
+          });
+        }
+      } finally {
+        store.close();
+      }
     }
 
     const reference: Array<Timed & { same: boolean; postgresMs: number; ratioWall: number; ratioCpu: number }> = [];
@@ -172,7 +241,8 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           ['threeBySource', 'DuckDB funnel 3 steps, 90 days, breakdown by source kind', 'source_kind'],
           ['tenByCategory', 'DuckDB funnel 10 steps, 90 days, 30-day window, breakdown by category', 'category'],
         ] as const) {
-          const pg = funnelResults.get(key)!;
+          const pg = funnelResults.get(key);
+          if (!pg) continue;
           const query = funnels[key];
           const spec: DuckFunnel = {
             steps: query.steps.map((step) => step.event),
@@ -188,6 +258,8 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           for (const group of pg.breakdown ?? []) same &&= JSON.stringify(group.steps.map((step) => step.count)) === JSON.stringify(answer.breakdown.get(group.value));
           if (!same) log(`  MISMATCH ${name}: PostgreSQL ${JSON.stringify(pgCounts)}, DuckDB ${JSON.stringify(answer.counts)}`);
           const pgTiming = results.find((r) => r.name === cases.find((c) => c.funnel === key)!.name)!;
+          const columnarTiming = columnar.find((r) => r.name === `columnar ${pgTiming.name}`);
+          if (columnarTiming) log(`  columnar ÷ DuckDB reference, CPU: ${Math.round(((columnarTiming.postgresCpuS + columnarTiming.processCpuS) / Math.max(0.01, timing.processCpuS)) * 10) / 10}×`);
           reference.push({
             ...timing,
             same,
@@ -204,6 +276,10 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       `data: ${profiles.toLocaleString('en')} profiles, ${events.toLocaleString('en')} events generated in ${data.seconds} s, vacuum analyze ${vacuumSeconds} s`,
       `load average at start: ${loadAtStart.join(' ')}`,
       ...results.map((r) => `${r.name.padEnd(66)} median ${String(r.medianMs).padStart(6)} ms  CPU ${r.postgresCpuS} s pg + ${r.processCpuS} s node  runs ${r.runsMs.join(', ')}`),
+      ...(columnarBuild ? [`columnar copy: ${columnarBuild.events} events, ${columnarBuild.seconds} s, CPU ${columnarBuild.cpuPg} s pg + ${columnarBuild.cpuProcess} s node, ${columnarBuild.fileMb} MB`] : []),
+      ...columnar.map(
+        (r) => `${r.name.padEnd(75)} median ${String(r.medianMs).padStart(6)} ms  CPU ${r.postgresCpuS} s pg + ${r.processCpuS} s node  same answer: ${r.same ? 'yes' : 'NO'}${r.ratioCpu ? `  PostgreSQL/columnar CPU ${r.ratioCpu}×` : ''}`,
+      ),
       ...(exportSeconds ? [`export: COPY → CSV ${exportSeconds.csv} s, CSV → Parquet ${exportSeconds.parquet} s, ${exportSeconds.parquetMb} MB`] : []),
       ...reference.map(
         (r) =>
@@ -211,10 +287,10 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       ),
       `load average at the end: ${load().join(' ')}`,
     ];
-    return { machine: machine(), profiles, events, runs, loadAtStart, results, export: exportSeconds, reference, summary };
+    return { machine: machine(), profiles, events, runs, loadAtStart, results, columnarBuild, columnar, export: exportSeconds, reference, summary };
   } finally {
     await db.end();
     await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (!keep) fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }

@@ -15,6 +15,8 @@ import {
 } from './definition.ts';
 import { conversionRate, TIME_TO_CONVERT_BUCKETS } from './stats.ts';
 import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
+import { columnarFunnel, columnarFunnelSupport } from './columnar/funnel.ts';
+import { activeColumnarStore, type ColumnarStore } from './columnar/store.ts';
 import { breakdownSql, periodSql, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql, type QuerySql } from './sql.ts';
 
 export const MAX_FUNNEL_STEPS = 20;
@@ -93,6 +95,13 @@ export const FunnelResultSchema = Type.Object({
   dropOff: Type.Optional(Type.Object({ step: Type.Integer(), profileIds: Type.Array(Type.String()), truncated: Type.Boolean() })),
   warnings: Type.Array(Type.Object({ field: Type.String(), message: Type.String() })),
   range: Type.Object({ from: Type.String(), to: Type.String(), timeZone: Type.String() }),
+  engine: Type.Optional(
+    Type.Object({
+      name: Type.Union([Type.Literal('postgres'), Type.Literal('columnar')]),
+      freshAsOf: Type.Optional(Type.String({ description: 'columnar: when the copy last caught up with PostgreSQL' })),
+      reason: Type.Optional(Type.String({ description: 'postgres: why the columnar engine did not answer' })),
+    }),
+  ),
 });
 export type FunnelResult = Static<typeof FunnelResultSchema>;
 
@@ -183,14 +192,39 @@ export function namesSql(q: QuerySql, selectors: readonly EventSelector[]): stri
   return ` and e.event = any(${q.bind([...new Set(selectors.map((selector) => selector.event!))], 'text[]')})`;
 }
 
-export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery, now: Date): Promise<FunnelResult> {
+export interface FunnelEngineOptions {
+  /** The columnar copy to answer from (default: the process's active one, if any); null: PostgreSQL only. */
+  columnar?: ColumnarStore | null;
+}
+
+export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery, now: Date, options: FunnelEngineOptions = {}): Promise<FunnelResult> {
   checkFunnel(query);
   const context = await reportContext(db, workspaceId, query, now);
-  const { q } = context;
   await flagUnknownEvents(context, [
     ...query.steps.map((selector, index) => ({ field: `steps.${index}`, selector })),
     ...(query.exclusions ?? []).map((exclusion, index) => ({ field: `exclusions.${index}.event`, selector: exclusion.event })),
   ]);
+  const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
+  if (store?.syncBeforeRead) await store.sync(db);
+  const declined = store ? (columnarFunnelSupport(query) ?? store.staleness()) : 'no columnar copy';
+  if (store && declined === null) {
+    const answer = await columnarFunnel(store, context, query);
+    const result = shapeFunnel(context, query, answer.rows as FunnelRow[]);
+    if (query.dropOff) {
+      const limit = query.dropOff.limit ?? 1000;
+      const ids = answer.dropOffProfileIds ?? [];
+      result.dropOff = { step: query.dropOff.step, profileIds: ids.slice(0, limit), truncated: ids.length > limit };
+    }
+    result.engine = { name: 'columnar', freshAsOf: new Date(store.lastSync()!).toISOString() };
+    return result;
+  }
+  const result = await postgresFunnel(context, query);
+  result.engine = { name: 'postgres', ...(declined ? { reason: declined } : {}) };
+  return result;
+}
+
+async function postgresFunnel(context: ReportContext, query: FunnelQuery): Promise<FunnelResult> {
+  const { q } = context;
   const { reachedCte, n } = await funnelSql(context, query);
   const counts = Array.from({ length: n }, (_, k) => `count(*) filter (where reached >= ${k + 1})::int as c${k + 1}`);
   const medians = Array.from({ length: n - 1 }, (_, k) => {
@@ -215,6 +249,14 @@ export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery,
       from (select *, ${trend} as period from reached) as r
      group by grouping sets ((), (bd), (period))`;
   const rows = await runBudgeted<FunnelRow>(context, text);
+  const result = shapeFunnel(context, query, rows);
+  if (query.dropOff) result.dropOff = await dropOffProfiles(context, reachedCte, query);
+  return result;
+}
+
+/** The answer from the per-group rows either engine returns. */
+function shapeFunnel(context: ReportContext, query: FunnelQuery, rows: FunnelRow[]): FunnelResult {
+  const n = query.steps.length;
   const overall = rows.find((row) => row.overall) ?? null;
   const labels = query.steps.map(selectorLabel);
   const stepsOf = (row: FunnelRow | null) => stepResults(row, n, labels);
@@ -241,7 +283,6 @@ export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery,
       .map((row) => ({ period: row.period!, started: Number(row.c1), converted: Number(row[`c${n}`]), conversionRate: conversionRate(Number(row[`c${n}`]), Number(row.c1)) }))
       .sort((a, b) => a.period.localeCompare(b.period));
   }
-  if (query.dropOff) result.dropOff = await dropOffProfiles(context, reachedCte, query);
   return result;
 }
 

@@ -1,0 +1,237 @@
+import type { DuckDBConnection } from '@duckdb/node-api';
+import { eventMatchOf, periodLabel, windowMs, type Breakdown, type EventSelector, type Interval } from '../definition.ts';
+import type { ReportContext } from '../run.ts';
+import { TIME_TO_CONVERT_BUCKETS } from '../stats.ts';
+import { matchFunnel, type MatchSpec } from './funnel-match.ts';
+import { uuidText, type ColumnarStore } from './store.ts';
+
+/*
+ * Funnels on the columnar copy (store.ts): one scan of the candidate events in the range (DuckDB,
+ * columnar, both cores), sorted by (profile, time, seq), streamed to this process in column
+ * vectors, matched per profile by the TypeScript restatement of 0042 (funnel-match.ts) and
+ * aggregated here into the same rows the PostgreSQL query returns (funnel.ts shapes both alike).
+ *
+ * What it cannot answer it declines (`columnarFunnelSupport` says why) and PostgreSQL answers:
+ * property filters on steps or exclusions, a segment filter, a trait breakdown, a property
+ * breakdown under `context.`.
+ */
+
+/** The query shape both engines share (funnel.ts's FunnelQuery, restated to avoid an import cycle). */
+export interface ColumnarFunnelQuery {
+  steps: EventSelector[];
+  order?: 'sequential' | 'strict' | 'any';
+  conversionWindow?: { amount: number; unit: 'minutes' | 'hours' | 'days' | 'weeks' };
+  exclusions?: Array<{ event: EventSelector; fromStep: number; toStep: number }>;
+  breakdown?: Breakdown;
+  breakdownAttribution?: 'first_touch' | 'last_touch' | number;
+  trendInterval?: Interval;
+  segment?: unknown;
+  sourceKinds?: string[];
+  dropOff?: { step: number; breakdownValue?: string | null; limit?: number };
+}
+
+export interface ColumnarFunnelRow {
+  overall: boolean;
+  by_breakdown: boolean;
+  bd: string | null;
+  period: string | null;
+  [column: string]: unknown;
+}
+
+export interface ColumnarFunnelAnswer {
+  rows: ColumnarFunnelRow[];
+  dropOffProfileIds?: string[];
+}
+
+/** Null when the columnar engine can answer the query, else the reason it declines. */
+export function columnarFunnelSupport(query: ColumnarFunnelQuery): string | null {
+  const selectors = [...query.steps, ...(query.exclusions ?? []).map((exclusion) => exclusion.event)];
+  if (selectors.some((selector) => (selector.filters ?? []).length > 0)) return 'property filters on a step or exclusion';
+  if (query.segment !== undefined) return 'a segment filter';
+  if (query.breakdown?.kind === 'trait') return 'a trait breakdown';
+  if (query.breakdown?.kind === 'property' && query.breakdown.property.split('.')[0] === 'context') return 'a context breakdown';
+  return null;
+}
+
+const sqlText = (text: string) => `'${text.replaceAll("'", "''")}'`;
+
+function selectorDuck(selector: EventSelector): string {
+  const match = eventMatchOf(selector);
+  const tests = [`type = ${sqlText(match.type)}`];
+  if (match.name !== undefined) tests.push(`${match.type === 'track' ? 'event' : 'name'} = ${sqlText(match.name)}`);
+  return `(${tests.join(' and ')})`;
+}
+
+function breakdownDuck(breakdown: Breakdown | undefined, sources: ReportContext['q']['sources']): string {
+  if (!breakdown) return 'null::varchar';
+  if (breakdown.kind === 'source') {
+    const pairs = (sources?.ids ?? []).map((id, index) => `when ${sqlText(uuidText(id))}::uuid then ${sqlText(sources!.kinds[index]!)}`);
+    return pairs.length ? `case source_id ${pairs.join(' ')} end` : 'null::varchar';
+  }
+  if (breakdown.kind === 'property') {
+    const jsonPath = '$' + breakdown.property.split('.').map((part) => `."${part.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`).join('');
+    return `json_extract_string(properties, ${sqlText(jsonPath)})`;
+  }
+  throw new Error('trait breakdowns are answered by PostgreSQL');
+}
+
+/** PostgreSQL's percentile_cont over sorted values. */
+function percentileCont(sorted: Float64Array | number[], p: number): number | null {
+  if (sorted.length === 0) return null;
+  const position = p * (sorted.length - 1);
+  const low = Math.floor(position);
+  const high = Math.ceil(position);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (position - low);
+}
+
+class Group {
+  counts: number[];
+  gaps: number[][];
+  totals: number[] = [];
+  constructor(readonly n: number) {
+    this.counts = Array<number>(n).fill(0);
+    this.gaps = Array.from({ length: n }, () => []);
+  }
+  add(reached: number, times: readonly number[]): void {
+    for (let k = 0; k < reached; k++) this.counts[k]! += 1;
+    for (let k = 1; k < reached; k++) this.gaps[k]!.push((times[k]! - times[k - 1]!) / 1e6);
+    if (reached === this.n) this.totals.push((times[this.n - 1]! - times[0]!) / 1e6);
+  }
+  row(key: Pick<ColumnarFunnelRow, 'overall' | 'by_breakdown' | 'bd' | 'period'>): ColumnarFunnelRow {
+    const row: ColumnarFunnelRow = { ...key };
+    for (let k = 0; k < this.n; k++) row[`c${k + 1}`] = this.counts[k];
+    for (let k = 1; k < this.n; k++) {
+      const gaps = Float64Array.from(this.gaps[k]!).sort();
+      row[`m${k + 1}`] = percentileCont(gaps, 0.5);
+      row[`a${k + 1}`] = gaps.length ? gaps.reduce((sum, gap) => sum + gap, 0) / gaps.length : null;
+    }
+    const totals = Float64Array.from(this.totals).sort();
+    row.ttc_median = percentileCont(totals, 0.5);
+    row.ttc_p90 = percentileCont(totals, 0.9);
+    TIME_TO_CONVERT_BUCKETS.forEach((upTo, index) => {
+      const lower = index === 0 ? -Infinity : TIME_TO_CONVERT_BUCKETS[index - 1]!;
+      const upper = upTo === null ? Infinity : upTo;
+      let count = 0;
+      for (const total of totals) if (total >= lower && total < upper) count++;
+      row[`h${index}`] = count;
+    });
+    return row;
+  }
+}
+
+export async function columnarFunnel(store: ColumnarStore, context: ReportContext, query: ColumnarFunnelQuery): Promise<ColumnarFunnelAnswer> {
+  const n = query.steps.length;
+  const order = query.order ?? 'sequential';
+  const window = query.conversionWindow ?? { amount: 14, unit: 'days' as const };
+  const exclusions = query.exclusions ?? [];
+  const stepTests = query.steps.map(selectorDuck);
+  const exclusionTests = exclusions.map((exclusion) => selectorDuck(exclusion.event));
+  const mask = [...stepTests.map((test, k) => `(case when ${test} then ${2 ** k} else 0 end)`), ...exclusionTests.map((test, x) => `(case when ${test} then ${2 ** (20 + x)} else 0 end)`)].join(' | ');
+  const candidate = order === 'strict' ? `type in ('track', 'page', 'screen')` : `(${[...stepTests, ...exclusionTests].join(' or ')})`;
+  const fromUs = Math.round(context.range.fromMs * 1000);
+  const toUs = Math.round((context.range.toMs + windowMs(window)) * 1000);
+  let sourceFilter = 'true';
+  if (query.sourceKinds) {
+    const ids = (context.q.sources?.ids ?? []).filter((_, index) => query.sourceKinds!.includes(context.q.sources!.kinds[index]!));
+    sourceFilter = ids.length ? `source_id in (${ids.map((id) => `${sqlText(uuidText(id))}::uuid`).join(', ')})` : 'false';
+  }
+  const wantIds = query.dropOff !== undefined;
+  const sql = `
+    select (hash(profile_id) >> 11)::double as p, ts_us::double as t, (${mask})::integer as m, ${breakdownDuck(query.breakdown, context.q.sources)} as bd${wantIds ? ', profile_id::varchar as id' : ''}
+      from events
+     where workspace_id = ${sqlText(uuidText(context.workspaceId))}::uuid and ts_us >= ${fromUs} and ts_us < ${toUs}
+       and ${candidate} and ${sourceFilter}
+     order by profile_id, ts_us, seq`;
+
+  const spec: MatchSpec = {
+    steps: n,
+    window: windowMs(window) * 1000,
+    order,
+    startBefore: context.range.toMs * 1000,
+    exclusionFrom: exclusions.map((x) => x.fromStep - 1),
+    exclusionTo: exclusions.map((x) => x.toStep - 1),
+  };
+  const attribution = query.breakdownAttribution ?? 'first_touch';
+  const overall = new Group(n);
+  const byBreakdown = new Map<string | null, Group>();
+  const byPeriod = new Map<string, Group>();
+  const labels = new Map<number, string>();
+  const periodOf = (us: number) => {
+    // Every time zone's offset is a multiple of 15 minutes: one label per quarter hour.
+    const quarter = Math.floor(us / 900_000_000);
+    let label = labels.get(quarter);
+    if (label === undefined) labels.set(quarter, (label = periodLabel(quarter * 900_000, query.trendInterval!, context.timeZone)));
+    return label;
+  };
+  const dropOff: string[] = [];
+
+  let ts: number[] = [];
+  let masks: number[] = [];
+  let bds: Array<string | null> = [];
+  let currentKey = NaN;
+  let currentId: string | null = null;
+  const pointers = new Int32Array(Math.max(n, 1));
+  const times: number[] = [];
+  const flush = () => {
+    if (ts.length === 0) return;
+    const hit = matchFunnel(ts, masks, 0, ts.length, spec, pointers);
+    if (hit.length > 0) {
+      const reached = hit.length;
+      const index = attribution === 'first_touch' ? hit[0]! : attribution === 'last_touch' ? hit[reached - 1]! : hit[attribution - 1];
+      const bd = index === undefined ? null : bds[index]!;
+      times.length = 0;
+      for (const position of hit) times.push(ts[position]!);
+      overall.add(reached, times);
+      if (query.breakdown) {
+        let group = byBreakdown.get(bd);
+        if (!group) byBreakdown.set(bd, (group = new Group(n)));
+        group.add(reached, times);
+      }
+      if (query.trendInterval) {
+        const period = periodOf(times[0]!);
+        let group = byPeriod.get(period);
+        if (!group) byPeriod.set(period, (group = new Group(n)));
+        group.add(reached, times);
+      }
+      if (query.dropOff && reached === query.dropOff.step && (query.dropOff.breakdownValue === undefined || query.dropOff.breakdownValue === bd)) dropOff.push(currentId!);
+    }
+    ts = [];
+    masks = [];
+    bds = [];
+  };
+
+  const connection: DuckDBConnection = await store.reader();
+  try {
+    const result = await connection.stream(sql);
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const keys = chunk.getColumnVector(0);
+      const tv = chunk.getColumnVector(1);
+      const mv = chunk.getColumnVector(2);
+      const bv = chunk.getColumnVector(3);
+      const iv = wantIds ? chunk.getColumnVector(4) : null;
+      for (let row = 0; row < chunk.rowCount; row++) {
+        const key = keys.getItem(row) as number;
+        if (key !== currentKey) {
+          flush();
+          currentKey = key;
+          if (iv) currentId = iv.getItem(row) as string;
+        }
+        ts.push(tv.getItem(row) as number);
+        masks.push(mv.getItem(row) as number);
+        bds.push(bv.getItem(row) as string | null);
+      }
+    }
+    flush();
+  } finally {
+    connection.closeSync();
+  }
+
+  const rows: ColumnarFunnelRow[] = [overall.row({ overall: true, by_breakdown: false, bd: null, period: null })];
+  for (const [bd, group] of byBreakdown) rows.push(group.row({ overall: false, by_breakdown: true, bd, period: null }));
+  for (const [period, group] of byPeriod) rows.push(group.row({ overall: false, by_breakdown: false, bd: null, period }));
+  const answer: ColumnarFunnelAnswer = { rows };
+  if (query.dropOff) answer.dropOffProfileIds = dropOff.sort();
+  return answer;
+}
