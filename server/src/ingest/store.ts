@@ -3,6 +3,7 @@ import { queueCatalogueObservations } from '../catalogue/store.ts';
 import { assignTransactionId, type Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
+import { piiCodec } from '../privacy/pii-codec.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
 export interface SourceRef {
@@ -98,6 +99,9 @@ function isDataError(error: unknown): boolean {
 }
 
 async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[]): Promise<NormalizedEvent[]> {
+  // PII fields of traits/properties/context are stored sealed (privacy/pii-codec.ts).
+  const codec = await piiCodec(db, source.workspaceId);
+  const records = JSON.stringify(events.map((event) => codec.sealEvent(toRecord(event))));
   for (let attempt = 1; ; attempt++) {
     const client = await db.connect();
     try {
@@ -106,7 +110,7 @@ async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[])
       const { rows } = await client.query<{ message_id: string }>(INSERT_EVENTS, [
         source.workspaceId,
         source.sourceId,
-        JSON.stringify(events.map(toRecord)),
+        records,
       ]);
       const storedIds = new Set(rows.map((row) => row.message_id));
       const stored = events.filter((event) => storedIds.has(event.messageId));
