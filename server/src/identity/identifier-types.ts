@@ -135,6 +135,12 @@ export interface IdentifierTypeConfig {
 export interface IdentityConfig {
   defaultPhoneRegion: CountryCode;
   types: ReadonlyMap<string, IdentifierTypeConfig>;
+  /**
+   * Field-level encryption (privacy/pii-codec.ts, set with `withPiiCodec`): raw values that are
+   * tokens are opened before normalising, and normalised values of PII types become the keyed-hash
+   * tokens they are stored as. Absent: values as they are (suppression hashes plaintext).
+   */
+  pii?: { open(raw: string): unknown; encode(type: string, value: string): string };
 }
 
 export interface SettingsError {
@@ -232,6 +238,12 @@ export function compareTypes(a: IdentifierTypeConfig, b: IdentifierTypeConfig): 
 
 /** Turns a raw value into the canonical form stored and matched, or says why it cannot identify anyone. */
 export function normalizeIdentifier(config: IdentityConfig, type: string, raw: unknown): NormalizeIdentifierResult {
+  if (!config.pii) return normalizePlain(config, type, raw);
+  const result = normalizePlain(config, type, typeof raw === 'string' ? config.pii.open(raw) : raw);
+  return result.ok ? { ok: true, type, value: config.pii.encode(type, result.value) } : result;
+}
+
+function normalizePlain(config: IdentityConfig, type: string, raw: unknown): NormalizeIdentifierResult {
   const typeConfig = config.types.get(type);
   if (!typeConfig) return { ok: false, type, reason: 'unknown_type', message: `${type} is not an identifier type of this workspace` };
   let text: string;

@@ -9,6 +9,7 @@ import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
 import { loadWorkspaceIdentity } from './settings-store.ts';
 import { dropSuppressedEvents } from '../privacy/suppression.ts';
+import { piiCodec, tokenizeForResolution, withPiiCodec, writeVault } from '../privacy/pii-codec.ts';
 import { COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitSource } from './traits.ts';
 
 /**
@@ -69,12 +70,17 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     const loaded = await loadEvents(client, workspaceId, queued);
     const storedProfiles = loaded.storedProfiles;
     const identity = await loadWorkspaceIdentity(client, workspaceId);
+    // Personal data is stored encrypted (privacy/pii-codec.ts): sealed event fields are opened,
+    // and PII identifiers and traits resolve as the keyed-hash tokens they are stored as.
+    const codec = await piiCodec(db, workspaceId);
     // People erased on request stay erased: their events queued meanwhile are dropped, not resolved.
-    const { kept: events } = await dropSuppressedEvents(db, client, workspaceId, loaded.events, identity.config);
+    const { kept } = await dropSuppressedEvents(db, client, workspaceId, loaded.events.map((event) => codec.openEvent(event)), identity.config);
+    const events = kept.map((event) => tokenizeForResolution(codec, event));
+    const config = withPiiCodec(identity.config, codec);
 
     const keys = new Map<string, Identifier>();
     for (const event of events) {
-      for (const identifier of extractIdentifiers(event, identity.config).identifiers) {
+      for (const identifier of extractIdentifiers(event, config).identifiers) {
         keys.set(identifierKey(identifier), { type: identifier.type, value: identifier.value });
       }
     }
@@ -82,7 +88,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     const splits = await loadSplits(client, workspaceId, profiles.map((profile) => profile.id));
     const sources = await loadSources(client, workspaceId);
     const batch = startBatch({
-      config: identity.config,
+      config,
       strategies: identity.strategies,
       profiles,
       splits,
@@ -98,6 +104,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     }
     const result = batch.finish();
     await writeBatch(client, workspaceId, result, links, storedProfiles);
+    await writeVault(client, codec);
     await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
     return queued.length;
     // Derived from stored events, dequeued in the same transaction: a lost commit is redone.

@@ -4,6 +4,7 @@ import { queueCatalogueObservations } from '../catalogue/store.ts';
 import { assignTransactionId, type Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
+import { piiCodec } from '../privacy/pii-codec.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
 export interface SourceRef {
@@ -132,7 +133,9 @@ function isAlreadyStored(error: unknown): boolean {
 }
 
 async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[]): Promise<NormalizedEvent[]> {
-  const records = JSON.stringify(events.map(toRecord));
+  // PII fields of traits/properties/context are stored sealed (privacy/pii-codec.ts).
+  const codec = await piiCodec(db, source.workspaceId);
+  const records = JSON.stringify(events.map((event) => codec.sealEvent(toRecord(event))));
   for (let attempt = 1; ; attempt++) {
     try {
       const { rows } = await db.query<{ message_id: string }>({

@@ -5,6 +5,7 @@ import { ApiError } from '../api/errors.ts';
 import type { Db } from '../storage/database.ts';
 import type { ResolvedKey } from '../workspaces/store.ts';
 import { registerAudit } from './audit.ts';
+import { registerPiiOpening } from './pii-answers.ts';
 import { MASKED_PERMISSIONS, maskPersonalData, maskText } from './masking.ts';
 import {
   AUTHENTICATED,
@@ -259,6 +260,7 @@ export function registerAccessControl(app: FastifyInstance, options: AccessOptio
   }
 
   registerAudit(app, db);
+  registerPiiOpening(app, db);
   registerMasking(app);
   app.addHook('onRequest', async (request) => enforce(request, 'onRequest'));
   app.addHook('preValidation', async (request) => enforce(request, 'preValidation'));

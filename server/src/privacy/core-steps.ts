@@ -10,6 +10,33 @@ import { openQuarantineRows, subjectHashes } from './sealed-payloads.ts';
 const count = async (db: Queryable, sql: string, params: unknown[]) => (await db.query(sql, params)).rowCount ?? 0;
 const rows = async (db: Queryable, sql: string, params: unknown[]) => (await db.query(sql, params)).rows;
 const byProfile = (s: DataSubject) => [s.workspaceId, s.profileIds];
+/** Identifier values as identity's logs store them: plain ones and PII tokens. */
+const storedValues = (s: DataSubject) => [...s.values, ...(s.tokens ?? [])];
+
+registerPersonalData({
+  name: 'pii_vault',
+  // First, while the person's traits are still there to name their tokens: the sealed copies of
+  // their identifiers' and traits' values, unless another person still holds the same value
+  // (a shared name or address keeps opening for them).
+  erase: (db, s) =>
+    count(
+      db,
+      `with mine as (
+         select unnest($3::text[]) as token
+         union select t.value #>> '{}' from profile_traits t
+          where t.workspace_id = $1 and t.profile_id = any($2::uuid[]) and jsonb_typeof(t.value) = 'string' and t.value #>> '{}' like 'tph1.%'
+         union select x.v from profile_trait_history h cross join lateral (values (h.value #>> '{}'), (h.previous_value #>> '{}')) x(v)
+          where h.workspace_id = $1 and h.profile_id = any($2::uuid[]) and x.v like 'tph1.%'
+       ), shared as (
+         select i.value as token from profile_identifiers i
+          where i.workspace_id = $1 and i.value = any(array(select token from mine)) and not (i.profile_id = any($2::uuid[]))
+         union select t.value #>> '{}' from profile_traits t
+          where t.workspace_id = $1 and t.value = any(array(select to_jsonb(token) from mine)) and not (t.profile_id = any($2::uuid[]))
+       )
+       delete from pii_vault v where v.workspace_id = $1 and v.token in (select token from mine except select token from shared)`,
+      [s.workspaceId, s.profileIds, s.tokens ?? []],
+    ),
+});
 
 /** Tables keyed by (workspace_id, profile_id) with nothing else to it. */
 function profileTable(name: string, table: string, order: string): void {
@@ -120,7 +147,7 @@ registerPersonalData({
       db,
       `select identifier_type, identifier_value, reason, created_at from identity_refusals
         where workspace_id = $1 and (profile_id = any($2::uuid[]) or identifier_value = any($3::text[]))`,
-      [s.workspaceId, s.profileIds, s.values],
+      [s.workspaceId, s.profileIds, storedValues(s)],
     ),
   }),
   erase: async (db, s) =>
@@ -128,12 +155,12 @@ registerPersonalData({
       db,
       `delete from identity_merges where workspace_id = $1
           and (survivor_id = any($2::uuid[]) or absorbed_ids && $2::uuid[] or cause_identifier_value = any($3::text[]))`,
-      [s.workspaceId, s.profileIds, s.values],
+      [s.workspaceId, s.profileIds, storedValues(s)],
     )) +
     (await count(db, `delete from identity_refusals where workspace_id = $1 and (profile_id = any($2::uuid[]) or identifier_value = any($3::text[]))`, [
       s.workspaceId,
       s.profileIds,
-      s.values,
+      storedValues(s),
     ])) +
     (await count(db, `delete from identity_splits where workspace_id = $1 and (profile_a = any($2::uuid[]) or profile_b = any($2::uuid[]))`, byProfile(s))) +
     (await count(db, `delete from match_candidates where workspace_id = $1 and (profile_a = any($2::uuid[]) or profile_b = any($2::uuid[]))`, byProfile(s))),
@@ -144,7 +171,7 @@ registerPersonalData({
   // Batches waiting for (or dead at) a destination hold other people too: the person is blanked out of them.
   erase: async (db, s) => {
     let changed = 0;
-    for (const value of [...s.values, ...s.profileIds]) {
+    for (const value of [...storedValues(s), ...s.profileIds]) {
       changed += await count(
         db,
         `update destination_dead_letters set payload = replace(payload::text, $2, '[erased]')::json

@@ -109,6 +109,21 @@ async function currentKey(db: Queryable, workspaceId: string): Promise<{ number:
   return reloaded.current!;
 }
 
+/**
+ * The workspace's data keys, opened (a first key is made if there is none), for callers that seal
+ * and open many values synchronously (privacy/pii-codec.ts). `reload` re-reads them (a key
+ * rotated by another process).
+ */
+export async function workspaceDataKeys(
+  db: Queryable,
+  workspaceId: string,
+  reload = false,
+): Promise<{ current: { number: number; key: Buffer }; byNumber: ReadonlyMap<number, Buffer> }> {
+  const current = await currentKey(db, workspaceId);
+  const keys = await keysOf(db, workspaceId, reload);
+  return { current: reload ? keys.current ?? current : current, byNumber: keys.byNumber };
+}
+
 /** Seals a value for storage (`purpose` names the column, e.g. 'quarantine.payload'). */
 export async function sealText(db: Queryable, workspaceId: string, purpose: string, text: string): Promise<string> {
   return encryptText(await currentKey(db, workspaceId), workspaceId, purpose, text);

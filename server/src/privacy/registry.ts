@@ -9,6 +9,8 @@ export interface DataSubject {
   identifiers: Array<{ type: string; value: string }>;
   /** Distinct identifier values, for tables that hold them as plain text (payloads, ids). */
   values: string[];
+  /** Keyed-hash tokens of the PII identifiers among them, as profile_identifiers and identity logs store them (privacy/pii-codec.ts). */
+  tokens?: string[];
 }
 
 /**

@@ -2,11 +2,14 @@ import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import { normalizeForLookup, parseProfileRef } from '../profiles/reference.ts';
 import type { Queryable } from '../storage/database.ts';
 import type { DataSubject } from './registry.ts';
+import { isPiiToken, openPii, piiCodec, withPiiCodec } from './pii-codec.ts';
 
 /** How a request names its subject: the type (or 'profile_id') and the value as stored. */
 export interface SubjectRef {
   type: string;
   value: string;
+  /** The normalised value itself when `value` is its PII token. */
+  plain?: string;
 }
 
 /** Reads `<type>:<value>` or a profile id, normalised as the workspace stores identifiers (400 otherwise). */
@@ -14,7 +17,10 @@ export async function parseSubject(db: Queryable, workspaceId: string, ref: stri
   const parsed = parseProfileRef(ref, 'subject');
   if (parsed.kind === 'id') return { type: 'profile_id', value: parsed.profileId };
   const { config } = await loadWorkspaceIdentity(db, workspaceId);
-  return normalizeForLookup(config, parsed.type, parsed.raw, { type: 'subject', value: 'subject' });
+  // As stored: a PII identifier's value is its keyed-hash token (gatherSubject opens it again).
+  const codec = await piiCodec(db, workspaceId);
+  const found = normalizeForLookup(withPiiCodec(config, codec), parsed.type, parsed.raw, { type: 'subject', value: 'subject' });
+  return isPiiToken(found.value) ? { ...found, plain: String(codec.identifiers.open(found.value)) } : found;
 }
 
 /**
@@ -61,5 +67,19 @@ export async function gatherSubject(db: Queryable, workspaceId: string, ref: Sub
   if (ref.type !== 'profile_id' && !identifiers.some((identifier) => identifier.type === ref.type && identifier.value === ref.value)) {
     identifiers.push({ type: ref.type, value: ref.value });
   }
-  return { workspaceId, profileIds, identifiers, values: [...new Set(identifiers.map((identifier) => identifier.value))] };
+  // Suppression, events' user ids, quarantine hashes and other modules' address-keyed rows go by the
+  // values themselves: PII tokens are opened (every token a link ever had has its vault copy).
+  const opened = await openPii(db, workspaceId, identifiers);
+  const plain = opened.filter((identifier) => !isPiiToken(identifier.value));
+  if (ref.plain !== undefined && !plain.some((identifier) => identifier.type === ref.type && identifier.value === ref.plain)) {
+    plain.push({ type: ref.type, value: ref.plain });
+  }
+  const tokens = identifiers.filter((identifier) => isPiiToken(identifier.value)).map((identifier) => identifier.value);
+  return {
+    workspaceId,
+    profileIds,
+    identifiers: plain,
+    values: [...new Set(plain.map((identifier) => identifier.value))],
+    tokens: [...new Set(tokens)],
+  };
 }

@@ -4,6 +4,7 @@ import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import { toEvent, type EventRow, STORED_EVENT_COLUMNS } from '../ingest/recent-events.ts';
 import type { StoredEvent } from '../ingest/recent-events.ts';
 import type { Queryable } from '../storage/database.ts';
+import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
 import { likePrefix, normalizeForLookup, parseProfileRef, searchPrefixes, type TraitFilter } from './reference.ts';
 import type {
   IdentifierRef,
@@ -43,12 +44,14 @@ export async function locateProfile(db: Queryable, workspaceId: string, ref: str
     return { profileId: survivor ?? parsed.profileId, mergedFrom: survivor ? parsed.profileId : null, matchedBy: null };
   }
   const { config } = await loadWorkspaceIdentity(db, workspaceId);
-  const identifier = normalizeForLookup(config, parsed.type, parsed.raw, { type: field, value: field });
+  // PII identifiers are stored as keyed-hash tokens: the lookup value is encoded the same way.
+  const codec = await piiCodec(db, workspaceId);
+  const identifier = normalizeForLookup(withPiiCodec(config, codec), parsed.type, parsed.raw, { type: field, value: field });
   const { rows } = await db.query<{ profile_id: string }>(
     'select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null',
     [workspaceId, identifier.type, identifier.value],
   );
-  if (!rows[0]) throw notFound(`has ${identifier.type} ${identifier.value}`);
+  if (!rows[0]) throw notFound(`has ${identifier.type} ${String(codec.identifiers.open(identifier.value))}`);
   return { profileId: rows[0].profile_id, mergedFrom: null, matchedBy: identifier };
 }
 
