@@ -673,7 +673,8 @@ export async function benchSegments(options: SegmentBenchOptions = {}): Promise<
       `(d) real-time: ${realtime.eventsSent.toLocaleString('en')} events in ${realtime.seconds} s (median ${realtime.medianEventsSentPerSecond} events/s sent, ` +
         `${realtime.accepted.toLocaleString('en')} accepted); ${realtime.probesMatched}/${realtime.probes} probes seen; stored → membership ` +
         `p50 ${realtime.latencyMs.storedToMembership.p50} ms, p99 ${realtime.latencyMs.storedToMembership.p99} ms, max ${realtime.latencyMs.storedToMembership.max} ms ` +
-        `(target p99 < ${TARGETS.latencyP99Ms} ms: ${realtime.met ? 'met' : 'MISSED'}); backlog max identity ${realtime.backlog.identityQueueMax}, segments ${realtime.backlog.segmentQueueMax}`,
+        `(target p99 < ${TARGETS.latencyP99Ms} ms: ${realtime.met ? 'met' : 'MISSED'}); segment stage alone (queued → committed) ` +
+        `p50 ${realtime.segmentStage.lagMs.p50} ms, p99 ${realtime.segmentStage.lagMs.p99} ms; backlog max identity ${realtime.backlog.identityQueueMax}, segments ${realtime.backlog.segmentQueueMax}`,
     ];
     return {
       benchmark: 'segments',

@@ -1,0 +1,66 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { onDrainBatch, type DrainBatchReport } from '../src/segments/drain-metrics.ts';
+import { drainSegmentQueue } from '../src/segments/realtime.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
+
+/*
+ * The drain tells listeners what each committed batch did, so a benchmark can measure the segment
+ * stage's own lag (queued → memberships committed) apart from ingest and identity before it.
+ */
+const T = Date.parse('2026-03-01T10:00:00Z');
+const MINUTE = 60_000;
+
+describe('real-time drain batch reports', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => t.close());
+
+  it('reports each committed batch: queued and re-checked counts, and every queued profile’s wait since it was queued', async () => {
+    const { workspace } = await t.addWorkspace('drain-metrics');
+    const ws = workspace.id;
+    const { rows } = await t.db.query<{ id: string }>(
+      `insert into profiles (workspace_id, created_at) select $1, $2 from generate_series(1, 5) returning id`,
+      [ws, new Date(T)],
+    );
+    const ids = rows.map((row) => row.id);
+    await t.db.query(
+      `insert into segments (workspace_id, key, name, kind, definition, state) values ($1, 'vip', 'VIP', 'realtime', $2, 'ready')`,
+      [ws, JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: true })],
+    );
+    // Three queued at known times (minutes 0, 1, 2 after T), two due re-checks.
+    await t.db.query(
+      `insert into segment_queue (workspace_id, profile_id, queued_at) select $1, p, q from unnest($2::uuid[], $3::timestamptz[]) as x(p, q)`,
+      [ws, ids.slice(0, 3), [0, 1, 2].map((m) => new Date(T + m * MINUTE))],
+    );
+    await t.db.query(`insert into segment_rechecks (workspace_id, profile_id, due_at) select $1, p, $3 from unnest($2::uuid[]) as p`, [
+      ws,
+      ids.slice(3),
+      new Date(T),
+    ]);
+
+    const reports: DrainBatchReport[] = [];
+    const stop = onDrainBatch((report) => reports.push(report));
+    const before = Date.now();
+    expect(await drainSegmentQueue(t.db, { now: new Date(T + 10 * MINUTE), batchSize: 10 })).toBe(5);
+    const after = Date.now();
+    const own = reports.filter((report) => report.workspaceId === ws);
+    expect(own).toHaveLength(1);
+    expect(own[0]).toMatchObject({ queued: 3, rechecks: 2 });
+    // Committed between `before` and `after`, queued at T, T+1m, T+2m (taken oldest first).
+    const lags = own[0]!.queueLagMs;
+    expect(lags).toHaveLength(3);
+    lags.forEach((lag, k) => {
+      expect(lag).toBeGreaterThanOrEqual(before - (T + k * MINUTE));
+      expect(lag).toBeLessThanOrEqual(after - (T + k * MINUTE));
+    });
+
+    // Nothing to do: no report. Stopped: no more reports.
+    expect(await drainSegmentQueue(t.db, { now: new Date(T + 10 * MINUTE) })).toBe(0);
+    stop();
+    await t.db.query(`insert into segment_queue (workspace_id, profile_id) values ($1, $2)`, [ws, ids[0]]);
+    expect(await drainSegmentQueue(t.db, { now: new Date(T + 10 * MINUTE) })).toBe(1);
+    expect(reports.filter((report) => report.workspaceId === ws)).toHaveLength(1);
+  });
+});
