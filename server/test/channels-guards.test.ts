@@ -6,6 +6,7 @@ const base: GuardFacts = {
   channel: 'sms',
   purpose: 'marketing',
   profileExists: true,
+  blocked: false,
   address: '+8613800000000',
   suppressed: false,
   consents: {},
@@ -28,6 +29,13 @@ describe('enqueue guards', () => {
     expect(decide({ ...base, accountFound: false }, now)).toEqual({ action: 'skip', reason: 'no_channel_account' });
     expect(decide({ ...base, address: undefined }, now)).toEqual({ action: 'skip', reason: 'no_address' });
     expect(decide({ ...base, suppressed: true, purpose: 'transactional' }, now)).toEqual({ action: 'skip', reason: 'suppressed' });
+  });
+
+  it('a blocked profile is never sent to, transactional or marketing, whatever else holds', () => {
+    expect(decide({ ...base, blocked: true }, now)).toEqual({ action: 'skip', reason: 'blocked' });
+    expect(decide({ ...base, blocked: true, purpose: 'transactional', consents: { sms: true } }, now)).toEqual({ action: 'skip', reason: 'blocked' });
+    // A profile that does not exist (erased) is refused first, as such.
+    expect(decide({ ...base, blocked: true, profileExists: false }, now)).toEqual({ action: 'skip', reason: 'profile_not_found' });
   });
 
   it('consent: a denial of the channel or of marketing stops marketing; opt-in channels need a grant', () => {

@@ -251,6 +251,43 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
     });
   });
 
+  it('a segment wait of an earlier version still hears its transition after a publish that dropped the node (instances stay on their version)', async () => {
+    const { ws, clock, publish, run, instances, addSegment, transition, enter } = await setup();
+    const waiting = await insertProfile(db, ws);
+    const gold = await addSegment('gold');
+    const journey = await publish('gold-flow', {
+      nodes: [
+        { id: 'in', kind: 'entry', trigger: { kind: 'api' }, reentry: { mode: 'always' }, next: 'until-gold' },
+        { id: 'until-gold', kind: 'segment_wait', segment: 'gold', on: 'entered', timeout: { amount: 7, unit: 'days' }, happened: 'end', timedOut: 'gave-up' },
+        { id: 'end', kind: 'end' },
+        { id: 'gave-up', kind: 'end' },
+      ],
+    });
+    await enter('gold-flow', waiting);
+    await run();
+    // Version 2 has no segment wait at all: no live version waits on "gold" any more.
+    await db.query('update journeys set draft = $3 where workspace_id = $1 and key = $2', [
+      ws,
+      'gold-flow',
+      JSON.stringify({ nodes: [{ id: 'in', kind: 'entry', trigger: { kind: 'api' }, next: 'end' }, { id: 'end', kind: 'end' }] }),
+    ]);
+    expect(await publishJourney(db, ws, 'gold-flow', clock.now(), { checkTemplate })).toMatchObject({ version: 2, stayed: 1 });
+    clock.advance(HOUR);
+    await transition(gold, [waiting], true);
+    await run();
+    const [instance] = (await instances(journey.id)).filter((i) => i.profile_id === waiting);
+    expect(instance).toMatchObject({ status: 'completed', node_id: 'end', version: 1 });
+    const { rows: path } = await db.query<{ node_id: string; outcome: string; version: number }>(
+      'select node_id, outcome, version from journey_steps where workspace_id = $1 and instance_id = $2 order by step',
+      [ws, instance!.id],
+    );
+    expect(path).toEqual([
+      { node_id: 'in', outcome: 'next', version: 1 },
+      { node_id: 'until-gold', outcome: 'happened', version: 1 },
+      { node_id: 'end', outcome: 'completed', version: 1 },
+    ]);
+  });
+
   it('segment wait (already there, enters later, times out), update_trait with provenance, and a signed webhook through channels', async () => {
     const { ws, clock, publish, run, instances, messages, addSegment, transition, enter } = await setup();
     const already = await insertProfile(db, ws, { traits: { tags: ['cny'] } });

@@ -57,7 +57,7 @@ interface ClaimedRow {
 interface Outcome {
   workspace_id: string;
   id: string;
-  status: 'queued' | 'sent' | 'failed';
+  status: 'queued' | 'sent' | 'failed' | 'skipped';
   reason: string | null;
   provider: string | null;
   provider_message_id: string | null;
@@ -278,6 +278,8 @@ export function createDispatcher(options: DispatcherOptions): Dispatcher {
     const template = templates.get(`${row.workspace_id}/${row.template_key}/${row.template_version}`);
     if (!template) return failure(row, 'unknown_template', true);
     if (!facts?.exists || !row.address) return failure(row, facts?.exists ? 'no_address' : 'profile_not_found', true);
+    // Blocked after it was queued: skipped like at enqueue, never sent.
+    if (facts.blocked) return { ...failure(row, 'blocked', true), status: 'skipped', event: 'Message Skipped', detail: { at: 'dispatch' } };
     const links = messageLinks(linkKey(), options.publicUrl, row.workspace_id, row.id);
     let fields;
     try {

@@ -103,6 +103,8 @@ async function enqueueInWorkspace(client: DbClient, workspaceId: string, request
         channel: request.channel,
         purpose: request.purpose,
         profileExists: recipient?.exists ?? false,
+        // A block on the profile asked for or on the one it was merged into.
+        blocked: (recipient?.blocked ?? false) || (recipients.get(request.profileId)?.blocked ?? false),
         address: addresses[index],
         suppressed: addresses[index] !== undefined && (facts.suppressed ?? []).includes(`${request.channel} ${addresses[index]}`),
         consents: facts.consents?.[profileId] ?? {},

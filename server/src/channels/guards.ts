@@ -9,6 +9,7 @@ import type { Policy } from './schemas.ts';
 
 export type SkipReason =
   | 'profile_not_found'
+  | 'blocked'
   | 'no_address'
   | 'suppressed'
   | 'no_consent'
@@ -22,6 +23,8 @@ export interface GuardFacts {
   channel: ChannelKind;
   purpose: 'marketing' | 'transactional';
   profileExists: boolean;
+  /** An operator blocked the profile (or the one it was merged from): never sent to, transactional included. */
+  blocked: boolean;
   address: string | undefined;
   /** The address is on the suppression list (hard bounce, complaint, STOP, operator). */
   suppressed: boolean;
@@ -46,6 +49,7 @@ export const channelSubscriptionKey = (channel: ChannelKind) => `channel:${chann
 
 export function decide(facts: GuardFacts, notBefore: Date): GuardDecision {
   if (!facts.profileExists) return { action: 'skip', reason: 'profile_not_found' };
+  if (facts.blocked) return { action: 'skip', reason: 'blocked' };
   if (!facts.templateFound) return { action: 'skip', reason: 'unknown_template' };
   if (!facts.accountFound) return { action: 'skip', reason: 'no_channel_account' };
   if (!facts.address) return { action: 'skip', reason: 'no_address' };

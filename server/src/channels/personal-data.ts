@@ -55,3 +55,12 @@ registerPersonalData({
   erase: async (db, s) =>
     (await db.query(`delete from channel_profile_locks where workspace_id = $1 and profile_id = any($2::uuid[])`, [s.workspaceId, s.profileIds])).rowCount ?? 0,
 });
+
+// A block names only the profile and an operator's reason: exported with the person, erased with them.
+registerPersonalData({
+  name: 'profile_blocks',
+  export: async (db, s) =>
+    (await db.query(`select reason, blocked_by, blocked_at from profile_blocks where workspace_id = $1 and profile_id = any($2::uuid[])`, [s.workspaceId, s.profileIds])).rows,
+  erase: async (db, s) =>
+    (await db.query(`delete from profile_blocks where workspace_id = $1 and profile_id = any($2::uuid[])`, [s.workspaceId, s.profileIds])).rowCount ?? 0,
+});

@@ -7,6 +7,8 @@ export interface RecipientFacts {
   /** The survivor when the profile was merged away; sends go to it. */
   mergedInto: string | null;
   exists: boolean;
+  /** An operator blocked the profile (profile_blocks): nothing is sent to it. */
+  blocked: boolean;
   traits: Record<string, unknown>;
   /** Live identifiers by type, most recently seen first. */
   identifiers: Record<string, string[]>;
@@ -47,8 +49,16 @@ export async function loadRecipients(db: Queryable, workspaceId: string, profile
   const unique = [...new Set(profileIds)];
   const facts = new Map<string, RecipientFacts>();
   if (unique.length === 0) return facts;
-  const { rows } = await db.query<{ id: string; exists: boolean; merged_into: string | null; traits: Record<string, unknown> | null; identifiers: Record<string, string[]> | null }>(
-    `select r.id, p.id is not null as exists, p.merged_into, t.traits, i.identifiers
+  const { rows } = await db.query<{
+    id: string;
+    exists: boolean;
+    blocked: boolean;
+    merged_into: string | null;
+    traits: Record<string, unknown> | null;
+    identifiers: Record<string, string[]> | null;
+  }>(
+    `select r.id, p.id is not null as exists, p.merged_into, t.traits, i.identifiers,
+            exists (select 1 from profile_blocks b where b.workspace_id = $1 and b.profile_id = r.id) as blocked
        from unnest($2::uuid[]) as r(id)
        left join profiles p on p.workspace_id = $1 and p.id = r.id
        left join lateral (select jsonb_object_agg(key, value) as traits from profile_traits
@@ -59,7 +69,7 @@ export async function loadRecipients(db: Queryable, workspaceId: string, profile
     [workspaceId, unique],
   );
   for (const row of rows) {
-    facts.set(row.id, { profileId: row.id, exists: row.exists, mergedInto: row.merged_into, traits: row.traits ?? {}, identifiers: row.identifiers ?? {} });
+    facts.set(row.id, { profileId: row.id, exists: row.exists, blocked: row.blocked, mergedInto: row.merged_into, traits: row.traits ?? {}, identifiers: row.identifiers ?? {} });
   }
   return facts;
 }

@@ -6,6 +6,8 @@ import { ApiError } from '../api/errors.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import { withTransaction, type Db } from '../storage/database.ts';
 import { deleteAccount, getAccountView, listAccounts, putAccount } from './accounts.ts';
+import { locateProfile } from '../profiles/queries.ts';
+import { blockProfile, listBlocks, unblockProfile, type ProfileBlock } from './blocks.ts';
 import { loadRecipients } from './recipients.ts';
 import { renderForProfile } from './render.ts';
 import { enqueueMessage } from './enqueue.ts';
@@ -21,6 +23,10 @@ import {
   AccountListSchema,
   AccountParams,
   AccountSchema,
+  BlockBodySchema,
+  BlockListSchema,
+  BlockParams,
+  BlockResultSchema,
   DeadLetterQuery,
   MessageDetailSchema,
   MessageListQuery,
@@ -332,6 +338,49 @@ export const channelRoutes: FastifyPluginAsyncTypebox<ChannelRoutesOptions> = as
     '/v1/channels/policy',
     { config: write, schema: docs('Replace the delivery policy', { body: PolicySchema, response: { 200: PolicySchema, ...errors(400, 401, 403) } }) },
     async (request) => putPolicy(db, await workspaceOf(request), request.body),
+  );
+
+  const blockView = (block: ProfileBlock) => ({ ...block, blockedAt: block.blockedAt.toISOString() });
+
+  app.get(
+    '/v1/channels/blocked-profiles',
+    { config: read, schema: docs('Blocked profiles, newest first (at most 500)', { response: { 200: BlockListSchema, ...errors(400, 401, 403) } }) },
+    async (request) => ({ items: (await listBlocks(db, await workspaceOf(request))).map(blockView) }),
+  );
+
+  app.put(
+    '/v1/channels/blocked-profiles/:profile',
+    {
+      config: write,
+      schema: docs('Block a profile: nothing is sent to it on any channel, transactional included (skipped, reason `blocked`); its queued messages are cancelled', {
+        params: BlockParams,
+        body: BlockBodySchema,
+        response: { 200: BlockResultSchema, ...errors(400, 401, 403, 404) },
+      }),
+    },
+    async (request) => {
+      const key = await requireServerKey(keys, request);
+      const { profileId } = await locateProfile(db, key.workspaceId, request.params.profile, 'profile');
+      const { block, cancelledMessages } = await blockProfile(db, key.workspaceId, profileId, { reason: request.body?.reason ?? null, blockedBy: key.keyId }, now());
+      return { block: blockView(block), cancelledMessages };
+    },
+  );
+
+  app.delete(
+    '/v1/channels/blocked-profiles/:profile',
+    {
+      config: write,
+      schema: docs('Clear a block: the profile can be sent to again (messages cancelled by the block stay cancelled)', {
+        params: BlockParams,
+        response: { 204: Type.Null(), ...errors(400, 401, 403, 404) },
+      }),
+    },
+    async (request, reply) => {
+      const workspaceId = await workspaceOf(request);
+      const { profileId } = await locateProfile(db, workspaceId, request.params.profile, 'profile');
+      if (!(await unblockProfile(db, workspaceId, profileId))) throw new ApiError(404, 'not_found', `Profile ${request.params.profile} is not blocked`, 'profile');
+      return reply.code(204).send(null);
+    },
   );
 
   app.get(

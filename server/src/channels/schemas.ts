@@ -204,3 +204,20 @@ export const SubscriptionGroupSchema = Type.Object({
   mode: Type.Union([Type.Literal('opt_in'), Type.Literal('opt_out')]),
 });
 export const SubscriptionGroupListSchema = Type.Object({ items: Type.Array(SubscriptionGroupSchema) });
+
+export const BlockParams = Type.Object({ profile: Type.String({ minLength: 1, maxLength: 400, description: 'A profile id or `<type>:<value>`' }) });
+export const BlockBodySchema = Type.Object(
+  { reason: Type.Optional(Type.String({ minLength: 1, maxLength: 500, description: 'Why, for the next operator (e.g. "fraud", "asked by phone")' })) },
+  { additionalProperties: false },
+);
+export const ProfileBlockSchema = Type.Object({
+  profileId: Type.String({ format: 'uuid' }),
+  reason: Type.Union([Type.String(), Type.Null()]),
+  blockedBy: Type.String({ description: 'The key or user that set the block (the audit log has the request)' }),
+  blockedAt: Type.String({ format: 'date-time' }),
+});
+export const BlockResultSchema = Type.Object({
+  block: ProfileBlockSchema,
+  cancelledMessages: Type.Integer({ description: "The profile's queued or held messages cancelled (reason `blocked`)" }),
+});
+export const BlockListSchema = Type.Object({ items: Type.Array(ProfileBlockSchema) });
