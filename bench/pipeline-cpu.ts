@@ -87,7 +87,9 @@ try {
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/batch`;
   const drain = createIdentityDrain(db);
   const results = [];
-  for (const round of [1, 2]) {
+  // PIPELINE_ROUNDS (default 2): round 1 mostly new people, later rounds the same people again.
+  const rounds = Number(process.env.PIPELINE_ROUNDS ?? 2);
+  for (let round = 1; round <= rounds; round++) {
     await db.query('checkpoint');
     if (statements) await db.query('select pg_stat_statements_reset()');
     const wal0 = await walPosition();
