@@ -120,7 +120,8 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
     const now = new Date(data.now);
     const shop = ['Product Viewed', 'Product Added', 'Checkout Started', 'Order Completed'].map((event) => ({ event }));
     const ten = [...shop, { event: 'App Opened' }, ...shop, { event: 'Coupon Redeemed' }];
-    const base = { range: { lastDays: 90 }, timeBudgetMs: 60_000 };
+    // BENCH_ANALYTICS_BUDGET_MS: past the API's 60 s cap (the bench calls the functions directly), for the PostgreSQL path at 20M under load.
+    const base = { range: { lastDays: 90 }, timeBudgetMs: envCount('BENCH_ANALYTICS_BUDGET_MS') ?? 60_000 };
     const funnels = {
       three: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const } },
       threeBySource: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const }, breakdown: { kind: 'source' as const } },

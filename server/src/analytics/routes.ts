@@ -4,6 +4,8 @@ import { requireServerKey, type KeyResolver } from '../api/auth.ts';
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
+import { Type } from '@sinclair/typebox';
+import { activeColumnarStore } from './columnar/store.ts';
 import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
 import { ExperimentQuerySchema, ExperimentResultSchema, JourneyResultsQuerySchema, JourneyResultsSchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
@@ -55,6 +57,39 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
       }),
     },
     async (request) => runFunnel(db, await workspaceOf(request), request.body, now()),
+  );
+
+  app.get(
+    '/v1/analytics/engine',
+    {
+      config: READ,
+      schema: docs("Which engine answers funnels, and how fresh the columnar copy is (PostgreSQL answers while it is stale or absent)", {
+        response: {
+          200: Type.Object({
+            engine: Type.Union([Type.Literal('columnar'), Type.Literal('postgres')]),
+            lastSyncAt: Type.Union([Type.String(), Type.Null()]),
+            lagSeconds: Type.Union([Type.Number(), Type.Null()]),
+            cursor: Type.Union([Type.Integer(), Type.Null()], { description: 'Events with a seq up to this are in the copy' }),
+            reason: Type.Optional(Type.String()),
+          }),
+          ...errors(401, 403),
+        },
+      }),
+    },
+    async (request) => {
+      const workspaceId = await workspaceOf(request);
+      const store = activeColumnarStore();
+      if (!store) return { engine: 'postgres' as const, lastSyncAt: null, lagSeconds: null, cursor: null, reason: 'no columnar copy (TOUCHPOINT_ANALYTICS_ENGINE=postgres, or not opened)' };
+      const state = await store.state();
+      const stale = store.staleness();
+      return {
+        engine: stale ? ('postgres' as const) : ('columnar' as const),
+        lastSyncAt: state.lastSyncAt === null ? null : new Date(state.lastSyncAt).toISOString(),
+        lagSeconds: state.lastSyncAt === null ? null : Math.round((Date.now() - state.lastSyncAt) / 100) / 10,
+        cursor: state.cursors[workspaceId] ?? null,
+        ...(stale ? { reason: stale } : {}),
+      };
+    },
   );
 
   app.post(

@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import { startColumnarAnalytics } from '../analytics/columnar/service.ts';
 import { buildServer } from '../api/server.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { openStorage } from '../storage/connect.ts';
@@ -39,6 +40,13 @@ export async function startTouchpoint(config: Config): Promise<void> {
     throw error;
   }
 
+  // The analytics columnar copy (analytics/columnar): owned by the process serving the API.
+  const columnar = await startColumnarAnalytics({
+    db: storage.db,
+    dataDir: config.dataDir,
+    log,
+    onError: (error) => console.error(JSON.stringify({ level: 'error', time: Date.now(), msg: `analytics columnar copy: ${error instanceof Error ? error.message : String(error)}` })),
+  });
   let worker: { stop(): Promise<void> } | undefined;
   if (config.runWorker) {
     worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency });
@@ -60,6 +68,7 @@ export async function startTouchpoint(config: Config): Promise<void> {
     try {
       await app.close();
       await worker?.stop();
+      await columnar.stop();
       await storage.close();
       log('Stopped cleanly');
       clearTimeout(timer);
