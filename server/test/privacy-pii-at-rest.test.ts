@@ -181,7 +181,7 @@ describe('PII encrypted at rest (real PostgreSQL)', () => {
     expect(preview.body).toContain(EMAIL); // the sample shows the values, opened
     const none = await post('/v1/segments/preview', { text: 'trait.email = "someone.else@example.com"' });
     expect(none.json().estimatedSize).toBe(0);
-    const created = await post('/v1/segments', { key: 'zhao', name: 'Zhao', kind: 'realtime', text: `trait.phone in ["${PHONE}"]` });
+    const created = await post('/v1/segments', { key: 'zhao', name: 'Zhao', kind: 'realtime', text: `trait.phone in ("${PHONE}")` });
     expect(created.statusCode).toBe(201);
     const refused = await post('/v1/segments', { key: 'domain', name: 'Domain', kind: 'realtime', text: 'trait.email ends_with "@example.com"' });
     expect(refused.statusCode).toBe(400);
