@@ -1,3 +1,4 @@
+import { openPii } from '../privacy/pii-codec.ts';
 import { pipeline, Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { ApiError } from '../api/errors.ts';
@@ -111,7 +112,8 @@ export async function* memberRows(
         order by m.profile_id limit $6`,
       [workspaceId, segmentId, after, columns.identifiers, columns.traits, chunkSize],
     );
-    for (const row of rows) yield memberRow(row, columns);
+    // Identifiers and traits of PII types are stored encrypted (privacy/pii-codec.ts): opened for the export.
+    for (const row of await openPii(db, workspaceId, rows)) yield memberRow(row, columns);
     if (rows.length < chunkSize) return;
     after = rows[rows.length - 1]!.profile_id;
   }

@@ -1,3 +1,4 @@
+import { openPii } from '../privacy/pii-codec.ts';
 import crypto from 'node:crypto';
 import type { Task, TaskList } from 'graphile-worker';
 import type { Db, Queryable } from '../storage/database.ts';
@@ -179,13 +180,15 @@ async function identifiersOf(
   profileIds: readonly string[],
   types: readonly string[] | null,
 ): Promise<Map<string, Identifiers>> {
-  const { rows } = await db.query<{ profile_id: string; type: string; values: string[] }>(
+  const { rows: stored } = await db.query<{ profile_id: string; type: string; values: string[] }>(
     `select profile_id, type, array_agg(value order by last_seen desc, id desc) as values
        from profile_identifiers
       where workspace_id = $1 and profile_id = any($2::uuid[]) and unbound_at is null and ($3::text[] is null or type = any($3::text[]))
       group by profile_id, type order by profile_id, type`,
     [workspaceId, [...new Set(profileIds)], types],
   );
+  // PII identifiers are stored as tokens (privacy/pii-codec.ts): destinations get the values.
+  const rows = await openPii(db, workspaceId, stored);
   const result = new Map<string, Identifiers>();
   for (const row of rows) {
     const identifiers = result.get(row.profile_id) ?? {};

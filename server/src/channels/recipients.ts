@@ -1,3 +1,4 @@
+import { openPii } from '../privacy/pii-codec.ts';
 import type { Queryable } from '../storage/database.ts';
 import type { ChannelKind } from './contract.ts';
 
@@ -49,7 +50,7 @@ export async function loadRecipients(db: Queryable, workspaceId: string, profile
   const unique = [...new Set(profileIds)];
   const facts = new Map<string, RecipientFacts>();
   if (unique.length === 0) return facts;
-  const { rows } = await db.query<{
+  const { rows: stored } = await db.query<{
     id: string;
     exists: boolean;
     blocked: boolean;
@@ -68,6 +69,8 @@ export async function loadRecipients(db: Queryable, workspaceId: string, profile
                              where workspace_id = $1 and profile_id = r.id and unbound_at is null group by type) g) i on true`,
     [workspaceId, unique],
   );
+  // Addresses and names are stored encrypted (privacy/pii-codec.ts): opened to be sent to.
+  const rows = await openPii(db, workspaceId, stored);
   for (const row of rows) {
     facts.set(row.id, { profileId: row.id, exists: row.exists, blocked: row.blocked, mergedInto: row.merged_into, traits: row.traits ?? {}, identifiers: row.identifiers ?? {} });
   }

@@ -3,6 +3,7 @@ import type { Db } from '../storage/database.ts';
 import { verifyAuditChain } from './audit.ts';
 import { rotateDataKey, rotateMasterKey } from './data-keys.ts';
 import { getWorkspace } from '../workspaces/store.ts';
+import { allWorkspaceIds, encryptExistingPii, reencryptPii } from './pii-backfill.ts';
 
 type OpenDb = () => Promise<{ db: Db; close(): Promise<void> }>;
 
@@ -51,6 +52,41 @@ export function registerPrivacyCommands(program: Command, openDb: OpenDb): void 
       try {
         const workspace = await getWorkspace(db, options.workspace);
         console.log(`Workspace ${workspace.slug} now seals new values with data key ${await rotateDataKey(db, workspace.id)}`);
+      } finally {
+        await close();
+      }
+    });
+  privacy
+    .command('encrypt-existing')
+    .description('Encrypt personal data stored before field-level encryption: PII identifiers and traits become keyed-hash tokens, PII event fields are sealed (idempotent)')
+    .option('--workspace <slug-or-id>', 'one workspace (default: all)')
+    .action(async (options: { workspace?: string }) => {
+      const { db, close } = await openDb();
+      try {
+        const ids = options.workspace ? [(await getWorkspace(db, options.workspace)).id] : await allWorkspaceIds(db);
+        for (const id of ids) {
+          const counts = await encryptExistingPii(db, id);
+          console.log(
+            `Workspace ${id}: ${counts.identifiers} identifier(s), ${counts.identityLogs} identity log row(s), ${counts.traits} trait(s), ` +
+              `${counts.traitHistory} trait history row(s), ${counts.events} event(s) encrypted`,
+          );
+        }
+      } finally {
+        await close();
+      }
+    });
+  privacy
+    .command('reencrypt')
+    .description('Seal again with the current data key every value sealed by an older one (run after rotate-data-key)')
+    .requiredOption('--workspace <slug-or-id>', 'the workspace')
+    .action(async (options: { workspace: string }) => {
+      const { db, close } = await openDb();
+      try {
+        const workspace = await getWorkspace(db, options.workspace);
+        const counts = await reencryptPii(db, workspace.id);
+        console.log(
+          `Workspace ${workspace.slug}: ${counts.vault} vault value(s), ${counts.events} event(s), ${counts.quarantine} quarantined item(s) re-sealed with data key ${counts.keyNumber}`,
+        );
       } finally {
         await close();
       }

@@ -33,7 +33,7 @@ export function maskPersonalData(value: unknown, parentKey?: string): unknown {
   if (!value || typeof value !== 'object') return value;
   const object = value as Record<string, unknown>;
   const out: Record<string, unknown> = {};
-  // {type: 'email', value: '...'} identifiers and {key: 'phone', value: ...} traits.
+  // {type: 'email', value: '...'} identifiers (and {type: 'phone', id: '...'} context.externalIds) and {key: 'phone', value: ...} traits.
   // ...and {value, source...} records held under a personal key (traits.email = {value: ...}).
   const namedBy =
     typeof object.type === 'string' && PII_IDENTIFIER_TYPES.has(object.type)
@@ -44,7 +44,7 @@ export function maskPersonalData(value: unknown, parentKey?: string): unknown {
           ? parentKey
           : undefined;
   for (const [key, item] of Object.entries(object)) {
-    if (namedBy && (key === 'value' || key === 'previousValue' || key === 'previous_value') && item !== null) {
+    if (namedBy && (key === 'value' || key === 'previousValue' || key === 'previous_value' || (key === 'id' && namedBy === object.type)) && item !== null) {
       out[key] = typeof item === 'string' ? maskValue(item) : maskPersonalData(item, namedBy);
     } else {
       out[key] = maskPersonalData(item, key);

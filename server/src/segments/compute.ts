@@ -6,6 +6,7 @@ import { nextRunAfter } from './cron.ts';
 import type { Condition } from './ast.ts';
 import { timeSensitiveData } from './rechecks.ts';
 import { compileSegmentQuery } from './sql/compile.ts';
+import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { findSegmentById, listLiveSegments, segmentGraph, segmentIdsByKey, segmentRef, type SegmentRecord } from './store.ts';
 import { prepareTransitionStorage, recordTransitions, type MembershipChange, type TransitionCause } from './transitions.ts';
 
@@ -88,7 +89,9 @@ export async function computeSegment(
         };
       }
       const live = await listLiveSegments(client, workspaceId);
-      const query = compileSegmentQuery(segment.definition, { workspaceId, now, segmentIds: segmentIdsByKey(live) });
+      // Literals compared with encrypted PII traits become the tokens the traits hold (privacy/pii-segments.ts).
+      const definition = await encodeSegmentCondition(client, workspaceId, segment.definition);
+      const query = compileSegmentQuery(definition, { workspaceId, now, segmentIds: segmentIdsByKey(live) });
       const nextRunAt = segment.kind === 'periodic' ? nextRunAfter(segment.schedule!, segment.timeZone, now) : null;
       const { entered, exited } = await moveMembership(client, workspaceId, segment, query, cause, now);
       if (segment.kind === 'realtime' && segment.status === 'active') await scheduleTimeRechecks(client, workspaceId, segment.definition, now);

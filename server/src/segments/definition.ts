@@ -5,6 +5,7 @@ import type { Condition } from './ast.ts';
 import { checkSegment, type Issue } from './language/check.ts';
 import { parseSegment } from './language/parse.ts';
 import { segmentReferences } from './references.ts';
+import { piiConditionIssues } from '../privacy/pii-segments.ts';
 
 export type { Issue };
 
@@ -62,13 +63,15 @@ export async function inspectDefinition(
     knownTraits(db, workspaceId, references.traits),
     loadWorkspaceIdentity(db, workspaceId),
   ]);
-  return checkSegment(condition, {
+  const result = checkSegment(condition, {
     events,
     traits,
     identifierTypes: [...identity.config.types.keys()],
     segments: [...options.segmentKeys],
     ...(options.selfKey === undefined ? {} : { selfKey: options.selfKey }),
   });
+  // Encrypted personal data answers presence and equality only (privacy/pii-segments.ts).
+  return { ...result, errors: [...result.errors, ...piiConditionIssues(condition)] };
 }
 
 /**

@@ -6,6 +6,7 @@ import { printSegment } from './language/print.ts';
 import { segmentReferences } from './references.ts';
 import type { Preview, PreviewBody } from './schemas.ts';
 import { compileSegmentQuery } from './sql/compile.ts';
+import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { listLiveSegments, segmentIdsByKey } from './store.ts';
 
 // The answer must come in under 2 s: the count and the sample run side by side, each cut off
@@ -36,7 +37,7 @@ export async function previewSegment(db: Db, workspaceId: string, body: PreviewB
     field: body.text !== undefined ? 'text' : 'definition',
     segmentKeys: live.map((s) => s.key),
   });
-  const query = compileSegmentQuery(condition, { workspaceId, now, segmentIds: segmentIdsByKey(live) });
+  const query = compileSegmentQuery(await encodeSegmentCondition(db, workspaceId, condition), { workspaceId, now, segmentIds: segmentIdsByKey(live) });
   const traitKeys = [...new Set([...segmentReferences(condition).traits.map((path) => path.split('.')[0]!), ...DISPLAY_TRAITS])].slice(
     0,
     MAX_SAMPLE_TRAITS,

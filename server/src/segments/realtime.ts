@@ -5,6 +5,7 @@ import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
 import { evaluateSegment } from './evaluate.ts';
+import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
@@ -365,16 +366,19 @@ export async function loadWorkspaceSegments(
   );
   const keysById = new Map(all.map((row) => [row.id, row.key]));
   const rows = all.filter((row): row is typeof row & { definition: Condition } => row.definition !== null);
-  const realtime = rows.map((row) => {
+  const realtime: RealtimeSegment[] = [];
+  for (const row of rows) {
     const cacheKey = `${row.id}:${row.version}:${JSON.stringify(row.definition)}`;
     let cached = definitions.get(cacheKey);
     if (!cached) {
       if (definitions.size >= MAX_CACHED_DEFINITIONS) definitions.clear();
-      cached = { definition: row.definition, reads: conditionReads(row.definition) };
+      // Literals compared with encrypted PII traits become the tokens the traits hold (privacy/pii-segments.ts).
+      const definition = await encodeSegmentCondition(client, workspaceId, row.definition);
+      cached = { definition, reads: conditionReads(definition) };
       definitions.set(cacheKey, cached);
     }
-    return { id: row.id, key: row.key, name: row.name, version: row.version, ...cached };
-  });
+    realtime.push({ id: row.id, key: row.key, name: row.name, version: row.version, ...cached });
+  }
   return { realtime, keysById };
 }
 
