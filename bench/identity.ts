@@ -80,7 +80,7 @@ function random(seed: number): () => number {
  * earlier from other identifiers (the app's anonymous visitor, the store's phone-only customer):
  * 2 merges in 10 events.
  */
-function personEvents(i: number): Array<Record<string, unknown>> {
+export function personEvents(i: number): Array<Record<string, unknown>> {
   const web = `w-${i}`;
   const app = `p-${i}`;
   const user = `u-${i}`;
@@ -105,7 +105,7 @@ function personEvents(i: number): Array<Record<string, unknown>> {
  * person's own events keeping their order. Message ids sort in arrival order, because a stored
  * batch is numbered (seq) in messageId order.
  */
-function arrivalOrder(people: number): NormalizedEvent[] {
+export function arrivalOrder(people: number): NormalizedEvent[] {
   const rand = random(42);
   const receivedAt = new Date(T0 + 86_400_000);
   const events: NormalizedEvent[] = [];
@@ -229,7 +229,7 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
 /** A deterministic, random-looking profile id for profile number `i` (SQL expression over `i`). */
 const PROFILE_ID = `md5('bench-profile-' || i)::uuid`;
 
-async function generateLargeDatabase(db: Db, profiles: number, eventCount: number, log: (line: string) => void) {
+export async function generateLargeDatabase(db: Db, profiles: number, eventCount: number, log: (line: string) => void) {
   const workspace = await createWorkspace(db, { slug: 'bench-read', name: 'Bench profile reads' });
   const { source } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
   const ws = workspace.id;
@@ -306,25 +306,35 @@ async function generateLargeDatabase(db: Db, profiles: number, eventCount: numbe
  * What `GET /v1/profiles/{id}` reads, through the profile API's own functions: the id resolved to
  * its live profile, then the profile row, traits, live identifiers and the latest 50 events.
  */
-async function readProfileAsApi(db: Queryable, ws: string, profileId: string) {
-  const profile = await getProfile(db, ws, await locateProfile(db, ws, profileId), { events: TIMELINE_PAGE });
+async function readProfileAsApi(db: Queryable, ws: string, profileId: string, read: ProfileReader = defaultReader) {
+  const profile = await read(db, ws, profileId);
   return { traits: Object.keys(profile.traits).length, identifiers: profile.identifiers.length, events: profile.events.length };
 }
 
-async function benchReads(db: Db, ws: string, profiles: number, reads: number) {
-  const rand = random(7);
+/** Reads one profile as `GET /v1/profiles/{id}` does; bench/profile-read.ts passes another tree's to compare. */
+export type ProfileReader = (
+  db: Queryable,
+  ws: string,
+  profileId: string,
+) => Promise<{ traits: Record<string, unknown>; identifiers: unknown[]; events: unknown[] }>;
+
+const defaultReader: ProfileReader = async (db, ws, profileId) =>
+  getProfile(db, ws, await locateProfile(db, ws, profileId), { events: TIMELINE_PAGE });
+
+export async function benchReads(db: Db, ws: string, profiles: number, reads: number, read: ProfileReader = defaultReader, seed = 7) {
+  const rand = random(seed);
   const heavyProfiles = Math.max(1, Math.floor(profiles / 100));
   const pick = (heavy: boolean) => 1 + Math.floor(rand() * (heavy ? heavyProfiles : profiles));
   const ids = (await db.query<{ i: number; id: string }>(`select i, ${PROFILE_ID} as id from unnest($1::int[]) as i`, [
     Array.from({ length: reads }, (_, k) => pick(k % 2 === 0)),
   ])).rows;
   // Warm-up: connections, plans, the index roots.
-  for (const { id } of ids.slice(0, 100)) await readProfileAsApi(db, ws, id);
+  for (const { id } of ids.slice(0, 100)) await readProfileAsApi(db, ws, id, read);
   const latencies: { all: number[]; heavy: number[]; typical: number[] } = { all: [], heavy: [], typical: [] };
   let eventsRead = 0;
   for (const [k, { id }] of ids.entries()) {
     const started = performance.now();
-    const result = await readProfileAsApi(db, ws, id);
+    const result = await readProfileAsApi(db, ws, id, read);
     const ms = performance.now() - started;
     eventsRead += result.events;
     latencies.all.push(ms);

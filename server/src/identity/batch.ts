@@ -1,5 +1,5 @@
 import type { EventType } from '../ingest/schemas.ts';
-import { extractIdentifiers, identifierKey, type EventIdentifier, type IgnoredIdentifier } from './extract.ts';
+import { extractIdentifiers, identifierKey, type EventIdentifier, type Extraction, type IgnoredIdentifier } from './extract.ts';
 import type { IdentityConfig } from './identifier-types.ts';
 import { resolveIdentity, type Identifier, type OwnerProfile } from './resolve.ts';
 import { applyEventTraits, mergeProfileTraits, type TraitChange, type TraitSet, type TraitSource, type TraitStrategies } from './traits.ts';
@@ -102,6 +102,12 @@ interface LiveProfile {
   identifiers: Identifier[];
   traits: TraitSet;
   isNew: boolean;
+  /** This profile as resolveIdentity sees it, made once (its identifiers are the same array). */
+  owner: OwnerProfile;
+}
+
+function liveProfile(id: string, createdAt: Date, identifiers: Identifier[], traits: TraitSet, isNew: boolean): LiveProfile {
+  return { id, createdAt, identifiers, traits, isNew, owner: { profileId: id, createdAt, identifiers } };
 }
 
 /**
@@ -118,8 +124,12 @@ export function resolveBatch(input: BatchInput): BatchResult {
 
 /** `resolveBatch` one event at a time, for a caller that yields between chunks of a large batch. */
 export interface BatchInProgress {
-  /** The next event in arrival (seq) order. */
-  add(event: QueuedEvent): void;
+  /**
+   * The next event in arrival (seq) order. `extraction` is the event's `extractIdentifiers` under
+   * this batch's config when the caller already has it (the resolver extracts every event once to
+   * know which profiles to load); otherwise it is extracted here.
+   */
+  add(event: QueuedEvent, extraction?: Extraction): void;
   /** The final state to write; call once, after the last event. */
   finish(): BatchResult;
 }
@@ -131,7 +141,7 @@ export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
   const redirect = new Map<string, string>();
   const existingKeys = new Set<string>();
   for (const known of input.profiles) {
-    profiles.set(known.id, { ...known, identifiers: [...known.identifiers], traits: { ...known.traits }, isNew: false });
+    profiles.set(known.id, liveProfile(known.id, known.createdAt, [...known.identifiers], { ...known.traits }, false));
     for (const identifier of known.identifiers) {
       owner.set(identifierKey(identifier), known.id);
       existingKeys.add(identifierKey(identifier));
@@ -159,15 +169,15 @@ export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
 
   return { add, finish };
 
-  function add(event: QueuedEvent): void {
-    const extraction = extractIdentifiers(event, config);
-    result.ignored.push(...extraction.ignored);
+  function add(event: QueuedEvent, extracted?: Extraction): void {
+    const extraction = extracted ?? extractIdentifiers(event, config);
+    for (const ignored of extraction.ignored) result.ignored.push(ignored);
     let candidates = extraction.identifiers;
     let decision = resolveIdentity(config, candidates, ownersOf(candidates));
 
     // An operator's split outranks the automatic rules: leave out the identifiers that would
     // re-join the split profiles, strongest side kept, and record the refusal.
-    for (let guard = 0; decision.action === 'merge' && guard < 10; guard++) {
+    for (let guard = 0; decision.action === 'merge' && input.splits.size > 0 && guard < 10; guard++) {
       const survivor = decision.profileId;
       const blocked = decision.absorbed.filter((absorbed) => input.splits.has(splitKey(survivor, absorbed.profileId)));
       if (blocked.length === 0) break;
@@ -202,7 +212,7 @@ export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
     let profileId: string;
     if (decision.action === 'create') {
       profileId = input.newProfileId();
-      profiles.set(profileId, { id: profileId, createdAt: input.now, identifiers: [], traits: {}, isNew: true });
+      profiles.set(profileId, liveProfile(profileId, input.now, [], {}, true));
       result.newProfiles.push({ id: profileId, createdAt: input.now, firstSeen: event.timestamp });
     } else {
       profileId = decision.profileId;
@@ -215,7 +225,7 @@ export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
         const gone = profiles.get(absorbedId)!;
         absorbed.push({ profileId: absorbedId, identifiers: [...gone.identifiers] });
         for (const identifier of gone.identifiers) owner.set(identifierKey(identifier), survivor.id);
-        survivor.identifiers.push(...gone.identifiers);
+        for (const identifier of gone.identifiers) survivor.identifiers.push(identifier);
         const merged = mergeProfileTraits(survivor.traits, gone.traits, strategies);
         survivor.traits = merged.traits;
         for (const change of merged.changes) result.traitChanges.push({ profileId: survivor.id, change, reason: 'merge' });
@@ -304,15 +314,14 @@ export function startBatch(input: Omit<BatchInput, 'events'>): BatchInProgress {
   }
 
   function ownersOf(identifiers: EventIdentifier[]): OwnerProfile[] {
-    const ids = new Set<string>();
+    const owners: OwnerProfile[] = [];
     for (const identifier of identifiers) {
       const id = owner.get(identifierKey(identifier));
-      if (id) ids.add(id);
+      if (id === undefined) continue;
+      const view = profiles.get(id)!.owner;
+      if (!owners.includes(view)) owners.push(view);
     }
-    return [...ids].map((id) => {
-      const profile = profiles.get(id)!;
-      return { profileId: id, createdAt: profile.createdAt, identifiers: profile.identifiers };
-    });
+    return owners;
   }
 }
 

@@ -153,6 +153,19 @@ function typeConfig(config: IdentityConfig, type: string): IdentifierTypeConfig 
   );
 }
 
+/** True when no type has more identifiers in the cluster than its limit (so no rule can break). */
+function withinLimits(config: IdentityConfig, cluster: Cluster): boolean {
+  const counts = new Map<string, number>();
+  const within = (identifier: Identifier): boolean => {
+    const count = (counts.get(identifier.type) ?? 0) + 1;
+    counts.set(identifier.type, count);
+    return count <= typeConfig(config, identifier.type).limit;
+  };
+  for (const profile of cluster.profiles) for (const identifier of profile.identifiers) if (!within(identifier)) return false;
+  for (const identifier of cluster.newIdentifiers) if (!within(identifier)) return false;
+  return true;
+}
+
 function valuesByType(cluster: Cluster): Map<string, Set<string>> {
   const byType = new Map<string, Set<string>>();
   const add = (identifier: Identifier) => {
@@ -176,6 +189,9 @@ function findViolation(
   candidate: Cluster,
   owner: OwnerProfile | undefined,
 ): Omit<DroppedIdentifier, 'identifier' | 'ownerProfileId'> | null {
+  // Almost every candidate is within every limit: counting identifiers per type (a count is at
+  // least the number of distinct values) shows that without building the sets below.
+  if (withinLimits(config, candidate)) return null;
   const before = valuesByType(current);
   const after = valuesByType(candidate);
   const added = owner ? valuesByType({ profiles: [owner], newIdentifiers: [] }) : new Map<string, Set<string>>();

@@ -78,10 +78,14 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     const events = kept.map((event) => tokenizeForResolution(codec, event));
     const config = withPiiCodec(identity.config, codec);
 
+    // Each event's identifiers are extracted once: here, to know which profiles to load, and
+    // handed to the batch with the event.
     const keys = new Map<string, Identifier>();
-    for (const event of events) {
-      for (const identifier of extractIdentifiers(event, config).identifiers) {
-        keys.set(identifierKey(identifier), { type: identifier.type, value: identifier.value });
+    const extractions = events.map((event) => extractIdentifiers(event, config));
+    for (const extraction of extractions) {
+      for (const identifier of extraction.identifiers) {
+        const key = identifierKey(identifier);
+        if (!keys.has(key)) keys.set(key, { type: identifier.type, value: identifier.value });
       }
     }
     const { profiles, links } = await loadOwnerGraph(client, workspaceId, [...keys.values()]);
@@ -99,7 +103,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
     // The worker shares the process with the HTTP server: a large batch is resolved in chunks,
     // letting requests through in between (5,000 events are ~75 ms of CPU in one piece).
     for (let i = 0; i < events.length; i++) {
-      batch.add(events[i]!);
+      batch.add(events[i]!, extractions[i]);
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
     }
     const result = batch.finish();
@@ -394,36 +398,47 @@ async function writeBatch(
   }
 }
 
-/** Replaces the current traits of the given profiles and appends the value changes to their history. */
+/**
+ * Writes the traits that changed (`traitChanges`, with their final values from `traitsByProfile`)
+ * and appends the value changes to their history. The profiles' stored trait rows must be the ones
+ * their traits were loaded from (the caller holds the identity lock): a trait no change names is
+ * left as it is stored, not rewritten. Traits are only ever added or changed by resolution and
+ * merges, never removed (an absorbed profile's rows are deleted by writeMerges).
+ */
 export async function writeTraits(
   client: DbClient,
   ws: string,
   traitsByProfile: ReadonlyMap<string, TraitSet>,
   traitChanges: BatchResult['traitChanges'],
 ): Promise<void> {
-  if (traitsByProfile.size > 0) {
-    const ids = [...traitsByProfile.keys()];
-    // Computed values are the computed-trait refresh's to write (it may run concurrently): left
-    // alone here, and one written since this batch read the profile wins over an event's value.
+  const written = new Set<string>();
+  const rows: Array<{ profileId: string; key: string; trait: TraitSet[string] }> = [];
+  for (const { profileId, change } of traitChanges) {
+    const trait = traitsByProfile.get(profileId)?.[change.trait];
+    // Computed values are the computed-trait refresh's to write (it may run concurrently).
+    if (!trait || trait.source.kind === COMPUTED_TRAIT_SOURCE_KIND) continue;
+    const id = `${profileId}\u0000${change.trait}`;
+    if (written.has(id)) continue;
+    written.add(id);
+    rows.push({ profileId, key: change.trait, trait });
+  }
+  if (rows.length > 0) {
+    rows.sort((a, b) => (a.profileId < b.profileId ? -1 : a.profileId > b.profileId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    // One written by the computed-trait refresh since this batch read the profile wins over an
+    // event's value; a row already holding this value and provenance is not rewritten.
     await client.query(
-      `delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[]) and source_kind <> '${COMPUTED_TRAIT_SOURCE_KIND}'`,
-      [ws, ids],
+      `insert into profile_traits as t (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
+       select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+       on conflict (workspace_id, profile_id, key) do update
+         set value = excluded.value, source_kind = excluded.source_kind, source_name = excluded.source_name,
+             message_id = excluded.message_id, observed_at = excluded.observed_at, updated_at = now()
+       where t.source_kind <> '${COMPUTED_TRAIT_SOURCE_KIND}'
+         and (t.value, t.source_kind, t.source_name, t.message_id, t.observed_at)
+             is distinct from (excluded.value, excluded.source_kind, excluded.source_name, excluded.message_id, excluded.observed_at)`,
+      [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
+        rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
+        rows.map((r) => iso(r.trait.at))],
     );
-    const rows = [...traitsByProfile].flatMap(([profileId, traits]) =>
-      Object.entries(traits)
-        .filter(([, trait]) => trait.source.kind !== COMPUTED_TRAIT_SOURCE_KIND)
-        .map(([key, trait]) => ({ profileId, key, trait })),
-    );
-    if (rows.length > 0) {
-      await client.query(
-        `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
-         select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
-         on conflict (workspace_id, profile_id, key) do nothing`,
-        [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
-          rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
-          rows.map((r) => iso(r.trait.at))],
-      );
-    }
   }
   const changes = traitChanges.filter((c) => c.change.valueChanged);
   if (changes.length > 0) {

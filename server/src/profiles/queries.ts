@@ -5,13 +5,13 @@ import { toEvent, type EventRow, STORED_EVENT_COLUMNS } from '../ingest/recent-e
 import type { StoredEvent } from '../ingest/recent-events.ts';
 import type { Queryable } from '../storage/database.ts';
 import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
+import { readProfileView } from './profile-view.ts';
 import { likePrefix, normalizeForLookup, parseProfileRef, searchPrefixes, type TraitFilter } from './reference.ts';
 import type {
   IdentifierRef,
   IdentityGraph,
   Profile,
   ProfileIdentifier,
-  ProfileTag,
   SearchQuery,
   TimelineQuery,
   VerboseTrait,
@@ -150,58 +150,10 @@ async function verboseTraits(db: Queryable, workspaceId: string, profileId: stri
   return traits;
 }
 
-/** The tags a profile carries: its memberships (segment_memberships_profile) of tags that are not switched off. */
-async function profileTags(db: Queryable, workspaceId: string, profileId: string): Promise<ProfileTag[]> {
-  const { rows } = await db.query<{ key: string; name: string; entered_at: Date }>(
-    `select s.key, s.name, m.entered_at
-       from segment_memberships m
-       join segments s on s.workspace_id = m.workspace_id and s.id = m.segment_id
-      where m.workspace_id = $1 and m.profile_id = $2 and s.is_tag and s.status <> 'archived'
-      order by s.key`,
-    [workspaceId, profileId],
-  );
-  return rows.map((row) => ({ key: row.key, name: row.name, enteredAt: row.entered_at.toISOString() }));
-}
-
-/** The journeys a profile walks now (journey_instances_profile holds active instances only) and the step of each. */
-async function profileJourneys(db: Queryable, workspaceId: string, profileId: string): Promise<Profile['journeys']> {
-  const { rows } = await db.query<{
-    key: string; name: string; id: string; version: number; node_id: string; node_kind: string | null; phase: string;
-    step_count: number; holdout: boolean; entered_at: Date; due_at: Date | null;
-  }>(
-    `select j.key, j.name, i.id, i.version, i.node_id, i.phase, i.step_count, i.holdout, i.entered_at, i.due_at,
-            (select n->>'kind' from jsonb_array_elements(v.definition->'nodes') n where n->>'id' = i.node_id limit 1) as node_kind
-       from journey_instances i
-       join journeys j on j.workspace_id = i.workspace_id and j.id = i.journey_id
-       left join journey_versions v on v.workspace_id = i.workspace_id and v.journey_id = i.journey_id and v.version = i.version
-      where i.workspace_id = $1 and i.profile_id = $2 and i.status = 'active'
-      order by i.entered_at desc limit 50`,
-    [workspaceId, profileId],
-  );
-  return rows.map((row) => ({
-    journeyKey: row.key,
-    journeyName: row.name,
-    instanceId: row.id,
-    version: row.version,
-    nodeId: row.node_id,
-    nodeKind: row.node_kind,
-    phase: row.phase,
-    stepCount: row.step_count,
-    holdout: row.holdout,
-    enteredAt: row.entered_at.toISOString(),
-    dueAt: row.due_at?.toISOString() ?? null,
-  }));
-}
-
-async function profileConsent(db: Queryable, workspaceId: string, profileId: string): Promise<Profile['consent']> {
-  const { rows } = await db.query<{ category: string; granted: boolean; observed_at: Date }>(
-    'select category, granted, observed_at from profile_consents where workspace_id = $1 and profile_id = $2 order by category',
-    [workspaceId, profileId],
-  );
-  return Object.fromEntries(rows.map((row) => [row.category, { granted: row.granted, observedAt: row.observed_at.toISOString() }]));
-}
-
-/** The single customer view: traits, identifiers, tags and latest events of a located profile. */
+/**
+ * The single customer view: traits, identifiers, tags, journeys, consent and latest events of a
+ * located profile, in one statement (profile-view.ts); verbose traits add their history.
+ */
 export async function getProfile(
   db: Queryable,
   workspaceId: string,
@@ -209,49 +161,28 @@ export async function getProfile(
   options: { verbose?: boolean; events?: number } = {},
 ): Promise<Profile> {
   const { profileId } = located;
-  const [profileRows, traitRows, identifiers, timeline, tags, journeys, consent] = await Promise.all([
-    db.query<{ id: string; created_at: Date; first_seen: Date | null; last_seen: Date | null }>(
-      'select id, created_at, first_seen, last_seen from profiles where workspace_id = $1 and id = $2',
-      [workspaceId, profileId],
-    ),
-    db.query<TraitRow>(
-      `select key, value, source_kind, source_name, message_id, observed_at
-         from profile_traits where workspace_id = $1 and profile_id = $2 order by key`,
-      [workspaceId, profileId],
-    ),
-    identifierRows(db, workspaceId, [profileId], true),
-    options.events === 0
-      ? Promise.resolve({ items: [], nextCursor: null })
-      : listProfileEvents(db, workspaceId, profileId, { limit: options.events ?? 50 }),
-    profileTags(db, workspaceId, profileId),
-    profileJourneys(db, workspaceId, profileId),
-    profileConsent(db, workspaceId, profileId),
-  ]);
-  const profile = profileRows.rows[0];
-  if (!profile) throw notFound(`with id ${profileId}`);
+  const view = await readProfileView(db, workspaceId, profileId, options.events ?? 50);
+  if (!view) throw notFound(`with id ${profileId}`);
   const traits = options.verbose
-    ? await verboseTraits(db, workspaceId, profileId, traitRows.rows)
-    : Object.fromEntries(traitRows.rows.map((row) => [row.key, row.value]));
+    ? await verboseTraits(db, workspaceId, profileId, view.traitRows.map((row) => ({ ...row, observed_at: new Date(row.observed_at) })))
+    : Object.fromEntries(view.traitRows.map((row) => [row.key, row.value]));
+  const { profile } = view;
   return {
     id: profile.id,
     mergedFrom: located.mergedFrom,
     matchedBy: located.matchedBy,
-    createdAt: profile.created_at.toISOString(),
-    firstSeen: profile.first_seen?.toISOString() ?? null,
-    lastSeen: profile.last_seen?.toISOString() ?? null,
+    createdAt: profile.createdAt,
+    firstSeen: profile.firstSeen,
+    lastSeen: profile.lastSeen,
     traits,
-    identifiers: identifiers.map(toIdentifier),
-    events: timeline.items,
-    eventsNextCursor: timeline.nextCursor,
-    segments: [],
-    tags,
-    journeys,
-    consent,
-    computed: Object.fromEntries(
-      traitRows.rows
-        .filter((row) => row.source_kind === 'computed')
-        .map((row) => [row.key, { value: row.value, source: row.source_name, observedAt: row.observed_at.toISOString() }]),
-    ),
+    identifiers: profile.identifiers,
+    events: profile.events,
+    eventsNextCursor: profile.eventsNextCursor,
+    segments: profile.segments,
+    tags: profile.tags,
+    journeys: profile.journeys,
+    consent: profile.consent,
+    computed: profile.computed,
   };
 }
 
