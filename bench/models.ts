@@ -37,7 +37,8 @@ import { migrate } from '../server/src/storage/migrate.ts';
 import { createSource, createWorkspace } from '../server/src/workspaces/store.ts';
 import { RETAIL_MAPPING } from './import.ts';
 import { generateRetailData } from './segments-data.ts';
-import { freePort, machine } from './system.ts';
+import { createSegment } from '../server/src/segments/lifecycle.ts';
+import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds, sampleRss } from './system.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const RETAIL_FILE = path.resolve(ROOT, '../shared/data/uci-online-retail/online_retail.csv.gz');
@@ -55,9 +56,12 @@ const KINDS: Array<{ key: string; config: ModelConfig }> = [
   { key: 'clv', config: { kind: 'clv', holdoutDays: 84 } },
   { key: 'churn', config: { kind: 'churn' } },
   { key: 'purchase', config: { kind: 'purchase' } },
+  // Seeded by the generated members of the top three levels; city, level and points as trait features.
+  { key: 'lookalike', config: { kind: 'lookalike', seedSegment: 'bench_vip', size: { percent: 5 }, traits: ['city', 'member_level', 'points'] } as ModelConfig },
 ];
+const SEED_SEGMENT_TEXT = 'trait.member_level in ("白金卡", "钻石卡")';
 
-async function withDatabase<T>(work: (db: Db) => Promise<T>): Promise<T> {
+async function withDatabase<T>(work: (db: Db, pgPid: number) => Promise<T>): Promise<T> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-models-'));
   fs.chmodSync(dataDir, 0o755);
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
@@ -65,7 +69,7 @@ async function withDatabase<T>(work: (db: Db) => Promise<T>): Promise<T> {
   try {
     await migrate(db);
     await runMigrations({ pgPool: db });
-    return await work(db);
+    return await work(db, postmasterPid(path.join(dataDir, 'pg')));
   } finally {
     await db.end();
     await server.stop();
@@ -75,6 +79,10 @@ async function withDatabase<T>(work: (db: Db) => Promise<T>): Promise<T> {
 
 interface KindTiming {
   kind: string;
+  /** CPU-seconds of this process (read, fit, score, write) and of PostgreSQL during the first run. */
+  cpuFirst: { node: number; postgres: number };
+  /** Peak RSS of this process during the first run, MB. */
+  peakRssMb: number;
   firstSeconds: number;
   againSeconds: number;
   scored: number;
@@ -83,37 +91,55 @@ interface KindTiming {
   outcome: string;
 }
 
-async function trainingTimes(profiles: number, log: (line: string) => void): Promise<{ profiles: number; events: number; kinds: KindTiming[] }> {
-  const events = profiles * 20;
-  return withDatabase(async (db) => {
+async function trainingTimes(profiles: number, log: (line: string) => void): Promise<{ profiles: number; events: number; generateSeconds: number; kinds: KindTiming[] }> {
+  const events = profiles * (Number(process.env.BENCH_MODELS_EVENTS_PER_PROFILE) || 20);
+  const again = process.env.BENCH_MODELS_AGAIN !== '0';
+  const only = process.env.BENCH_MODELS_KINDS ? new Set(process.env.BENCH_MODELS_KINDS.split(',')) : null;
+  return withDatabase(async (db, pgPid) => {
     const workspace = await createWorkspace(db, { slug: `bench-models-${profiles}`, name: 'Models bench' });
     const now = new Date(Math.floor(Date.now() / 60_000) * 60_000);
     log(`Generating ${profiles} profiles, ${events} events`);
+    const generateStarted = performance.now();
     await generateRetailData(db, { workspaceId: workspace.id, profiles, events, now, log });
     await db.query('analyze');
+    const generateSeconds = round((performance.now() - generateStarted) / 1000, 1);
+    log(`  generated in ${generateSeconds} s`);
     const kinds: KindTiming[] = [];
     for (const { key, config } of KINDS) {
+      if (only && !only.has(key)) continue;
+      if (config.kind === 'lookalike') {
+        await createSegment(db, workspace.id, { key: 'bench_vip', name: 'Bench VIP', kind: 'realtime', text: SEED_SEGMENT_TEXT }, now);
+      }
       const model = await withTransaction(db, (client) => createModel(client, workspace.id, { key, name: key, config }));
       const timed = async () => {
         const started = process.hrtime.bigint();
         const result = await runModel(db, workspace.id, model.id, { now: now.getTime() });
         return { seconds: Number(process.hrtime.bigint() - started) / 1e9, run: result!.run, outcome: result!.outcome };
       };
+      const cpuBefore = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid) };
+      const rss = sampleRss();
       const first = await timed();
-      const again = await timed();
+      const peakRssMb = rss.stop();
+      const cpuFirst = { node: round(processCpuSeconds() - cpuBefore.node, 1), postgres: round(clusterCpuSeconds(pgPid) - cpuBefore.postgres, 1) };
+      const second = again ? await timed() : null;
       const entry = {
         kind: key,
         firstSeconds: round(first.seconds),
-        againSeconds: round(again.seconds),
+        againSeconds: second ? round(second.seconds) : NaN,
         scored: first.run.profilesScored ?? 0,
         changedFirst: first.run.profilesChanged ?? 0,
-        changedAgain: again.run.profilesChanged ?? 0,
+        changedAgain: second?.run.profilesChanged ?? 0,
         outcome: first.outcome === 'succeeded' ? 'succeeded' : `${first.outcome}: ${first.run.error}`,
+        cpuFirst,
+        peakRssMb,
       };
-      log(`  ${profiles} profiles, ${key}: ${entry.firstSeconds} s first (${entry.scored} scored, ${entry.changedFirst} written), ${entry.againSeconds} s again (${entry.changedAgain} changed) ${entry.outcome}`);
+      log(
+        `  ${profiles} profiles, ${key}: ${entry.firstSeconds} s first (${entry.scored} scored, ${entry.changedFirst} written; CPU node ${cpuFirst.node} s, PostgreSQL ${cpuFirst.postgres} s; peak RSS ${peakRssMb} MB)` +
+          `${second ? `, ${entry.againSeconds} s again (${entry.changedAgain} changed)` : ''} ${entry.outcome}; load ${os.loadavg().map((v) => round(v, 1)).join(' ')}`,
+      );
       kinds.push(entry);
     }
-    return { profiles, events, kinds };
+    return { profiles, events, generateSeconds, kinds };
   });
 }
 
@@ -188,7 +214,7 @@ export async function benchModels(options: { log?: (line: string) => void } = {}
   const host = machine();
   const training = [];
   for (const profiles of sizes('BENCH_MODELS_PROFILES', [5000, 20_000])) training.push(await trainingTimes(profiles, log));
-  const fits = fitTimes(log);
+  const fits = process.env.BENCH_MODELS_FIT === '0' ? [] : fitTimes(log);
   const uci = process.env.BENCH_MODELS_UCI === '0' ? null : await uciCheck(log);
   // Linear extrapolation from the largest measured size (the per-profile work is linear: one
   // grouped scan of the events, a fit whose cost grows with the distinct summaries, one pass of

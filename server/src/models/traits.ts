@@ -56,31 +56,84 @@ export interface WriteOptions {
   at: Date;
   /** Timeline events for a profile's changes (e.g. Lifecycle Stage Changed); none by default. */
   events?: (profileId: string, changes: readonly TraitChange[]) => SystemEvent[];
+  /** Stored rows read per page (default READ_PAGE; tests use small pages). */
+  readPage?: number;
 }
 
-/** Writes a run's values; returns the number of profiles whose values changed. */
+// Stored rows read per page while diffing (a page ends on a whole profile).
+const READ_PAGE = 20_000;
+
+/**
+ * Writes a run's values; returns the number of profiles whose values changed. The stored values
+ * are read a page at a time in profile order and diffed against the run's values for the same
+ * profiles, and each page's changes written before the next is read, so a run over a million
+ * profiles never holds all stored values (or all changes) at once.
+ */
 export async function writeModelTraits(db: Db, workspaceId: string, modelKey: string, keys: readonly string[], values: ModelValues, options: WriteOptions): Promise<number> {
   const source = modelTraitSource(modelKey);
-  const { rows } = await db.query<{ profile_id: string; key: string; value: unknown; owned: boolean }>(
-    `select profile_id, key, value, (source_kind = '${COMPUTED_TRAIT_SOURCE_KIND}' and source_name = $3) as owned
-       from profile_traits where workspace_id = $1 and key = any($2::text[])`,
-    [workspaceId, keys, source],
-  );
-  const stored = new Map<string, Map<string, { value: unknown; owned: boolean }>>();
-  for (const row of rows) {
-    let byKey = stored.get(row.profile_id);
-    if (!byKey) stored.set(row.profile_id, (byKey = new Map()));
-    byKey.set(row.key, { value: row.value, owned: row.owned });
+  // Text order of canonical (lowercase) uuids is PostgreSQL's uuid order.
+  const wanted = [...values.keys()].sort();
+  let next = 0;
+  let after: string | null = null;
+  let changed = 0;
+  let prepared = false;
+  const pageSize = options.readPage ?? READ_PAGE;
+  if (pageSize < keys.length) throw new Error(`a page of ${pageSize} rows cannot hold one profile's ${keys.length} keys`);
+  for (;;) {
+    const rows = await withTransaction(db, async (client) => {
+      // Read in primary-key order (no sort of every stored row for each page).
+      await client.query('set local enable_sort = off');
+      const { rows: page } = await client.query<{ profile_id: string; key: string; value: unknown; owned: boolean }>(
+        `select profile_id, key, value, (source_kind = '${COMPUTED_TRAIT_SOURCE_KIND}' and source_name = $3) as owned
+           from profile_traits where workspace_id = $1 and key = any($2::text[]) and ($4::uuid is null or profile_id > $4)
+          order by profile_id, key limit $5`,
+        [workspaceId, keys, source, after, pageSize],
+      );
+      return page;
+    });
+    const last = rows.length === pageSize;
+    let end = rows.length;
+    if (last) {
+      // A profile holds at most one row per key: a last profile with fewer may go on in the next page, where it is read again.
+      const tail = rows[end - 1]!.profile_id;
+      let count = 0;
+      while (count < end && rows[end - 1 - count]!.profile_id === tail) count++;
+      if (count < keys.length) end -= count;
+    }
+    const upTo = last ? rows[end - 1]!.profile_id : null;
+    const stored = new Map<string, Map<string, { value: unknown; owned: boolean }>>();
+    for (let i = 0; i < end; i++) {
+      const row = rows[i]!;
+      let byKey = stored.get(row.profile_id);
+      if (!byKey) stored.set(row.profile_id, (byKey = new Map()));
+      byKey.set(row.key, { value: row.value, owned: row.owned });
+    }
+    const pageValues: ModelValues = new Map();
+    while (next < wanted.length && (upTo === null || wanted[next]! <= upTo)) {
+      const id = wanted[next++]!;
+      pageValues.set(id, values.get(id)!);
+    }
+    const changes = traitChanges(pageValues, stored, keys);
+    if (changes.length > 0) {
+      if (!prepared) {
+        await prepareTransitionStorage(db, options.at);
+        prepared = true;
+      }
+      changed += await writeChanges(db, workspaceId, source, changes, options);
+    }
+    if (upTo === null) return changed;
+    after = upTo;
   }
-  const changes = traitChanges(values, stored, keys);
-  if (changes.length === 0) return 0;
+}
+
+/** Writes changes, BATCH profiles per transaction; returns the number of profiles. */
+async function writeChanges(db: Db, workspaceId: string, source: string, changes: readonly TraitChange[], options: WriteOptions): Promise<number> {
   const byProfile = new Map<string, TraitChange[]>();
   for (const change of changes) {
     const list = byProfile.get(change.profileId);
     if (list) list.push(change);
     else byProfile.set(change.profileId, [change]);
   }
-  await prepareTransitionStorage(db, options.at);
   const profiles = [...byProfile.keys()].sort();
   for (let start = 0; start < profiles.length; start += BATCH) {
     const batch = profiles.slice(start, start + BATCH);
