@@ -14,7 +14,6 @@ import { startTestApp, type TestApp } from './support/app.ts';
  */
 
 const MIN = 60_000;
-const DAY = 86_400_000;
 const NAMES = ['A', 'B', 'C', 'D', 'X'];
 const CATEGORIES = ['phone', 'tv', 'laptop', null];
 

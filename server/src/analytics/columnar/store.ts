@@ -322,9 +322,9 @@ export class ColumnarStore {
         appender.appendBigInt(BigInt(row[0]));
         appender.appendVarchar(row[2]);
         appender.appendVarchar(row[3]);
-        for (const value of [row[4], row[5]]) value === null ? appender.appendNull() : appender.appendVarchar(value);
+        for (const value of [row[4], row[5]]) appendNullableVarchar(appender, value);
         appender.appendBigInt(BigInt(row[6]));
-        for (const value of [row[7], row[8]]) value === null ? appender.appendNull() : appender.appendVarchar(value);
+        for (const value of [row[7], row[8]]) appendNullableVarchar(appender, value);
         appender.endRow();
       }
       appender.flushSync();
@@ -353,4 +353,9 @@ export function activeColumnarStore(): ColumnarStore | null {
 
 export function setActiveColumnarStore(store: ColumnarStore | null): void {
   active = store;
+}
+
+function appendNullableVarchar(appender: DuckDBAppender, value: string | null): void {
+  if (value === null) appender.appendNull();
+  else appender.appendVarchar(value);
 }
