@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkTemplate } from '../src/channels/index.ts';
 import type { JourneyDefinition } from '../src/journeys/definition.ts';
+import { nextDateOccurrence } from '../src/journeys/dates.ts';
 import { drainScheduledEntries } from '../src/journeys/schedules.ts';
 import { createJourney, publishJourney } from '../src/journeys/store.ts';
 import { writeProfileTraits } from '../src/profiles/trait-writer.ts';
@@ -8,6 +9,18 @@ import { withTransaction, type Db } from '../src/storage/database.ts';
 import { testClock } from './journeys-support.ts';
 import { insertProfile } from './segments-lifecycle-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+
+describe('nextDateOccurrence', () => {
+  it('is the first firing after the instant: next year once this one passed, 28 February for a 29th, null for a passed once', () => {
+    const yearly = { time: '10:00', repeat: 'yearly' } as const;
+    expect(nextDateOccurrence('1990-12-10', yearly, 'UTC', new Date('2026-12-10T09:59:00Z'))?.toISOString()).toBe('2026-12-10T10:00:00.000Z');
+    expect(nextDateOccurrence('1990-12-10', yearly, 'UTC', new Date('2026-12-10T10:00:00Z'))?.toISOString()).toBe('2027-12-10T10:00:00.000Z');
+    expect(nextDateOccurrence('2000-02-29', yearly, 'UTC', new Date('2027-01-01T00:00:00Z'))?.toISOString()).toBe('2027-02-28T10:00:00.000Z');
+    expect(nextDateOccurrence('1990-01-02', { ...yearly, days: -3 }, 'UTC', new Date('2026-12-29T00:00:00Z'))?.toISOString()).toBe('2026-12-30T10:00:00.000Z');
+    expect(nextDateOccurrence('2026-06-30', { time: '10:00', repeat: 'once' }, 'UTC', new Date('2026-07-01T00:00:00Z'))).toBeNull();
+    expect(nextDateOccurrence('not a date', yearly, 'UTC', new Date('2026-07-01T00:00:00Z'))).toBeNull();
+  });
+});
 
 // Date-trait entries read only due rows of journey_date_occurrences, kept current from the trait history.
 describe('date-trait occurrence table on real PostgreSQL', () => {
@@ -107,5 +120,22 @@ describe('date-trait occurrence table on real PostgreSQL', () => {
     const { rows } = await db.query<{ n: string }>('select count(*) as n from journey_date_occurrences where workspace_id = $1 and journey_id = $2', [ws, journey]);
     expect(Number(rows[0]!.n)).toBe(june.length + 1);
     expect(await nextAt(ws, journey, dec)).toBe('2027-12-03T09:00:00.000Z');
+  });
+
+  it('a due row of a profile merged away or erased enters no one and is removed', async () => {
+    const ws = await setup('UTC');
+    clock.set('2026-12-01T00:00:00Z');
+    const kept = await insertProfile(db, ws, { traits: { birthday: '1990-12-04' } });
+    const absorbed = await insertProfile(db, ws, { traits: { birthday: '1990-12-04' } });
+    const erased = await insertProfile(db, ws, { traits: { birthday: '1990-12-04' } });
+    const journey = await publish(ws, { time: '09:00', repeat: 'yearly' });
+    await drain('2026-12-01T00:01:00Z');
+    await db.query('update profiles set merged_into = $3 where workspace_id = $1 and id = $2', [ws, absorbed, kept]);
+    await db.query('delete from profile_traits where workspace_id = $1 and profile_id = $2', [ws, erased]);
+    await db.query('delete from profiles where workspace_id = $1 and id = $2', [ws, erased]);
+    expect(await drain('2026-12-04T09:00:00Z')).toBe(1);
+    expect(await nextAt(ws, journey, kept)).toBe('2027-12-04T09:00:00.000Z');
+    expect(await nextAt(ws, journey, absorbed)).toBeNull();
+    expect(await nextAt(ws, journey, erased)).toBeNull();
   });
 });
