@@ -66,3 +66,20 @@ export function candidateDates(trigger: Pick<DateTrigger, 'days' | 'repeat'>, fr
   }
   return [...out];
 }
+
+/** The first instant after `after` at which a date trigger fires for a trait value, or null (no date, or a once date past). */
+export function nextDateOccurrence(value: unknown, trigger: Pick<DateTrigger, 'days' | 'time' | 'repeat'>, timeZone: string, after: Date): Date | null {
+  const date = parseDateTrait(value);
+  if (!date) return null;
+  const days = trigger.days ?? 0;
+  if (trigger.repeat === 'once') {
+    const at = dateAt(date, days, trigger.time, timeZone);
+    return at.getTime() > after.getTime() ? at : null;
+  }
+  const from = localParts(after, timeZone).year;
+  for (let year = from - 2; year <= from + 3; year++) {
+    const at = dateAt({ ...date, year }, days, trigger.time, timeZone);
+    if (at.getTime() > after.getTime()) return at;
+  }
+  return null;
+}

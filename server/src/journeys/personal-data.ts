@@ -16,6 +16,8 @@ registerPersonalData({
       )
     ).rows,
   erase: async (db, s) => {
+    // Their next date-trait occurrences too (no personal data beyond the id, but nothing to keep).
+    await db.query('delete from journey_date_occurrences where workspace_id = $1 and profile_id = any($2::uuid[])', [s.workspaceId, s.profileIds]);
     const { rows } = await db.query<{ n: string }>(
       `with gone as (
          delete from journey_instances where workspace_id = $1 and profile_id = any($2::uuid[]) returning id
