@@ -4,6 +4,7 @@ import type { Db, Queryable } from '../storage/database.ts';
 import { settledSequence } from '../storage/settle.ts';
 import { effectiveSettings, type DestinationSettings } from './destinations.ts';
 import type { DestinationSettingsInput } from './schemas.ts';
+import { openPii } from '../privacy/pii-codec.ts';
 import {
   ATTEMPT_HEADER,
   BATCH_ID_HEADER,
@@ -187,7 +188,9 @@ async function identifiersOf(
     [workspaceId, [...new Set(profileIds)], types],
   );
   const result = new Map<string, Identifiers>();
-  for (const row of rows) {
+  // PII identifier values are stored as keyed-hash tokens that mean nothing outside this workspace:
+  // the destination gets the values of the types its settings name (docs/activation.md, "Personal data").
+  for (const row of await openPii(db, workspaceId, rows)) {
     const identifiers = result.get(row.profile_id) ?? {};
     identifiers[row.type] = row.values;
     result.set(row.profile_id, identifiers);

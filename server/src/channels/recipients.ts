@@ -1,5 +1,6 @@
 import type { Queryable } from '../storage/database.ts';
 import type { ChannelKind } from './contract.ts';
+import { openPii } from '../privacy/pii-codec.ts';
 
 /** What a send needs to know about a profile: traits (computed ones included) and live identifiers. */
 export interface RecipientFacts {
@@ -58,7 +59,10 @@ export async function loadRecipients(db: Queryable, workspaceId: string, profile
                              where workspace_id = $1 and profile_id = r.id and unbound_at is null group by type) g) i on true`,
     [workspaceId, unique],
   );
-  for (const row of rows) {
+  // PII identifiers and traits are stored as keyed-hash tokens (privacy/pii-codec.ts): a send needs the
+  // real address and templates the real name, so they are opened here (one vault query for the batch).
+  const opened = await openPii(db, workspaceId, rows);
+  for (const row of opened) {
     facts.set(row.id, { profileId: row.id, exists: row.exists, mergedInto: row.merged_into, traits: row.traits ?? {}, identifiers: row.identifiers ?? {} });
   }
   return facts;
