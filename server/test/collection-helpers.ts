@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import { openQuarantinePayload } from '../src/privacy/sealed-payloads.ts';
+import { piiCodec } from '../src/privacy/pii-codec.ts';
 import { basicAuth, type TestApp } from './support/app.ts';
 
 /** A stored event as the tests look at it: times as ISO strings, nulls left out for readable diffs. */
@@ -57,6 +58,16 @@ export async function storedEvents(t: TestApp, where = 'true', params: unknown[]
     params,
   );
   return rows;
+}
+
+/**
+ * Stored events with their PII fields (traits.email, context.traits.name…, sealed at ingest as
+ * `tpe1.` values, privacy/pii-codec.ts) opened through the codec, as readers see them.
+ */
+export async function openStoredEvents(t: TestApp, rows: StoredEvent[]): Promise<StoredEvent[]> {
+  const opened: StoredEvent[] = [];
+  for (const row of rows) opened.push((await piiCodec(t.db, row.workspace_id)).openEvent(row));
+  return opened;
 }
 
 export async function quarantined(t: TestApp, where = 'true', params: unknown[] = []): Promise<QuarantineRow[]> {

@@ -30,7 +30,7 @@ describe('decisioning API', () => {
     t = await startTestApp();
     key = await serverKey(t);
     await send(t, t.writeKey, [
-      { type: 'identify', anonymousId: 'anon-1', userId: 'u-1', traits: { city: '上海', tier: 'gold' }, messageId: 'i1', timestamp: recent(3) },
+      { type: 'identify', anonymousId: 'anon-1', userId: 'u-1', traits: { city: '上海', tier: 'gold', email: 'ann@example.com' }, messageId: 'i1', timestamp: recent(3) },
       { type: 'identify', anonymousId: 'anon-2', userId: 'u-2', traits: { city: '北京', tier: 'silver' }, messageId: 'i2', timestamp: recent(3) },
     ]);
     await drain(t);
@@ -59,6 +59,10 @@ describe('decisioning API', () => {
     expect(one.json().decisionId).toMatch(/^[0-9a-f-]{36}$/);
     expect(one.headers['cache-control']).toBe('private, no-store');
     expect((await decide('placement=app_home_banner&profile=user_id:u-2')).json().content.key).toBe('generic');
+    // By a PII identifier, stored as a keyed-hash token (privacy/pii-codec.ts): the lookup encodes it the same way.
+    const { rows: stored } = await t.db.query<{ value: string }>(`select value from profile_identifiers where type = 'email'`);
+    expect(stored.map((r) => r.value)).toEqual([expect.stringMatching(/^tph1\./)]);
+    expect((await decide('placement=app_home_banner&profile=email:Ann@Example.com')).json().content.key).toBe('vip_offer');
     // An identifier nobody has yet: decided as an unknown visitor.
     expect((await decide('placement=app_home_banner&profile=email:new@example.com')).json().content.key).toBe('generic');
   });

@@ -6,6 +6,7 @@ import { countMembers } from '../src/segments/preview.ts';
 import { runDueSegments } from '../src/segments/schedule.ts';
 import { findSegmentByKey } from '../src/segments/store.ts';
 import type { Db } from '../src/storage/database.ts';
+import { piiCodec, writeVault } from '../src/privacy/pii-codec.ts';
 import { createSource, createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { insertProfile, insertTrack, memberIds, setTraits, sorted, transitionsOf } from './segments-lifecycle-support.ts';
@@ -46,9 +47,14 @@ describe('segment lifecycle on PostgreSQL', () => {
       ['zhao', { city: '广州' }, 'zhao@example.com'],
       ['chen', {}, 'chen@example.com'],
     ];
+    // E-mail identifiers stored as identity resolution stores them: keyed-hash tokens (privacy/pii-codec.ts).
+    const codec = await piiCodec(db, ws);
     for (const [name, traits, email] of seeds) {
-      people[name] = await insertProfile(db, ws, { traits, identifiers: [{ type: 'email', value: email }] });
+      people[name] = await insertProfile(db, ws, { traits, identifiers: [{ type: 'email', value: codec.identifiers.encode('email', email) }] });
     }
+    await writeVault(db, codec);
+    const { rows: stored } = await db.query<{ value: string }>(`select value from profile_identifiers where workspace_id = $1 and type = 'email'`, [ws]);
+    expect(stored.every((row) => row.value.startsWith('tph1.'))).toBe(true);
   });
   afterAll(async () => database.drop());
 

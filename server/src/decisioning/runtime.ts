@@ -12,6 +12,7 @@ import { createRecommender, type Recommender } from './recommend/serve.ts';
 import type { Decision, FeedbackKind } from './schemas.ts';
 import { armCounts, loadCompiledPlacements, placementVersions, type ArmCounts } from './store.ts';
 import { createViewInterner, liveProfilePage, loadViews, type ViewInterner } from './views.ts';
+import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
 
 /*
  * The decide path and its in-process state. Per workspace it holds the compiled placements, the
@@ -302,7 +303,11 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
   }
 
   async function profileByIdentifier(state: WorkspaceState, type: string, raw: string, field: string): Promise<string | null> {
-    const identifier = normalizeForLookup(await identityConfig(state), type, raw, { type: field, value: field });
+    let config = await identityConfig(state);
+    // PII identifier types (email, phone…) are stored as keyed-hash tokens: the lookup value is encoded
+    // the same way (privacy/pii-codec.ts). The SDK's user/anonymous ids skip it (the hot path).
+    if (type !== 'user_id' && type !== 'anonymous_id') config = withPiiCodec(config, await piiCodec(db, state.workspaceId));
+    const identifier = normalizeForLookup(config, type, raw, { type: field, value: field });
     const key = `${identifier.type}:${identifier.value}`;
     const hit = state.identifiers.get(key);
     if (hit && hit.until > Date.now()) return hit.profileId;

@@ -4,6 +4,7 @@ import { requireAdmin, requireServerKey, type KeyResolver } from '../api/auth.ts
 import { ErrorResponseSchema } from '../api/error-schema.ts';
 import { strictValidatorCompiler } from '../api/validation.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
+import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
 import { unbindIdentifier, unmergeIdentifier } from '../identity/unmerge.ts';
 import type { Db } from '../storage/database.ts';
 import { getWorkspace } from '../workspaces/store.ts';
@@ -124,7 +125,9 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
       const { profileId } = await locateProfile(db, workspaceId, request.params.profile);
       const { config } = await loadWorkspaceIdentity(db, workspaceId);
       const { type, value } = request.body.identifier;
-      return unmergeIdentifier(db, workspaceId, profileId, normalizeForLookup(config, type, value, IDENTIFIER_FIELDS));
+      // PII identifiers are stored as keyed-hash tokens: encoded the same way (privacy/pii-codec.ts).
+      const pii = withPiiCodec(config, await piiCodec(db, workspaceId));
+      return unmergeIdentifier(db, workspaceId, profileId, normalizeForLookup(pii, type, value, IDENTIFIER_FIELDS));
     },
   );
 
@@ -143,7 +146,7 @@ export const profileRoutes: FastifyPluginAsyncTypebox<{ db: Db; keys: KeyResolve
       const { profileId } = await locateProfile(db, workspaceId, request.params.profile);
       const { config } = await loadWorkspaceIdentity(db, workspaceId);
       const { type, value } = request.body.identifier;
-      const identifier = normalizeForLookup(config, type, value, IDENTIFIER_FIELDS);
+      const identifier = normalizeForLookup(withPiiCodec(config, await piiCodec(db, workspaceId)), type, value, IDENTIFIER_FIELDS);
       const result = await unbindIdentifier(db, workspaceId, profileId, identifier, request.body.reason);
       return { ...result, unboundAt: result.unboundAt.toISOString() };
     },

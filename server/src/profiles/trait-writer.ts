@@ -4,6 +4,7 @@ import { sameJson } from '../segments/computed/store.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
 import { enqueueSegmentEvaluation } from '../segments/queue.ts';
 import type { DbClient } from '../storage/database.ts';
+import { piiCodec, writeVault } from '../privacy/pii-codec.ts';
 
 /*
  * Direct trait writes that are not events (a journey's update_trait node, an operator): the value
@@ -57,6 +58,11 @@ export async function writeProfileTraits(
   options: { messageId: string; at: Date },
 ): Promise<TraitWriteResult[]> {
   if (writes.length === 0) return [];
+  // Values of PII keys (email, phone, name…) are stored as keyed-hash tokens with one sealed copy in
+  // pii_vault, as the resolver stores them (privacy/pii-codec.ts): never in clear.
+  const codec = await piiCodec(client, workspaceId);
+  writes = writes.map((write) => ({ ...write, set: codec.tokenizeTraits(write.set) }));
+  await writeVault(client, codec);
   await lockWorkspaceIdentity(client, workspaceId);
   await lockWorkspaceSegments(client, workspaceId);
   const profileIds = [...new Set(writes.map((w) => w.profileId))];

@@ -1,6 +1,7 @@
 import { ApiError } from '../api/errors.ts';
 import { normalizeIdentifier } from '../identity/identifier-types.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
+import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
 import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
 import type { Condition } from './ast.ts';
 import { applyMembershipChanges, computeSegmentWithDependents, recomputeDependents, type ComputeOutcome } from './compute.ts';
@@ -227,7 +228,10 @@ interface ResolvedIdentifiers {
  * links of live profiles. Nothing is dropped: every identifier is matched, unknown or invalid.
  */
 async function resolveIdentifiers(db: Db, workspaceId: string, identifiers: ListUpload['identifiers']): Promise<ResolvedIdentifiers> {
-  const { config } = await loadWorkspaceIdentity(db, workspaceId);
+  const { config: plainConfig } = await loadWorkspaceIdentity(db, workspaceId);
+  // PII identifiers (email, phone…) are stored as keyed-hash tokens: matched as tokens (privacy/pii-codec.ts).
+  const codec = await piiCodec(db, workspaceId);
+  const config = withPiiCodec(plainConfig, codec);
   const invalid: ListUploadResult['invalid'] = [];
   const valid: Array<{ index: number; type: string; value: string }> = [];
   identifiers.forEach((identifier, index) => {
@@ -245,7 +249,7 @@ async function resolveIdentifiers(db: Db, workspaceId: string, identifiers: List
   const found = new Set(rows.map((row) => row.index));
   const unknown = valid
     .filter((v) => !found.has(v.index))
-    .map((v) => ({ index: v.index, type: v.type, value: identifiers[v.index]!.value, reason: `No profile has ${v.type} ${v.value}` }));
+    .map((v) => ({ index: v.index, type: v.type, value: identifiers[v.index]!.value, reason: `No profile has ${v.type} ${String(codec.identifiers.open(v.value))}` }));
   return { profileIds: [...new Set(rows.map((row) => row.profile_id))].sort(), matched: found.size, unknown, invalid };
 }
 
