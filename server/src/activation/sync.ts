@@ -5,7 +5,6 @@ import type { Db, Queryable } from '../storage/database.ts';
 import { settledSequence } from '../storage/settle.ts';
 import { effectiveSettings, type DestinationSettings } from './destinations.ts';
 import type { DestinationSettingsInput } from './schemas.ts';
-import { openPii } from '../privacy/pii-codec.ts';
 import {
   ATTEMPT_HEADER,
   BATCH_ID_HEADER,
@@ -188,12 +187,10 @@ async function identifiersOf(
       group by profile_id, type order by profile_id, type`,
     [workspaceId, [...new Set(profileIds)], types],
   );
-  // PII identifiers are stored as tokens (privacy/pii-codec.ts): destinations get the values.
-  const rows = await openPii(db, workspaceId, stored);
   const result = new Map<string, Identifiers>();
   // PII identifier values are stored as keyed-hash tokens that mean nothing outside this workspace:
   // the destination gets the values of the types its settings name (docs/activation.md, "Personal data").
-  for (const row of await openPii(db, workspaceId, rows)) {
+  for (const row of await openPii(db, workspaceId, stored)) {
     const identifiers = result.get(row.profile_id) ?? {};
     identifiers[row.type] = row.values;
     result.set(row.profile_id, identifiers);
