@@ -286,15 +286,19 @@ describe('single customer view API', () => {
       return res.json();
     };
     const ids = async (query: string) => (await search(query)).items.map((p: { id: string }) => p.id);
-    expect(await ids('identifier=li.')).toEqual([liLei]);
-    expect(await ids('identifier=LI.LEI')).toEqual([liLei]);
-    expect(await ids(`identifier=${encodeURIComponent('+86138')}&type=phone`)).toEqual([liLei]);
-    expect(await ids(`identifier=${encodeURIComponent('138 0013')}&type=phone`)).toEqual([liLei]);
+    // PII identifiers (email, phone) are stored as keyed-hash tokens: found by their whole value,
+    // normalised per type, never by a prefix (docs/security.md).
+    expect(await ids('identifier=li.')).toEqual([]);
+    expect(await ids('identifier=LI.LEI%40EXAMPLE.COM')).toEqual([liLei]);
+    expect(await ids(`identifier=${encodeURIComponent('+86 138 0013 8000')}&type=phone`)).toEqual([liLei]);
+    expect(await ids(`identifier=${encodeURIComponent('13800138000')}&type=phone`)).toEqual([liLei]);
+    expect(await ids(`identifier=${encodeURIComponent('138 0013')}&type=phone`)).toEqual([]);
+    // Other identifier types keep prefix search.
     expect(await ids('identifier=anon-')).toEqual([liLei]);
     expect(await ids('identifier=u-&type=user_id')).toHaveLength(4); // u-1, u-2, u-3, u-9
-    const zh = await search('identifier=ZH&type=email');
-    expect(zh.items.map((p: { traits: { email: string } }) => p.traits.email).sort()).toEqual(['zhang.san@example.com', 'zhao@example.com']);
-    expect(zh.items[0].identifiers).toEqual(expect.arrayContaining([{ type: 'email', value: expect.stringMatching(/^zh/) }]));
+    const zh = await search('identifier=zhao%40example.com&type=email');
+    expect(zh.items.map((p: { traits: { email: string } }) => p.traits.email)).toEqual(['zhao@example.com']);
+    expect(zh.items[0].identifiers).toEqual(expect.arrayContaining([{ type: 'email', value: 'zhao@example.com' }]));
     // LIKE wildcards in the prefix are literal characters.
     expect(await ids('identifier=%25')).toEqual([]);
     expect(await ids('identifier=_')).toEqual([]);
@@ -314,7 +318,7 @@ describe('single customer view API', () => {
     const city = (c: string) => `trait.city=${encodeURIComponent(c)}`;
     const shanghai = await search(city('上海'));
     expect(shanghai.items.map((p: { traits: { name: string } }) => p.traits.name).sort()).toEqual(['Li Lei', 'Zhang San']);
-    expect((await search(`${city('上海')}&identifier=zhang`)).items.map((p: { traits: { name: string } }) => p.traits.name)).toEqual(['Zhang San']);
+    expect((await search(`${city('上海')}&identifier=${encodeURIComponent('zhang.san@example.com')}`)).items.map((p: { traits: { name: string } }) => p.traits.name)).toEqual(['Zhang San']);
     expect((await search(`${city('上海')}&${city('广州')}`)).items).toHaveLength(3);
     expect((await search(`${city('上海')}&trait.name=${encodeURIComponent('Li Lei')}`)).items.map((p: { id: string }) => p.id)).toEqual([liLei]);
     expect((await search(`${city('北京')}`)).items).toEqual([]); // her old value is history, not current

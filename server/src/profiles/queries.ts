@@ -4,7 +4,8 @@ import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import { toEvent, type EventRow, STORED_EVENT_COLUMNS } from '../ingest/recent-events.ts';
 import type { StoredEvent } from '../ingest/recent-events.ts';
 import type { Queryable } from '../storage/database.ts';
-import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
+import { isPiiToken, piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
+import { normalizeIdentifier } from '../identity/identifier-types.ts';
 import { readProfileView } from './profile-view.ts';
 import { likePrefix, normalizeForLookup, parseProfileRef, searchPrefixes, type TraitFilter } from './reference.ts';
 import type {
@@ -347,15 +348,26 @@ export async function searchProfiles(
 ) {
   const limit = query.limit ?? 50;
   const [after] = query.cursor ? decodeCursor(query.cursor, ['uuid']) : [null];
+  // PII identifiers and traits are stored as keyed-hash tokens (privacy/pii-codec.ts): no prefix
+  // can match them, the whole value can (docs/security.md).
+  const codec = await piiCodec(db, workspaceId);
   let patterns: string[] | null = null;
+  const exact: { type: string; value: string }[] = [];
   if (query.identifier !== undefined) {
     const { config } = await loadWorkspaceIdentity(db, workspaceId);
     patterns = searchPrefixes(config, query.identifier, query.type).map(likePrefix);
+    const tokenizing = withPiiCodec(config, codec);
+    for (const type of query.type === undefined ? [...config.types.keys()] : [query.type]) {
+      const normalized = normalizeIdentifier(tokenizing, type, query.identifier.trim());
+      if (normalized.ok && isPiiToken(normalized.value)) exact.push({ type, value: normalized.value });
+    }
   } else if (query.type !== undefined) {
     throw new ApiError(400, 'invalid_request', 'type narrows an identifier search; give identifier=<prefix> too', 'type');
   }
   const traitKeys = traits.flatMap((filter) => filter.values.map(() => filter.key));
-  const traitValues = traits.flatMap((filter) => filter.values);
+  const traitValues = traits.flatMap((filter) =>
+    filter.values.map((value) => String(codec.tokenizeTraits({ [filter.key]: value })[filter.key])),
+  );
   const params: unknown[] = [workspaceId, after, traits.length, traitKeys, traitValues, limit + 1];
   const param = (value: unknown) => `$${params.push(value)}`;
   // One LIKE per pattern rather than LIKE ANY: only a single known prefix lets the planner walk
@@ -364,7 +376,10 @@ export async function searchProfiles(
     ? `p.id in (select pi.profile_id from profile_identifiers pi
                  where pi.workspace_id = $1 and pi.unbound_at is null
                    ${query.type === undefined ? '' : `and pi.type = ${param(query.type)}`}
-                   and (${patterns.map((pattern) => `pi.value like ${param(pattern)}`).join(' or ')}))`
+                   and (${[
+                     ...patterns.map((pattern) => `pi.value like ${param(pattern)}`),
+                     ...exact.map((token) => `(pi.type = ${param(token.type)} and pi.value = ${param(token.value)})`),
+                   ].join(' or ')}))`
     : 'true';
   const { rows } = await db.query<{
     id: string;
