@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { openPii } from '../privacy/pii-codec.ts';
 import type { Db } from '../storage/database.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
 import { findMatches, type MatchThresholds } from './matching/matcher.ts';
@@ -32,7 +33,7 @@ const PERSON_TRAITS = ['firstName', 'first_name', 'lastName', 'last_name', 'surn
 export async function runProfileMatching(db: Db, workspaceId: string, options: MatchingRunOptions = {}): Promise<MatchingRunSummary> {
   const identity = await loadWorkspaceIdentity(db, workspaceId);
   const kinds = options.sourceKinds ?? ['crm_import', 'store', 'warehouse', 'call_centre'];
-  const { rows } = await db.query<{ profile_id: string; traits: Record<string, unknown> }>(
+  const { rows: stored } = await db.query<{ profile_id: string; traits: Record<string, unknown> }>(
     `select t.profile_id, jsonb_object_agg(t.key, t.value) as traits
        from profile_traits t
        join profiles p on p.workspace_id = t.workspace_id and p.id = t.profile_id and p.merged_into is null
@@ -43,6 +44,9 @@ export async function runProfileMatching(db: Db, workspaceId: string, options: M
       group by t.profile_id`,
     [workspaceId, PERSON_TRAITS, kinds],
   );
+  // Names, phones and addresses are stored as keyed-hash tokens (privacy/pii-codec.ts): the fuzzy
+  // comparators need the values themselves.
+  const rows = await openPii(db, workspaceId, stored);
   const summary: MatchingRunSummary = { profiles: rows.length, comparedPairs: 0, autoMerged: 0, refused: 0, queuedForReview: 0 };
   if (rows.length < 2) return summary;
   const result = findMatches(
