@@ -7,6 +7,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../src/identity/settings-store.ts';
+import { openPii, piiCodec } from '../src/privacy/pii-codec.ts';
 import { createSource } from '../src/workspaces/store.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
@@ -42,19 +43,23 @@ describe.each([
   async function ownerOf(type: string, value: string, workspaceId = ws): Promise<string | undefined> {
     const { rows } = await t.db.query(
       'select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null',
-      [workspaceId, type, value],
+      // PII identifiers are stored as keyed-hash tokens (privacy/pii-codec.ts).
+      [workspaceId, type, (await piiCodec(t.db, workspaceId)).identifiers.encode(type, value)],
     );
     expect(rows.length).toBeLessThanOrEqual(1);
     return rows[0]?.profile_id;
   }
 
   async function identifiersOf(profileId: string | undefined, workspaceId = ws): Promise<string[]> {
-    const { rows } = await t.db.query(
-      `select type || ':' || value as key from profile_identifiers
-        where workspace_id = $1 and profile_id = $2 and unbound_at is null order by type, value`,
+    const { rows } = await t.db.query<{ type: string; value: string }>(
+      `select type, value from profile_identifiers where workspace_id = $1 and profile_id = $2 and unbound_at is null`,
       [workspaceId, profileId],
     );
-    return rows.map((row) => row.key);
+    // PII values are stored as tokens: opened, then ordered as the plain values.
+    const opened = await openPii(t.db, workspaceId, rows);
+    return opened
+      .sort((a, b) => (a.type === b.type ? (a.value < b.value ? -1 : a.value > b.value ? 1 : 0) : a.type < b.type ? -1 : 1))
+      .map((row) => `${row.type}:${row.value}`);
   }
 
   async function eventsOf(profileId: string | undefined, workspaceId = ws): Promise<string[]> {
@@ -84,7 +89,7 @@ describe.each([
          from identity_refusals where workspace_id = $1 order by seq, id`,
       [workspaceId],
     );
-    return rows;
+    return openPii(t.db, workspaceId, rows);
   }
 
   async function ignoredCounts(workspaceId = ws): Promise<Record<string, number>> {
@@ -525,7 +530,7 @@ describe.each([
         `select key, value, source_name, message_id, observed_at from profile_traits where workspace_id = $1 and profile_id = $2 order by key`,
         [ws, profileId],
       );
-      return Object.fromEntries(rows.map((row) => [row.key, { value: row.value, source: row.source_name, event: row.message_id, at: row.observed_at.toISOString() }]));
+      return openPii(t.db, ws, Object.fromEntries(rows.map((row) => [row.key, { value: row.value, source: row.source_name, event: row.message_id, at: row.observed_at.toISOString() }])));
     }
 
     async function history(profileId: string | undefined) {
@@ -534,7 +539,7 @@ describe.each([
           where workspace_id = $1 and profile_id = $2 order by id`,
         [ws, profileId],
       );
-      return rows.map((row) => [row.key, row.previous_value, row.value, row.source_name, row.message_id, row.reason]);
+      return (await openPii(t.db, ws, rows)).map((row) => [row.key, row.previous_value, row.value, row.source_name, row.message_id, row.reason]);
     }
 
     it('applies each strategy on ingest (late events included) with provenance and a history of changes', async () => {
