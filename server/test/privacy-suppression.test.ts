@@ -6,6 +6,7 @@ import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { planImport, runImport } from '../src/ingest/import/run.ts';
 import { normalizeEvent, type NormalizedEvent } from '../src/ingest/normalize.ts';
 import { storeEvents } from '../src/ingest/store.ts';
+import { piiCodec } from '../src/privacy/pii-codec.ts';
 import { requestErasure } from '../src/privacy/requests.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 import { drain, send } from './profiles-support.ts';
@@ -30,14 +31,26 @@ describe('suppression after erasure: bulk import, and events racing the erasure'
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
+  // PII identifiers are stored as keyed-hash tokens and PII fields of events sealed (docs/security.md
+  // "Personal data"): look identifiers up by both the plain value and its token, and read events'
+  // traits opened through the codec.
   const residue = async (values: string[]) => {
-    const identifiers = await t.db.query("select type, value from profile_identifiers where workspace_id = $1 and (value = any($2::text[]) or value like 'fresh-%')", [t.workspace.id, values]);
-    const events = await t.db.query('select seq from events where workspace_id = $1 and (user_id = any($2::text[]) or anonymous_id = any($2::text[]) or lower(traits::text) like any($3::text[]))', [
-      t.workspace.id,
-      values,
-      values.map((value) => `%${value}%`),
-    ]);
-    return { identifiers: identifiers.rowCount, events: events.rowCount };
+    const codec = await piiCodec(t.db, t.workspace.id);
+    const lookups = [...values, ...values.map((value) => codec.identifiers.encode('email', value))];
+    const identifiers = await t.db.query("select type, value from profile_identifiers where workspace_id = $1 and (value = any($2::text[]) or value like 'fresh-%')", [t.workspace.id, lookups]);
+    const stored = await t.db.query<{ seq: string; user_id: string | null; anonymous_id: string | null; traits: unknown }>(
+      'select seq, user_id, anonymous_id, traits from events where workspace_id = $1',
+      [t.workspace.id],
+    );
+    const events = stored.rows
+      .map((row) => codec.openEvent(row))
+      .filter(
+        (row) =>
+          values.includes(row.user_id ?? '') ||
+          values.includes(row.anonymous_id ?? '') ||
+          values.some((value) => JSON.stringify(row.traits ?? null).toLowerCase().includes(value)),
+      );
+    return { identifiers: identifiers.rowCount, events: events.length };
   };
   const dropped = async () =>
     (await t.app.inject({ method: 'GET', url: '/v1/privacy/suppressions', headers: admin })).json() as { items: Array<{ identifierType: string; droppedEvents: number }> };
