@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { unmergeIdentifier } from '../src/identity/unmerge.ts';
+import { openPii, piiCodec } from '../src/privacy/pii-codec.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 describe('merging whole profiles (matches, operators)', () => {
@@ -11,7 +12,8 @@ describe('merging whole profiles (matches, operators)', () => {
       await t.db.query('select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null', [
         t.workspace.id,
         type,
-        value,
+        // PII identifiers are stored as keyed-hash tokens (privacy/pii-codec.ts).
+        (await piiCodec(t.db, t.workspace.id)).identifiers.encode(type, value),
       ])
     ).rows[0]?.profile_id as string;
 
@@ -43,7 +45,8 @@ describe('merging whole profiles (matches, operators)', () => {
     expect(await owner('email', 'zs@x.cn')).toBe(a);
     const { rows: events } = await t.db.query('select message_id from events where workspace_id = $1 and profile_id = $2 order by timestamp', [t.workspace.id, a]);
     expect(events.map((e) => e.message_id)).toEqual(['m1', 'm2']);
-    const { rows: traits } = await t.db.query('select key, value from profile_traits where workspace_id = $1 and profile_id = $2 order by key', [t.workspace.id, a]);
+    const { rows: stored } = await t.db.query('select key, value from profile_traits where workspace_id = $1 and profile_id = $2 order by key', [t.workspace.id, a]);
+    const traits = await openPii(t.db, t.workspace.id, stored);
     expect(traits).toEqual([
       { key: 'email', value: 'zs@x.cn' },
       { key: 'name', value: 'ZHANG San' },

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
+import { openPii } from '../src/privacy/pii-codec.ts';
 import { createSource } from '../src/workspaces/store.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
@@ -72,10 +73,13 @@ describe('identity resolution: a cross-channel story', () => {
       [ws],
     );
     expect(events).toEqual(['e1', 'e2', 'e3', 'e4', 'e5'].map((m) => ({ message_id: m, profile_id: profileId })));
-    const { rows: identifiers } = await t.db.query(
-      'select type, value from profile_identifiers where workspace_id = $1 and profile_id = $2 and unbound_at is null order by type, value',
+    const { rows: stored } = await t.db.query<{ type: string; value: string }>(
+      'select type, value from profile_identifiers where workspace_id = $1 and profile_id = $2 and unbound_at is null',
       [ws, profileId],
     );
+    // Email and phone are stored as keyed-hash tokens (privacy/pii-codec.ts): opened, then ordered.
+    expect(stored.find((row) => row.type === 'email')?.value).toMatch(/^tph1\./);
+    const identifiers = (await openPii(t.db, ws, stored)).sort((a, b) => `${a.type}:${a.value}`.localeCompare(`${b.type}:${b.value}`));
     expect(identifiers).toEqual([
       { type: 'anonymous_id', value: 'anon-1' },
       { type: 'anonymous_id', value: 'crm-row-1' },
@@ -86,10 +90,11 @@ describe('identity resolution: a cross-channel story', () => {
       { type: 'user_id', value: 'u-1' },
       { type: 'wechat_openid', value: 'oOpenId123' },
     ]);
-    const { rows: traits } = await t.db.query(
+    const { rows: storedTraits } = await t.db.query(
       'select key, value, source_name, message_id from profile_traits where workspace_id = $1 and profile_id = $2 order by key',
       [ws, profileId],
     );
+    const traits = await openPii(t.db, ws, storedTraits);
     expect(traits).toContainEqual({ key: 'name', value: 'LI Lei (CRM)', source_name: 'CRM', message_id: 'e5' });
     expect(traits).toContainEqual({ key: 'phone', value: '13800138000', source_name: 'Mini program', message_id: 'e3' });
   });

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DeliveryError } from '../../sdk/src/core/types.ts';
 import { createNodeClient } from '../../sdk/src/node/index.ts';
-import { storedEvents } from './collection-helpers.ts';
+import { openStoredEvents, storedEvents } from './collection-helpers.ts';
 import { drain } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
@@ -41,7 +41,7 @@ describe('@touchpoint/sdk Node.js client against the Touchpoint server', () => {
     expect(errors).toEqual([]);
     expect(failNext).toBe(0);
     expect(encodings.every((encoding) => encoding === 'gzip')).toBe(true);
-    const rows = await storedEvents(t, 'workspace_id = $1', [t.workspace.id]);
+    const rows = await openStoredEvents(t, await storedEvents(t, 'workspace_id = $1', [t.workspace.id]));
     expect(rows).toHaveLength(26);
     expect(new Set(rows.map((row) => row.message_id)).size).toBe(26);
     expect(rows.map((row) => row.type)).toEqual(['identify', ...Array(23).fill('track'), 'page', 'alias']);
