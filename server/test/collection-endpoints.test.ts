@@ -2,7 +2,8 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createKey } from '../src/workspaces/store.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
-import { clearEvents, iso, post, storedEvents } from './collection-helpers.ts';
+import { isSealedValue } from '../src/privacy/pii-codec.ts';
+import { clearEvents, iso, openStoredEvents, post, storedEvents } from './collection-helpers.ts';
 
 // The server clock is fixed so stored times can be compared exactly.
 const NOW = new Date('2024-06-01T12:00:00.000Z');
@@ -31,7 +32,10 @@ describe('collection endpoints (Segment HTTP tracking API)', () => {
         expect(response.statusCode, response.body).toBe(200);
         expect(response.json()).toEqual({ success: true, accepted: 1, duplicates: 0, rejected: [] });
       }
-      const rows = await storedEvents(t);
+      const stored = await storedEvents(t);
+      // PII trait values (email, name) are sealed at ingest (privacy/pii-codec.ts): not in clear at rest.
+      for (const [key, value] of Object.entries(stored[0]!.traits ?? {})) if (key === 'email' || key === 'name') expect(isSealedValue(value)).toBe(true);
+      const rows = await openStoredEvents(t, stored);
       expect(rows.map((row) => [row.message_id, row.type])).toEqual([[`${type}-long`, type], [`${type}-short`, type]]);
       const row = rows[0]!;
       expect(row).toMatchObject({

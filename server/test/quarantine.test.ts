@@ -1,4 +1,5 @@
 import { openQuarantinePayload } from '../src/privacy/sealed-payloads.ts';
+import { isSealedValue, openPii } from '../src/privacy/pii-codec.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareReplay, recordToPayload } from '../src/ingest/quarantine.ts';
 import { quarantine } from '../src/ingest/store.ts';
@@ -153,7 +154,9 @@ describe('quarantine', () => {
     const res = await call('POST', `${base}/${id}/replay`, { payload: { userId: 'u-5', traits: { email: 'a@example.com' }, messageId: 'q-identify' } });
     expect(res.statusCode).toBe(200);
     const { rows } = await t.db.query('select type, traits from events where workspace_id = $1 and message_id = $2', [t.workspace.id, 'q-identify']);
-    expect(rows).toEqual([{ type: 'identify', traits: { email: 'a@example.com' } }]);
+    // traits.email is sealed at ingest (privacy/pii-codec.ts): stored not in clear, opened through the vault.
+    expect(isSealedValue(rows[0]?.traits?.email)).toBe(true);
+    expect(await openPii(t.db, t.workspace.id, rows)).toEqual([{ type: 'identify', traits: { email: 'a@example.com' } }]);
   });
 
   it('replays an item as received once its cause is gone (e.g. a rule since relaxed)', async () => {
