@@ -43,6 +43,24 @@ export function isEncryptedKey(key: string): boolean {
   return ENCRYPTED_KEY.test(key);
 }
 
+/**
+ * Event property names whose values are sealed: the PII list except `name`, which in properties
+ * names a product, page or screen (Segment's e-commerce and page specs); a person's name comes in
+ * traits. Product names stay readable for segments and analytics breakdowns.
+ */
+export function isEncryptedPropertyKey(key: string): boolean {
+  return key.toLowerCase() !== 'name' && isEncryptedKey(key);
+}
+
+/** Whether an event field path (`traits.email`, `context.traits.name`, `properties.phone`, `phone`) holds a sealed value. */
+export function isEncryptedEventPath(path: string): boolean {
+  const parts = path.split('.');
+  if (parts[0] === 'traits') return parts.length > 1 && isEncryptedKey(parts[1]!);
+  if (parts[0] === 'context') return parts[1] === 'traits' && parts.length > 2 && isEncryptedKey(parts[2]!);
+  const key = parts[0] === 'properties' ? parts[1] : parts[0];
+  return key !== undefined && isEncryptedPropertyKey(key);
+}
+
 export function isPiiToken(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(PII_TOKEN_PREFIX);
 }
@@ -183,12 +201,12 @@ export class PiiCodec {
   }
 
   /** Replaces PII values of one object's PII keys by `transform` (copy on first change). */
-  private mapPiiKeys(object: unknown, transform: (value: unknown) => unknown): unknown {
+  private mapPiiKeys(object: unknown, transform: (value: unknown) => unknown, isPiiKey: (key: string) => boolean = isEncryptedKey): unknown {
     if (!isObject(object)) return object;
     let out: Json | null = null;
     for (const key in object) {
       const value = object[key];
-      if (value === null || value === undefined || !isEncryptedKey(key)) continue;
+      if (value === null || value === undefined || !isPiiKey(key)) continue;
       const next = transform(value);
       if (next === value) continue;
       out ??= { ...object };
@@ -216,7 +234,7 @@ export class PiiCodec {
 
   /** An event record with PII fields of traits, properties and context sealed (ingest). */
   sealEvent<R extends { properties?: unknown; traits?: unknown; context?: unknown }>(record: R): R {
-    const properties = this.mapPiiKeys(record.properties, this.sealOne);
+    const properties = this.mapPiiKeys(record.properties, this.sealOne, isEncryptedPropertyKey);
     const traits = this.mapPiiKeys(record.traits, this.sealOne);
     const context = this.mapContext(record.context, this.sealOne);
     if (properties === record.properties && traits === record.traits && context === record.context) return record;

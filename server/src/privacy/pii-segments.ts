@@ -11,14 +11,14 @@
 import type { Condition, EventMatch } from '../segments/ast.ts';
 import type { Issue } from '../segments/language/check.ts';
 import type { Queryable } from '../storage/database.ts';
-import { isEncryptedKey, piiCodec, type PiiCodec } from './pii-codec.ts';
+import { isEncryptedEventPath, isEncryptedKey, piiCodec, type PiiCodec } from './pii-codec.ts';
 
 const TRAIT_OPS = new Set(['eq', 'neq', 'in', 'not_in', 'exists', 'missing']);
 const PRESENCE = new Set(['exists', 'missing']);
 
 function filterIssues(match: EventMatch, path: string, issues: Issue[]): void {
   match.filters.forEach((filter, index) => {
-    if (filter.property.split('.').some(isEncryptedKey) && !PRESENCE.has(filter.op)) {
+    if (isEncryptedEventPath(filter.property) && !PRESENCE.has(filter.op)) {
       issues.push({
         path: `${path}/filters/${index}/op`,
         message: `event property ${filter.property} is personal data stored encrypted: only exists and missing work on it (${filter.op} cannot be evaluated)`,
