@@ -4,6 +4,7 @@ import { consentObservations } from '../src/identity/consents.ts';
 import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { unmergeIdentifier } from '../src/identity/unmerge.ts';
+import { piiCodec } from '../src/privacy/pii-codec.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 function event(seq: number, timestamp: string, context: Record<string, unknown> | null): QueuedEvent {
@@ -75,12 +76,13 @@ describe('consents on real PostgreSQL', () => {
     expect(res.json()).toMatchObject({ rejected: [] });
     while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
   };
+  // PII identifiers are stored as keyed-hash tokens (privacy/pii-codec.ts): looked up by the stored token.
   const owner = async (type: string, value: string) =>
     (
       await t.db.query('select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null', [
         t.workspace.id,
         type,
-        value,
+        (await piiCodec(t.db, t.workspace.id)).identifiers.encode(type, value),
       ])
     ).rows[0]?.profile_id as string;
   const consents = async (profileId: string) => {

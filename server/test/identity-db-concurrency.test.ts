@@ -11,6 +11,7 @@ import { startIdentityLoop } from '../src/identity/loop.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../src/ingest/normalize.ts';
+import { openPii } from '../src/privacy/pii-codec.ts';
 import { storeEvents, type SourceRef } from '../src/ingest/store.ts';
 import { createPool, type Db } from '../src/storage/database.ts';
 import { createSource, createWorkspace } from '../src/workspaces/store.ts';
@@ -120,17 +121,26 @@ async function setUp(): Promise<Setup> {
 }
 
 /**
+ * Identifiers read from storage as sorted `type:value` strings: PII values are keyed-hash tokens at
+ * rest (privacy/pii-codec.ts, per-workspace keys, so two databases' tokens differ), opened through the vault.
+ */
+async function openIdentifiers(db: Db, ws: string, pairs: Array<[string, string]>): Promise<string[]> {
+  return (await openPii(db, ws, pairs)).map(([type, value]) => `${type}:${value}`).sort();
+}
+
+/**
  * The identity graph with profile ids replaced by what identifies them (their sorted identifiers),
  * so graphs built in two databases compare.
  */
 async function graphOf(db: Db, ws: string) {
-  const { rows: profiles } = await db.query<{ id: string; identifiers: string[] }>(
-    `select p.id, array_agg(pi.type || ':' || pi.value order by pi.type, pi.value) as identifiers
+  const { rows: profiles } = await db.query<{ id: string; identifiers: Array<[string, string]> }>(
+    `select p.id, json_agg(json_build_array(pi.type, pi.value)) as identifiers
        from profiles p join profile_identifiers pi on pi.workspace_id = p.workspace_id and pi.profile_id = p.id and pi.unbound_at is null
       where p.workspace_id = $1 and p.merged_into is null group by p.id`,
     [ws],
   );
-  const name = new Map(profiles.map((profile) => [profile.id, profile.identifiers.join(' ')]));
+  const name = new Map<string, string>();
+  for (const profile of profiles) name.set(profile.id, (await openIdentifiers(db, ws, profile.identifiers)).join(' '));
   const { rows: events } = await db.query<{ message_id: string; profile_id: string }>(
     `select e.message_id, coalesce(p.merged_into, p.id) as profile_id
        from events e left join profiles p on p.workspace_id = e.workspace_id and p.id = e.profile_id where e.workspace_id = $1`,
@@ -141,14 +151,23 @@ async function graphOf(db: Db, ws: string) {
     const key = name.get(event.profile_id) ?? `no live profile: ${event.profile_id}`;
     eventsByProfile.set(key, [...(eventsByProfile.get(key) ?? []), event.message_id]);
   }
-  const { rows: traits } = await db.query<{ profile_id: string; key: string; value: unknown }>(
-    'select profile_id, key, value from profile_traits where workspace_id = $1',
-    [ws],
+  const traits = await openPii(
+    db,
+    ws,
+    (await db.query<{ profile_id: string; key: string; value: unknown }>('select profile_id, key, value from profile_traits where workspace_id = $1', [ws])).rows,
   );
-  const { rows: refusals } = await db.query<{ refusal: string }>(
-    `select message_id || ' ' || identifier_type || ':' || identifier_value || ' ' || reason as refusal from identity_refusals where workspace_id = $1`,
-    [ws],
-  );
+  const refusals = (
+    await openPii(
+      db,
+      ws,
+      (
+        await db.query<{ message_id: string; identifier_type: string; identifier_value: string; reason: string }>(
+          'select message_id, identifier_type, identifier_value, reason from identity_refusals where workspace_id = $1',
+          [ws],
+        )
+      ).rows,
+    )
+  ).map((row) => ({ refusal: `${row.message_id} ${row.identifier_type}:${row.identifier_value} ${row.reason}` }));
   const { rows: merges } = await db.query<{ kind: string; n: number }>(
     'select kind, count(*)::int as n from identity_merges where workspace_id = $1 group by kind order by kind',
     [ws],
@@ -270,9 +289,9 @@ describe('identity resolution with 8 concurrent resolvers', () => {
   it("gives each person whose identifiers nobody else uses one profile with all of them and all their events", async () => {
     const db = concurrent.database.db;
     const ws = concurrent.workspaceId;
-    const { rows } = await db.query<{ user_id: string; identifiers: string[]; events: number }>(
+    const { rows } = await db.query<{ user_id: string; identifiers: Array<[string, string]> | string[]; events: number }>(
       `with identifiers as (
-         select profile_id, array_agg(type || ':' || value order by type, value) as identifiers
+         select profile_id, json_agg(json_build_array(type, value)) as identifiers
            from profile_identifiers where workspace_id = $1 and unbound_at is null group by profile_id
        ), events as (
          select profile_id, count(*)::int as events from events where workspace_id = $1 group by profile_id
@@ -283,6 +302,8 @@ describe('identity resolution with 8 concurrent resolvers', () => {
       [ws],
     );
     expect(rows).toHaveLength(PEOPLE);
+    // PII identifiers are keyed-hash tokens at rest: opened through the vault before comparing.
+    for (const row of rows) row.identifiers = await openIdentifiers(db, ws, row.identifiers as Array<[string, string]>);
     let checked = 0;
     for (const row of rows) {
       const i = Number(row.user_id.slice(2));

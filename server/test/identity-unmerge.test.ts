@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { defaultIdentityConfig } from '../src/identity/identifier-types.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { identifiersToSplit, unbindIdentifier, unmergeIdentifier } from '../src/identity/unmerge.ts';
+import { openPii, piiCodec } from '../src/privacy/pii-codec.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 async function send(t: TestApp, batch: unknown[]) {
@@ -10,10 +11,12 @@ async function send(t: TestApp, batch: unknown[]) {
   while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
 }
 
+// PII identifiers and trait values are stored as keyed-hash tokens (privacy/pii-codec.ts): lookups
+// use the stored token, and trait values read from storage are opened through the vault.
 async function profileOf(t: TestApp, type: string, value: string): Promise<string | undefined> {
   const { rows } = await t.db.query(
     'select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null',
-    [t.workspace.id, type, value],
+    [t.workspace.id, type, (await piiCodec(t.db, t.workspace.id)).identifiers.encode(type, value)],
   );
   return rows[0]?.profile_id;
 }
@@ -65,7 +68,7 @@ describe('unmerge and unbind on real PostgreSQL', () => {
     const merged = await profileOf(t, 'user_id', 'u-1');
     expect(await profileOf(t, 'member_id', 'm-2')).toBe(merged);
     const { rows: traitsBefore } = await t.db.query('select value from profile_traits where workspace_id = $1 and profile_id = $2 and key = $3', [t.workspace.id, merged, 'name']);
-    expect(traitsBefore[0].value).toBe('Wang Jun');
+    expect(await openPii(t.db, t.workspace.id, traitsBefore[0].value)).toBe('Wang Jun');
 
     const result = await unmergeIdentifier(t.db, t.workspace.id, merged!, { type: 'phone', value: PHONE });
     expect(result.profileId).toBe(merged);
@@ -75,7 +78,11 @@ describe('unmerge and unbind on real PostgreSQL', () => {
     expect(await eventsOf(t, merged!)).toEqual(['a1']);
     expect(await eventsOf(t, result.newProfileId)).toEqual(['b1', 'c1']);
     const traits = async (id: string) =>
-      Object.fromEntries((await t.db.query('select key, value from profile_traits where workspace_id = $1 and profile_id = $2', [t.workspace.id, id])).rows.map((r) => [r.key, r.value]));
+      openPii(
+        t.db,
+        t.workspace.id,
+        Object.fromEntries((await t.db.query('select key, value from profile_traits where workspace_id = $1 and profile_id = $2', [t.workspace.id, id])).rows.map((r) => [r.key, r.value])),
+      );
     expect(await traits(merged!)).toEqual({ name: 'Wang Fang', phone: '13800138000' });
     expect(await traits(result.newProfileId)).toEqual({ name: 'Wang Jun', email: 'B@x.com' });
 

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { unbindIdentifier } from '../src/identity/unmerge.ts';
+import { piiCodec } from '../src/privacy/pii-codec.ts';
 import type { Condition, EventMatch } from '../src/segments/ast.ts';
 import { conditionReads, emptyReads, loadProfileSnapshots, snapshotNeeds } from '../src/segments/snapshots.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -71,12 +72,13 @@ describe('loadProfileSnapshots on real PostgreSQL', () => {
   let merged: string;
   let segmentId: string;
 
+  // PII identifiers are stored as keyed-hash tokens (privacy/pii-codec.ts): looked up by the stored token.
   const owner = async (type: string, value: string) =>
     (
       await t.db.query('select profile_id from profile_identifiers where workspace_id = $1 and type = $2 and value = $3 and unbound_at is null', [
         t.workspace.id,
         type,
-        value,
+        (await piiCodec(t.db, t.workspace.id)).identifiers.encode(type, value),
       ])
     ).rows[0]?.profile_id as string;
 

@@ -5,7 +5,8 @@ import { withTransaction } from '../storage/database.ts';
 import { NotFoundError, ConflictError } from '../workspaces/store.ts';
 import { traitsOf, type QueuedEvent } from './batch.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
-import type { IdentityConfig } from './identifier-types.ts';
+import { normalizeIdentifier, type IdentityConfig } from './identifier-types.ts';
+import { isPiiToken, piiCodec, tokenizeForResolution, withPiiCodec, writeVault, type PiiCodec } from '../privacy/pii-codec.ts';
 import type { Identifier } from './resolve.ts';
 import { rewriteConsents } from './consents.ts';
 import { IDENTITY_EVENT_COLUMNS, lockWorkspaceIdentity, toQueuedEvent, type IdentityEventRow } from './resolver.ts';
@@ -60,6 +61,17 @@ export async function liveProfileId(db: Pick<Db, 'query'>, workspaceId: string, 
   return rows[0].merged_into ?? rows[0].id;
 }
 
+/**
+ * The identifier as stored: PII types are keyed-hash tokens (privacy/pii-codec.ts), so a value
+ * given in plain text (any caller, not only the HTTP routes) is normalised and encoded; a token
+ * stays as it is, and a value that does not normalise is looked up as given (and not found).
+ */
+function storedIdentifier(config: IdentityConfig, codec: PiiCodec, identifier: Identifier): Identifier {
+  if (isPiiToken(identifier.value)) return identifier;
+  const normalized = normalizeIdentifier(withPiiCodec(config, codec), identifier.type, identifier.value);
+  return normalized.ok ? { type: identifier.type, value: normalized.value } : identifier;
+}
+
 async function requireLiveLink(client: DbClient, workspaceId: string, profileId: string, identifier: Identifier) {
   const { rows } = await client.query<{ id: number }>(
     `select id from profile_identifiers where workspace_id = $1 and profile_id = $2 and type = $3 and value = $4 and unbound_at is null`,
@@ -74,10 +86,12 @@ async function requireLiveLink(client: DbClient, workspaceId: string, profileId:
  * given to a family member): from now on events with it no longer join this profile, while the
  * events before stay where they are.
  */
-export async function unbindIdentifier(db: Db, workspaceId: string, profileId: string, identifier: Identifier, reason = 'unbound by operator') {
+export async function unbindIdentifier(db: Db, workspaceId: string, profileId: string, given: Identifier, reason = 'unbound by operator') {
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
     const live = await liveProfileId(client, workspaceId, profileId);
+    const { config } = await loadWorkspaceIdentity(client, workspaceId);
+    const identifier = storedIdentifier(config, await piiCodec(client, workspaceId), given);
     const linkId = await requireLiveLink(client, workspaceId, live, identifier);
     await enqueueSegmentEvaluation(client, workspaceId, [live]);
     const { rows } = await client.query<{ unbound_at: Date }>(
@@ -94,21 +108,26 @@ export async function unbindIdentifier(db: Db, workspaceId: string, profileId: s
  * brought the identifier in is marked undone, and the two profiles are never joined again
  * automatically (identity_splits).
  */
-export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: string, detach: Identifier) {
+export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: string, given: Identifier) {
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
     const live = await liveProfileId(client, workspaceId, profileId);
-    await requireLiveLink(client, workspaceId, live, detach);
     const identity = await loadWorkspaceIdentity(client, workspaceId);
+    // Personal data is stored encrypted (privacy/pii-codec.ts): as in resolution, sealed event
+    // fields are opened, and PII identifiers and traits are compared and rewritten as tokens.
+    const codec = await piiCodec(client, workspaceId);
+    const config = withPiiCodec(identity.config, codec);
+    const detach = storedIdentifier(identity.config, codec, given);
+    await requireLiveLink(client, workspaceId, live, detach);
 
     const { rows: links } = await client.query<{ type: string; value: string; first_seen: Date }>(
       'select type, value, first_seen from profile_identifiers where workspace_id = $1 and profile_id = $2 and unbound_at is null',
       [workspaceId, live],
     );
-    const events = await loadProfileEvents(client, workspaceId, live);
-    const eventSets = events.map((event) => extractIdentifiers(event, identity.config).identifiers);
+    const events = (await loadProfileEvents(client, workspaceId, live)).map((event) => tokenizeForResolution(codec, codec.openEvent(event)));
+    const eventSets = events.map((event) => extractIdentifiers(event, config).identifiers);
     const moving = identifiersToSplit(
-      identity.config,
+      config,
       links.map((l) => ({ type: l.type, value: l.value, firstSeen: l.first_seen })),
       eventSets,
       detach,
@@ -148,6 +167,7 @@ export async function unmergeIdentifier(db: Db, workspaceId: string, profileId: 
     await rewriteTraits(client, workspaceId, live, staying, identity.strategies);
     await rewriteTraits(client, workspaceId, newId, movedEvents, identity.strategies);
     await rewriteConsents(client, workspaceId, new Map([[live, staying], [newId, movedEvents]]));
+    await writeVault(client, codec);
     await client.query(
       `update profiles set first_seen = $3, last_seen = $4, updated_at = now() where workspace_id = $1 and id = $2`,
       [workspaceId, live, staying[0]?.timestamp ?? null, staying.at(-1)?.timestamp ?? null],
