@@ -93,7 +93,7 @@ describe.skipIf(!hasChromium)('dashboard end to end in Chromium', () => {
     await page.getByRole('link', { name: 'Profiles' }).click();
     // E-mail addresses are stored as keyed-hash tokens (docs/security.md "Personal data"): PII
     // identifiers are found by their whole value, not a prefix.
-    await page.getByLabel('Identifier (prefix)').fill('lin.wei@example.cn');
+    await page.getByLabel('Identifier (prefix; email and phone: whole value)').fill('lin.wei@example.cn');
     await page.getByRole('button', { name: 'Search' }).click();
     await page.getByRole('link', { name: 'Lin Wei' }).click();
     await expect.poll(() => page.getByTestId('profile-name').textContent()).toBe('Lin Wei');

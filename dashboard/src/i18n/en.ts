@@ -70,7 +70,7 @@ export const en = {
   'overview.noEvents': 'No events in this range. Send events with the SDK or an import, or pick a longer range.',
   'profiles.title': 'Profiles',
   'profiles.search': 'Search profiles',
-  'profiles.identifier': 'Identifier (prefix)',
+  'profiles.identifier': 'Identifier (prefix; email and phone: whole value)',
   'profiles.identifierType': 'Identifier type',
   'profiles.anyType': 'Any type',
   'profiles.traitKey': 'Trait',

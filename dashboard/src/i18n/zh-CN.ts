@@ -71,7 +71,7 @@ export const zhCN: Record<MessageKey, string> = {
   'overview.noEvents': '该时间范围内没有事件。用 SDK 或导入发送事件，或选择更长的时间范围。',
   'profiles.title': '用户档案',
   'profiles.search': '搜索用户',
-  'profiles.identifier': '标识（前缀）',
+  'profiles.identifier': '标识（前缀；邮箱和手机号须完整）',
   'profiles.identifierType': '标识类型',
   'profiles.anyType': '任意类型',
   'profiles.traitKey': '属性',
