@@ -19,7 +19,12 @@ export function registerPiiOpening(app: FastifyInstance, db: Queryable): void {
     if (!workspaceId || reply.statusCode >= 400) return payload;
     const type = String(reply.getHeader('content-type') ?? '');
     const json = type.includes('json');
-    if (payload instanceof Readable) return payload.pipe(openLines(db, workspaceId, json));
+    if (payload instanceof Readable) {
+      // pipe() does not forward errors: a failing export must end the answer, not leave it hanging.
+      const opened = openLines(db, workspaceId, json);
+      payload.once('error', (error) => opened.destroy(error));
+      return payload.pipe(opened);
+    }
     if (typeof payload !== 'string' || !mayHoldPii(payload)) return payload;
     if (json && !type.includes('ndjson')) return JSON.stringify(await openPii(db, workspaceId, JSON.parse(payload)));
     return openText(db, workspaceId, payload, json);

@@ -293,11 +293,17 @@ function collectTokens(value: unknown, tokens: Set<string>, sealed: Set<string>,
   }
 }
 
+function isPlainObject(value: object): boolean {
+  const prototype: unknown = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
 function replaceTokens(value: unknown, opened: ReadonlyMap<string, unknown>, depth = 0): unknown {
   if (depth > 64) return value;
   if (typeof value === 'string') return opened.has(value) ? opened.get(value) : value;
   if (Array.isArray(value)) return value.map((item) => replaceTokens(item, opened, depth + 1));
-  if (isObject(value)) {
+  // Only plain objects are copied: a Date (a row's timestamp) or Buffer copied key by key became {}.
+  if (isObject(value) && isPlainObject(value)) {
     const out: Json = {};
     for (const key in value) out[key] = replaceTokens(value[key], opened, depth + 1);
     return out;
