@@ -1,6 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { ApiError } from '../api/errors.ts';
 import { formatProfile } from '../profiles/format.ts';
+import { openPii } from '../privacy/pii-codec.ts';
 import { getProfile, locateProfile } from '../profiles/queries.ts';
 import type { Db } from '../storage/database.ts';
 import { getWorkspace } from '../workspaces/store.ts';
@@ -29,7 +30,9 @@ export function registerProfileCommand(program: Command, openDb: OpenDb): void {
       try {
         const workspace = await getWorkspace(db, options.workspace);
         const located = await locateProfile(db, workspace.id, ref);
-        const view = await getProfile(db, workspace.id, located, { verbose: !!options.verbose, events: options.events });
+        // PII is stored as keyed-hash tokens and sealed fields (privacy/pii-codec.ts); the operator at the
+        // database's console sees the values, as an API caller with pii.read does.
+        const view = await openPii(db, workspace.id, await getProfile(db, workspace.id, located, { verbose: !!options.verbose, events: options.events }));
         console.log(options.json ? JSON.stringify(view, null, 2) : formatProfile(view));
       } catch (error) {
         // Not found or a malformed reference is a one-line answer like the other expected failures.
