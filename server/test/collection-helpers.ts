@@ -1,4 +1,5 @@
 import type { OutgoingHttpHeaders } from 'node:http';
+import { expect } from 'vitest';
 import { openQuarantinePayload } from '../src/privacy/sealed-payloads.ts';
 import { piiCodec } from '../src/privacy/pii-codec.ts';
 import { basicAuth, type TestApp } from './support/app.ts';
@@ -68,6 +69,21 @@ export async function openStoredEvents(t: TestApp, rows: StoredEvent[]): Promise
   const opened: StoredEvent[] = [];
   for (const row of rows) opened.push((await piiCodec(t.db, row.workspace_id)).openEvent(row));
   return opened;
+}
+
+/**
+ * The stored rows of the official-SDK tests, after checking that PII fields are sealed at rest
+ * (no e-mail or name in clear anywhere in the row), opened through the codec as readers see them.
+ */
+export async function openedAfterCheckingSealed(t: TestApp): Promise<StoredEvent[]> {
+  const raw = await storedEvents(t);
+  const identify = raw.find((row) => row.type === 'identify');
+  const group = raw.find((row) => row.type === 'group');
+  expect(identify?.traits?.email).toMatch(/^tpe1\./);
+  expect(group?.traits?.name).toMatch(/^tpe1\./);
+  expect(JSON.stringify(raw)).not.toContain('ann@example.com');
+  expect(JSON.stringify(raw)).not.toContain('Initech');
+  return openStoredEvents(t, raw);
 }
 
 export async function quarantined(t: TestApp, where = 'true', params: unknown[] = []): Promise<QuarantineRow[]> {
