@@ -102,7 +102,7 @@ describe('workspace data keys, master key rotation and sealed quarantine payload
     useMaster(masterC, masterB);
     const result = await cli(['privacy', 'rotate-master-key'], t.database.url);
     expect(result.stderr).toBe('');
-    expect(result.stdout).toMatch(/^Re-sealed 3 data key\(s\) under master key [0-9a-f]{16}/);
+    expect(result.stdout).toMatch(/^Re-sealed 3 data key\(s\) and 0 hash key\(s\) under master key [0-9a-f]{16}/);
     useMaster(masterC);
     expect(await openText(t.db, t.workspace.id, 'test.value', token)).toBe('by the command');
     const rotated = await cli(['privacy', 'rotate-data-key', '--workspace', 'acme'], t.database.url);

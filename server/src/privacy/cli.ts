@@ -3,7 +3,7 @@ import type { Db } from '../storage/database.ts';
 import { verifyAuditChain } from './audit.ts';
 import { rotateDataKey, rotateMasterKey } from './data-keys.ts';
 import { getWorkspace } from '../workspaces/store.ts';
-import { allWorkspaceIds, encryptExistingPii, reencryptPii } from './pii-backfill.ts';
+import { allWorkspaceIds, describeBackfillCounts, encryptExistingPii, reencryptPii } from './pii-backfill.ts';
 
 type OpenDb = () => Promise<{ db: Db; close(): Promise<void> }>;
 
@@ -32,13 +32,16 @@ export function registerPrivacyCommands(program: Command, openDb: OpenDb): void 
   const privacy = program.command('privacy').description('Encryption keys of personal data at rest');
   privacy
     .command('rotate-master-key')
-    .description('Re-seal every workspace data key under TOUCHPOINT_MASTER_KEY (keys sealed by an older one need it in TOUCHPOINT_MASTER_KEY_PREVIOUS)')
+    .description('Re-seal every workspace data key and hash key under TOUCHPOINT_MASTER_KEY (keys sealed by an older one need it in TOUCHPOINT_MASTER_KEY_PREVIOUS)')
     .option('--all', 'also re-seal data keys already sealed by the current master key')
     .action(async (options: { all?: boolean }) => {
       const { db, close } = await openDb();
       try {
         const result = await rotateMasterKey(db, { all: options.all });
-        console.log(`Re-sealed ${result.resealed} data key(s) under master key ${result.masterKeyId}; the previous master key is no longer needed`);
+        console.log(
+          `Re-sealed ${result.resealed} data key(s) and ${result.hashKeysResealed + result.hashKeysSealed} hash key(s) under master key ${result.masterKeyId}; ` +
+            'the previous master key is no longer needed',
+        );
       } finally {
         await close();
       }
@@ -66,10 +69,7 @@ export function registerPrivacyCommands(program: Command, openDb: OpenDb): void 
         const ids = options.workspace ? [(await getWorkspace(db, options.workspace)).id] : await allWorkspaceIds(db);
         for (const id of ids) {
           const counts = await encryptExistingPii(db, id);
-          console.log(
-            `Workspace ${id}: ${counts.identifiers} identifier(s), ${counts.identityLogs} identity log row(s), ${counts.traits} trait(s), ` +
-              `${counts.traitHistory} trait history row(s), ${counts.events} event(s) encrypted`,
-          );
+          console.log(`Workspace ${id}: ${describeBackfillCounts(counts)} encrypted`);
         }
       } finally {
         await close();

@@ -3,14 +3,33 @@
  * master key: TOUCHPOINT_MASTER_KEY (hex or base64, ≥ 32 bytes) or the file named by
  * TOUCHPOINT_MASTER_KEY_FILE. Rotation: start with the new key there and the old one in
  * TOUCHPOINT_MASTER_KEY_PREVIOUS (or _PREVIOUS_FILE), run `touchpoint privacy rotate-master-key`
- * (every data key is re-sealed; no value is re-encrypted), then drop the old key. Without a master
- * key one is generated and kept in instance_settings — weaker: whoever reads the database reads it.
+ * (every data key and hash key is re-sealed; no value or token changes), then drop the old key.
+ * Without a master key one is generated and kept in instance_settings — weaker: whoever reads the
+ * database reads it.
+ *
+ * Each workspace also has one hash key (workspace_hash_keys) keying its PII tokens, sealed the
+ * same way and cached with the data keys. Workspaces that existed before hash keys were stored
+ * keep the key they had (derived from the instance privacy key, sealed at first use), so their
+ * tokens never change; new workspaces get a random one.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Queryable } from '../storage/database.ts';
-import { decryptText, encryptText, isEncrypted, masterKeyId, newDataKey, openDataKey, sealDataKey, tokenKeyNumber } from './encryption.ts';
-import { decodeKey } from './secret.ts';
+import {
+  decryptText,
+  derivedHashKey,
+  encryptText,
+  isEncrypted,
+  masterKeyId,
+  newDataKey,
+  newHashKey,
+  openDataKey,
+  openHashKey,
+  sealDataKey,
+  sealHashKey,
+  tokenKeyNumber,
+} from './encryption.ts';
+import { decodeKey, forgetPrivacyKey, privacyKey } from './secret.ts';
 
 const SETTING = 'privacy_master_key';
 
@@ -23,10 +42,18 @@ interface MasterKeys {
 interface WorkspaceKeys {
   current: { number: number; key: Buffer } | null;
   byNumber: Map<number, Buffer>;
+  /** Null until the workspace's hash key is stored (sealed) for the first time. */
+  hashKey: Buffer | null;
+}
+
+interface SealedHashKeyRow {
+  workspace_id: string;
+  sealed: Buffer;
+  master_key_id: string;
 }
 
 const masters = new WeakMap<object, Promise<MasterKeys>>();
-const workspaceKeys = new WeakMap<object, Map<string, Promise<WorkspaceKeys>>>();
+const workspaceKeyCache = new WeakMap<object, Map<string, Promise<WorkspaceKeys>>>();
 
 function fromEnv(name: string): Buffer[] {
   const inline = process.env[name];
@@ -57,12 +84,19 @@ function masterKeysOf(db: Queryable): Promise<MasterKeys> {
   return keys;
 }
 
+function masterKeyById(master: MasterKeys, id: string, what: string): Buffer {
+  const candidate = [master.current, ...master.previous].find((key) => masterKeyId(key) === id);
+  if (!candidate) throw new Error(`${what} is sealed by master key ${id}, which is not configured (TOUCHPOINT_MASTER_KEY / _PREVIOUS)`);
+  return candidate;
+}
+
 function openWithAny(master: MasterKeys, row: { workspace_id: string; number: number; sealed: Buffer; master_key_id: string }): Buffer {
-  const candidate = [master.current, ...master.previous].find((key) => masterKeyId(key) === row.master_key_id);
-  if (!candidate) {
-    throw new Error(`Data key ${row.number} of workspace ${row.workspace_id} is sealed by master key ${row.master_key_id}, which is not configured (TOUCHPOINT_MASTER_KEY / _PREVIOUS)`);
-  }
-  return openDataKey(candidate, row.workspace_id, row.number, row.sealed);
+  const key = masterKeyById(master, row.master_key_id, `Data key ${row.number} of workspace ${row.workspace_id}`);
+  return openDataKey(key, row.workspace_id, row.number, row.sealed);
+}
+
+function openHashKeyWithAny(master: MasterKeys, row: SealedHashKeyRow): Buffer {
+  return openHashKey(masterKeyById(master, row.master_key_id, `The hash key of workspace ${row.workspace_id}`), row.workspace_id, row.sealed);
 }
 
 async function loadWorkspaceKeys(db: Queryable, workspaceId: string): Promise<WorkspaceKeys> {
@@ -73,12 +107,17 @@ async function loadWorkspaceKeys(db: Queryable, workspaceId: string): Promise<Wo
   );
   const byNumber = new Map(rows.map((row) => [row.number, openWithAny(master, row)]));
   const last = rows.at(-1);
-  return { current: last ? { number: last.number, key: byNumber.get(last.number)! } : null, byNumber };
+  const hash = await db.query<SealedHashKeyRow>(
+    'select workspace_id, sealed, master_key_id from workspace_hash_keys where workspace_id = $1 and sealed is not null',
+    [workspaceId],
+  );
+  const hashKey = hash.rows[0] ? openHashKeyWithAny(master, hash.rows[0]) : null;
+  return { current: last ? { number: last.number, key: byNumber.get(last.number)! } : null, byNumber, hashKey };
 }
 
 function keysOf(db: Queryable, workspaceId: string, reload = false): Promise<WorkspaceKeys> {
-  let map = workspaceKeys.get(db);
-  if (!map) workspaceKeys.set(db, (map = new Map()));
+  let map = workspaceKeyCache.get(db);
+  if (!map) workspaceKeyCache.set(db, (map = new Map()));
   let keys = map.get(workspaceId);
   if (!keys || reload) {
     keys = loadWorkspaceKeys(db, workspaceId);
@@ -110,18 +149,57 @@ async function currentKey(db: Queryable, workspaceId: string): Promise<{ number:
 }
 
 /**
- * The workspace's data keys, opened (a first key is made if there is none), for callers that seal
- * and open many values synchronously (privacy/pii-codec.ts). `reload` re-reads them (a key
+ * Seals workspaces' pending hash keys (rows the migration left for workspaces that existed before
+ * hash keys were stored) with the key derived from the instance privacy key, which is the key
+ * their tokens were made with. Once none is pending, the privacy key can change without changing
+ * a token. A concurrent sealer stores the same key; the first update wins.
+ */
+export async function sealPendingHashKeys(db: Queryable, workspaceId?: string): Promise<number> {
+  const { rows } = await db.query<{ workspace_id: string }>(
+    'select workspace_id from workspace_hash_keys where sealed is null and ($1::uuid is null or workspace_id = $1) order by workspace_id',
+    [workspaceId ?? null],
+  );
+  if (rows.length === 0) return 0;
+  const [master, privacy] = await Promise.all([masterKeysOf(db), privacyKey(db)]);
+  let sealed = 0;
+  for (const { workspace_id } of rows) {
+    const result = await db.query(
+      'update workspace_hash_keys set sealed = $2, master_key_id = $3 where workspace_id = $1 and sealed is null',
+      [workspace_id, sealHashKey(master.current, workspace_id, derivedHashKey(privacy, workspace_id)), masterKeyId(master.current)],
+    );
+    sealed += result.rowCount ?? 0;
+  }
+  return sealed;
+}
+
+/** Stores the workspace's hash key if it has none yet: the derived one if pending, else a random one. */
+async function storeHashKey(db: Queryable, workspaceId: string): Promise<void> {
+  if ((await sealPendingHashKeys(db, workspaceId)) > 0) return;
+  const master = await masterKeysOf(db);
+  await db.query(
+    `insert into workspace_hash_keys (workspace_id, origin, sealed, master_key_id) values ($1, 'random', $2, $3) on conflict (workspace_id) do nothing`,
+    [workspaceId, sealHashKey(master.current, workspaceId, newHashKey()), masterKeyId(master.current)],
+  );
+}
+
+/**
+ * The workspace's data keys and hash key, opened (made if there are none), for callers that seal,
+ * open and hash many values synchronously (privacy/pii-codec.ts). `reload` re-reads them (a key
  * rotated by another process).
  */
-export async function workspaceDataKeys(
+export async function workspaceKeys(
   db: Queryable,
   workspaceId: string,
   reload = false,
-): Promise<{ current: { number: number; key: Buffer }; byNumber: ReadonlyMap<number, Buffer> }> {
+): Promise<{ current: { number: number; key: Buffer }; byNumber: ReadonlyMap<number, Buffer>; hashKey: Buffer }> {
   const current = await currentKey(db, workspaceId);
-  const keys = await keysOf(db, workspaceId, reload);
-  return { current: reload ? keys.current ?? current : current, byNumber: keys.byNumber };
+  let keys = await keysOf(db, workspaceId, reload);
+  if (!keys.hashKey) {
+    await storeHashKey(db, workspaceId); // a concurrent first store wins; both reload
+    keys = await keysOf(db, workspaceId, true);
+    if (!keys.hashKey) throw new Error(`The hash key of workspace ${workspaceId} could not be stored`);
+  }
+  return { current: reload ? keys.current ?? current : current, byNumber: keys.byNumber, hashKey: keys.hashKey };
 }
 
 /** Seals a value for storage (`purpose` names the column, e.g. 'quarantine.payload'). */
@@ -140,10 +218,13 @@ export async function openText(db: Queryable, workspaceId: string, purpose: stri
 }
 
 /**
- * Re-seals every data key under the current master key (those sealed by a previous one, or all
- * with `all`). Values are not touched: they stay sealed by their data keys.
+ * Re-seals every data key and hash key under the current master key (those sealed by a previous
+ * one, or all with `all`); pending hash keys are sealed first. Values and tokens are not touched.
  */
-export async function rotateMasterKey(db: Queryable, options: { all?: boolean } = {}): Promise<{ resealed: number; masterKeyId: string }> {
+export async function rotateMasterKey(
+  db: Queryable,
+  options: { all?: boolean } = {},
+): Promise<{ resealed: number; hashKeysResealed: number; hashKeysSealed: number; masterKeyId: string }> {
   const master = await masterKeysOf(db);
   const currentId = masterKeyId(master.current);
   const { rows } = await db.query<{ workspace_id: string; number: number; sealed: Buffer; master_key_id: string }>(
@@ -159,11 +240,25 @@ export async function rotateMasterKey(db: Queryable, options: { all?: boolean } 
       currentId,
     ]);
   }
-  return { resealed: rows.length, masterKeyId: currentId };
+  const hashKeysSealed = await sealPendingHashKeys(db);
+  const hashRows = await db.query<SealedHashKeyRow>(
+    'select workspace_id, sealed, master_key_id from workspace_hash_keys where sealed is not null and ($1 or master_key_id <> $2)',
+    [options.all === true, currentId],
+  );
+  for (const row of hashRows.rows) {
+    const key = openHashKeyWithAny(master, row);
+    await db.query('update workspace_hash_keys set sealed = $2, master_key_id = $3, resealed_at = now() where workspace_id = $1', [
+      row.workspace_id,
+      sealHashKey(master.current, row.workspace_id, key),
+      currentId,
+    ]);
+  }
+  return { resealed: rows.length, hashKeysResealed: hashRows.rows.length, hashKeysSealed, masterKeyId: currentId };
 }
 
-/** Forgets cached keys (tests that change TOUCHPOINT_MASTER_KEY between steps). */
+/** Forgets cached keys, as a restart would (tests that change TOUCHPOINT_MASTER_KEY or _PRIVACY_KEY between steps). */
 export function forgetKeys(db: Queryable): void {
   masters.delete(db);
-  workspaceKeys.delete(db);
+  workspaceKeyCache.delete(db);
+  forgetPrivacyKey(db);
 }

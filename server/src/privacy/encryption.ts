@@ -6,7 +6,9 @@
  * - A value is sealed by the workspace's current data key into a self-describing text token
  *   `tpe1.<key number>.<iv>.<ciphertext+tag>` (base64url), with the workspace id and a purpose
  *   (e.g. 'quarantine.payload') as associated data.
- * - Lookups never decrypt: they go through keyed hashes (privacy/secret.ts keyedHash).
+ * - Lookups never decrypt: they go through keyed hashes. PII tokens (privacy/pii-codec.ts) use a
+ *   per-workspace hash key, stored sealed by the master key like the data keys, so no root key
+ *   rotation changes a token; other lookup hashes use the instance privacy key (privacy/secret.ts).
  */
 import crypto from 'node:crypto';
 
@@ -51,6 +53,30 @@ export function sealDataKey(masterKey: Buffer, workspaceId: string, keyNumber: n
 /** Opens a stored data key; throws if the master key is not the one that sealed it or the row was tampered with. */
 export function openDataKey(masterKey: Buffer, workspaceId: string, keyNumber: number, sealed: Buffer): Buffer {
   return gcmOpen(masterKey, sealed, dataKeyAad(workspaceId, keyNumber));
+}
+
+const hashKeyAad = (workspaceId: string) => `touchpoint hash key\u0000${workspaceId}`;
+
+export function newHashKey(): Buffer {
+  return crypto.randomBytes(32);
+}
+
+/** A workspace hash key sealed by the master key (bound to the workspace; a sealed data key does not open as one). */
+export function sealHashKey(masterKey: Buffer, workspaceId: string, hashKey: Buffer): Buffer {
+  return gcmSeal(masterKey, hashKey, hashKeyAad(workspaceId));
+}
+
+export function openHashKey(masterKey: Buffer, workspaceId: string, sealed: Buffer): Buffer {
+  return gcmOpen(masterKey, sealed, hashKeyAad(workspaceId));
+}
+
+/**
+ * The hash key a workspace used before hash keys were stored: HMAC of the workspace id under the
+ * instance privacy key. Workspaces that existed then store exactly this key (once), so their
+ * tokens keep matching without a rewrite; afterwards the privacy key no longer matters to them.
+ */
+export function derivedHashKey(privacyKey: Buffer, workspaceId: string): Buffer {
+  return crypto.createHmac('sha256', privacyKey).update(`touchpoint pii hash key\u0000${workspaceId}`).digest();
 }
 
 const valueAad = (workspaceId: string, purpose: string) => `${workspaceId}\u0000${purpose}`;

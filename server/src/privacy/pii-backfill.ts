@@ -3,7 +3,8 @@
  * - `encryptExistingPii`: rows written before field-level encryption (plain identifier values of
  *   PII types, plain PII trait values and history, plain PII fields in events, plain identifier
  *   values in identity logs) become tokens / sealed fields. Idempotent; run by
- *   `touchpoint privacy encrypt-existing` and by the worker once at start.
+ *   `touchpoint privacy encrypt-existing` and by the worker once at start (`encryptAllExistingPii`,
+ *   which also seals the hash keys still pending since migration 0055).
  * - `reencryptPii`: after `rotate-data-key`, values sealed by older data keys (vault copies, event
  *   fields, quarantined payloads) are sealed again with the current one.
  * Both walk in batches of `batchSize` rows.
@@ -11,7 +12,7 @@
 import { lockWorkspaceIdentity } from '../identity/resolver.ts';
 import { withTransaction, type Db, type Queryable } from '../storage/database.ts';
 import { tokenKeyNumber } from './encryption.ts';
-import { openText, sealText } from './data-keys.ts';
+import { openText, sealPendingHashKeys, sealText } from './data-keys.ts';
 import { ENCRYPTED_IDENTIFIER_TYPES, isEncryptedKey, isPiiToken, isSealedValue, piiCodec, writeVault, type PiiCodec } from './pii-codec.ts';
 
 export interface BackfillCounts {
@@ -38,10 +39,17 @@ interface EventPiiRow {
 }
 
 /** Walks a workspace's events in (timestamp, seq) order and writes back the rows `change` returns. */
-async function rewriteEvents(db: Db, workspaceId: string, batchSize: number, change: (row: EventPiiRow) => EventPiiRow | null): Promise<number> {
+async function rewriteEvents(
+  db: Db,
+  workspaceId: string,
+  batchSize: number,
+  change: (row: EventPiiRow) => EventPiiRow | null,
+  signal?: AbortSignal,
+): Promise<number> {
   let after = null as { timestamp: Date; seq: string } | null;
   let changed = 0;
   for (;;) {
+    signal?.throwIfAborted();
     const { rows }: { rows: EventPiiRow[] } = await db.query<EventPiiRow>(
       `select timestamp, seq, properties, traits, context from events
         where workspace_id = $1 and ($2::timestamptz is null or (timestamp, seq) > ($2, $3::bigint))
@@ -86,7 +94,7 @@ function rewriteIdentifierList(value: unknown, codec: PiiCodec): { value: unknow
 }
 
 /** Encrypts a workspace's personal data written before encryption (see the file comment). */
-export async function encryptExistingPii(db: Db, workspaceId: string, options: { batchSize?: number } = {}): Promise<BackfillCounts> {
+export async function encryptExistingPii(db: Db, workspaceId: string, options: { batchSize?: number; signal?: AbortSignal } = {}): Promise<BackfillCounts> {
   const batchSize = options.batchSize ?? 1000;
   const counts: BackfillCounts = { identifiers: 0, identityLogs: 0, traits: 0, traitHistory: 0, events: 0 };
   // Keys first, outside the transactions (a one-connection pool would otherwise wait on itself).
@@ -94,6 +102,7 @@ export async function encryptExistingPii(db: Db, workspaceId: string, options: {
 
   // The identity graph under the identity lock (resolution writes it), one batch per transaction.
   for (;;) {
+    options.signal?.throwIfAborted();
     const done = await withTransaction(db, async (client) => {
       await lockWorkspaceIdentity(client, workspaceId);
       const { rows } = await client.query<{ id: string; value: string }>(
@@ -198,11 +207,50 @@ export async function encryptExistingPii(db: Db, workspaceId: string, options: {
   });
 
   // Events: PII fields sealed in place (no lock: resolution only reads these columns).
-  counts.events = await rewriteEvents(db, workspaceId, batchSize, (row) => {
-    const sealed = codec.sealEvent(row);
-    return sealed === row ? null : sealed;
-  });
+  counts.events = await rewriteEvents(
+    db,
+    workspaceId,
+    batchSize,
+    (row) => {
+      const sealed = codec.sealEvent(row);
+      return sealed === row ? null : sealed;
+    },
+    options.signal,
+  );
   return counts;
+}
+
+/** "2 identifier(s), 0 identity log row(s), …": the CLI's and the worker's report (counts only, never values). */
+export function describeBackfillCounts(counts: BackfillCounts): string {
+  return (
+    `${counts.identifiers} identifier(s), ${counts.identityLogs} identity log row(s), ${counts.traits} trait(s), ` +
+    `${counts.traitHistory} trait history row(s), ${counts.events} event(s)`
+  );
+}
+
+export function backfillTotal(counts: BackfillCounts): number {
+  return counts.identifiers + counts.identityLogs + counts.traits + counts.traitHistory + counts.events;
+}
+
+/**
+ * The worker's start-up pass: seals the hash keys still pending (so the instance privacy key stops
+ * mattering to PII tokens), then encrypts every workspace's plaintext rows, one workspace after
+ * another, reporting each workspace's counts. Stops between batches when `signal` aborts.
+ */
+export async function encryptAllExistingPii(
+  db: Db,
+  options: { batchSize?: number; signal?: AbortSignal; onWorkspace?: (workspaceId: string, counts: BackfillCounts) => void } = {},
+): Promise<{ hashKeysSealed: number; workspaces: number; totals: BackfillCounts }> {
+  const hashKeysSealed = await sealPendingHashKeys(db);
+  const totals: BackfillCounts = { identifiers: 0, identityLogs: 0, traits: 0, traitHistory: 0, events: 0 };
+  const ids = await allWorkspaceIds(db);
+  for (const id of ids) {
+    options.signal?.throwIfAborted();
+    const counts = await encryptExistingPii(db, id, options);
+    for (const key of Object.keys(totals) as Array<keyof BackfillCounts>) totals[key] += counts[key];
+    options.onWorkspace?.(id, counts);
+  }
+  return { hashKeysSealed, workspaces: ids.length, totals };
 }
 
 export interface ReencryptCounts {

@@ -3,8 +3,8 @@
  * identifiers, traits and events calls.
  *
  * - Identifier values of PII types (email, phone, id_number, name, address) and values of PII
- *   trait keys are stored as keyed-hash tokens `tph1.<HMAC-SHA-256>`, keyed per workspace (a hash
- *   key derived from the instance privacy key and the workspace id). Equal values give equal
+ *   trait keys are stored as keyed-hash tokens `tph1.<HMAC-SHA-256>`, keyed per workspace (its
+ *   hash key, stored sealed by the master key: privacy/data-keys.ts). Equal values give equal
  *   tokens, so the live unique index, the resolver's owner lookups, lookups by phone/e-mail and
  *   segment equality keep working without any plaintext in the table.
  * - The one sealed copy of each distinct value lives in `pii_vault` (AES-256-GCM by the
@@ -20,8 +20,7 @@
 import crypto from 'node:crypto';
 import type { Queryable } from '../storage/database.ts';
 import { decryptText, encryptText, tokenKeyNumber } from './encryption.ts';
-import { workspaceDataKeys } from './data-keys.ts';
-import { privacyKey } from './secret.ts';
+import { workspaceKeys } from './data-keys.ts';
 
 export const PII_TOKEN_PREFIX = 'tph1.';
 const SEALED_PREFIX = 'tpe1.';
@@ -67,11 +66,6 @@ export function isPiiToken(value: unknown): value is string {
 
 export function isSealedValue(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(SEALED_PREFIX);
-}
-
-/** The per-workspace hash key: HMAC of the workspace id under the instance privacy key. */
-function workspaceHashKey(privacy: Buffer, workspaceId: string): Buffer {
-  return crypto.createHmac('sha256', privacy).update(`touchpoint pii hash key\u0000${workspaceId}`).digest();
 }
 
 /** The token of a JSON value (pure): `tph1.` + 192 bits of HMAC-SHA-256 of its JSON text. */
@@ -265,8 +259,8 @@ function mapArray(items: unknown[], transform: (item: unknown) => unknown): unkn
 
 /** A codec for one workspace (keys cached per database handle; `reload` after a rotation elsewhere). */
 export async function piiCodec(db: Queryable, workspaceId: string, reload = false): Promise<PiiCodec> {
-  const [privacy, keys] = await Promise.all([privacyKey(db), workspaceDataKeys(db, workspaceId, reload)]);
-  return new PiiCodec(workspaceId, workspaceHashKey(privacy, workspaceId), keys.current, keys.byNumber);
+  const keys = await workspaceKeys(db, workspaceId, reload);
+  return new PiiCodec(workspaceId, keys.hashKey, keys.current, keys.byNumber);
 }
 
 /** Stores the sealed copies of the tokens a codec made (once per value: existing rows are kept). */

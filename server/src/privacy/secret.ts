@@ -27,6 +27,11 @@ export function privacyKey(db: Queryable): Promise<Buffer> {
   return key;
 }
 
+/** Forgets the cached privacy key (tests that change TOUCHPOINT_PRIVACY_KEY, as a restart would). */
+export function forgetPrivacyKey(db: Queryable): void {
+  cache.delete(db);
+}
+
 async function loadKey(db: Queryable): Promise<Buffer> {
   if (process.env.TOUCHPOINT_PRIVACY_KEY) return decodeKey(process.env.TOUCHPOINT_PRIVACY_KEY, 'TOUCHPOINT_PRIVACY_KEY');
   if (process.env.TOUCHPOINT_PRIVACY_KEY_FILE) {

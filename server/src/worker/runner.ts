@@ -14,6 +14,7 @@ import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
 import { createTaskList } from './tasks.ts';
 import { scrubLogLine } from '../privacy/log-scrub.ts';
 import { applyRetention } from '../privacy/retention.ts';
+import { backfillTotal, describeBackfillCounts, encryptAllExistingPii } from '../privacy/pii-backfill.ts';
 
 export type WorkerLogLevel = 'error' | 'warning' | 'info' | 'debug';
 export type WorkerLog = (level: WorkerLogLevel, message: string, meta?: Record<string, unknown>) => void;
@@ -136,10 +137,26 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   });
   // Retention (privacy/retention.ts): old events, partitions and inactive profiles, hourly.
   const retention = startPollingLoop({ name: 'privacy retention', drainOnce: async () => (await applyRetention(options.db, new Date()), 0), pollMs: 3_600_000, onError });
+  // Personal data stored in plain text (by a version before field-level encryption, or an older
+  // process still running during an upgrade) is encrypted once per start, in the background.
+  const backfillAbort = new AbortController();
+  const backfill = encryptAllExistingPii(options.db, {
+    signal: backfillAbort.signal,
+    onWorkspace: (workspaceId, counts) => {
+      if (backfillTotal(counts) > 0) log('warning', `PII backfill: workspace ${workspaceId} held plaintext personal data; encrypted ${describeBackfillCounts(counts)}`);
+    },
+  }).then(
+    (result) =>
+      log('info', `PII backfill done: ${result.workspaces} workspace(s), ${result.hashKeysSealed} pending hash key(s) sealed; encrypted ${describeBackfillCounts(result.totals)}`),
+    (error: unknown) => {
+      if (!backfillAbort.signal.aborted) onError(error, 'PII backfill');
+    },
+  );
   let stopped: Promise<void> | undefined;
   return {
     stop() {
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop()]).then(() => undefined);
+      backfillAbort.abort(); // resumed at the next start: the pass is idempotent
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop(), backfill]).then(() => undefined);
       return stopped;
     },
   };
