@@ -5,6 +5,7 @@ import { forgetKeys, rotateMasterKey, sealText, workspaceKeys } from '../src/pri
 import { derivedHashKey, masterKeyId, openHashKey } from '../src/privacy/encryption.ts';
 import { piiTokenOf } from '../src/privacy/pii-codec.ts';
 import type { Db } from '../src/storage/database.ts';
+import { ensureMonthlyPartitions } from '../src/storage/partitions.ts';
 import { startWorker, type WorkerLogLevel } from '../src/worker/runner.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 import { cli } from './support/cli.ts';
@@ -183,6 +184,12 @@ describe('workspaces created before hash keys were stored keep their tokens (rea
       ]);
     }
 
+    // A process started without the privacy key the tokens were made with refuses to store a wrong key for good.
+    useKeys(t.db, { master, privacy: hexKey() });
+    await expect(workspaceKeys(t.db, ws)).rejects.toThrow(/not made with the configured instance privacy key/);
+    expect(await hashKeyRow(t.db, ws)).toEqual({ origin: 'derived', sealed: null, master_key_id: null });
+    useKeys(t.db, { master, privacy });
+
     const key = await serverKey(t);
     const get = (url: string) => t.app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${key}` } });
     const found = await get(profileUrl('email:Old.Friend@Example.com'));
@@ -244,18 +251,26 @@ describe('the worker encrypts plaintext personal data once at start (real Postgr
        values ($1, $2, 'email', null, to_jsonb($3::text), 'web', 'web', 'm0', now(), 'event')`,
       [ws, profileId, plain],
     );
+    const eventTime = new Date('2026-03-01T00:00:00Z');
+    await ensureMonthlyPartitions(t.db, 'events', [eventTime]);
+    await t.db.query(
+      `insert into events (workspace_id, timestamp, message_id, source_id, type, event, properties, context, received_at, profile_id)
+       values ($1, $2, 'plain-1', $3, 'track', 'Signed Up', $4, $5, now(), $6)`,
+      [ws, eventTime, t.source.id, { email: plain, plan: 'basic' }, { traits: { email: plain } }, profileId],
+    );
     const plaintextCount = async () =>
       Number(
         (
           await t.db.query<{ n: string }>(
             `select (select count(*) from profile_identifiers t where workspace_id = $1 and position($2 in t::text) > 0)
                   + (select count(*) from profile_traits t where workspace_id = $1 and position($2 in t::text) > 0)
-                  + (select count(*) from profile_trait_history t where workspace_id = $1 and position($2 in t::text) > 0) as n`,
+                  + (select count(*) from profile_trait_history t where workspace_id = $1 and position($2 in t::text) > 0)
+                  + (select count(*) from events t where workspace_id = $1 and position($2 in t::text) > 0) as n`,
             [ws, plain],
           )
         ).rows[0]!.n,
       );
-    expect(await plaintextCount()).toBe(3);
+    expect(await plaintextCount()).toBe(4);
 
     const logs: Array<{ level: WorkerLogLevel; message: string }> = [];
     const worker = await startWorker({ db: t.db, concurrency: 1, logger: (level, message) => void logs.push({ level, message }) });
@@ -270,7 +285,7 @@ describe('the worker encrypts plaintext personal data once at start (real Postgr
     expect(logs.filter((entry) => entry.level === 'error')).toEqual([]);
     expect(logs).toContainEqual({
       level: 'warning',
-      message: `PII backfill: workspace ${ws} held plaintext personal data; encrypted 2 identifier(s), 0 identity log row(s), 1 trait(s), 1 trait history row(s), 0 event(s)`,
+      message: `PII backfill: workspace ${ws} held plaintext personal data; encrypted 2 identifier(s), 0 identity log row(s), 1 trait(s), 1 trait history row(s), 1 event(s)`,
     });
     expect(logs.find((entry) => entry.message.startsWith('PII backfill done'))?.message).toMatch(/^PII backfill done: 1 workspace\(s\), 1 pending hash key\(s\) sealed; encrypted 2 identifier/);
     expect(logs.map((entry) => entry.message).join('\n')).not.toContain(plain); // counts only
@@ -283,5 +298,8 @@ describe('the worker encrypts plaintext personal data once at start (real Postgr
     expect(found.statusCode).toBe(200);
     expect(found.json().id).toBe(profileId);
     expect(found.json().traits.email).toBe(plain);
+    const event = await t.db.query<{ properties: Record<string, unknown> }>(`select properties from events where workspace_id = $1 and message_id = 'plain-1'`, [ws]);
+    expect(String(event.rows[0]!.properties.email)).toMatch(/^tpe1\./);
+    expect(event.rows[0]!.properties.plan).toBe('basic');
   }, 120_000);
 });

@@ -25,9 +25,11 @@ import {
   newHashKey,
   openDataKey,
   openHashKey,
+  piiTokenOf,
   sealDataKey,
   sealHashKey,
   tokenKeyNumber,
+  vaultPurpose,
 } from './encryption.ts';
 import { decodeKey, forgetPrivacyKey, privacyKey } from './secret.ts';
 
@@ -154,6 +156,22 @@ async function currentKey(db: Queryable, workspaceId: string): Promise<{ number:
  * their tokens were made with. Once none is pending, the privacy key can change without changing
  * a token. A concurrent sealer stores the same key; the first update wins.
  */
+/**
+ * Whether `hashKey` made the workspace's existing tokens: one vault copy is opened and hashed
+ * again (true when the workspace has none). Guards against sealing, for good, a key derived from
+ * the wrong privacy key (a process started without TOUCHPOINT_PRIVACY_KEY).
+ */
+async function madeExistingTokens(db: Queryable, workspaceId: string, hashKey: Buffer): Promise<boolean> {
+  const { rows } = await db.query<{ token: string; sealed: string }>('select token, sealed from pii_vault where workspace_id = $1 limit 1', [workspaceId]);
+  const sample = rows[0];
+  if (!sample) return true;
+  const number = tokenKeyNumber(sample.sealed);
+  const dataKey = (await keysOf(db, workspaceId)).byNumber.get(number) ?? (await keysOf(db, workspaceId, true)).byNumber.get(number);
+  if (!dataKey) throw new Error(`Data key ${number} of workspace ${workspaceId} is missing`);
+  const value: unknown = JSON.parse(decryptText(dataKey, workspaceId, vaultPurpose(sample.token), sample.sealed));
+  return piiTokenOf(hashKey, value) === sample.token;
+}
+
 export async function sealPendingHashKeys(db: Queryable, workspaceId?: string): Promise<number> {
   const { rows } = await db.query<{ workspace_id: string }>(
     'select workspace_id from workspace_hash_keys where sealed is null and ($1::uuid is null or workspace_id = $1) order by workspace_id',
@@ -163,9 +181,16 @@ export async function sealPendingHashKeys(db: Queryable, workspaceId?: string): 
   const [master, privacy] = await Promise.all([masterKeysOf(db), privacyKey(db)]);
   let sealed = 0;
   for (const { workspace_id } of rows) {
+    const hashKey = derivedHashKey(privacy, workspace_id);
+    if (!(await madeExistingTokens(db, workspace_id, hashKey))) {
+      throw new Error(
+        `The PII tokens of workspace ${workspace_id} were not made with the configured instance privacy key (TOUCHPOINT_PRIVACY_KEY / _FILE, ` +
+          'else the one kept in instance_settings); its hash key is not stored. Start with the privacy key the workspace was created under.',
+      );
+    }
     const result = await db.query(
       'update workspace_hash_keys set sealed = $2, master_key_id = $3 where workspace_id = $1 and sealed is null',
-      [workspace_id, sealHashKey(master.current, workspace_id, derivedHashKey(privacy, workspace_id)), masterKeyId(master.current)],
+      [workspace_id, sealHashKey(master.current, workspace_id, hashKey), masterKeyId(master.current)],
     );
     sealed += result.rowCount ?? 0;
   }

@@ -79,6 +79,16 @@ export function derivedHashKey(privacyKey: Buffer, workspaceId: string): Buffer 
   return crypto.createHmac('sha256', privacyKey).update(`touchpoint pii hash key\u0000${workspaceId}`).digest();
 }
 
+export const PII_TOKEN_PREFIX = 'tph1.';
+
+/** The token of a JSON value (privacy/pii-codec.ts): `tph1.` + 192 bits of HMAC-SHA-256 of its JSON text. */
+export function piiTokenOf(hashKey: Buffer, value: unknown): string {
+  return PII_TOKEN_PREFIX + crypto.createHmac('sha256', hashKey).update(JSON.stringify(value)).digest('base64url').slice(0, 32);
+}
+
+/** The purpose a value's one sealed copy in pii_vault is bound to (its token). */
+export const vaultPurpose = (token: string): string => `pii.vault\u0000${token}`;
+
 const valueAad = (workspaceId: string, purpose: string) => `${workspaceId}\u0000${purpose}`;
 
 /** Seals a text value with a workspace data key. */

@@ -17,15 +17,13 @@
  * Pure where it can be: a codec is made once per batch (`piiCodec`, async: keys) and then seals,
  * opens and hashes synchronously (a few µs per value).
  */
-import crypto from 'node:crypto';
 import type { Queryable } from '../storage/database.ts';
-import { decryptText, encryptText, tokenKeyNumber } from './encryption.ts';
+import { decryptText, encryptText, PII_TOKEN_PREFIX, piiTokenOf, tokenKeyNumber, vaultPurpose } from './encryption.ts';
 import { workspaceKeys } from './data-keys.ts';
 
-export const PII_TOKEN_PREFIX = 'tph1.';
 const SEALED_PREFIX = 'tpe1.';
 const EVENT_PURPOSE = 'event.pii';
-const vaultPurpose = (token: string) => `pii.vault\u0000${token}`;
+export { PII_TOKEN_PREFIX, piiTokenOf };
 
 /** Identifier types whose values are stored as keyed-hash tokens (issue 8's default PII list). */
 export const ENCRYPTED_IDENTIFIER_TYPES: ReadonlySet<string> = new Set(['email', 'phone', 'id_number', 'name', 'address']);
@@ -66,11 +64,6 @@ export function isPiiToken(value: unknown): value is string {
 
 export function isSealedValue(value: unknown): value is string {
   return typeof value === 'string' && value.startsWith(SEALED_PREFIX);
-}
-
-/** The token of a JSON value (pure): `tph1.` + 192 bits of HMAC-SHA-256 of its JSON text. */
-export function piiTokenOf(hashKey: Buffer, value: unknown): string {
-  return PII_TOKEN_PREFIX + crypto.createHmac('sha256', hashKey).update(JSON.stringify(value)).digest('base64url').slice(0, 32);
 }
 
 type Json = Record<string, unknown>;
