@@ -151,12 +151,6 @@ async function currentKey(db: Queryable, workspaceId: string): Promise<{ number:
 }
 
 /**
- * Seals workspaces' pending hash keys (rows the migration left for workspaces that existed before
- * hash keys were stored) with the key derived from the instance privacy key, which is the key
- * their tokens were made with. Once none is pending, the privacy key can change without changing
- * a token. A concurrent sealer stores the same key; the first update wins.
- */
-/**
  * Whether `hashKey` made the workspace's existing tokens: one vault copy is opened and hashed
  * again (true when the workspace has none). Guards against sealing, for good, a key derived from
  * the wrong privacy key (a process started without TOUCHPOINT_PRIVACY_KEY).
@@ -172,6 +166,12 @@ async function madeExistingTokens(db: Queryable, workspaceId: string, hashKey: B
   return piiTokenOf(hashKey, value) === sample.token;
 }
 
+/**
+ * Seals workspaces' pending hash keys (rows the migration left for workspaces that existed before
+ * hash keys were stored) with the key derived from the instance privacy key, which is the key
+ * their tokens were made with. Once none is pending, the privacy key can change without changing
+ * a token. A concurrent sealer stores the same key; the first update wins.
+ */
 export async function sealPendingHashKeys(db: Queryable, workspaceId?: string): Promise<number> {
   const { rows } = await db.query<{ workspace_id: string }>(
     'select workspace_id from workspace_hash_keys where sealed is null and ($1::uuid is null or workspace_id = $1) order by workspace_id',
