@@ -233,24 +233,53 @@ export function backfillTotal(counts: BackfillCounts): number {
 }
 
 /**
+ * Raise when the PII rules change (a new sealed field or identifier type): every workspace is then
+ * walked again at the next start, because rows its earlier clean pass accepted may now need sealing.
+ */
+export const PII_BACKFILL_RULES_VERSION = 1;
+const CLEAN_SETTING = 'pii_backfill_clean';
+
+/** Workspaces a start-up pass found clean under the current rules (instance_settings, by workspace id). */
+async function cleanWorkspaces(db: Queryable): Promise<Set<string>> {
+  const { rows } = await db.query<{ value: Record<string, number> }>('select value from instance_settings where key = $1', [CLEAN_SETTING]);
+  const marks = rows[0]?.value ?? {};
+  return new Set(Object.entries(marks).filter(([, version]) => version === PII_BACKFILL_RULES_VERSION).map(([id]) => id));
+}
+
+async function markClean(db: Queryable, workspaceId: string): Promise<void> {
+  await db.query(
+    `insert into instance_settings (key, value) values ($1, jsonb_build_object($2::text, $3::int))
+     on conflict (key) do update set value = instance_settings.value || excluded.value`,
+    [CLEAN_SETTING, workspaceId, PII_BACKFILL_RULES_VERSION],
+  );
+}
+
+/**
  * The worker's start-up pass: seals the hash keys still pending (so the instance privacy key stops
  * mattering to PII tokens), then encrypts every workspace's plaintext rows, one workspace after
  * another, reporting each workspace's counts. Stops between batches when `signal` aborts.
+ * A workspace whose pass finds nothing to encrypt is marked clean and skipped by later starts:
+ * walking 20M events on every restart would cost hours of reading for nothing. It is marked only
+ * after a pass that found nothing (not the pass that encrypted), so plaintext written by an older
+ * process still running during the upgrade is caught by the next start. `touchpoint privacy
+ * encrypt-existing` always walks everything.
  */
 export async function encryptAllExistingPii(
   db: Db,
   options: { batchSize?: number; signal?: AbortSignal; onWorkspace?: (workspaceId: string, counts: BackfillCounts) => void } = {},
-): Promise<{ hashKeysSealed: number; workspaces: number; totals: BackfillCounts }> {
+): Promise<{ hashKeysSealed: number; workspaces: number; skippedClean: number; totals: BackfillCounts }> {
   const hashKeysSealed = await sealPendingHashKeys(db);
   const totals: BackfillCounts = { identifiers: 0, identityLogs: 0, traits: 0, traitHistory: 0, events: 0 };
-  const ids = await allWorkspaceIds(db);
+  const clean = await cleanWorkspaces(db);
+  const ids = (await allWorkspaceIds(db)).filter((id) => !clean.has(id));
   for (const id of ids) {
     options.signal?.throwIfAborted();
     const counts = await encryptExistingPii(db, id, options);
     for (const key of Object.keys(totals) as Array<keyof BackfillCounts>) totals[key] += counts[key];
+    if (backfillTotal(counts) === 0) await markClean(db, id);
     options.onWorkspace?.(id, counts);
   }
-  return { hashKeysSealed, workspaces: ids.length, totals };
+  return { hashKeysSealed, workspaces: ids.length, skippedClean: clean.size, totals };
 }
 
 export interface ReencryptCounts {

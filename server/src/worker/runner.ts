@@ -147,7 +147,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
   }).then(
     (result) =>
-      log('info', `PII backfill done: ${result.workspaces} workspace(s), ${result.hashKeysSealed} pending hash key(s) sealed; encrypted ${describeBackfillCounts(result.totals)}`),
+      log('info', `PII backfill done: ${result.workspaces} workspace(s) walked, ${result.skippedClean} found clean before, ${result.hashKeysSealed} pending hash key(s) sealed; encrypted ${describeBackfillCounts(result.totals)}`),
     (error: unknown) => {
       if (!backfillAbort.signal.aborted) onError(error, 'PII backfill');
     },
