@@ -63,8 +63,14 @@ export async function registerSecurityHeaders(app: FastifyInstance): Promise<voi
  * (ingest/routes.ts). Client IPs come from X-Forwarded-For (trustProxy).
  */
 export function registerRateLimits(app: FastifyInstance, limits: RateLimits, now: () => Date, db: Queryable): void {
+  let warnedAt = -Infinity;
   const limiter = createSharedRateLimiter(db, {
-    onStorageError: (error) => app.log.warn({ err: error }, 'rate limits: database unreachable, counting in this process only'),
+    // Every limited request fails the same way while the database is down: one line per minute is enough.
+    onStorageError: (error) => {
+      if (now().getTime() - warnedAt < 60_000) return;
+      warnedAt = now().getTime();
+      app.log.warn({ err: error }, 'rate limits: database unreachable, counting in this process only');
+    },
   });
   const refuse = (wait: number, who: string) => {
     throw new ApiError(429, 'rate_limited', `Too many requests from this ${who}; retry after ${wait}s`, undefined, { 'retry-after': String(wait) });
