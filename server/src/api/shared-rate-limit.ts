@@ -75,12 +75,16 @@ export function createSharedRateLimiter(db: Queryable, options: SharedRateLimite
   const leases = new Map<string, Lease>();
   const fallback = createRateLimiter();
   let lastCleanup = 0;
+  let prunedInWindow = -1;
 
   const leaseFor = (bucket: string, window: number): Lease => {
     const held = leases.get(bucket);
     // A request that waited past a window boundary counts against the newer window (never an older one).
     if (held && held.window >= window) return held;
-    if (leases.size >= PRUNE_AT) {
+    // Leases of past windows are worthless; sweep them once a window when there are many (a flood
+    // from many addresses), not on every new bucket.
+    if (leases.size >= PRUNE_AT && window !== prunedInWindow) {
+      prunedInWindow = window;
       for (const [key, lease] of leases) if (lease.window < window && !lease.pending) leases.delete(key);
     }
     const fresh: Lease = { window, remaining: 0, nextBlock: 1, exhausted: false };
