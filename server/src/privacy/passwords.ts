@@ -35,7 +35,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
   return verifyScrypt(password, stored);
 }
 
-/** True when the hash is not argon2id at today's cost (a legacy scrypt hash, or an older cost). */
+/** True when the hash is not argon2id at today's cost (a legacy scrypt hash, or one made before the cost setting changed). */
 export function passwordNeedsRehash(stored: string): boolean {
   if (!stored.startsWith('$argon2id$')) return true;
   const { memoryCost, timeCost, parallelism } = argon2Options();
