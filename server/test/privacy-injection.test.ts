@@ -5,7 +5,7 @@ import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/ap
 import { drain, send } from './profiles-support.ts';
 
 // Logins with unknown users spend a dummy password hash: the low test cost keeps them quick.
-process.env.TOUCHPOINT_SCRYPT_N ??= '1024';
+process.env.TOUCHPOINT_ARGON2_MEMORY_KIB ??= '1024';
 
 /** Strings that break SQL built by concatenation (quotes, comments, stacked statements, LIKE wildcards, placeholders). */
 const INJECTIONS = [

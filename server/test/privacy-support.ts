@@ -3,8 +3,8 @@ import type { RegisteredRoute } from '../src/privacy/access.ts';
 import type { Db } from '../src/storage/database.ts';
 import { createUser, putMember } from '../src/privacy/users.ts';
 
-// Passwords are hashed with a low scrypt cost in tests (the production cost spends ~100 ms each).
-process.env.TOUCHPOINT_SCRYPT_N ??= '1024';
+// Passwords are hashed with little memory in tests (the production cost spends ~100 ms each).
+process.env.TOUCHPOINT_ARGON2_MEMORY_KIB ??= '1024';
 
 export const PASSWORD = 'correct horse battery staple';
 const DUMMY_ID = '00000000-0000-4000-8000-000000000000';

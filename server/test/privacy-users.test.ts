@@ -1,3 +1,5 @@
+import crypto from 'node:crypto';
+import argon2 from 'argon2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_PERMISSIONS, PUBLIC, roleAllows, ROLE_PERMISSIONS, BUILT_IN_ROLES } from '../src/privacy/permissions.ts';
 import { createUser, putMember, putRole } from '../src/privacy/users.ts';
@@ -13,18 +15,52 @@ describe('users, sessions and roles', () => {
   });
   afterAll(async () => t?.close());
 
-  it('creates users through the admin API; passwords are stored as scrypt hashes only', async () => {
+  it('creates users through the admin API; passwords are stored as argon2id hashes only', async () => {
     const created = await t.app.inject({ method: 'POST', url: '/admin/users', headers: admin, payload: { email: 'Ana@Example.com', name: 'Ana', password: PASSWORD } });
     expect(created.statusCode).toBe(201);
     expect(created.json()).toMatchObject({ email: 'ana@example.com', name: 'Ana', superuser: false, status: 'active' });
     const { rows } = await t.db.query<{ password_hash: string }>('select password_hash from users where email = $1', ['ana@example.com']);
-    expect(rows[0]!.password_hash).toMatch(/^scrypt\$\d+\$8\$1\$/);
+    expect(rows[0]!.password_hash).toMatch(/^\$argon2id\$v=19\$m=1024,p=1,t=3\$/);
     expect(rows[0]!.password_hash).not.toContain(PASSWORD);
     const short = await t.app.inject({ method: 'POST', url: '/admin/users', headers: admin, payload: { email: 'b@example.com', password: 'short' } });
     expect(short.statusCode).toBe(400);
     expect(short.json()).toMatchObject({ field: 'password' });
     const twice = await t.app.inject({ method: 'POST', url: '/admin/users', headers: admin, payload: { email: 'ana@example.com', password: PASSWORD } });
     expect(twice.statusCode).toBe(409);
+  });
+
+  it('a password hashed with scrypt before argon2 still logs in, and that login replaces the hash with argon2id', async () => {
+    const user = await createUser(t.db, { email: 'old@example.com', password: 'placeholder password' });
+    const salt = crypto.randomBytes(16);
+    const key = crypto.scryptSync(PASSWORD, salt, 32, { N: 1024, r: 8, p: 1 });
+    const legacy = ['scrypt', 1024, 8, 1, salt.toString('base64url'), key.toString('base64url')].join('$');
+    await t.db.query('update users set password_hash = $2 where id = $1', [user.id, legacy]);
+    const storedHash = async () => (await t.db.query<{ password_hash: string }>('select password_hash from users where id = $1', [user.id])).rows[0]!.password_hash;
+
+    const wrong = await t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: 'old@example.com', password: 'not the password' } });
+    expect(wrong.statusCode).toBe(401);
+    expect(await storedHash()).toBe(legacy); // a failed login upgrades nothing
+
+    const right = await t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: 'old@example.com', password: PASSWORD } });
+    expect(right.statusCode).toBe(200);
+    const upgraded = await storedHash();
+    expect(upgraded).toMatch(/^\$argon2id\$/);
+    expect(await argon2.verify(upgraded, PASSWORD)).toBe(true);
+
+    // The new hash is the one checked from now on; a second login leaves it as it is.
+    await login(t.app, 'old@example.com');
+    expect(await storedHash()).toBe(upgraded);
+    const wrongAfter = await t.app.inject({ method: 'POST', url: '/v1/auth/login', payload: { email: 'old@example.com', password: 'not the password' } });
+    expect(wrongAfter.statusCode).toBe(401);
+  });
+
+  it('a login rehashes an argon2id hash made at a lower cost than today\'s', async () => {
+    const user = await createUser(t.db, { email: 'cheap@example.com', password: 'placeholder password' });
+    const cheap = await argon2.hash(PASSWORD, { type: argon2.argon2id, memoryCost: 512, timeCost: 2, parallelism: 1 });
+    await t.db.query('update users set password_hash = $2 where id = $1', [user.id, cheap]);
+    await login(t.app, 'cheap@example.com');
+    const { rows } = await t.db.query<{ password_hash: string }>('select password_hash from users where id = $1', [user.id]);
+    expect(rows[0]!.password_hash).toMatch(/^\$argon2id\$v=19\$m=1024,p=1,t=3\$/);
   });
 
   it('logs in with a HttpOnly, SameSite=Strict cookie; the session names the user and their workspaces', async () => {

@@ -45,7 +45,8 @@ describe('migrations', () => {
     expect(rows.length).toBeGreaterThan(5);
     // Instance-level by design: a user works in many workspaces (their sessions with them), and the
     // audit log is one hash chain over the whole instance, with each entry's workspace in a column.
-    const instanceLevel = ['users', 'user_sessions', 'audit_log'];
+    // Rate limits are counted per client address before the workspace is known.
+    const instanceLevel = ['users', 'user_sessions', 'audit_log', 'rate_limit_windows'];
     const notWorkspaceFirst = rows.filter((row) => row.first_key !== 'workspace_id').map((row) => row.table_name);
     expect(notWorkspaceFirst.sort()).toEqual(instanceLevel.filter((table) => rows.some((row) => row.table_name === table)).sort());
   });

@@ -1,9 +1,10 @@
 import helmet from '@fastify/helmet';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { createRateLimiter } from '../ingest/rate-limit.ts';
+import type { Queryable } from '../storage/database.ts';
+import { createSharedRateLimiter } from './shared-rate-limit.ts';
 import { ApiError } from './errors.ts';
 
-/** Requests per second (burst: one second's worth); null turns a limit off. */
+/** Requests per one-second window, shared by every process on the database; null turns a limit off. */
 export interface RateLimits {
   /** Collection requests (`events.write`, `visitor.read`) per client IP. */
   collectionPerIp: number | null;
@@ -56,12 +57,21 @@ export async function registerSecurityHeaders(app: FastifyInstance): Promise<voi
 
 /**
  * Per-IP limits on collection and the API (before authentication, so guessing keys or passwords
- * is limited too) and a per-caller limit on the API (after it); 429 with Retry-After. Token
- * buckets (ingest/rate-limit.ts) on the injectable server clock. Per-source event limits stay in
- * collection (ingest/routes.ts). Client IPs come from X-Forwarded-For (trustProxy).
+ * is limited too) and a per-caller limit on the API (after it); 429 with Retry-After. Counted per
+ * one-second window in PostgreSQL (api/shared-rate-limit.ts), so every process on the database
+ * shares them, on the injectable server clock. Per-source event limits stay in collection
+ * (ingest/routes.ts). Client IPs come from X-Forwarded-For (trustProxy).
  */
-export function registerRateLimits(app: FastifyInstance, limits: RateLimits, now: () => Date): void {
-  const limiter = createRateLimiter();
+export function registerRateLimits(app: FastifyInstance, limits: RateLimits, now: () => Date, db: Queryable): void {
+  let warnedAt = -Infinity;
+  const limiter = createSharedRateLimiter(db, {
+    // Every limited request fails the same way while the database is down: one line per minute is enough.
+    onStorageError: (error) => {
+      if (now().getTime() - warnedAt < 60_000) return;
+      warnedAt = now().getTime();
+      app.log.warn({ err: error }, 'rate limits: database unreachable, counting in this process only');
+    },
+  });
   const refuse = (wait: number, who: string) => {
     throw new ApiError(429, 'rate_limited', `Too many requests from this ${who}; retry after ${wait}s`, undefined, { 'retry-after': String(wait) });
   };
@@ -77,7 +87,7 @@ export function registerRateLimits(app: FastifyInstance, limits: RateLimits, now
       const group = groupOf(request);
       const rate = group === 'collection' ? limits.collectionPerIp : group === 'api' ? limits.apiPerIp : null;
       if (!rate) return;
-      const wait = limiter.take(`ip:${group}:${request.ip}`, rate, 1, now().getTime());
+      const wait = await limiter.take(`ip:${group}:${request.ip}`, rate, now().getTime());
       if (wait > 0) refuse(wait, 'address');
     });
   }
@@ -88,7 +98,7 @@ export function registerRateLimits(app: FastifyInstance, limits: RateLimits, now
       if (!access || groupOf(request) !== 'api') return;
       const principal = access.principal;
       const caller = principal.kind === 'key' ? `key:${principal.key.keyId}` : principal.kind === 'user' ? `user:${principal.user.userId}` : 'admin';
-      const wait = limiter.take(`caller:${caller}`, rate, 1, now().getTime());
+      const wait = await limiter.take(`caller:${caller}`, rate, now().getTime());
       if (wait > 0) refuse(wait, principal.kind === 'key' ? 'key' : principal.kind === 'user' ? 'user' : 'token');
     });
   }

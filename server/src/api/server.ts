@@ -79,7 +79,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerErrorHandler(app);
   await registerSecurityHeaders(app);
   // Before access control: unauthenticated guessing is limited too.
-  if (options.rateLimits) registerRateLimits(app, options.rateLimits, now);
+  if (options.rateLimits) registerRateLimits(app, options.rateLimits, now, options.db);
   // Before any route: every route declares config.permission and this hook enforces it.
   const access = registerAccessControl(app, { db: options.db, keys, verifyAdmin: options.verifyAdmin });
   app.decorate('registeredRoutes', access.routes);

@@ -1,7 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Queryable } from '../storage/database.ts';
 import { ConflictError, NotFoundError } from '../workspaces/store.ts';
-import { hashPassword, passwordProblem, verifyPassword } from './passwords.ts';
+import { hashPassword, passwordNeedsRehash, passwordProblem, verifyPassword } from './passwords.ts';
 import { BUILT_IN_ROLES, isPermissionPattern, ROLE_PERMISSIONS } from './permissions.ts';
 
 /** Failed logins in a row before an account locks, and for how long. */
@@ -187,9 +187,13 @@ export async function attemptLogin(db: Queryable, email: string, password: strin
     if (lockedUntil && lockedUntil > new Date()) return { ok: false, reason: 'locked', retryAfterSeconds: LOCK_MINUTES * 60 };
     return { ok: false, reason: 'invalid' };
   }
+  // The password is in hand only now: a hash from before argon2 (or at an older cost) is replaced.
+  const upgraded = passwordNeedsRehash(row.password_hash) ? await hashPassword(password) : null;
   const { rows: done } = await db.query<UserRow>(
-    `update users set failed_logins = 0, locked_until = null, last_login_at = now() where id = $1 returning *`,
-    [row.id],
+    `update users set failed_logins = 0, locked_until = null, last_login_at = now(),
+       password_hash = coalesce($2, password_hash)
+     where id = $1 returning *`,
+    [row.id, upgraded],
   );
   return { ok: true, user: toUser(done[0]!) };
 }
