@@ -2,9 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../src/api/server.ts';
 import type { RateLimits } from '../src/api/hardening.ts';
-import { createSharedRateLimiter, maxBlock } from '../src/api/shared-rate-limit.ts';
+import { createSharedRateLimiter, createSharedTokenBuckets, maxBlock } from '../src/api/shared-rate-limit.ts';
 import type { Db, Queryable } from '../src/storage/database.ts';
-import { createKey } from '../src/workspaces/store.ts';
+import { createKey, createSource } from '../src/workspaces/store.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -85,6 +85,50 @@ describe('shared rate limiter (counts in PostgreSQL)', () => {
   });
 });
 
+describe("shared token buckets (a source's events per second, counted in PostgreSQL)", () => {
+  let database: TestDatabase;
+  const clock = Date.parse('2026-12-07T10:30:00Z');
+  beforeAll(async () => {
+    database = await createTestDatabase();
+  });
+  afterAll(async () => database?.drop());
+
+  it("two processes together spend one bucket: a second's worth, then a wait; tokens come back at the rate", async () => {
+    const a = createSharedTokenBuckets(database.db);
+    const b = createSharedTokenBuckets(database.db);
+    expect(await a.take('source:s1', 10, 6, clock)).toBe(0);
+    expect(await b.take('source:s1', 10, 4, clock)).toBe(0);
+    expect(await a.take('source:s1', 10, 1, clock)).toBe(1);
+    expect(await b.take('source:s1', 10, 1, clock)).toBe(1);
+    // 100 ms later one token (of ten a second) is back, for whichever process asks first.
+    expect(await b.take('source:s1', 10, 1, clock + 100)).toBe(0);
+    expect(await a.take('source:s1', 10, 1, clock + 100)).toBe(1);
+    // Another source has its own bucket.
+    expect(await a.take('source:s2', 10, 10, clock)).toBe(0);
+  });
+
+  it('a batch bigger than the rate passes when the bucket is full and empties it; tokens then come back at the rate', async () => {
+    const a = createSharedTokenBuckets(database.db);
+    const b = createSharedTokenBuckets(database.db);
+    expect(await a.take('source:big', 10, 25, clock)).toBe(0);
+    expect(await b.take('source:big', 10, 1, clock)).toBe(1);
+    expect(await b.take('source:big', 10, 1, clock + 100)).toBe(0);
+    // A refusal spends nothing: the token that came back by +200 ms is still there after it.
+    expect(await a.take('source:big', 10, 25, clock + 200)).toBe(1);
+    expect(await a.take('source:big', 10, 1, clock + 200)).toBe(0);
+    expect(await a.take('source:big', 10, 1, clock + 200)).toBe(1);
+  });
+
+  it('counts in the process while the database cannot be reached', async () => {
+    const errors: unknown[] = [];
+    const broken = { query: () => Promise.reject(new Error('connection refused')) };
+    const buckets = createSharedTokenBuckets(broken, { onStorageError: (error) => errors.push(error) });
+    expect(await buckets.take('source:s3', 2, 2, clock)).toBe(0);
+    expect(await buckets.take('source:s3', 2, 1, clock)).toBe(1);
+    expect(errors.length).toBe(2);
+  });
+});
+
 describe('two API processes on one database', () => {
   let t: TestApp;
   let second: FastifyInstance;
@@ -121,6 +165,29 @@ describe('two API processes on one database', () => {
     clock += 1000;
     expect((await track(second, '203.0.113.70')).statusCode).toBe(200);
     expect((await track(t.app, '203.0.113.70')).statusCode).toBe(200);
+  });
+
+  it("collection per write key: a source's events per second are limited across both processes", async () => {
+    const limited = await createSource(t.db, t.workspace.id, { name: 'Limited shared', kind: 'web', rateLimitPerSecond: 4 });
+    const send = (app: FastifyInstance, i: number) =>
+      app.inject({
+        method: 'POST',
+        url: '/v1/track',
+        remoteAddress: `198.51.100.${i}`,
+        headers: { authorization: basicAuth(limited.writeKey.key) },
+        payload: { userId: 'u-source', event: 'E', messageId: `src-${clock}-${i}` },
+      });
+    const answers = [];
+    for (let i = 0; i < 8; i++) answers.push(await send(i % 2 ? second : t.app, i));
+    const statuses = answers.map((answer) => answer.statusCode);
+    // Each process alone would have allowed 4 of its own.
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429, 429, 429]);
+    expect(answers[4]!.json()).toMatchObject({ error: 'rate_limited', message: expect.stringMatching(/accepts 4 events per second/) });
+    expect(answers[4]!.headers['retry-after']).toBe('1');
+    const { rows } = await t.db.query<{ n: string }>('select count(*) as n from events where workspace_id = $1 and source_id = $2', [t.workspace.id, limited.source.id]);
+    expect(Number(rows[0]!.n)).toBe(4);
+    clock += 1000;
+    expect((await send(second, 9)).statusCode).toBe(200);
   });
 
   it('API per key: the key is limited across both processes, another key is not', async () => {

@@ -8,7 +8,7 @@ import { collectionSettingsOf, consentRequirement } from '../workspaces/collecti
 import type { ResolvedKey } from '../workspaces/store.ts';
 import { readJsonBody } from './body.ts';
 import { normalizeEvent, type NormalizedEvent, type Rejection } from './normalize.ts';
-import { createRateLimiter } from './rate-limit.ts';
+import { createSharedTokenBuckets } from '../api/shared-rate-limit.ts';
 import { suppressionFilter } from '../privacy/suppression.ts';
 import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
 import { quarantine, storeEvents } from './store.ts';
@@ -76,7 +76,15 @@ function routeSchema(summary: string, body: unknown) {
 /** The Segment-compatible tracking API: `/v1/{track,identify,page,screen,group,alias,batch,import}` and short forms. */
 export async function collectionRoutes(app: FastifyInstance, options: CollectionOptions): Promise<void> {
   const { db, keys, metrics, now } = options;
-  const limiter = createRateLimiter();
+  // A source's events per second, shared by every API process on the database.
+  let lastStorageWarning = 0;
+  const limiter = createSharedTokenBuckets(db, {
+    onStorageError: (error) => {
+      if (Date.now() - lastStorageWarning < 60_000) return;
+      lastStorageWarning = Date.now();
+      app.log.warn({ err: error }, 'source rate limits: database unreachable, counting in this process only');
+    },
+  });
   const suppression = suppressionFilter(db);
   let inflight = 0;
 
@@ -119,9 +127,9 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     return resolved as ResolvedKey & { sourceId: string };
   }
 
-  function checkRate(source: ResolvedKey, count: number): void {
+  async function checkRate(source: ResolvedKey, count: number): Promise<void> {
     if (!source.rateLimitPerSecond || count === 0) return;
-    const wait = limiter.take(source.sourceId!, source.rateLimitPerSecond, count, Date.now());
+    const wait = await limiter.take(`source:${source.sourceId!}`, source.rateLimitPerSecond, count, now().getTime());
     if (wait > 0) {
       metrics.requestsRejected.inc({ reason: 'rate_limited' });
       throw new ApiError(
@@ -179,7 +187,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const body = requireBody(request);
       const source = await authenticate(request);
-      checkRate(source, 1);
+      await checkRate(source, 1);
       const consent = consentRequirement(await collectionSettingsOf(db, source));
       const result = normalizeEvent(body, { type, receivedAt: now(), consent });
       const outcome = await ingest(source, type, [result]);
@@ -211,7 +219,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       metrics.requestsRejected.inc({ reason: 'too_many_events' });
       throw new ApiError(400, 'too_many_events', `A batch holds at most ${LIMITS.batchEvents} events; this one has ${body.batch.length}`, 'batch');
     }
-    checkRate(source, body.batch.length);
+    await checkRate(source, body.batch.length);
     const receivedAt = now();
     const defaults = { context: body.context, integrations: body.integrations, sentAt: body.sentAt };
     const consent = consentRequirement(await collectionSettingsOf(db, source));
