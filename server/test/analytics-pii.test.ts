@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sendAndResolve } from './analytics-support.ts';
 import { userWithRole, type Session } from './privacy-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
+import { encryptExistingPii } from '../src/privacy/pii-backfill.ts';
 
 /*
  * Analytics on personal data sealed in events (privacy/pii-hashes.ts, analytics/personal-data.ts):
@@ -122,5 +123,26 @@ describe('analytics on sealed PII event fields', () => {
     expect(json.dropOff.profileIds).toEqual(rows.map((row) => row.id));
     const nested = await asRole('admin', '/v1/analytics/trends', { ...emailTrend, breakdown: { kind: 'property', property: 'email.domain' } }, 400);
     expect(nested.json).toMatchObject({ error: 'pii_breakdown_unsupported', field: 'breakdown.property' });
+  });
+
+  it('a breakdown by a PII trait (stored as a token) is opened and masked alike, not shown as plaintext to analysts', async () => {
+    await sendAndResolve(t, [{ type: 'identify', userId: 'u1', traits: { email: 'alice@example.com' }, timestamp: '2026-03-01T00:00:00Z', messageId: 'id-u1' }]);
+    const trend = { ...emailTrend, breakdown: { kind: 'trait', trait: 'email' } };
+    const admin = await asRole('admin', '/v1/analytics/trends', trend);
+    expect(totals(admin.json)['alice@example.com']).toBe(1);
+    const viewer = await asRole('viewer', '/v1/analytics/trends', trend);
+    expect(totals(viewer.json)['a****@example.com']).toBe(1);
+    expect(viewer.body).not.toMatch(/tph1\.|tpe1\.|alice@/);
+  });
+
+  it('events stored before the hashes existed get them from the backfill, and group again', async () => {
+    await t.db.query('update events set pii_hashes = null where workspace_id = $1', [t.workspace.id]);
+    const before = await asRole('admin', '/v1/analytics/trends', emailTrend);
+    expect(totals(before.json)).toEqual({ null: 6 });
+    const counts = await encryptExistingPii(t.db, t.workspace.id);
+    expect(counts.events).toBe(5);
+    const after = await asRole('admin', '/v1/analytics/trends', emailTrend);
+    expect(totals(after.json)).toEqual({ 'bob@example.com': 3, 'alice@example.com': 2, null: 1 });
+    expect((await encryptExistingPii(t.db, t.workspace.id)).events).toBe(0);
   });
 });
