@@ -68,8 +68,8 @@ export function displayValue(value: unknown, reveal: boolean): string {
 
 /**
  * The values behind tokens that name groups of a sealed event field: one sealed value of an event
- * holding the token (the most frequent groups are shown, so the probe stops early), opened and
- * normalised as the hash was.
+ * holding each token, opened and normalised as the hash was. One pass over the range's events
+ * whatever the number of groups shown (a probe per group would scan again for each rare value).
  */
 async function openFromEvents(db: Queryable, workspaceId: string, tokens: string[], fields: SealedField[], from: string | undefined): Promise<Map<string, unknown>> {
   const opened = new Map<string, unknown>();
@@ -79,11 +79,11 @@ async function openFromEvents(db: Queryable, workspaceId: string, tokens: string
     const wanted = tokens.filter((token) => !opened.has(token));
     if (wanted.length === 0) break;
     const { rows } = await db.query<{ token: string; sealed: string | null }>(
-      `select t.token, (select e.${sealed.column} #>> $3::text[] from events e
-                         where e.workspace_id = $1 and e.pii_hashes ->> $4::text = t.token
-                           and ($5::timestamptz is null or e.timestamp >= $5::timestamptz)
-                         limit 1) as sealed
-         from unnest($2::text[]) as t(token)`,
+      `select distinct on (e.pii_hashes ->> $4::text) e.pii_hashes ->> $4::text as token, e.${sealed.column} #>> $3::text[] as sealed
+         from events e
+        where e.workspace_id = $1 and e.pii_hashes ->> $4::text = any($2::text[])
+          and ($5::timestamptz is null or e.timestamp >= $5::timestamptz)
+        order by e.pii_hashes ->> $4::text`,
       [workspaceId, wanted, sealed.path, sealed.field, from ?? null],
     );
     for (const row of rows) {
