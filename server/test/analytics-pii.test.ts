@@ -121,6 +121,8 @@ describe('analytics on sealed PII event fields', () => {
       [t.workspace.id, ['u3', 'u4']],
     );
     expect(json.dropOff.profileIds).toEqual(rows.map((row) => row.id));
+    const masked = await asRole('analyst', '/v1/analytics/funnels', { ...funnel, dropOff: { step: 1, breakdownValue: 'b***@example.com' } }, 400);
+    expect(masked.json).toMatchObject({ error: 'masked_value', field: 'dropOff.breakdownValue' });
     const nested = await asRole('admin', '/v1/analytics/trends', { ...emailTrend, breakdown: { kind: 'property', property: 'email.domain' } }, 400);
     expect(nested.json).toMatchObject({ error: 'pii_breakdown_unsupported', field: 'breakdown.property' });
   });

@@ -120,6 +120,11 @@ function checkFunnel(query: FunnelQuery): void {
   if (query.dropOff && query.dropOff.step >= query.steps.length) {
     throw new ApiError(400, 'invalid_request', `Profiles can drop off after steps 1–${query.steps.length - 1}`, 'dropOff.step');
   }
+  const value = query.dropOff?.breakdownValue;
+  if (query.breakdown?.kind === 'property' && sealedFieldOf(query.breakdown.property) && typeof value === 'string' && /\*{3}/.test(value)) {
+    // A masked label (what callers without pii.read see) names no group: it would silently match nobody.
+    throw new ApiError(400, 'masked_value', `${query.breakdown.property} is personal data: name the group by its whole value, not its masked label`, 'dropOff.breakdownValue');
+  }
 }
 
 interface FunnelRow {
