@@ -81,7 +81,7 @@ const PII_EQUALITY = new Set(['eq', 'neq', 'in', 'not_in']);
  */
 function filterSql(q: QuerySql, filter: PropertyFilter, index: number, alias: string): string {
   const sealed = sealedFieldOf(filter.property);
-  if (!sealed || filter.op === 'exists' || filter.op === 'missing') return valueTest(q.scope, eventPathSql(q, filter.property, alias), filter);
+  if (!sealed || (!sealed.nested && (filter.op === 'exists' || filter.op === 'missing'))) return valueTest(q.scope, eventPathSql(q, filter.property, alias), filter);
   if (sealed.nested || !PII_EQUALITY.has(filter.op)) {
     throw new ApiError(
       400,
