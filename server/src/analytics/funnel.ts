@@ -17,7 +17,8 @@ import { conversionRate, TIME_TO_CONVERT_BUCKETS } from './stats.ts';
 import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
 import { columnarFunnel, columnarFunnelSupport } from './columnar/funnel.ts';
 import { activeColumnarStore, type ColumnarStore } from './columnar/store.ts';
-import { breakdownSql, periodSql, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql, type QuerySql } from './sql.ts';
+import { breakdownSql, periodSql, piiTokenOf, rangeSql, segmentFilterSql, selectorSql, sourceKindsSql, type QuerySql } from './sql.ts';
+import { sealedFieldOf } from '../privacy/pii-hashes.ts';
 
 export const MAX_FUNNEL_STEPS = 20;
 const MAX_EXCLUSIONS = 10;
@@ -118,6 +119,11 @@ function checkFunnel(query: FunnelQuery): void {
   }
   if (query.dropOff && query.dropOff.step >= query.steps.length) {
     throw new ApiError(400, 'invalid_request', `Profiles can drop off after steps 1–${query.steps.length - 1}`, 'dropOff.step');
+  }
+  const value = query.dropOff?.breakdownValue;
+  if (query.breakdown?.kind === 'property' && sealedFieldOf(query.breakdown.property) && typeof value === 'string' && /\*{3}/.test(value)) {
+    // A masked label (what callers without pii.read see) names no group: it would silently match nobody.
+    throw new ApiError(400, 'masked_value', `${query.breakdown.property} is personal data: name the group by its whole value, not its masked label`, 'dropOff.breakdownValue');
   }
 }
 
@@ -295,7 +301,10 @@ async function dropOffProfiles(context: ReportContext, reachedCte: string, query
     values.push(value);
     return `$${values.length}::${type}`;
   };
-  const byValue = dropOff.breakdownValue === undefined ? '' : dropOff.breakdownValue === null ? ' and bd is null' : ` and bd = ${bind(dropOff.breakdownValue, 'text')}`;
+  // A group of a PII breakdown is named by its value; the profiles are grouped by the value's token.
+  const sealed = query.breakdown?.kind === 'property' ? sealedFieldOf(query.breakdown.property) : null;
+  const value = sealed && typeof dropOff.breakdownValue === 'string' ? piiTokenOf(context.q, sealed, dropOff.breakdownValue) : dropOff.breakdownValue;
+  const byValue = value === undefined ? '' : value === null ? ' and bd is null' : ` and bd = ${bind(value, 'text')}`;
   const rows = await runBudgeted<{ profile_id: string }>(
     context,
     `with ${reachedCte} select profile_id from reached where reached = ${bind(dropOff.step, 'int')}${byValue} order by profile_id limit ${bind(limit + 1, 'int')}`,

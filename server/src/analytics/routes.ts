@@ -6,6 +6,8 @@ import { strictValidatorCompiler } from '../api/validation.ts';
 import type { Db } from '../storage/database.ts';
 import { Type } from '@sinclair/typebox';
 import { activeColumnarStore } from './columnar/store.ts';
+import { PII_READ } from '../privacy/permissions.ts';
+import { presentPersonalData } from './personal-data.ts';
 import { AttributionQuerySchema, AttributionResultSchema, runAttribution } from './attribution.ts';
 import { ExperimentQuerySchema, ExperimentResultSchema, JourneyResultsQuerySchema, JourneyResultsSchema, runExperiment, runJourneyResults } from './experiments.ts';
 import { FunnelQuerySchema, FunnelResultSchema, runFunnel } from './funnel.ts';
@@ -46,6 +48,12 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
   const { db, keys, now } = options;
   app.setValidatorCompiler(strictValidatorCompiler);
   const workspaceOf = async (request: FastifyRequest) => (await requireServerKey(keys, request)).workspaceId;
+  /** Runs an analysis and shows the personal data its groups name as the caller may see it (personal-data.ts). */
+  const answer = async <T>(request: FastifyRequest, query: unknown, run: (workspaceId: string) => Promise<T>): Promise<T> => {
+    const workspaceId = await workspaceOf(request);
+    const result = await run(workspaceId);
+    return presentPersonalData(db, workspaceId, query ?? result, result, request.access?.can(PII_READ) ?? false);
+  };
 
   app.post(
     '/v1/analytics/funnels',
@@ -56,7 +64,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: FunnelResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runFunnel(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runFunnel(db, workspaceId, request.body, now())),
   );
 
   app.get(
@@ -101,7 +109,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: TrendResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runTrend(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runTrend(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -113,7 +121,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: RetentionResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runRetention(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runRetention(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -125,7 +133,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: LifecycleResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runLifecycle(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runLifecycle(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -137,7 +145,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: PathsResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runPaths(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runPaths(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -149,7 +157,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: TouchpointResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runTouchpoints(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runTouchpoints(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -161,7 +169,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: AttributionResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runAttribution(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runAttribution(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -173,7 +181,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: ExperimentResultSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runExperiment(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runExperiment(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -185,7 +193,7 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: JourneyResultsSchema, ...errors(400, 401, 403, 409, 503) },
       }),
     },
-    async (request) => runJourneyResults(db, await workspaceOf(request), request.body, now()),
+    async (request) => answer(request, request.body, (workspaceId) => runJourneyResults(db, workspaceId, request.body, now())),
   );
 
   app.post(
@@ -241,6 +249,6 @@ export const analyticsRoutes: FastifyPluginAsyncTypebox<AnalyticsRoutesOptions> 
         response: { 200: ReportRunSchema, ...errors(400, 401, 403, 404, 409, 503) },
       }),
     },
-    async (request) => runReport(db, await workspaceOf(request), request.params.key, request.body, now()),
+    async (request) => answer(request, null, (workspaceId) => runReport(db, workspaceId, request.params.key, request.body, now())),
   );
 };

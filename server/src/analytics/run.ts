@@ -2,6 +2,7 @@ import { ApiError } from '../api/errors.ts';
 import { withTransaction, type Db, type Queryable } from '../storage/database.ts';
 import { InvalidTimeZoneError, resolveRange, type EventSelector, type ResolvedRange, type TimeRange } from './definition.ts';
 import { querySql, type QuerySql } from './sql.ts';
+import { piiCodec } from '../privacy/pii-codec.ts';
 
 /** Every report query is cut off after this long unless the request asks for less (or more, up to 60 s). */
 export const DEFAULT_BUDGET_MS = 20_000;
@@ -51,6 +52,8 @@ export async function reportContext(
   // A workspace has a handful of sources: a source breakdown reads their kinds from two bound arrays.
   const { rows: sources } = await db.query<{ id: string; kind: string }>('select id, kind from sources where workspace_id = $1 order by id', [workspaceId]);
   if (sources.length <= 1000) q.sources = { ids: sources.map((source) => source.id), kinds: sources.map((source) => source.kind) };
+  const codec = await piiCodec(db, workspaceId);
+  q.piiHash = (value) => codec.hash(value);
   return { db, workspaceId, timeZone, now, range, q, budgetMs: request.timeBudgetMs ?? DEFAULT_BUDGET_MS, warnings: [] };
 }
 

@@ -2,6 +2,8 @@ import { ApiError } from '../api/errors.ts';
 import { conditionFromInput } from '../segments/definition.ts';
 import { compileSegmentPredicate } from '../segments/sql/compile.ts';
 import { jsonPath, valueTest, type Scope } from '../segments/sql/values.ts';
+import { normalisePiiValue, sealedFieldOf, type SealedField } from '../privacy/pii-hashes.ts';
+import type { PropertyFilter } from '../segments/ast.ts';
 import { findSegmentByKey, listLiveSegments, segmentIdsByKey } from '../segments/store.ts';
 import type { Queryable } from '../storage/database.ts';
 import { eventMatchOf, type Breakdown, type EventSelector, type ResolvedRange, type SegmentFilter } from './definition.ts';
@@ -21,6 +23,8 @@ export interface QuerySql {
   timeZone: string;
   /** The workspace's sources (id → kind), when loaded: a source breakdown looks the kind up in them instead of a subquery per event. */
   sources?: { ids: string[]; kinds: string[] };
+  /** The workspace's keyed hash (privacy/pii-codec.ts `hash`): literals compared with sealed PII fields become tokens. */
+  piiHash?: (value: unknown) => string;
 }
 
 export function querySql(workspaceId: string, timeZone: string, now: Date): QuerySql {
@@ -64,8 +68,40 @@ export function selectorSql(q: QuerySql, selector: EventSelector, alias = 'e'): 
   const match = eventMatchOf(selector);
   const tests = [`${alias}.type = ${q.bind(match.type, 'text')}`];
   if (match.name !== undefined) tests.push(`${alias}.${match.type === 'track' ? 'event' : 'name'} = ${q.bind(match.name, 'text')}`);
-  for (const filter of match.filters) tests.push(valueTest(q.scope, eventPathSql(q, filter.property, alias), filter));
+  match.filters.forEach((filter, index) => tests.push(filterSql(q, filter, index, alias)));
   return `(${tests.join(' and ')})`;
+}
+
+const PII_EQUALITY = new Set(['eq', 'neq', 'in', 'not_in']);
+
+/**
+ * One property condition. On a sealed PII field (privacy/pii-hashes.ts) presence reads the sealed
+ * value and equality compares keyed hashes (the literals normalised and hashed like the stored
+ * values); anything else would need the plaintext of every event and is refused.
+ */
+function filterSql(q: QuerySql, filter: PropertyFilter, index: number, alias: string): string {
+  const sealed = sealedFieldOf(filter.property);
+  if (!sealed || (!sealed.nested && (filter.op === 'exists' || filter.op === 'missing'))) return valueTest(q.scope, eventPathSql(q, filter.property, alias), filter);
+  if (sealed.nested || !PII_EQUALITY.has(filter.op)) {
+    throw new ApiError(
+      400,
+      'pii_filter_unsupported',
+      `${filter.property} is personal data stored encrypted: only exists, missing, eq, neq, in and not_in work on it as a whole value (${sealed.nested ? 'a path inside it' : filter.op} cannot be evaluated)`,
+      `filters.${index}`,
+    );
+  }
+  const token = (value: unknown) => piiTokenOf(q, sealed, value);
+  let hashed: PropertyFilter;
+  if (filter.op === 'eq' || filter.op === 'neq') hashed = { ...filter, value: token(filter.value) };
+  else if (filter.op === 'in' || filter.op === 'not_in') hashed = { ...filter, values: filter.values.map(token) };
+  else throw new Error(`unreachable: ${filter.op}`);
+  return valueTest(q.scope, `(${alias}.pii_hashes -> ${q.bind(sealed.field, 'text')})`, hashed);
+}
+
+/** The token a value of a sealed field is stored under (`pii_hashes`). */
+export function piiTokenOf(q: QuerySql, sealed: SealedField, value: unknown): string {
+  if (!q.piiHash) throw new Error('The query has no PII hash key: build it with reportContext');
+  return q.piiHash(normalisePiiValue(sealed.key, value));
 }
 
 export function rangeSql(q: QuerySql, range: ResolvedRange, alias = 'e', extendMs = 0): string {
@@ -86,7 +122,15 @@ export function sourceKindsSql(q: QuerySql, kinds: readonly string[] | undefined
 /** A breakdown value (text, null when absent) of event `e`. */
 export function breakdownSql(q: QuerySql, breakdown: Breakdown | undefined, alias = 'e'): string {
   if (!breakdown) return 'null::text';
-  if (breakdown.kind === 'property') return `(${eventPathSql(q, breakdown.property, alias)} #>> '{}')`;
+  if (breakdown.kind === 'property') {
+    // A sealed PII field groups by its keyed hash (equal values, equal group); the answer shows the values (analytics/personal-data.ts).
+    const sealed = sealedFieldOf(breakdown.property);
+    if (!sealed) return `(${eventPathSql(q, breakdown.property, alias)} #>> '{}')`;
+    if (sealed.nested) {
+      throw new ApiError(400, 'pii_breakdown_unsupported', `${breakdown.property} is inside personal data stored encrypted; break down by ${sealed.field.replace(/^properties\./, '')} as a whole`, 'breakdown.property');
+    }
+    return `(${alias}.pii_hashes ->> ${q.bind(sealed.field, 'text')})`;
+  }
   if (breakdown.kind === 'source') {
     if (q.sources) return `(${q.bind(q.sources.kinds, 'text[]')})[array_position(${q.bind(q.sources.ids, 'uuid[]')}, ${alias}.source_id)]`;
     return `(select s.kind from sources s where s.workspace_id = ${q.workspace} and s.id = ${alias}.source_id)`;

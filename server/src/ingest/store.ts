@@ -4,7 +4,8 @@ import { queueCatalogueObservations } from '../catalogue/store.ts';
 import { assignTransactionId, type Db } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
 import { sealQuarantinePayload } from '../privacy/sealed-payloads.ts';
-import { piiCodec } from '../privacy/pii-codec.ts';
+import { piiCodec, type PiiCodec } from '../privacy/pii-codec.ts';
+import { eventPiiHashes } from '../privacy/pii-hashes.ts';
 import type { NormalizedEvent, Rejection } from './normalize.ts';
 
 export interface SourceRef {
@@ -29,7 +30,7 @@ export interface QuarantinedItem extends Rejection {
 // of any size is one statement and PostgreSQL parses it in a single pass.
 const RECORD_COLUMNS = `message_id text, timestamp timestamptz, type text, event text, name text, category text,
   user_id text, anonymous_id text, previous_id text, group_id text, properties jsonb, traits jsonb, context jsonb,
-  integrations jsonb, extra jsonb, original_timestamp timestamptz, sent_at timestamptz, received_at timestamptz`;
+  integrations jsonb, extra jsonb, original_timestamp timestamptz, sent_at timestamptz, received_at timestamptz, pii_hashes jsonb`;
 
 // The statement's parts shared by both paths: number the batch's events, claim their messageIds
 // (exactly once per workspace), queue them for identity resolution, and store the new ones.
@@ -51,10 +52,10 @@ const CLAIM_AND_QUEUE = `fresh as (
 const STORE = `
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
-    sent_at, received_at, profile_id)
+    sent_at, received_at, pii_hashes, profile_id)
   select $1, i.timestamp, f.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
     i.previous_id, i.group_id, i.properties, i.traits, i.context, i.integrations, i.extra, i.original_timestamp,
-    i.sent_at, i.received_at,
+    i.sent_at, i.received_at, i.pii_hashes,
     -- The profile that already owns the event's user id (else its anonymous id), written with the
     -- row: identity resolution then rewrites the event only when it resolves elsewhere (a new
     -- person, a merge, a refused identifier) instead of every event a second time. A miss (a new
@@ -145,6 +146,13 @@ function toStoredRecord(event: NormalizedEvent): Record<string, unknown> {
   return record;
 }
 
+/** The record as stored: PII fields sealed, and their keyed hashes beside them for analytics (privacy/pii-hashes.ts). */
+function sealedRecord(codec: PiiCodec, record: Record<string, unknown>): Record<string, unknown> {
+  const hashes = eventPiiHashes(record, (value) => codec.hash(value));
+  const sealed = codec.sealEvent(record);
+  return hashes ? { ...sealed, pii_hashes: hashes } : sealed;
+}
+
 function isRetryable(error: unknown): boolean {
   const code = (error as { code?: string } | null)?.code;
   return code === '40P01' || code === '40001';
@@ -164,7 +172,7 @@ function isAlreadyStored(error: unknown): boolean {
 async function insertBatch(db: Db, source: SourceRef, events: NormalizedEvent[]): Promise<NormalizedEvent[]> {
   // PII fields of traits/properties/context are stored sealed (privacy/pii-codec.ts).
   const codec = await piiCodec(db, source.workspaceId);
-  const records = JSON.stringify(events.map((event) => codec.sealEvent(toStoredRecord(event))));
+  const records = JSON.stringify(events.map((event) => sealedRecord(codec, toStoredRecord(event))));
   for (let attempt = 1; ; attempt++) {
     try {
       const { rows } = await db.query<{ message_id: string }>({

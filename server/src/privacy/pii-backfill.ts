@@ -14,6 +14,7 @@ import { withTransaction, type Db, type Queryable } from '../storage/database.ts
 import { tokenKeyNumber } from './encryption.ts';
 import { openText, sealPendingHashKeys, sealText } from './data-keys.ts';
 import { ENCRYPTED_IDENTIFIER_TYPES, isEncryptedKey, isPiiToken, isSealedValue, piiCodec, writeVault, type PiiCodec } from './pii-codec.ts';
+import { eventPiiHashes } from './pii-hashes.ts';
 
 export interface BackfillCounts {
   identifiers: number;
@@ -36,6 +37,7 @@ interface EventPiiRow {
   properties: unknown;
   traits: unknown;
   context: unknown;
+  pii_hashes: Record<string, string> | null;
 }
 
 /** Walks a workspace's events in (timestamp, seq) order and writes back the rows `change` returns. */
@@ -51,7 +53,7 @@ async function rewriteEvents(
   for (;;) {
     signal?.throwIfAborted();
     const { rows }: { rows: EventPiiRow[] } = await db.query<EventPiiRow>(
-      `select timestamp, seq, properties, traits, context from events
+      `select timestamp, seq, properties, traits, context, pii_hashes from events
         where workspace_id = $1 and ($2::timestamptz is null or (timestamp, seq) > ($2, $3::bigint))
         order by timestamp, seq limit $4`,
       [workspaceId, after?.timestamp ?? null, after?.seq ?? null, batchSize],
@@ -64,8 +66,8 @@ async function rewriteEvents(
     });
     if (updates.length > 0) {
       await db.query(
-        `update events e set properties = u.properties, traits = u.traits, context = u.context
-           from jsonb_to_recordset($2::jsonb) as u(timestamp timestamptz, seq bigint, properties jsonb, traits jsonb, context jsonb)
+        `update events e set properties = u.properties, traits = u.traits, context = u.context, pii_hashes = u.pii_hashes
+           from jsonb_to_recordset($2::jsonb) as u(timestamp timestamptz, seq bigint, properties jsonb, traits jsonb, context jsonb, pii_hashes jsonb)
           where e.workspace_id = $1 and e.timestamp = u.timestamp and e.seq = u.seq`,
         [workspaceId, JSON.stringify(updates)],
       );
@@ -206,14 +208,17 @@ export async function encryptExistingPii(db: Db, workspaceId: string, options: {
     await writeVault(client, codec);
   });
 
-  // Events: PII fields sealed in place (no lock: resolution only reads these columns).
+  // Events: PII fields sealed in place (no lock: resolution only reads these columns), and the
+  // keyed hashes analytics group them by written for events stored before there were any.
   counts.events = await rewriteEvents(
     db,
     workspaceId,
     batchSize,
     (row) => {
       const sealed = codec.sealEvent(row);
-      return sealed === row ? null : sealed;
+      const hashes = row.pii_hashes ?? eventPiiHashes(codec.openEvent(row), (value) => codec.hash(value));
+      if (sealed === row && hashes === row.pii_hashes) return null;
+      return { ...sealed, pii_hashes: hashes };
     },
     options.signal,
   );

@@ -114,6 +114,14 @@ export class PiiCodec {
     return token;
   }
 
+  /**
+   * The keyed-hash token of a value without keeping the value (event field hashes, literals compared
+   * with them): nothing goes to the vault.
+   */
+  hash(value: unknown): string {
+    return isPiiToken(value) ? value : piiTokenOf(this.hashKey, value);
+  }
+
   /** The value behind a token this codec made or was given (`remember`); undefined otherwise. */
   plainOf(token: string): unknown {
     return this.plain.get(token);

@@ -3,6 +3,7 @@ import { eventMatchOf, periodLabel, windowMs, type Breakdown, type EventSelector
 import type { ReportContext } from '../run.ts';
 import { TIME_TO_CONVERT_BUCKETS } from '../stats.ts';
 import { matchFunnel, type MatchSpec } from './funnel-match.ts';
+import { sealedFieldOf } from '../../privacy/pii-hashes.ts';
 import { uuidText, type ColumnarStore } from './store.ts';
 
 /*
@@ -13,7 +14,7 @@ import { uuidText, type ColumnarStore } from './store.ts';
  *
  * What it cannot answer it declines (`columnarFunnelSupport` says why) and PostgreSQL answers:
  * property filters on steps or exclusions, a segment filter, a trait breakdown, a property
- * breakdown under `context.`.
+ * breakdown under `context.` or by a sealed PII field.
  */
 
 /** The query shape both engines share (funnel.ts's FunnelQuery, restated to avoid an import cycle). */
@@ -50,6 +51,8 @@ export function columnarFunnelSupport(query: ColumnarFunnelQuery): string | null
   if (query.segment !== undefined) return 'a segment filter';
   if (query.breakdown?.kind === 'trait') return 'a trait breakdown';
   if (query.breakdown?.kind === 'property' && query.breakdown.property.split('.')[0] === 'context') return 'a context breakdown';
+  // The copy holds properties as stored (PII sealed per event), not their keyed hashes (events.pii_hashes).
+  if (query.breakdown?.kind === 'property' && sealedFieldOf(query.breakdown.property)) return 'a breakdown by personal data';
   return null;
 }
 
