@@ -4,7 +4,7 @@ import { buildServer } from '../src/api/server.ts';
 import type { RateLimits } from '../src/api/hardening.ts';
 import { createSharedRateLimiter, createSharedTokenBuckets, maxBlock } from '../src/api/shared-rate-limit.ts';
 import type { Db, Queryable } from '../src/storage/database.ts';
-import { createKey, createSource } from '../src/workspaces/store.ts';
+import { createKey, createSource, createWorkspace } from '../src/workspaces/store.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -87,44 +87,46 @@ describe('shared rate limiter (counts in PostgreSQL)', () => {
 
 describe("shared token buckets (a source's events per second, counted in PostgreSQL)", () => {
   let database: TestDatabase;
+  let ws: string;
   const clock = Date.parse('2026-12-07T10:30:00Z');
   beforeAll(async () => {
     database = await createTestDatabase();
+    ws = (await createWorkspace(database.db, { slug: 'buckets', name: 'Buckets' })).id;
   });
   afterAll(async () => database?.drop());
 
   it("two processes together spend one bucket: a second's worth, then a wait; tokens come back at the rate", async () => {
     const a = createSharedTokenBuckets(database.db);
     const b = createSharedTokenBuckets(database.db);
-    expect(await a.take('source:s1', 10, 6, clock)).toBe(0);
-    expect(await b.take('source:s1', 10, 4, clock)).toBe(0);
-    expect(await a.take('source:s1', 10, 1, clock)).toBe(1);
-    expect(await b.take('source:s1', 10, 1, clock)).toBe(1);
+    expect(await a.take(ws, 'source:s1', 10, 6, clock)).toBe(0);
+    expect(await b.take(ws, 'source:s1', 10, 4, clock)).toBe(0);
+    expect(await a.take(ws, 'source:s1', 10, 1, clock)).toBe(1);
+    expect(await b.take(ws, 'source:s1', 10, 1, clock)).toBe(1);
     // 100 ms later one token (of ten a second) is back, for whichever process asks first.
-    expect(await b.take('source:s1', 10, 1, clock + 100)).toBe(0);
-    expect(await a.take('source:s1', 10, 1, clock + 100)).toBe(1);
+    expect(await b.take(ws, 'source:s1', 10, 1, clock + 100)).toBe(0);
+    expect(await a.take(ws, 'source:s1', 10, 1, clock + 100)).toBe(1);
     // Another source has its own bucket.
-    expect(await a.take('source:s2', 10, 10, clock)).toBe(0);
+    expect(await a.take(ws, 'source:s2', 10, 10, clock)).toBe(0);
   });
 
   it('a batch bigger than the rate passes when the bucket is full and empties it; tokens then come back at the rate', async () => {
     const a = createSharedTokenBuckets(database.db);
     const b = createSharedTokenBuckets(database.db);
-    expect(await a.take('source:big', 10, 25, clock)).toBe(0);
-    expect(await b.take('source:big', 10, 1, clock)).toBe(1);
-    expect(await b.take('source:big', 10, 1, clock + 100)).toBe(0);
+    expect(await a.take(ws, 'source:big', 10, 25, clock)).toBe(0);
+    expect(await b.take(ws, 'source:big', 10, 1, clock)).toBe(1);
+    expect(await b.take(ws, 'source:big', 10, 1, clock + 100)).toBe(0);
     // A refusal spends nothing: the token that came back by +200 ms is still there after it.
-    expect(await a.take('source:big', 10, 25, clock + 200)).toBe(1);
-    expect(await a.take('source:big', 10, 1, clock + 200)).toBe(0);
-    expect(await a.take('source:big', 10, 1, clock + 200)).toBe(1);
+    expect(await a.take(ws, 'source:big', 10, 25, clock + 200)).toBe(1);
+    expect(await a.take(ws, 'source:big', 10, 1, clock + 200)).toBe(0);
+    expect(await a.take(ws, 'source:big', 10, 1, clock + 200)).toBe(1);
   });
 
   it('counts in the process while the database cannot be reached', async () => {
     const errors: unknown[] = [];
     const broken = { query: () => Promise.reject(new Error('connection refused')) };
     const buckets = createSharedTokenBuckets(broken, { onStorageError: (error) => errors.push(error) });
-    expect(await buckets.take('source:s3', 2, 2, clock)).toBe(0);
-    expect(await buckets.take('source:s3', 2, 1, clock)).toBe(1);
+    expect(await buckets.take(ws, 'source:s3', 2, 2, clock)).toBe(0);
+    expect(await buckets.take(ws, 'source:s3', 2, 1, clock)).toBe(1);
     expect(errors.length).toBe(2);
   });
 });

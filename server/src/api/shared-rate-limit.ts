@@ -140,22 +140,22 @@ export function createSharedRateLimiter(db: Queryable, options: SharedRateLimite
  */
 export interface SharedTokenBuckets {
   /** Spends `cost` tokens; 0 when allowed, otherwise the seconds to wait before retrying. */
-  take(bucket: string, rate: number, cost: number, nowMs: number): Promise<number>;
+  take(workspaceId: string, bucket: string, rate: number, cost: number, nowMs: number): Promise<number>;
 }
 
-export async function spendTokens(db: Queryable, bucket: string, rate: number, cost: number, nowMs: number): Promise<number> {
+export async function spendTokens(db: Queryable, workspaceId: string, bucket: string, rate: number, cost: number, nowMs: number): Promise<number> {
   const spendMs = (cost / rate) * 1000;
   // Allowed while the bucket, after spending, is at most one burst (a second, or the whole request) from full.
   const burstMs = Math.max(1000, spendMs);
   const { rows } = await db.query<{ full_at_ms: number }>(
-    `insert into rate_limit_buckets as b (bucket, full_at_ms) values ($1, $2::float8 + least($3::float8, 1000))
-     on conflict (bucket) do update set full_at_ms = least(greatest(b.full_at_ms, $2::float8) + $3::float8, $2::float8 + 1000)
+    `insert into rate_limit_buckets as b (workspace_id, bucket, full_at_ms) values ($5, $1, $2::float8 + least($3::float8, 1000))
+     on conflict (workspace_id, bucket) do update set full_at_ms = least(greatest(b.full_at_ms, $2::float8) + $3::float8, $2::float8 + 1000)
       where greatest(b.full_at_ms, $2::float8) + $3::float8 - $2::float8 <= $4::float8
      returning full_at_ms`,
-    [bucket, nowMs, spendMs, burstMs],
+    [bucket, nowMs, spendMs, burstMs, workspaceId],
   );
   if (rows.length > 0) return 0;
-  const held = await db.query<{ full_at_ms: number }>('select full_at_ms from rate_limit_buckets where bucket = $1', [bucket]);
+  const held = await db.query<{ full_at_ms: number }>('select full_at_ms from rate_limit_buckets where workspace_id = $1 and bucket = $2', [workspaceId, bucket]);
   const fullAt = held.rows[0]?.full_at_ms ?? nowMs;
   return Math.max(1, Math.ceil((Math.max(fullAt, nowMs) + spendMs - nowMs - burstMs) / 1000));
 }
@@ -163,12 +163,12 @@ export async function spendTokens(db: Queryable, bucket: string, rate: number, c
 export function createSharedTokenBuckets(db: Queryable, options: SharedRateLimiterOptions = {}): SharedTokenBuckets {
   const fallback = createRateLimiter();
   return {
-    async take(bucket, rate, cost, nowMs) {
+    async take(workspaceId, bucket, rate, cost, nowMs) {
       try {
-        return await spendTokens(db, bucket, rate, cost, nowMs);
+        return await spendTokens(db, workspaceId, bucket, rate, cost, nowMs);
       } catch (error) {
         options.onStorageError?.(error);
-        return fallback.take(bucket, rate, cost, nowMs);
+        return fallback.take(`${workspaceId}:${bucket}`, rate, cost, nowMs);
       }
     },
   };

@@ -129,7 +129,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
 
   async function checkRate(source: ResolvedKey, count: number): Promise<void> {
     if (!source.rateLimitPerSecond || count === 0) return;
-    const wait = await limiter.take(`source:${source.sourceId!}`, source.rateLimitPerSecond, count, now().getTime());
+    const wait = await limiter.take(source.workspaceId, `source:${source.sourceId!}`, source.rateLimitPerSecond, count, now().getTime());
     if (wait > 0) {
       metrics.requestsRejected.inc({ reason: 'rate_limited' });
       throw new ApiError(
