@@ -1,7 +1,9 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { forgetKeys, rotateMasterKey, sealText, workspaceKeys } from '../src/privacy/data-keys.ts';
+import { forgetKeys, lookupHashKey, rotateMasterKey, sealText, workspaceKeys } from '../src/privacy/data-keys.ts';
+import { addSuppressions, createSuppressionFilter } from '../src/privacy/suppression.ts';
+import type { NormalizedEvent } from '../src/ingest/normalize.ts';
 import { derivedHashKey, masterKeyId, openHashKey } from '../src/privacy/encryption.ts';
 import { piiTokenOf } from '../src/privacy/pii-codec.ts';
 import type { Db } from '../src/storage/database.ts';
@@ -318,4 +320,61 @@ describe('the worker encrypts plaintext personal data once at start (real Postgr
     expect(await doneLine()).toMatch(/^PII backfill done: 1 workspace\(s\) walked, 0 found clean before, 0 pending hash key\(s\) sealed; encrypted 0 identifier/);
     expect(await doneLine()).toMatch(/^PII backfill done: 0 workspace\(s\) walked, 1 found clean before, /);
   }, 180_000);
+});
+
+describe('the instance lookup key outlives a change of the privacy key (real PostgreSQL)', () => {
+  const saved = { ...process.env };
+  let t: TestApp;
+
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => {
+    process.env = saved;
+    await t?.close();
+  });
+
+  it('an erased identifier stays suppressed after the privacy key changes and the master key rotates', async () => {
+    const masterA = hexKey();
+    const masterB = hexKey();
+    useKeys(t.db, { master: masterA, privacy: hexKey() });
+    const ws = t.workspace.id;
+    const erased = { type: 'email', value: 'erased.person@example.com' };
+    await addSuppressions(t.db, ws, crypto.randomUUID(), [erased]);
+    const identify = (messageId: string): NormalizedEvent => ({
+      messageId,
+      type: 'identify',
+      event: null,
+      name: null,
+      category: null,
+      userId: null,
+      anonymousId: 'anon-erased',
+      previousId: null,
+      groupId: null,
+      properties: null,
+      traits: { email: erased.value },
+      context: null,
+      integrations: null,
+      extra: null,
+      timestamp: new Date(),
+      originalTimestamp: null,
+      sentAt: null,
+      receivedAt: new Date(),
+    });
+    const suppressedNow = async () => (await createSuppressionFilter(t.db).filter(ws, [identify(`m-${crypto.randomUUID()}`)])).suppressed;
+    expect(await suppressedNow()).toBe(1);
+
+    // A new privacy key (a restart with another TOUCHPOINT_PRIVACY_KEY) and a master-key rotation.
+    useKeys(t.db, { master: masterB, previous: masterA, privacy: hexKey() });
+    await rotateMasterKey(t.db);
+    expect(await suppressedNow()).toBe(1);
+    useKeys(t.db, { master: masterB, privacy: hexKey() });
+    expect(await suppressedNow()).toBe(1);
+    // The stored key is sealed, not readable from the database alone.
+    const { rows } = await t.db.query<{ value: { sealed: string; masterKeyId: string } }>("select value from instance_settings where key = 'privacy_lookup_key'");
+    expect(rows[0]!.value.masterKeyId).toBe(masterKeyId(Buffer.from(masterB, 'hex')));
+    // Without the master key that sealed it, it does not open: the lookup fails loudly rather than hashing with another key.
+    useKeys(t.db, { master: hexKey(), privacy: hexKey() });
+    await expect(lookupHashKey(t.db)).rejects.toThrow(/lookup key is sealed by master key/);
+  });
 });

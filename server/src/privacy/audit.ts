@@ -4,7 +4,8 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Db, Queryable } from '../storage/database.ts';
 import { actorOf } from './access.ts';
 import { PII_READ_PERMISSIONS, UNAUDITED_PERMISSIONS } from './permissions.ts';
-import { keyedHash, privacyKey } from './secret.ts';
+import { lookupHashKey } from './data-keys.ts';
+import { keyedHash } from './secret.ts';
 
 // Any constant shared by all Touchpoint processes; serialises appends so the chain has one order.
 const AUDIT_LOCK = 7_310_050;
@@ -257,7 +258,7 @@ export function registerAudit(app: FastifyInstance, db: Db): void {
     const { permission, audit } = request.routeOptions.config;
     if (!shouldAudit(request.method, permission, audit)) return payload;
     try {
-      const key = await privacyKey(db);
+      const key = await lookupHashKey(db);
       const workspaceId = request.access?.workspaceId ?? null;
       const actor = request.auditActor ?? (request.access ? actorOf(request.access.principal) : { kind: 'anonymous', id: 'anonymous', label: 'anonymous' });
       const userAgent = request.headers['user-agent'];

@@ -242,6 +242,56 @@ export async function openText(db: Queryable, workspaceId: string, purpose: stri
   return decryptText(key, workspaceId, purpose, stored);
 }
 
+const LOOKUP_SETTING = 'privacy_lookup_key';
+/** Sealed like a workspace hash key, bound to this name instead of a workspace id (ids are UUIDs). */
+const LOOKUP_KEY_OWNER = 'instance lookup hashes';
+const lookupKeys = new WeakMap<object, Promise<Buffer>>();
+
+interface StoredLookupKey {
+  sealed: string;
+  masterKeyId: string;
+}
+
+async function storedLookupKey(db: Queryable): Promise<StoredLookupKey | undefined> {
+  const { rows } = await db.query<{ value: StoredLookupKey }>('select value from instance_settings where key = $1', [LOOKUP_SETTING]);
+  return rows[0]?.value;
+}
+
+function sealedLookupKey(master: Buffer, key: Buffer): StoredLookupKey {
+  return { sealed: sealHashKey(master, LOOKUP_KEY_OWNER, key).toString('base64'), masterKeyId: masterKeyId(master) };
+}
+
+async function loadLookupKey(db: Queryable): Promise<Buffer> {
+  const master = await masterKeysOf(db);
+  let stored = await storedLookupKey(db);
+  if (!stored) {
+    // First use: the privacy key as configured now, which is what every existing lookup hash was made with.
+    await db.query('insert into instance_settings (key, value) values ($1, $2::jsonb) on conflict (key) do nothing', [
+      LOOKUP_SETTING,
+      JSON.stringify(sealedLookupKey(master.current, await privacyKey(db))),
+    ]);
+    stored = (await storedLookupKey(db))!;
+  }
+  return openHashKey(masterKeyById(master, stored.masterKeyId, 'The instance lookup key'), LOOKUP_KEY_OWNER, Buffer.from(stored.sealed, 'base64'));
+}
+
+/**
+ * The key of the instance's lookup hashes that cannot be made again because their values are gone:
+ * the suppression list, erasure request subjects, audit parameters, the quarantine subject index.
+ * It is the privacy key (TOUCHPOINT_PRIVACY_KEY / _FILE / generated) as it was at first use, kept
+ * sealed by the master key (re-sealed by rotate-master-key), so the privacy key can later be
+ * changed or removed without erased people's identifiers slipping past the suppression list.
+ */
+export function lookupHashKey(db: Queryable): Promise<Buffer> {
+  let key = lookupKeys.get(db);
+  if (!key) {
+    key = loadLookupKey(db);
+    key.catch(() => lookupKeys.delete(db));
+    lookupKeys.set(db, key);
+  }
+  return key;
+}
+
 /**
  * Re-seals every data key and hash key under the current master key (those sealed by a previous
  * one, or all with `all`); pending hash keys are sealed first. Values and tokens are not touched.
@@ -278,6 +328,11 @@ export async function rotateMasterKey(
       currentId,
     ]);
   }
+  const lookup = await storedLookupKey(db);
+  if (lookup && (options.all === true || lookup.masterKeyId !== currentId)) {
+    const key = openHashKey(masterKeyById(master, lookup.masterKeyId, 'The instance lookup key'), LOOKUP_KEY_OWNER, Buffer.from(lookup.sealed, 'base64'));
+    await db.query('update instance_settings set value = $2::jsonb where key = $1', [LOOKUP_SETTING, JSON.stringify(sealedLookupKey(master.current, key))]);
+  }
   return { resealed: rows.length, hashKeysResealed: hashRows.rows.length, hashKeysSealed, masterKeyId: currentId };
 }
 
@@ -285,5 +340,6 @@ export async function rotateMasterKey(
 export function forgetKeys(db: Queryable): void {
   masters.delete(db);
   workspaceKeyCache.delete(db);
+  lookupKeys.delete(db);
   forgetPrivacyKey(db);
 }

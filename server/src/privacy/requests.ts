@@ -2,7 +2,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { Db, Queryable } from '../storage/database.ts';
 import { NotFoundError } from '../workspaces/store.ts';
 import { personalDataSteps } from './registry.ts';
-import { keyedHash, privacyKey } from './secret.ts';
+import { lookupHashKey } from './data-keys.ts';
+import { keyedHash } from './secret.ts';
 import { gatherSubject, parseSubject, type SubjectRef } from './subjects.ts';
 import { lockWorkspaceIdentity } from '../identity/resolver.ts';
 import { addSuppressions, suppressionFilter } from './suppression.ts';
@@ -103,7 +104,7 @@ async function recordRequest(
   requestedBy: string,
   reason: string | undefined,
 ): Promise<string> {
-  const key = await privacyKey(db);
+  const key = await lookupHashKey(db);
   const { requestDeadlineDays } = await getPrivacySettings(db, workspaceId);
   const { rows } = await db.query<{ id: string }>(
     `insert into privacy_requests (workspace_id, kind, subject_type, subject_hash, requested_by, reason, due_at)

@@ -6,7 +6,8 @@
  */
 import type { Queryable } from '../storage/database.ts';
 import { openText, sealText } from './data-keys.ts';
-import { keyedHash, privacyKey } from './secret.ts';
+import { lookupHashKey } from './data-keys.ts';
+import { keyedHash } from './secret.ts';
 
 const PURPOSE = 'quarantine.payload';
 
@@ -33,7 +34,7 @@ function stringLeaves(value: unknown, out: Set<string>, depth = 0): void {
 
 /** Keyed hashes of values, as erasure looks them up. */
 export async function subjectHashes(db: Queryable, workspaceId: string, values: readonly string[]): Promise<Buffer[]> {
-  const key = await privacyKey(db);
+  const key = await lookupHashKey(db);
   const forms = new Set(values.flatMap(lookupForms));
   return [...forms].map((form) => keyedHash(key, workspaceId, 'sealed-subject', form));
 }
@@ -42,7 +43,7 @@ export async function subjectHashes(db: Queryable, workspaceId: string, values: 
 export async function sealQuarantinePayload(db: Queryable, workspaceId: string, payload: unknown): Promise<{ sealed: string; hashes: Buffer[] }> {
   const leaves = new Set<string>();
   stringLeaves(payload, leaves);
-  const key = await privacyKey(db);
+  const key = await lookupHashKey(db);
   return {
     sealed: await sealText(db, workspaceId, PURPOSE, JSON.stringify(payload) ?? 'null'),
     hashes: [...leaves].map((form) => keyedHash(key, workspaceId, 'sealed-subject', form)),

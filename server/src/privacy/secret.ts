@@ -13,9 +13,10 @@ export function decodeKey(text: string, from: string): Buffer {
 }
 
 /**
- * The instance's secret for keyed hashes (suppression list, audit targets): TOUCHPOINT_PRIVACY_KEY
- * (hex or base64), or the file named by TOUCHPOINT_PRIVACY_KEY_FILE, or else one generated at first
- * use and kept in instance_settings. Without the key, a hash cannot be tested against guesses.
+ * The configured privacy key: TOUCHPOINT_PRIVACY_KEY (hex or base64), or the file named by
+ * TOUCHPOINT_PRIVACY_KEY_FILE, or else one generated at first use and kept in instance_settings.
+ * Keyed hashes do not use it directly: it seeds the stored lookup key (data-keys.ts
+ * `lookupHashKey`) and the hash keys of workspaces from before hash keys were stored, at first use.
  */
 export function privacyKey(db: Queryable): Promise<Buffer> {
   let key = cache.get(db);

@@ -3,7 +3,8 @@ import type { IdentityConfig } from '../identity/identifier-types.ts';
 import { loadWorkspaceIdentity } from '../identity/settings-store.ts';
 import type { NormalizedEvent } from '../ingest/normalize.ts';
 import type { Db, Queryable } from '../storage/database.ts';
-import { keyedHash, privacyKey } from './secret.ts';
+import { lookupHashKey } from './data-keys.ts';
+import { keyedHash } from './secret.ts';
 
 /** How long a process trusts its copy of a workspace's suppression list (erasures elsewhere show within this). */
 const CACHE_MS = 5_000;
@@ -20,7 +21,7 @@ export async function addSuppressions(
   identifiers: ReadonlyArray<{ type: string; value: string }>,
 ): Promise<number> {
   if (identifiers.length === 0) return 0;
-  const key = await privacyKey(db);
+  const key = await lookupHashKey(db);
   const { rowCount } = await db.query(
     `insert into privacy_suppressions (workspace_id, identifier_hash, identifier_type, request_id)
      select $1, hash, type, $4 from unnest($2::bytea[], $3::text[]) as s (hash, type)
@@ -66,7 +67,7 @@ export function createSuppressionFilter(db: Db) {
     async filter(workspaceId: string, events: NormalizedEvent[]): Promise<{ kept: NormalizedEvent[]; suppressed: number }> {
       const list = await listFor(workspaceId);
       if (list.hashes.size === 0 || !list.config || events.length === 0) return { kept: events, suppressed: 0 };
-      const key = await privacyKey(db);
+      const key = await lookupHashKey(db);
       const kept: NormalizedEvent[] = [];
       const matched = new Set<string>();
       for (const event of events) {
@@ -127,7 +128,7 @@ export async function dropSuppressedEvents<E extends IdentifiedEvent & { seq: nu
   if (events.length === 0) return { kept: events, dropped: 0 };
   const { rows: any } = await client.query('select 1 from privacy_suppressions where workspace_id = $1 limit 1', [workspaceId]);
   if (any.length === 0) return { kept: events, dropped: 0 };
-  const key = await privacyKey(db);
+  const key = await lookupHashKey(db);
   const hashes = events.map((event) => extractIdentifiers(event, config).identifiers.map((identifier) => suppressionHash(key, workspaceId, identifier).toString('hex')));
   const { rows } = await client.query<{ identifier_hash: Buffer }>(
     'select identifier_hash from privacy_suppressions where workspace_id = $1 and identifier_hash = any($2::bytea[])',
