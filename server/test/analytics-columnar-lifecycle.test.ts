@@ -9,15 +9,16 @@ import { startTestApp, type TestApp } from './support/app.ts';
 
 /*
  * The columnar lifecycle (analytics/columnar/lifecycle.ts) against the PostgreSQL path on the same
- * random history: every interval, in time zones with and without daylight saving and with a
- * quarter-hour offset, with activity on the instants around local midnight (a period's first and
+ * random history: every interval, in time zones with and without daylight saving (in one a local
+ * midnight does not exist) and with a quarter-hour offset, with activity on the instants around local midnight (a period's first and
  * last instants), profiles merged after the copy first read them, activity selectors and source
  * kinds — the same periods and counts. Then what it declines, and staleness.
  */
 
 const MIN = 60_000;
 const DAY = 86_400_000;
-const ZONES = ['Asia/Shanghai', 'America/New_York', 'Asia/Kathmandu', 'Europe/London'];
+// Asia/Beirut: on 29 March 2026 local midnight does not exist (00:00 → 01:00), the day starts at 01:00.
+const ZONES = ['Asia/Shanghai', 'America/New_York', 'Asia/Kathmandu', 'Europe/London', 'Asia/Beirut'];
 const NAMES = ['Order Completed', 'Product Viewed', 'App Opened'];
 
 describe('columnar lifecycle engine equals the PostgreSQL path', () => {
@@ -51,6 +52,10 @@ describe('columnar lifecycle engine equals the PostgreSQL path', () => {
         const page = next() < 0.2;
         events.push({ profileId, event: page ? 'Home' : NAMES[Math.floor(next() * NAMES.length)]!, type: page ? 'page' : 'track', at, source: next() < 0.5 ? web.source.id : app.source.id });
       }
+    }
+    // Around the start of Beirut's 29 March (01:00 local = 22:00 UTC): 23:30 and 23:59:59.999 on the 28th, 01:00 on the 29th.
+    for (const at of ['2026-03-28T21:30:00Z', '2026-03-28T21:59:59.999Z', '2026-03-28T22:00:00Z']) {
+      events.push({ profileId: crypto.randomUUID(), event: 'Order Completed', type: 'track', at: Date.parse(at), source: web.source.id });
     }
     events.sort((a, b) => a.at - b.at);
     for (const source of [web.source.id, app.source.id]) await insertResolvedEvents(t.db, t.workspace.id, source, events.filter((e) => e.source === source));
