@@ -17,7 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { runAttribution } from '../server/src/analytics/attribution.ts';
 import { runFunnel, type FunnelResult } from '../server/src/analytics/funnel.ts';
-import { runLifecycle } from '../server/src/analytics/lifecycle.ts';
+import { runLifecycle, type LifecycleQuery, type LifecycleResult } from '../server/src/analytics/lifecycle.ts';
 import { runPaths } from '../server/src/analytics/paths.ts';
 import { runRetention } from '../server/src/analytics/retention.ts';
 import { runTrend } from '../server/src/analytics/trends.ts';
@@ -127,6 +127,8 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       threeBySource: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const }, breakdown: { kind: 'source' as const } },
       tenByCategory: { ...base, steps: ten, conversionWindow: { amount: 30, unit: 'days' as const }, breakdown: { kind: 'property' as const, property: 'category' } },
     };
+    const lifecycleCase = 'lifecycle, weekly, 12 weeks (any action)';
+    const lifecycleQuery: LifecycleQuery = { range: { lastDays: 84 }, timeBudgetMs: 60_000, interval: 'week' };
     const cases: Array<{ name: string; funnel?: keyof typeof funnels; run: () => Promise<unknown> }> = [
       { name: 'funnel 3 steps, 90 days, 1-day window', funnel: 'three', run: () => runFunnel(db, workspace.id, funnels.three, now) },
       { name: 'funnel 3 steps, 90 days, breakdown by source kind', funnel: 'threeBySource', run: () => runFunnel(db, workspace.id, funnels.threeBySource, now) },
@@ -135,7 +137,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
         name: 'retention 12 weeks (first order → order)',
         run: () => runRetention(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, startEvent: shop[3]!, returnEvent: shop[3]!, interval: 'week', periods: 12 }, now),
       },
-      { name: 'lifecycle, weekly, 12 weeks (any action)', run: () => runLifecycle(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, interval: 'week' }, now) },
+      { name: lifecycleCase, run: () => runLifecycle(db, workspace.id, lifecycleQuery, now) },
       { name: 'top paths after Product Added, 5 steps, 30 days', run: () => runPaths(db, workspace.id, { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 }, now) },
       {
         name: 'trend: daily orders, unique buyers, revenue, 90 days',
@@ -162,12 +164,14 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
     ];
     const results: Timed[] = [];
     const funnelResults = new Map<keyof typeof funnels, FunnelResult>();
+    let lifecyclePostgres: LifecycleResult | undefined;
     // BENCH_ANALYTICS_CASES=funnel,paths: only the cases whose name starts with one of these.
     const only = process.env.BENCH_ANALYTICS_CASES?.split(',').map((part) => part.trim()).filter(Boolean);
     for (const benchCase of cases.filter((c) => !only || only.some((prefix) => c.name.startsWith(prefix)))) {
       const { timing, last } = await timed(benchCase.name, runs, benchCase.run, pgCpu, log);
       results.push(timing);
       if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
+      if (benchCase.name === lifecycleCase) lifecyclePostgres = last as LifecycleResult;
     }
 
     // The columnar engine (server/src/analytics/columnar): the DuckDB copy in the data folder, built
@@ -201,6 +205,24 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           const same = pg ? counts(pg) === counts(answer) : true;
           if (pg && !same) log(`  MISMATCH ${name}: PostgreSQL ${counts(pg)}, columnar ${counts(answer)}`);
           const pgTiming = results.find((r) => r.name === cases.find((c) => c.funnel === key)!.name);
+          columnar.push({
+            ...timing,
+            same,
+            ...(pgTiming
+              ? { postgresMs: pgTiming.medianMs, ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.postgresCpuS + timing.processCpuS)) * 10) / 10 }
+              : {}),
+          });
+        }
+        // Lifecycle on the copy (analytics/columnar/lifecycle.ts), checked against the PostgreSQL answer when that case ran.
+        if (!only || only.some((prefix) => lifecycleCase.startsWith(prefix) || `columnar ${lifecycleCase}`.startsWith(prefix))) {
+          const name = `columnar ${lifecycleCase}`;
+          const { timing, last } = await timed(name, runs, () => runLifecycle(db, workspace.id, lifecycleQuery, now, { columnar: store }), pgCpu, log);
+          const answer = last as LifecycleResult;
+          if (answer.engine?.name !== 'columnar') throw new Error(`${name}: answered by ${answer.engine?.name} (${answer.engine?.reason})`);
+          const periods = (result: LifecycleResult) => JSON.stringify(result.periods);
+          const same = lifecyclePostgres ? periods(lifecyclePostgres) === periods(answer) : true;
+          if (lifecyclePostgres && !same) log(`  MISMATCH ${name}: PostgreSQL ${periods(lifecyclePostgres)}, columnar ${periods(answer)}`);
+          const pgTiming = results.find((r) => r.name === lifecycleCase);
           columnar.push({
             ...timing,
             same,

@@ -2,8 +2,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import { ApiError } from '../api/errors.ts';
 import type { Db } from '../storage/database.ts';
 import { EventSelectorSchema, PERIOD_FORMAT, QueryBaseProperties, instantOfLocal, nextPeriod, periodLabel, periodLabels, type EventSelector } from './definition.ts';
-import { flagUnknownEvents, reportContext, runBudgeted } from './run.ts';
+import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
 import { breakdownSql, segmentFilterSql, selectorSql, sourceKindsSql } from './sql.ts';
+import { columnarLifecycle, columnarLifecycleSupport, type LifecycleRow, type LifecycleStatus } from './columnar/lifecycle.ts';
+import { activeColumnarStore, type ColumnarStore } from './columnar/store.ts';
 
 /*
  * Lifecycle: per local period, how the active profiles split into new / returning / resurrecting,
@@ -51,10 +53,17 @@ export const LifecycleResultSchema = Type.Object({
   breakdown: Type.Optional(Type.Array(Type.Object({ value: Type.Union([Type.String(), Type.Null()]), periods: Type.Array(PeriodCounts) }))),
   warnings: Type.Array(Type.Object({ field: Type.String(), message: Type.String() })),
   range: Type.Object({ from: Type.String(), to: Type.String(), timeZone: Type.String() }),
+  engine: Type.Optional(
+    Type.Object({
+      name: Type.Union([Type.Literal('postgres'), Type.Literal('columnar')]),
+      freshAsOf: Type.Optional(Type.String({ description: 'columnar: when the copy last caught up with PostgreSQL' })),
+      reason: Type.Optional(Type.String({ description: 'postgres: why the columnar engine did not answer' })),
+    }),
+  ),
 });
 export type LifecycleResult = Static<typeof LifecycleResultSchema>;
 
-type Status = 'new' | 'returning' | 'resurrecting' | 'dormant';
+type Status = LifecycleStatus;
 export const LIFECYCLE_STATUSES: readonly Status[] = ['new', 'returning', 'resurrecting', 'dormant'];
 
 /** Reading one period at a time would be silly; a year of days is the most a lifecycle chart shows usefully. */
@@ -74,9 +83,14 @@ const instantOfLabel = (label: string, timeZone: string) => {
   return instantOfLocal({ year, month, day }, timeZone);
 };
 
-export async function runLifecycle(db: Db, workspaceId: string, query: LifecycleQuery, now: Date): Promise<LifecycleResult> {
+export interface LifecycleEngineOptions {
+  /** The columnar copy to answer from (default: the process's active one, if any); null: PostgreSQL only. */
+  columnar?: ColumnarStore | null;
+}
+
+export async function runLifecycle(db: Db, workspaceId: string, query: LifecycleQuery, now: Date, options: LifecycleEngineOptions = {}): Promise<LifecycleResult> {
   const context = await reportContext(db, workspaceId, query, now);
-  const { q, timeZone } = context;
+  const { timeZone } = context;
   const selectors: EventSelector[] = query.events ?? [];
   await flagUnknownEvents(
     context,
@@ -92,6 +106,71 @@ export async function runLifecycle(db: Db, workspaceId: string, query: Lifecycle
   const before = previousPeriod(labels[0]!, query.interval);
   const readFrom = instantOfLabel(before, timeZone);
   const readTo = instantOfLabel(nextPeriod(labels.at(-1)!, query.interval), timeZone);
+  const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
+  if (store?.syncBeforeRead) await store.sync(db);
+  const declined = store ? (columnarLifecycleSupport(query) ?? store.staleness()) : 'no columnar copy';
+  let rows: LifecycleRow[];
+  let engine: NonNullable<LifecycleResult['engine']>;
+  if (store && declined === null) {
+    const periods = [before, ...labels].map((label) => ({ label, fromMs: instantOfLabel(label, timeZone), toMs: instantOfLabel(nextPeriod(label, query.interval), timeZone) }));
+    rows = await columnarLifecycle(store, context, query, periods);
+    engine = { name: 'columnar', freshAsOf: new Date(store.lastSync()!).toISOString() };
+  } else {
+    rows = await postgresLifecycle(db, context, query, labels, readFrom, readTo, now);
+    engine = { name: 'postgres', ...(declined ? { reason: declined } : {}) };
+  }
+  const inRange = new Set(labels);
+  const tables = new Map<string | null, Map<string, Record<Status, number>>>();
+  for (const row of rows) {
+    if (!inRange.has(row.period)) continue;
+    const key = query.breakdown ? row.bd : null;
+    let table = tables.get(key);
+    if (!table) tables.set(key, (table = new Map()));
+    let counts = table.get(row.period);
+    if (!counts) table.set(row.period, (counts = { new: 0, returning: 0, resurrecting: 0, dormant: 0 }));
+    counts[row.status] += row.profiles;
+  }
+  // A period that has not begun yet has no dormant profiles: nobody could have been active in it.
+  const current = periodLabel(now.getTime(), query.interval, timeZone);
+  const periodsOf = (table: Map<string, Record<Status, number>> | undefined) =>
+    labels.map((period) => {
+      const counts = table?.get(period) ?? { new: 0, returning: 0, resurrecting: 0, dormant: 0 };
+      const dormant = period > current ? 0 : counts.dormant;
+      return {
+        period,
+        ...counts,
+        dormant,
+        active: counts.new + counts.returning + counts.resurrecting,
+        quickRatio: dormant === 0 ? null : (counts.new + counts.resurrecting) / dormant,
+      };
+    });
+  const total = new Map<string, Record<Status, number>>();
+  for (const table of tables.values()) {
+    for (const [period, counts] of table) {
+      const sum = total.get(period) ?? { new: 0, returning: 0, resurrecting: 0, dormant: 0 };
+      for (const status of LIFECYCLE_STATUSES) sum[status] += counts[status];
+      total.set(period, sum);
+    }
+  }
+  const result: LifecycleResult = {
+    periods: periodsOf(total),
+    warnings: context.warnings,
+    range: { from: new Date(context.range.fromMs).toISOString(), to: new Date(context.range.toMs).toISOString(), timeZone },
+    engine,
+  };
+  if (query.breakdown) {
+    result.breakdown = [...tables.entries()]
+      .map(([value, table]) => ({ value, periods: periodsOf(table) }))
+      .sort((a, b) => sumActive(b.periods) - sumActive(a.periods) || String(a.value).localeCompare(String(b.value)));
+  }
+  return result;
+}
+
+const sumActive = (periods: ReadonlyArray<{ active: number }>) => periods.reduce((sum, period) => sum + period.active, 0);
+
+async function postgresLifecycle(db: Db, context: ReportContext, query: LifecycleQuery, labels: readonly string[], readFrom: number, readTo: number, now: Date): Promise<LifecycleRow[]> {
+  const { q } = context;
+  const selectors: EventSelector[] = query.events ?? [];
   const activity = selectors.length > 0 ? `(${selectors.map((selector) => selectorSql(q, selector)).join(' or ')})` : `e.type in ('track', 'page', 'screen')`;
   const segment = await segmentFilterSql(db, q, query.segment, 'e.profile_id', now);
   const filters = `e.workspace_id = ${q.workspace} and e.profile_id is not null and ${activity} and ${sourceKindsSql(q, query.sourceKinds)} and ${segment}`;
@@ -131,51 +210,5 @@ export async function runLifecycle(db: Db, workspaceId: string, query: Lifecycle
         from marked m where m.next is null or m.next > m.period + ${step}
     )
     select period, bd, status, count(*)::int as profiles from statuses group by 1, 2, 3`;
-  const rows = await runBudgeted<{ period: string; bd: string | null; status: Status; profiles: number }>(context, text);
-  const inRange = new Set(labels);
-  const tables = new Map<string | null, Map<string, Record<Status, number>>>();
-  for (const row of rows) {
-    if (!inRange.has(row.period)) continue;
-    const key = query.breakdown ? row.bd : null;
-    let table = tables.get(key);
-    if (!table) tables.set(key, (table = new Map()));
-    let counts = table.get(row.period);
-    if (!counts) table.set(row.period, (counts = { new: 0, returning: 0, resurrecting: 0, dormant: 0 }));
-    counts[row.status] += row.profiles;
-  }
-  // A period that has not begun yet has no dormant profiles: nobody could have been active in it.
-  const current = periodLabel(now.getTime(), query.interval, timeZone);
-  const periodsOf = (table: Map<string, Record<Status, number>> | undefined) =>
-    labels.map((period) => {
-      const counts = table?.get(period) ?? { new: 0, returning: 0, resurrecting: 0, dormant: 0 };
-      const dormant = period > current ? 0 : counts.dormant;
-      return {
-        period,
-        ...counts,
-        dormant,
-        active: counts.new + counts.returning + counts.resurrecting,
-        quickRatio: dormant === 0 ? null : (counts.new + counts.resurrecting) / dormant,
-      };
-    });
-  const total = new Map<string, Record<Status, number>>();
-  for (const table of tables.values()) {
-    for (const [period, counts] of table) {
-      const sum = total.get(period) ?? { new: 0, returning: 0, resurrecting: 0, dormant: 0 };
-      for (const status of LIFECYCLE_STATUSES) sum[status] += counts[status];
-      total.set(period, sum);
-    }
-  }
-  const result: LifecycleResult = {
-    periods: periodsOf(total),
-    warnings: context.warnings,
-    range: { from: new Date(context.range.fromMs).toISOString(), to: new Date(context.range.toMs).toISOString(), timeZone },
-  };
-  if (query.breakdown) {
-    result.breakdown = [...tables.entries()]
-      .map(([value, table]) => ({ value, periods: periodsOf(table) }))
-      .sort((a, b) => sumActive(b.periods) - sumActive(a.periods) || String(a.value).localeCompare(String(b.value)));
-  }
-  return result;
+  return runBudgeted<LifecycleRow>(context, text);
 }
-
-const sumActive = (periods: ReadonlyArray<{ active: number }>) => periods.reduce((sum, period) => sum + period.active, 0);

@@ -5,6 +5,7 @@
  * analytics tests run unchanged against it:
  *
  *   imported first by server/test/analytics-funnel-columnar.test.ts, which then imports analytics-funnel.test.ts
+ *   (and by analytics-lifecycle-columnar.test.ts, which imports analytics-lifecycle.test.ts)
  */
 import { afterAll, beforeAll } from 'vitest';
 import { ColumnarStore, setActiveColumnarStore } from '../../src/analytics/columnar/store.ts';

@@ -56,9 +56,9 @@ export function columnarFunnelSupport(query: ColumnarFunnelQuery): string | null
   return null;
 }
 
-const sqlText = (text: string) => `'${text.replaceAll("'", "''")}'`;
+export const sqlText = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
-function selectorDuck(selector: EventSelector): string {
+export function selectorDuck(selector: EventSelector): string {
   const match = eventMatchOf(selector);
   const tests = [`type = ${sqlText(match.type)}`];
   if (match.name !== undefined) tests.push(`${match.type === 'track' ? 'event' : 'name'} = ${sqlText(match.name)}`);
