@@ -56,16 +56,16 @@ export function columnarFunnelSupport(query: ColumnarFunnelQuery): string | null
   return null;
 }
 
-const sqlText = (text: string) => `'${text.replaceAll("'", "''")}'`;
+export const sqlText = (text: string) => `'${text.replaceAll("'", "''")}'`;
 
-function selectorDuck(selector: EventSelector): string {
+export function selectorDuck(selector: EventSelector): string {
   const match = eventMatchOf(selector);
   const tests = [`type = ${sqlText(match.type)}`];
   if (match.name !== undefined) tests.push(`${match.type === 'track' ? 'event' : 'name'} = ${sqlText(match.name)}`);
   return `(${tests.join(' and ')})`;
 }
 
-function breakdownDuck(breakdown: Breakdown | undefined, sources: ReportContext['q']['sources']): string {
+export function breakdownDuck(breakdown: Breakdown | undefined, sources: ReportContext['q']['sources']): string {
   if (!breakdown) return 'null::varchar';
   if (breakdown.kind === 'source') {
     const pairs = (sources?.ids ?? []).map((id, index) => `when ${sqlText(uuidText(id))}::uuid then ${sqlText(sources!.kinds[index]!)}`);
