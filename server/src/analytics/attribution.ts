@@ -65,7 +65,7 @@ export async function runAttribution(db: Db, workspaceId: string, query: Attribu
   let journeys: AttributionJourneys;
   let engine: NonNullable<AttributionResult['engine']>;
   if (store && declined === null) {
-    journeys = await columnarAttributionJourneys(store, context, query);
+    journeys = await columnarAttributionJourneys(store, context, query, models.includes('markov'));
     engine = { name: 'columnar', freshAsOf: new Date(store.lastSync()!).toISOString() };
   } else {
     journeys = await postgresJourneys(db, context, query, models.includes('markov'));
