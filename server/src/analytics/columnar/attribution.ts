@@ -1,17 +1,18 @@
-import type { DuckDBConnection, DuckDBListValue, DuckDBValue } from '@duckdb/node-api';
+import type { DuckDBConnection } from '@duckdb/node-api';
 import { sealedFieldOf } from '../../privacy/pii-hashes.ts';
-import type { ChannelJourney, ConversionPath } from '../attribution-models.ts';
+import type { ChannelJourney, ConversionPath, Touch } from '../attribution-models.ts';
 import { windowMs, type Breakdown, type EventSelector } from '../definition.ts';
 import type { ReportContext } from '../run.ts';
 import { breakdownDuck, selectorDuck, sqlText } from './funnel.ts';
 import { uuidText, type ColumnarStore } from './store.ts';
 
 /*
- * Attribution journeys on the columnar copy (store.ts), gathered by DuckDB (columnar, both cores)
- * in the shape attribution.ts's PostgreSQL queries return: each conversion in the range with its
- * touches in the lookback before it (channels and ages listed in (time, seq) order), and the touch
- * journeys in the range of the profiles without a conversion, counted per channel sequence. Only
- * those lists reach this process (not every touch row); the models stay in attribution-models.ts.
+ * Attribution journeys on the columnar copy (store.ts): one DuckDB scan of the conversions and
+ * touches from the lookback before the range to its end, sorted by (profile, time, seq), streamed
+ * here in column vectors and cut per profile into what attribution.ts's PostgreSQL queries return
+ * (DuckDB's own join and ordered list aggregates had not finished after 170 CPU-s at 20M events):
+ * each conversion in the range with its touches in the lookback before it, and the touch journeys
+ * (in the range) of the profiles without a conversion. The models stay in attribution-models.ts.
  *
  * It declines (`columnarAttributionSupport` says why, PostgreSQL answers): property filters on the
  * conversion or a touchpoint, a segment filter, a trait channel, a `context.` or personal-data
@@ -88,55 +89,72 @@ export async function columnarAttributionJourneys(store: ColumnarStore, context:
   }
   const valueParts = query.valueProperty?.split('.');
   // A conversion counts in the range only; a touch from the lookback before it.
-  const selected = `
-    conversions as (
-      select profile_id, ts_us, seq, ${valueParts ? 'properties' : 'null::varchar'} as v from events
-       where workspace_id = ${sqlText(uuidText(context.workspaceId))}::uuid and ts_us >= ${fromUs} and ts_us < ${toUs} and ${conversionTest} and ${sourceFilter}
-    ),
-    touches as (
-      select profile_id, ts_us, seq, coalesce(${breakdownDuck(query.channel, context.q.sources)}, ${sqlText(direct)}) as ch from events
-       where workspace_id = ${sqlText(uuidText(context.workspaceId))}::uuid and ts_us >= ${Math.round(fromUs - lookbackUs)} and ts_us < ${toUs} and ${touchTest} and ${sourceFilter}
-    )`;
-  // Each conversion with its touches in the lookback before it (a conversion is no touch of itself: (t, seq) < (c, seq)).
-  const pathsSql = `with ${selected}
-    select c.v, list(t.ch order by t.ts_us, t.seq) filter (where t.profile_id is not null) as chs,
-           list((c.ts_us - t.ts_us)::double order by t.ts_us, t.seq) filter (where t.profile_id is not null) as ages
-      from conversions c
-      left join touches t on t.profile_id = c.profile_id and t.ts_us > c.ts_us - ${lookbackUs}
-                         and (t.ts_us < c.ts_us or (t.ts_us = c.ts_us and t.seq < c.seq))
-     group by c.profile_id, c.ts_us, c.seq, c.v`;
-  // The touch journeys in the range of the profiles without a conversion, counted per channel sequence.
-  const lostSql = `with ${selected}
-    select chs, count(*)::double as n from (
-      select list(ch order by ts_us, seq) as chs from touches t
-       where ts_us >= ${fromUs} and not exists (select 1 from conversions c where c.profile_id = t.profile_id)
-       group by profile_id
-    ) group by chs`;
+  const sql = `
+    select (hash(profile_id) >> 11)::double as p, ts_us::double as t,
+           (${conversionTest} and ts_us >= ${fromUs})::boolean as c, ${touchTest}::boolean as k,
+           coalesce(${breakdownDuck(query.channel, context.q.sources)}, ${sqlText(direct)}) as ch,
+           ${valueParts ? `case when ${conversionTest} and ts_us >= ${fromUs} then properties end` : 'null::varchar'} as v
+      from events
+     where workspace_id = ${sqlText(uuidText(context.workspaceId))}::uuid and ts_us >= ${Math.round(fromUs - lookbackUs)} and ts_us < ${toUs}
+       and (${conversionTest} or ${touchTest}) and ${sourceFilter}
+     order by profile_id, ts_us, seq`;
+
+  const paths: ConversionPath[] = [];
+  const lost = new Map<string, ChannelJourney>();
+  let touchTimes: number[] = [];
+  let touchChannels: string[] = [];
+  let converted = false;
+  /** Touches before this index are older than any later conversion's lookback (times only grow). */
+  let inWindow = 0;
+  const flush = () => {
+    if (withLost && !converted && touchTimes.length > 0) {
+      const channels = touchChannels.filter((_, index) => touchTimes[index]! >= fromUs);
+      if (channels.length > 0) {
+        // The PostgreSQL query groups equal channel arrays; a separator no channel text holds keeps them apart.
+        const key = channels.join('\u0000');
+        const journey = lost.get(key);
+        if (journey) journey.count++;
+        else lost.set(key, { channels, converted: false, count: 1 });
+      }
+    }
+    touchTimes = [];
+    touchChannels = [];
+    converted = false;
+    inWindow = 0;
+  };
 
   const connection: DuckDBConnection = await store.reader();
   try {
-    const paths: ConversionPath[] = [];
-    for (const [v, chs, ages] of await rowsOf(connection, pathsSql)) {
-      const channels = (chs as DuckDBListValue | null)?.items ?? [];
-      const ageItems = (ages as DuckDBListValue | null)?.items ?? [];
-      paths.push({
-        touches: channels.map((channel, index) => ({ channel: channel as string, ageSeconds: (ageItems[index] as number) / 1e6 })),
-        value: valueParts ? conversionValue(v as string | null, valueParts) : 0,
-      });
+    const result = await connection.stream(sql);
+    let currentKey = NaN;
+    for (;;) {
+      const chunk = await result.fetchChunk();
+      if (!chunk || chunk.rowCount === 0) break;
+      const [keys, tv, cv, kv, chv, vv] = [0, 1, 2, 3, 4, 5].map((column) => chunk.getColumnVector(column));
+      for (let row = 0; row < chunk.rowCount; row++) {
+        const key = keys!.getItem(row) as number;
+        if (key !== currentKey) {
+          flush();
+          currentKey = key;
+        }
+        const t = tv!.getItem(row) as number;
+        // A row both conversion and touch: the conversion first, as it is no touch of itself ((t, seq) < (c, seq)).
+        if (cv!.getItem(row) === true) {
+          converted = true;
+          while (inWindow < touchTimes.length && touchTimes[inWindow]! <= t - lookbackUs) inWindow++;
+          const touches: Touch[] = [];
+          for (let index = inWindow; index < touchTimes.length; index++) touches.push({ channel: touchChannels[index]!, ageSeconds: (t - touchTimes[index]!) / 1e6 });
+          paths.push({ touches, value: valueParts ? conversionValue(vv!.getItem(row) as string | null, valueParts) : 0 });
+        }
+        if (kv!.getItem(row) === true) {
+          touchTimes.push(t);
+          touchChannels.push(chv!.getItem(row) as string);
+        }
+      }
     }
-    if (!withLost) return { paths, lost: [] };
-    const lost: ChannelJourney[] = (await rowsOf(connection, lostSql)).map(([chs, n]) => ({
-      channels: (chs as DuckDBListValue).items.map((channel) => channel as string),
-      converted: false,
-      count: n as number,
-    }));
-    return { paths, lost };
+    flush();
   } finally {
     connection.closeSync();
   }
-}
-
-async function rowsOf(connection: DuckDBConnection, sql: string): Promise<DuckDBValue[][]> {
-  const result = await connection.run(sql);
-  return result.getRows();
+  return { paths, lost: [...lost.values()] };
 }
