@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { runAttribution } from '../server/src/analytics/attribution.ts';
+import { runAttribution, type AttributionQuery, type AttributionResult } from '../server/src/analytics/attribution.ts';
 import { runFunnel, type FunnelResult } from '../server/src/analytics/funnel.ts';
 import { runLifecycle, type LifecycleQuery, type LifecycleResult } from '../server/src/analytics/lifecycle.ts';
 import { runPaths } from '../server/src/analytics/paths.ts';
@@ -129,6 +129,15 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
     };
     const lifecycleCase = 'lifecycle, weekly, 12 weeks (any action)';
     const lifecycleQuery: LifecycleQuery = { range: { lastDays: 84 }, timeBudgetMs: 60_000, interval: 'week' };
+    const attributionQuery: AttributionQuery = {
+      range: { lastDays: 30 },
+      timeBudgetMs: 60_000,
+      conversion: shop[3]!,
+      valueProperty: 'revenue',
+      touchpoints: [{ type: 'page' }, { type: 'screen' }, { event: 'App Opened' }, { event: 'Store Visit' }, { event: 'Customer Service Called' }],
+      channel: { kind: 'source' },
+      lookback: { amount: 7, unit: 'days' },
+    };
     const cases: Array<{ name: string; funnel?: keyof typeof funnels; run: () => Promise<unknown> }> = [
       { name: 'funnel 3 steps, 90 days, 1-day window', funnel: 'three', run: () => runFunnel(db, workspace.id, funnels.three, now) },
       { name: 'funnel 3 steps, 90 days, breakdown by source kind', funnel: 'threeBySource', run: () => runFunnel(db, workspace.id, funnels.threeBySource, now) },
@@ -150,21 +159,13 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       },
       {
         name: 'attribution, six rule models + Markov, 30 days',
-        run: () =>
-          runAttribution(db, workspace.id, {
-            range: { lastDays: 30 },
-            timeBudgetMs: 60_000,
-            conversion: shop[3]!,
-            valueProperty: 'revenue',
-            touchpoints: [{ type: 'page' }, { type: 'screen' }, { event: 'App Opened' }, { event: 'Store Visit' }, { event: 'Customer Service Called' }],
-            channel: { kind: 'source' },
-            lookback: { amount: 7, unit: 'days' },
-          }, now),
+        run: () => runAttribution(db, workspace.id, attributionQuery, now, { columnar: null }),
       },
     ];
     const results: Timed[] = [];
     const funnelResults = new Map<keyof typeof funnels, FunnelResult>();
     let lifecyclePostgres: LifecycleResult | undefined;
+    let postgresAttribution: AttributionResult | undefined;
     // BENCH_ANALYTICS_CASES=funnel,paths: only the cases whose name starts with one of these.
     const only = process.env.BENCH_ANALYTICS_CASES?.split(',').map((part) => part.trim()).filter(Boolean);
     for (const benchCase of cases.filter((c) => !only || only.some((prefix) => c.name.startsWith(prefix)))) {
@@ -172,6 +173,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       results.push(timing);
       if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
       if (benchCase.name === lifecycleCase) lifecyclePostgres = last as LifecycleResult;
+      if (benchCase.name.startsWith('attribution')) postgresAttribution = last as AttributionResult;
     }
 
     // The columnar engine (server/src/analytics/columnar): the DuckDB copy in the data folder, built
@@ -223,6 +225,26 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           const same = lifecyclePostgres ? periods(lifecyclePostgres) === periods(answer) : true;
           if (lifecyclePostgres && !same) log(`  MISMATCH ${name}: PostgreSQL ${periods(lifecyclePostgres)}, columnar ${periods(answer)}`);
           const pgTiming = results.find((r) => r.name === lifecycleCase);
+          columnar.push({
+            ...timing,
+            same,
+            ...(pgTiming
+              ? { postgresMs: pgTiming.medianMs, ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.postgresCpuS + timing.processCpuS)) * 10) / 10 }
+              : {}),
+          });
+        }
+        // Attribution's journeys from the copy (the models in TypeScript as on PostgreSQL); same answer to 1e-6.
+        const attributionCase = cases.find((c) => c.name.startsWith('attribution'))!;
+        if (!only || only.some((prefix) => attributionCase.name.startsWith(prefix))) {
+          const name = `columnar ${attributionCase.name}`;
+          const { timing, last } = await timed(name, runs, () => runAttribution(db, workspace.id, attributionQuery, now, { columnar: store }), pgCpu, log);
+          const answer = last as AttributionResult;
+          if (answer.engine?.name !== 'columnar') throw new Error(`${name}: answered by ${answer.engine?.name} (${answer.engine?.reason})`);
+          const rounded = (result: AttributionResult) =>
+            JSON.stringify({ ...result, engine: undefined }, (_key, value: unknown) => (typeof value === 'number' ? Math.round(value * 1e6) / 1e6 : value));
+          const same = postgresAttribution ? rounded(postgresAttribution) === rounded(answer) : true;
+          if (!same) log(`  MISMATCH ${name}: PostgreSQL ${rounded(postgresAttribution!)}, columnar ${rounded(answer)}`);
+          const pgTiming = results.find((r) => r.name === attributionCase.name);
           columnar.push({
             ...timing,
             same,

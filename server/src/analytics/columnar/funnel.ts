@@ -65,7 +65,7 @@ export function selectorDuck(selector: EventSelector): string {
   return `(${tests.join(' and ')})`;
 }
 
-function breakdownDuck(breakdown: Breakdown | undefined, sources: ReportContext['q']['sources']): string {
+export function breakdownDuck(breakdown: Breakdown | undefined, sources: ReportContext['q']['sources']): string {
   if (!breakdown) return 'null::varchar';
   if (breakdown.kind === 'source') {
     const pairs = (sources?.ids ?? []).map((id, index) => `when ${sqlText(uuidText(id))}::uuid then ${sqlText(sources!.kinds[index]!)}`);
