@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { runAttribution } from '../server/src/analytics/attribution.ts';
 import { runFunnel, type FunnelResult } from '../server/src/analytics/funnel.ts';
 import { runLifecycle } from '../server/src/analytics/lifecycle.ts';
-import { runPaths } from '../server/src/analytics/paths.ts';
+import { runPaths, type PathsQuery, type PathsResult } from '../server/src/analytics/paths.ts';
 import { runRetention } from '../server/src/analytics/retention.ts';
 import { runTrend } from '../server/src/analytics/trends.ts';
 import { createPool } from '../server/src/storage/database.ts';
@@ -127,6 +127,9 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       threeBySource: { ...base, steps: [shop[0]!, shop[1]!, shop[3]!], conversionWindow: { amount: 1, unit: 'days' as const }, breakdown: { kind: 'source' as const } },
       tenByCategory: { ...base, steps: ten, conversionWindow: { amount: 30, unit: 'days' as const }, breakdown: { kind: 'property' as const, property: 'category' } },
     };
+    const PATHS_CASE = 'top paths after Product Added, 5 steps, 30 days';
+    const pathsQuery: PathsQuery = { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 };
+    let pgPaths: PathsResult | undefined;
     const cases: Array<{ name: string; funnel?: keyof typeof funnels; run: () => Promise<unknown> }> = [
       { name: 'funnel 3 steps, 90 days, 1-day window', funnel: 'three', run: () => runFunnel(db, workspace.id, funnels.three, now) },
       { name: 'funnel 3 steps, 90 days, breakdown by source kind', funnel: 'threeBySource', run: () => runFunnel(db, workspace.id, funnels.threeBySource, now) },
@@ -136,7 +139,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
         run: () => runRetention(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, startEvent: shop[3]!, returnEvent: shop[3]!, interval: 'week', periods: 12 }, now),
       },
       { name: 'lifecycle, weekly, 12 weeks (any action)', run: () => runLifecycle(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, interval: 'week' }, now) },
-      { name: 'top paths after Product Added, 5 steps, 30 days', run: () => runPaths(db, workspace.id, { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 }, now) },
+      { name: PATHS_CASE, run: () => runPaths(db, workspace.id, pathsQuery, now, { columnar: null }) },
       {
         name: 'trend: daily orders, unique buyers, revenue, 90 days',
         run: () =>
@@ -168,6 +171,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       const { timing, last } = await timed(benchCase.name, runs, benchCase.run, pgCpu, log);
       results.push(timing);
       if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
+      if (benchCase.name === PATHS_CASE) pgPaths = last as PathsResult;
     }
 
     // The columnar engine (server/src/analytics/columnar): the DuckDB copy in the data folder, built
@@ -201,6 +205,24 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           const same = pg ? counts(pg) === counts(answer) : true;
           if (pg && !same) log(`  MISMATCH ${name}: PostgreSQL ${counts(pg)}, columnar ${counts(answer)}`);
           const pgTiming = results.find((r) => r.name === cases.find((c) => c.funnel === key)!.name);
+          columnar.push({
+            ...timing,
+            same,
+            ...(pgTiming
+              ? { postgresMs: pgTiming.medianMs, ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.postgresCpuS + timing.processCpuS)) * 10) / 10 }
+              : {}),
+          });
+        }
+        // Paths on the columnar copy, when the paths case ran on PostgreSQL (or no case filter): the whole answer must be equal.
+        if (!only || only.some((prefix) => PATHS_CASE.startsWith(prefix))) {
+          const name = `columnar ${PATHS_CASE}`;
+          const { timing, last } = await timed(name, runs, () => runPaths(db, workspace.id, pathsQuery, now, { columnar: store }), pgCpu, log);
+          const answer = last as PathsResult;
+          if (answer.engine?.name !== 'columnar') throw new Error(`${name}: answered by ${answer.engine?.name} (${answer.engine?.reason})`);
+          const comparable = (result: PathsResult) => JSON.stringify({ ...result, engine: undefined });
+          const same = pgPaths ? comparable(pgPaths) === comparable(answer) : true;
+          if (pgPaths && !same) log(`  MISMATCH ${name}: PostgreSQL ${comparable(pgPaths).slice(0, 400)}, columnar ${comparable(answer).slice(0, 400)}`);
+          const pgTiming = results.find((r) => r.name === PATHS_CASE);
           columnar.push({
             ...timing,
             same,
