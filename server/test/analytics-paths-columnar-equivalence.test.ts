@@ -76,7 +76,7 @@ describe('columnar paths engine equals the PostgreSQL query', () => {
     ['after A, 5 steps, 30-minute sessions, repeats collapsed', { range, anchor: { event: 'A' }, steps: 5, topPaths: 200 }],
     ['after A, top 7 paths only (ties cut by path order)', { range, anchor: { event: 'A' }, steps: 3, topPaths: 7 }],
     ['before Z, 3 steps, 45-minute sessions, repeats kept', { range, anchor: { event: 'Z' }, direction: 'before', steps: 3, sessionGap: { amount: 45, unit: 'minutes' }, collapseRepeats: false, topPaths: 50 }],
-    ['after page Home until Z, page views excluded, app only, 10 steps, 2-hour sessions', { range, anchor: { type: 'page', event: 'Home' }, until: { event: 'Z' }, exclude: ['a', 'B'], sourceKinds: ['app'], steps: 10, sessionGap: { amount: 2, unit: 'hours' } }],
+    ['after page Home until Z, page views excluded, app only, 10 steps, 2-hour sessions', { range, anchor: { type: 'page', event: 'Home' }, until: { event: 'Z' }, exclude: ['a', 'B', "x' or '1' = '1"], sourceKinds: ['app'], steps: 10, sessionGap: { amount: 2, unit: 'hours' } }],
     ['after any page, 1-day sessions', { range, anchor: { type: 'page' }, steps: 4, sessionGap: { amount: 1, unit: 'days' }, topPaths: 30 }],
   ];
   for (const [name, query] of cases) {
@@ -88,8 +88,8 @@ describe('columnar paths engine equals the PostgreSQL query', () => {
     });
   }
 
-  it('an anchor nobody did: same empty answer', async () => {
-    const postgres = await expectSame({ range, anchor: { event: 'Never' } });
+  it('an anchor nobody did (its name quoting itself out of the string): same empty answer', async () => {
+    const postgres = await expectSame({ range, anchor: { event: "Never' or type = 'track" } });
     expect(postgres.profiles).toBe(0);
     expect(postgres.topPaths).toEqual([]);
   });
