@@ -136,14 +136,16 @@ export async function columnarPaths(store: ColumnarStore, context: ReportContext
        and type in ('track', 'page', 'screen') and ${sourceFilter} ${excluded}`;
   const anchorTest = selectorDuck(query.anchor);
   const endTest = query.until ? selectorDuck(query.until) : 'false';
-  // Only profiles with an anchor among their actions can have a path: the rest are not read.
+  // Only profiles with an anchor among their actions can have a path, and only from (or up to) the
+  // time of their first anchor: the first anchor is never a collapsed repeat (an equal label before
+  // it would be an earlier anchor), and a session after it is split by gaps after it alone.
   const sql = `
-    select (hash(profile_id) >> 11)::double as p, ts_us::double as t, ${label} as label,
+    select (hash(e.profile_id) >> 11)::double as p, e.ts_us::double as t, ${label} as label,
            (case when ${anchorTest} then ${IS_ANCHOR} else 0 end) | (case when ${endTest} then ${IS_END} else 0 end) as f
-      from events
-     where ${actions}
-       and profile_id in (select profile_id from events where ${actions} and ${anchorTest})
-     order by profile_id, ts_us, seq`;
+      from events e
+      join (select profile_id, min(ts_us) as anchor_us from events where ${actions} and ${anchorTest} group by profile_id) a on a.profile_id = e.profile_id
+     where ${actions} and e.ts_us ${spec.before ? '<=' : '>='} a.anchor_us
+     order by e.profile_id, e.ts_us, e.seq`;
 
   const nodes = new Map<string, PathNodeRow>();
   const paths = new Map<string, { path: string[]; count: number }>();
