@@ -1,9 +1,10 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ColumnarStore } from '../src/analytics/columnar/store.ts';
+import { ColumnarStore, setActiveColumnarStore } from '../src/analytics/columnar/store.ts';
 import { runPaths, type PathsQuery, type PathsResult } from '../src/analytics/paths.ts';
 import { createSource } from '../src/workspaces/store.ts';
-import { insertResolvedEvents, random, type RawEvent } from './analytics-support.ts';
+import { analyticsCaller, insertResolvedEvents, random, type RawEvent } from './analytics-support.ts';
+import { serverKey } from './profiles-support.ts';
 import { startTestApp, type TestApp } from './support/app.ts';
 
 /*
@@ -112,5 +113,21 @@ describe('columnar paths engine equals the PostgreSQL query', () => {
     expect(stale.engine?.reason).toMatch(/last synced/);
     const fresh = await runPaths(t.db, t.workspace.id, { range, anchor: { event: 'A' } }, now, { columnar: store });
     expect(fresh.engine?.name).toBe('columnar');
+  });
+
+  it('the API answers from the active copy and says so (engine and freshness in the answer)', async () => {
+    const post = analyticsCaller(t, await serverKey(t));
+    const query = { range, anchor: { event: 'A' }, steps: 3 };
+    setActiveColumnarStore(store);
+    try {
+      const answer = await post('/v1/analytics/paths', query);
+      expect(answer.engine.name).toBe('columnar');
+      expect(Date.parse(answer.engine.freshAsOf)).toBe(store.lastSync());
+      const { engine: _engine, ...rest } = answer;
+      expect(rest).toEqual(withoutEngine(await runPaths(t.db, t.workspace.id, query, new Date(), { columnar: null })));
+    } finally {
+      setActiveColumnarStore(null);
+    }
+    expect((await post('/v1/analytics/paths', query)).engine).toEqual({ name: 'postgres', reason: 'no columnar copy' });
   });
 });
