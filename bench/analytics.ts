@@ -18,7 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { runAttribution, type AttributionQuery, type AttributionResult } from '../server/src/analytics/attribution.ts';
 import { runFunnel, type FunnelResult } from '../server/src/analytics/funnel.ts';
 import { runLifecycle, type LifecycleQuery, type LifecycleResult } from '../server/src/analytics/lifecycle.ts';
-import { runPaths } from '../server/src/analytics/paths.ts';
+import { runPaths, type PathsQuery, type PathsResult } from '../server/src/analytics/paths.ts';
 import { runRetention } from '../server/src/analytics/retention.ts';
 import { runTrend } from '../server/src/analytics/trends.ts';
 import { createPool } from '../server/src/storage/database.ts';
@@ -138,6 +138,9 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       channel: { kind: 'source' },
       lookback: { amount: 7, unit: 'days' },
     };
+    const PATHS_CASE = 'top paths after Product Added, 5 steps, 30 days';
+    const pathsQuery: PathsQuery = { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 };
+    let pgPaths: PathsResult | undefined;
     const cases: Array<{ name: string; funnel?: keyof typeof funnels; run: () => Promise<unknown> }> = [
       { name: 'funnel 3 steps, 90 days, 1-day window', funnel: 'three', run: () => runFunnel(db, workspace.id, funnels.three, now) },
       { name: 'funnel 3 steps, 90 days, breakdown by source kind', funnel: 'threeBySource', run: () => runFunnel(db, workspace.id, funnels.threeBySource, now) },
@@ -147,7 +150,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
         run: () => runRetention(db, workspace.id, { range: { lastDays: 84 }, timeBudgetMs: 60_000, startEvent: shop[3]!, returnEvent: shop[3]!, interval: 'week', periods: 12 }, now),
       },
       { name: lifecycleCase, run: () => runLifecycle(db, workspace.id, lifecycleQuery, now) },
-      { name: 'top paths after Product Added, 5 steps, 30 days', run: () => runPaths(db, workspace.id, { range: { lastDays: 30 }, timeBudgetMs: 60_000, anchor: shop[1]!, steps: 5 }, now) },
+      { name: PATHS_CASE, run: () => runPaths(db, workspace.id, pathsQuery, now, { columnar: null }) },
       {
         name: 'trend: daily orders, unique buyers, revenue, 90 days',
         run: () =>
@@ -174,6 +177,7 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
       if (benchCase.funnel) funnelResults.set(benchCase.funnel, last as FunnelResult);
       if (benchCase.name === lifecycleCase) lifecyclePostgres = last as LifecycleResult;
       if (benchCase.name.startsWith('attribution')) postgresAttribution = last as AttributionResult;
+      if (benchCase.name === PATHS_CASE) pgPaths = last as PathsResult;
     }
 
     // The columnar engine (server/src/analytics/columnar): the DuckDB copy in the data folder, built
@@ -245,6 +249,24 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
           const same = postgresAttribution ? rounded(postgresAttribution) === rounded(answer) : true;
           if (!same) log(`  MISMATCH ${name}: PostgreSQL ${rounded(postgresAttribution!)}, columnar ${rounded(answer)}`);
           const pgTiming = results.find((r) => r.name === attributionCase.name);
+          columnar.push({
+            ...timing,
+            same,
+            ...(pgTiming
+              ? { postgresMs: pgTiming.medianMs, ratioCpu: Math.round(((pgTiming.postgresCpuS + pgTiming.processCpuS) / Math.max(0.01, timing.postgresCpuS + timing.processCpuS)) * 10) / 10 }
+              : {}),
+          });
+        }
+        // Paths on the columnar copy, when the paths case ran on PostgreSQL (or no case filter): the whole answer must be equal.
+        if (!only || only.some((prefix) => PATHS_CASE.startsWith(prefix))) {
+          const name = `columnar ${PATHS_CASE}`;
+          const { timing, last } = await timed(name, runs, () => runPaths(db, workspace.id, pathsQuery, now, { columnar: store }), pgCpu, log);
+          const answer = last as PathsResult;
+          if (answer.engine?.name !== 'columnar') throw new Error(`${name}: answered by ${answer.engine?.name} (${answer.engine?.reason})`);
+          const comparable = (result: PathsResult) => JSON.stringify({ ...result, engine: undefined });
+          const same = pgPaths ? comparable(pgPaths) === comparable(answer) : true;
+          if (pgPaths && !same) log(`  MISMATCH ${name}: PostgreSQL ${comparable(pgPaths).slice(0, 400)}, columnar ${comparable(answer).slice(0, 400)}`);
+          const pgTiming = results.find((r) => r.name === PATHS_CASE);
           columnar.push({
             ...timing,
             same,

@@ -1,8 +1,10 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { Db } from '../storage/database.ts';
 import { EventSelectorSchema, QueryBaseProperties, WindowSchema, selectorLabel, windowInterval } from './definition.ts';
-import { flagUnknownEvents, reportContext, runBudgeted } from './run.ts';
+import { flagUnknownEvents, reportContext, runBudgeted, type ReportContext } from './run.ts';
 import { rangeSql, segmentFilterSql, selectorSql, sourceKindsSql } from './sql.ts';
+import { columnarPaths, columnarPathsSupport } from './columnar/paths.ts';
+import { activeColumnarStore, type ColumnarStore } from './columnar/store.ts';
 
 export const MAX_PATH_STEPS = 10;
 
@@ -29,6 +31,13 @@ export const PathsResultSchema = Type.Object({
   edges: Type.Array(Type.Object({ source: Type.String(), target: Type.String(), count: Type.Integer() })),
   topPaths: Type.Array(Type.Object({ path: Type.Array(Type.String()), count: Type.Integer() })),
   warnings: Type.Array(Type.Object({ field: Type.String(), message: Type.String() })),
+  engine: Type.Optional(
+    Type.Object({
+      name: Type.Union([Type.Literal('postgres'), Type.Literal('columnar')]),
+      freshAsOf: Type.Optional(Type.String({ description: 'columnar: when the copy last caught up with PostgreSQL' })),
+      reason: Type.Optional(Type.String({ description: 'postgres: why the columnar engine did not answer' })),
+    }),
+  ),
 });
 export type PathsResult = Static<typeof PathsResultSchema>;
 
@@ -41,10 +50,34 @@ export const nodeId = (step: number, label: string) => `${step}:${label}`;
  * session (split by inactivity), cleaned (repeats collapsed, excluded events dropped), as
  * Sankey nodes and edges per step and the most common whole paths.
  */
-export async function runPaths(db: Db, workspaceId: string, query: PathsQuery, now: Date): Promise<PathsResult> {
+export interface PathsEngineOptions {
+  /** The columnar copy to answer from (default: the process's active one, if any); null: PostgreSQL only. */
+  columnar?: ColumnarStore | null;
+}
+
+export async function runPaths(db: Db, workspaceId: string, query: PathsQuery, now: Date, options: PathsEngineOptions = {}): Promise<PathsResult> {
   const context = await reportContext(db, workspaceId, query, now);
-  const { q } = context;
   await flagUnknownEvents(context, [{ field: 'anchor', selector: query.anchor }, ...(query.until ? [{ field: 'until', selector: query.until }] : [])]);
+  const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
+  if (store?.syncBeforeRead) await store.sync(db);
+  const declined = store ? (columnarPathsSupport(query) ?? store.staleness()) : 'no columnar copy';
+  if (store && declined === null) {
+    const answer = await columnarPaths(store, context, query);
+    return {
+      ...sankeyOf(answer.nodeRows),
+      anchor: selectorLabel(query.anchor),
+      topPaths: answer.pathRows,
+      warnings: context.warnings,
+      engine: { name: 'columnar', freshAsOf: new Date(store.lastSync()!).toISOString() },
+    };
+  }
+  const result = await postgresPaths(context, query);
+  result.engine = { name: 'postgres', ...(declined ? { reason: declined } : {}) };
+  return result;
+}
+
+async function postgresPaths(context: ReportContext, query: PathsQuery): Promise<PathsResult> {
+  const { q, db, now } = context;
   const steps = query.steps ?? 5;
   const before = query.direction === 'before';
   const gap = q.bind(windowInterval(query.sessionGap ?? { amount: 30, unit: 'minutes' }), 'interval');
