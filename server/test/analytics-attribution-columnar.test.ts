@@ -55,7 +55,7 @@ describe('columnar attribution journeys equal the PostgreSQL path', () => {
     events.sort((a, b) => a.at - b.at);
     for (const source of [web.source.id, app.source.id]) await insertResolvedEvents(t.db, t.workspace.id, source, events.filter((e) => e.source === source));
     store = await ColumnarStore.open(':memory:', { threads: 1 });
-    const outcome = await store.sync(t.db);
+    const outcome = await store.catchUp(t.db);
     expect(outcome.copied).toBe(events.length);
   });
   afterAll(async () => {

@@ -52,7 +52,7 @@ describe('columnar paths engine equals the PostgreSQL query', () => {
     events.sort((a, b) => a.at - b.at);
     for (const source of [web.source.id, app.source.id]) await insertResolvedEvents(t.db, t.workspace.id, source, events.filter((e) => e.source === source));
     store = await ColumnarStore.open(':memory:', { threads: 1 });
-    expect((await store.sync(t.db)).copied).toBe(events.length);
+    expect((await store.catchUp(t.db)).copied).toBe(events.length);
   });
   afterAll(async () => {
     store?.close();

@@ -60,7 +60,7 @@ export async function runAttribution(db: Db, workspaceId: string, query: Attribu
   const direct = query.direct ?? 'direct';
   const models = (query.models ?? [...RULE_MODELS, 'markov']) as Model[];
   const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
-  if (store?.syncBeforeRead) await store.sync(db);
+  if (store?.syncBeforeRead) await store.catchUp(db);
   const declined = store ? (columnarAttributionSupport(query) ?? store.staleness()) : 'no columnar copy';
   let journeys: AttributionJourneys;
   let engine: NonNullable<AttributionResult['engine']>;

@@ -211,7 +211,7 @@ export async function runFunnel(db: Db, workspaceId: string, query: FunnelQuery,
     ...(query.exclusions ?? []).map((exclusion, index) => ({ field: `exclusions.${index}.event`, selector: exclusion.event })),
   ]);
   const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
-  if (store?.syncBeforeRead) await store.sync(db);
+  if (store?.syncBeforeRead) await store.catchUp(db);
   const declined = store ? (columnarFunnelSupport(query) ?? store.staleness()) : 'no columnar copy';
   if (store && declined === null) {
     const answer = await columnarFunnel(store, context, query);

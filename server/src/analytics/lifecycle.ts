@@ -107,7 +107,7 @@ export async function runLifecycle(db: Db, workspaceId: string, query: Lifecycle
   const readFrom = instantOfLabel(before, timeZone);
   const readTo = instantOfLabel(nextPeriod(labels.at(-1)!, query.interval), timeZone);
   const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
-  if (store?.syncBeforeRead) await store.sync(db);
+  if (store?.syncBeforeRead) await store.catchUp(db);
   const declined = store ? (columnarLifecycleSupport(query) ?? store.staleness()) : 'no columnar copy';
   let rows: LifecycleRow[];
   let engine: NonNullable<LifecycleResult['engine']>;

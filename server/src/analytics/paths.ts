@@ -59,7 +59,7 @@ export async function runPaths(db: Db, workspaceId: string, query: PathsQuery, n
   const context = await reportContext(db, workspaceId, query, now);
   await flagUnknownEvents(context, [{ field: 'anchor', selector: query.anchor }, ...(query.until ? [{ field: 'until', selector: query.until }] : [])]);
   const store = options.columnar === undefined ? activeColumnarStore() : options.columnar;
-  if (store?.syncBeforeRead) await store.sync(db);
+  if (store?.syncBeforeRead) await store.catchUp(db);
   const declined = store ? (columnarPathsSupport(query) ?? store.staleness()) : 'no columnar copy';
   if (store && declined === null) {
     const answer = await columnarPaths(store, context, query);
