@@ -284,6 +284,8 @@ export async function benchAnalytics(): Promise<Record<string, unknown>> {
     let exportSeconds: { csv: number; parquet: number; parquetMb: number } | undefined;
     if (withDuck) {
       const exportDir = path.join(dataDir, 'export');
+      // A kept data folder holds the previous run's export: start it afresh.
+      fs.rmSync(exportDir, { recursive: true, force: true });
       fs.mkdirSync(exportDir);
       fs.chmodSync(exportDir, 0o777); // the server (another OS user) writes the CSV
       const csv = path.join(exportDir, 'events.csv');
