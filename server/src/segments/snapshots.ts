@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { parseInstant } from '../ingest/normalize.ts';
 import type { Queryable } from '../storage/database.ts';
 import { durationMs, type Condition, type EventMatch, type Measure, type Window } from './ast.ts';
@@ -148,6 +149,18 @@ export function needsEvents(needs: SnapshotNeeds): boolean {
 }
 
 /**
+ * Runs the reads at once on a pool (each on a connection of its own), one after another on a single
+ * connection: a client runs one query at a time, and pg's queueing of concurrent ones is deprecated.
+ */
+async function readTogether<T extends readonly (() => Promise<unknown>)[]>(reader: Queryable, reads: T): Promise<{ -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> }> {
+  type Results = { -readonly [K in keyof T]: Awaited<ReturnType<T[K]>> };
+  if (reader instanceof pg.Pool) return (await Promise.all(reads.map((read) => read()))) as Results;
+  const results: unknown[] = [];
+  for (const read of reads) results.push(await read());
+  return results as Results;
+}
+
+/**
  * Snapshots of the given profiles that are live (merged-away and unknown ids are left out), in a
  * fixed number of queries whatever the batch size. Parts `needs` leaves out are empty.
  *
@@ -169,15 +182,15 @@ export async function loadProfileSnapshots(
   const ids = [...profileIds].sort();
   const params = [workspaceId, ids];
   const none = Promise.resolve({ rows: [] });
-  const [live, traits, identifiers, consents, memberships, events] = await Promise.all([
-    reader.query<{ id: string }>('select id from profiles where workspace_id = $1 and id = any($2::uuid[]) and merged_into is null', params),
-    needs.traits
+  const [live, traits, identifiers, consents, memberships, events] = await readTogether(reader, [
+    () => reader.query<{ id: string }>('select id from profiles where workspace_id = $1 and id = any($2::uuid[]) and merged_into is null', params),
+    () => needs.traits
       ? reader.query<{ profile_id: string; key: string; value: unknown }>(
           'select profile_id, key, value from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])',
           params,
         )
       : none,
-    needs.identifiers
+    () => needs.identifiers
       ? reader.query<{ profile_id: string; type: string; live: boolean }>(
           // Ended links are filtered here rather than in the WHERE, where `unbound_at is null` can make
           // the planner read the workspace's whole live (type, value) index (see loadOwnerProfiles).
@@ -185,21 +198,21 @@ export async function loadProfileSnapshots(
           params,
         )
       : none,
-    needs.consents
+    () => needs.consents
       ? reader.query<{ profile_id: string; category: string; granted: boolean }>(
           'select profile_id, category, granted from profile_consents where workspace_id = $1 and profile_id = any($2::uuid[])',
           params,
         )
       : none,
-    needs.memberships
+    () => needs.memberships
       ? client.query<{ profile_id: string; segment_id: string }>(
           // Keys from the caller's map: joined to segments here, the planner looped over every segment.
           `select m.profile_id, m.segment_id from ${MEMBERSHIPS_OF_PROFILES}`,
           params,
         )
       : none,
-    needsEvents(needs) ? loadEvents(reader, workspaceId, ids, needs) : Promise.resolve([] as EventRow[]),
-  ]);
+    () => needsEvents(needs) ? loadEvents(reader, workspaceId, ids, needs) : Promise.resolve([] as EventRow[]),
+  ] as const);
 
   const byId = new Map(
     live.rows.map(({ id }) => [
