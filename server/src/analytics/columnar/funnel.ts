@@ -136,7 +136,7 @@ export function splitProfiles(secondHashes: readonly number[]): number[][] {
   return [...byHash.values()];
 }
 
-const pick = <T>(values: readonly T[], rows: readonly number[]): T[] => rows.map((row) => values[row]!);
+const pick = <T>(values: ArrayLike<T>, rows: readonly number[]): T[] => rows.map((row) => values[row]!);
 
 export async function columnarFunnel(store: ColumnarStore, context: ReportContext, query: ColumnarFunnelQuery): Promise<ColumnarFunnelAnswer> {
   const n = query.steps.length;
@@ -160,7 +160,7 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
   // hashes collide would interleave, so a second hash, of the uuid's text (independent of the
   // first), comes along to tell them apart (splitProfiles).
   const sql = `
-    select p, t, m, q, bd${wantIds ? ', id' : ''} from (
+    select p, t, m, q${query.breakdown ? ', bd' : ''}${wantIds ? ', id' : ''} from (
       select (hash(profile_id) >> 11)::double as p, ts_us::double as t, seq, (${mask})::integer as m,
              (hash(profile_id::varchar) >> 11)::double as q, ${breakdownDuck(query.breakdown, context.q.sources)} as bd${wantIds ? ', profile_id::varchar as id' : ''}
         from events
@@ -192,12 +192,12 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
 
   const pointers = new Int32Array(Math.max(n, 1));
   const times: number[] = [];
-  const countProfile = (ts: number[], masks: number[], bds: Array<string | null>, id: string | null) => {
-    const hit = matchFunnel(ts, masks, 0, ts.length, spec, pointers);
+  const countProfile = (ts: ArrayLike<number>, masks: ArrayLike<number>, size: number, bds: ReadonlyArray<string | null>, id: string | null) => {
+    const hit = matchFunnel(ts, masks, 0, size, spec, pointers);
     if (hit.length === 0) return;
     const reached = hit.length;
     const index = attribution === 'first_touch' ? hit[0]! : attribution === 'last_touch' ? hit[reached - 1]! : hit[attribution - 1];
-    const bd = index === undefined ? null : bds[index]!;
+    const bd = index === undefined || !query.breakdown ? null : bds[index]!;
     times.length = 0;
     for (const position of hit) times.push(ts[position]!);
     overall.add(reached, times);
@@ -215,22 +215,38 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
     if (query.dropOff && reached === query.dropOff.step && (query.dropOff.breakdownValue === undefined || query.dropOff.breakdownValue === bd)) dropOff.push(id!);
   };
 
-  let ts: number[] = [];
-  let masks: number[] = [];
-  let bds: Array<string | null> = [];
-  let qs: number[] = [];
-  let ids: string[] = [];
+  // One profile's rows at a time, in buffers reused from profile to profile (a fresh array per
+  // profile was a good part of this process's CPU on half a million profiles: garbage collection).
+  let capacity = 1024;
+  let ts = new Float64Array(capacity);
+  let masks = new Int32Array(capacity);
+  let qs = new Float64Array(capacity);
+  const bds: Array<string | null> = [];
+  const ids: string[] = [];
+  let size = 0;
   let currentKey = NaN;
   let collided = false;
+  const grow = () => {
+    capacity *= 2;
+    const grown = <T extends Float64Array | Int32Array>(old: T, fresh: T): T => {
+      fresh.set(old);
+      return fresh;
+    };
+    ts = grown(ts, new Float64Array(capacity));
+    masks = grown(masks, new Int32Array(capacity));
+    qs = grown(qs, new Float64Array(capacity));
+  };
   const flush = () => {
-    if (ts.length === 0) return;
-    if (!collided) countProfile(ts, masks, bds, wantIds ? ids[0]! : null);
-    else for (const rows of splitProfiles(qs)) countProfile(pick(ts, rows), pick(masks, rows), pick(bds, rows), wantIds ? ids[rows[0]!]! : null);
-    ts = [];
-    masks = [];
-    bds = [];
-    qs = [];
-    ids = [];
+    if (size === 0) return;
+    if (!collided) countProfile(ts, masks, size, bds, wantIds ? ids[0]! : null);
+    else {
+      for (const rows of splitProfiles(Array.from(qs.subarray(0, size)))) {
+        countProfile(pick(ts, rows), pick(masks, rows), rows.length, pick(bds, rows), wantIds ? ids[rows[0]!]! : null);
+      }
+    }
+    size = 0;
+    bds.length = 0;
+    ids.length = 0;
     collided = false;
   };
 
@@ -244,8 +260,8 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
       const tv = chunk.getColumnVector(1);
       const mv = chunk.getColumnVector(2);
       const qv = chunk.getColumnVector(3);
-      const bv = chunk.getColumnVector(4);
-      const iv = wantIds ? chunk.getColumnVector(5) : null;
+      const bv = query.breakdown ? chunk.getColumnVector(4) : null;
+      const iv = wantIds ? chunk.getColumnVector(query.breakdown ? 5 : 4) : null;
       // rowCount asks the native binding each time: read once per chunk, not once per row.
       const rowCount = chunk.rowCount;
       for (let row = 0; row < rowCount; row++) {
@@ -257,10 +273,12 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
         } else if (q !== qs[0]) {
           collided = true;
         }
-        ts.push(tv.getItem(row) as number);
-        masks.push(mv.getItem(row) as number);
-        bds.push(bv.getItem(row) as string | null);
-        qs.push(q);
+        if (size === capacity) grow();
+        ts[size] = tv.getItem(row) as number;
+        masks[size] = mv.getItem(row) as number;
+        qs[size] = q;
+        size++;
+        if (bv) bds.push(bv.getItem(row) as string | null);
         if (iv) ids.push(iv.getItem(row) as string);
       }
     }
