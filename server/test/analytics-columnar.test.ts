@@ -154,7 +154,7 @@ describe('columnar funnel engine equals the PostgreSQL path', () => {
     let { columnar, postgres } = await both(query);
     expect(columnar.engine?.name).toBe('columnar');
     expect(columnar.dropOff!.profileIds).not.toContain(p1); // not synced yet
-    await store.sync(t.db);
+    await store.catchUp(t.db);
     ({ columnar, postgres } = await both(query));
     expectSame(columnar, postgres);
     expect(columnar.dropOff!.profileIds).toContain(p1);
@@ -162,7 +162,7 @@ describe('columnar funnel engine equals the PostgreSQL path', () => {
     // (an identify call linking the anonymous id to the user: identity resolution merges them)
     await sendAndResolve(t, [{ type: 'identify', userId: 'merge-2', anonymousId: 'merge-anon', timestamp: '2026-05-05T05:00:00Z', messageId: 'merge-login' }]);
     expect(await profileOf('anonymous_id', 'merge-anon')).toBe(await profileOf('user_id', 'merge-2'));
-    const outcome = await store.sync(t.db);
+    const outcome = await store.catchUp(t.db);
     expect(outcome.refreshedProfiles).toBeGreaterThanOrEqual(2);
     ({ columnar, postgres } = await both(query));
     expectSame(columnar, postgres);
@@ -173,7 +173,7 @@ describe('columnar funnel engine equals the PostgreSQL path', () => {
     const before = (await store.state()).events;
     const { rowCount } = await t.db.query('delete from events where workspace_id = $1 and profile_id = $2', [t.workspace.id, erased]);
     expect(rowCount).toBeGreaterThan(0);
-    expect((await store.sync(t.db)).deleted).toBe(rowCount);
+    expect((await store.catchUp(t.db)).deleted).toBe(rowCount);
     expect((await store.state()).events).toBe(before - rowCount!);
     ({ columnar, postgres } = await both({ ...query, steps: [{ event: 'A' }, { event: 'B' }, { event: 'C' }] }));
     expectSame(columnar, postgres);
