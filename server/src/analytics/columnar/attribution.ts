@@ -131,7 +131,9 @@ export async function columnarAttributionJourneys(store: ColumnarStore, context:
       const chunk = await result.fetchChunk();
       if (!chunk || chunk.rowCount === 0) break;
       const [keys, tv, cv, kv, chv, vv] = [0, 1, 2, 3, 4, 5].map((column) => chunk.getColumnVector(column));
-      for (let row = 0; row < chunk.rowCount; row++) {
+      // rowCount asks the native binding each time: read once per chunk, not once per row.
+      const rowCount = chunk.rowCount;
+      for (let row = 0; row < rowCount; row++) {
         const key = keys!.getItem(row) as number;
         if (key !== currentKey) {
           flush();

@@ -186,7 +186,9 @@ export async function columnarPaths(store: ColumnarStore, context: ReportContext
       const tv = chunk.getColumnVector(1);
       const lv = chunk.getColumnVector(2);
       const fv = chunk.getColumnVector(3);
-      for (let row = 0; row < chunk.rowCount; row++) {
+      // rowCount asks the native binding each time: read once per chunk, not once per row.
+      const rowCount = chunk.rowCount;
+      for (let row = 0; row < rowCount; row++) {
         const key = keys.getItem(row) as number;
         if (key !== currentKey) {
           flush();
