@@ -1,4 +1,3 @@
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { sealedFieldOf } from '../../privacy/pii-hashes.ts';
 import type { ChannelJourney, ConversionPath, Touch } from '../attribution-models.ts';
 import { windowMs, type Breakdown, type EventSelector } from '../definition.ts';
@@ -123,40 +122,30 @@ export async function columnarAttributionJourneys(store: ColumnarStore, context:
     inWindow = 0;
   };
 
-  const connection: DuckDBConnection = await store.reader();
-  try {
-    const result = await connection.stream(sql);
-    let currentKey = NaN;
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const [keys, tv, cv, kv, chv, vv] = [0, 1, 2, 3, 4, 5].map((column) => chunk.getColumnVector(column));
-      // rowCount asks the native binding each time: read once per chunk, not once per row.
-      const rowCount = chunk.rowCount;
-      for (let row = 0; row < rowCount; row++) {
-        const key = keys!.getItem(row) as number;
-        if (key !== currentKey) {
-          flush();
-          currentKey = key;
-        }
-        const t = tv!.getItem(row) as number;
-        // A row both conversion and touch: the conversion first, as it is no touch of itself ((t, seq) < (c, seq)).
-        if (cv!.getItem(row) === true) {
-          converted = true;
-          while (inWindow < touchTimes.length && touchTimes[inWindow]! <= t - lookbackUs) inWindow++;
-          const touches: Touch[] = [];
-          for (let index = inWindow; index < touchTimes.length; index++) touches.push({ channel: touchChannels[index]!, ageSeconds: (t - touchTimes[index]!) / 1e6 });
-          paths.push({ touches, value: valueParts ? conversionValue(vv!.getItem(row) as string | null, valueParts) : 0 });
-        }
-        if (kv!.getItem(row) === true) {
-          touchTimes.push(t);
-          touchChannels.push(chv!.getItem(row) as string);
-        }
+  let currentKey = NaN;
+  await store.streamChunks(sql, (chunk, rowCount) => {
+    const [keys, tv, cv, kv, chv, vv] = [0, 1, 2, 3, 4, 5].map((column) => chunk.getColumnVector(column));
+    for (let row = 0; row < rowCount; row++) {
+      const key = keys!.getItem(row) as number;
+      if (key !== currentKey) {
+        flush();
+        currentKey = key;
+      }
+      const t = tv!.getItem(row) as number;
+      // A row both conversion and touch: the conversion first, as it is no touch of itself ((t, seq) < (c, seq)).
+      if (cv!.getItem(row) === true) {
+        converted = true;
+        while (inWindow < touchTimes.length && touchTimes[inWindow]! <= t - lookbackUs) inWindow++;
+        const touches: Touch[] = [];
+        for (let index = inWindow; index < touchTimes.length; index++) touches.push({ channel: touchChannels[index]!, ageSeconds: (t - touchTimes[index]!) / 1e6 });
+        paths.push({ touches, value: valueParts ? conversionValue(vv!.getItem(row) as string | null, valueParts) : 0 });
+      }
+      if (kv!.getItem(row) === true) {
+        touchTimes.push(t);
+        touchChannels.push(chv!.getItem(row) as string);
       }
     }
-    flush();
-  } finally {
-    connection.closeSync();
-  }
+  });
+  flush();
   return { paths, lost: [...lost.values()] };
 }

@@ -1,4 +1,3 @@
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { eventMatchOf, periodLabel, windowMs, type Breakdown, type EventSelector, type Interval } from '../definition.ts';
 import type { ReportContext } from '../run.ts';
 import { TIME_TO_CONVERT_BUCKETS } from '../stats.ts';
@@ -260,45 +259,35 @@ export async function columnarFunnel(store: ColumnarStore, context: ReportContex
     collided = false;
   };
 
-  const connection: DuckDBConnection = await store.reader();
-  try {
-    const result = await connection.stream(sql);
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const keys = chunk.getColumnVector(0);
-      const tv = chunk.getColumnVector(1);
-      const mv = chunk.getColumnVector(2);
-      const qv = chunk.getColumnVector(3);
-      const bv = query.breakdown ? chunk.getColumnVector(4) : null;
-      const iv = wantIds ? chunk.getColumnVector(query.breakdown ? 5 : 4) : null;
-      // rowCount asks the native binding each time: read once per chunk, not once per row.
-      const rowCount = chunk.rowCount;
-      for (let row = 0; row < rowCount; row++) {
-        const key = keys.getItem(row) as number;
-        const q = qv.getItem(row) as number;
-        if (key !== currentKey) {
-          flush();
-          currentKey = key;
-        } else if (q !== qs[0]) {
-          collided = true;
-        }
-        if (size === capacity) grow();
-        ts[size] = tv.getItem(row) as number;
-        masks[size] = mv.getItem(row) as number;
-        qs[size] = q;
-        size++;
-        if (bv) {
-          const value = bv.getItem(row) as string | number | null;
-          bds.push(kinds && value !== null ? kinds[value as number]! : (value as string | null));
-        }
-        if (iv) ids.push(iv.getItem(row) as string);
+  await store.streamChunks(sql, (chunk, rowCount) => {
+    const keys = chunk.getColumnVector(0);
+    const tv = chunk.getColumnVector(1);
+    const mv = chunk.getColumnVector(2);
+    const qv = chunk.getColumnVector(3);
+    const bv = query.breakdown ? chunk.getColumnVector(4) : null;
+    const iv = wantIds ? chunk.getColumnVector(query.breakdown ? 5 : 4) : null;
+    for (let row = 0; row < rowCount; row++) {
+      const key = keys.getItem(row) as number;
+      const q = qv.getItem(row) as number;
+      if (key !== currentKey) {
+        flush();
+        currentKey = key;
+      } else if (q !== qs[0]) {
+        collided = true;
       }
+      if (size === capacity) grow();
+      ts[size] = tv.getItem(row) as number;
+      masks[size] = mv.getItem(row) as number;
+      qs[size] = q;
+      size++;
+      if (bv) {
+        const value = bv.getItem(row) as string | number | null;
+        bds.push(kinds && value !== null ? kinds[value as number]! : (value as string | null));
+      }
+      if (iv) ids.push(iv.getItem(row) as string);
     }
-    flush();
-  } finally {
-    connection.closeSync();
-  }
+  });
+  flush();
 
   const rows: ColumnarFunnelRow[] = [overall.row({ overall: true, by_breakdown: false, bd: null, period: null })];
   for (const [bd, group] of byBreakdown) rows.push(group.row({ overall: false, by_breakdown: true, bd, period: null }));

@@ -1,4 +1,3 @@
-import type { DuckDBConnection } from '@duckdb/node-api';
 import { eventMatchOf, windowMs, type EventSelector } from '../definition.ts';
 import type { ReportContext } from '../run.ts';
 import { uuidText, type ColumnarStore } from './store.ts';
@@ -176,33 +175,23 @@ export async function columnarPaths(store: ColumnarStore, context: ReportContext
     paths.set(key, entry);
   };
 
-  const connection: DuckDBConnection = await store.reader();
-  try {
-    const result = await connection.stream(sql);
-    for (;;) {
-      const chunk = await result.fetchChunk();
-      if (!chunk || chunk.rowCount === 0) break;
-      const keys = chunk.getColumnVector(0);
-      const tv = chunk.getColumnVector(1);
-      const lv = chunk.getColumnVector(2);
-      const fv = chunk.getColumnVector(3);
-      // rowCount asks the native binding each time: read once per chunk, not once per row.
-      const rowCount = chunk.rowCount;
-      for (let row = 0; row < rowCount; row++) {
-        const key = keys.getItem(row) as number;
-        if (key !== currentKey) {
-          flush();
-          currentKey = key;
-        }
-        ts.push(tv.getItem(row) as number);
-        labels.push(lv.getItem(row) as string | null);
-        flags.push(fv.getItem(row) as number);
+  await store.streamChunks(sql, (chunk, rowCount) => {
+    const keys = chunk.getColumnVector(0);
+    const tv = chunk.getColumnVector(1);
+    const lv = chunk.getColumnVector(2);
+    const fv = chunk.getColumnVector(3);
+    for (let row = 0; row < rowCount; row++) {
+      const key = keys.getItem(row) as number;
+      if (key !== currentKey) {
+        flush();
+        currentKey = key;
       }
+      ts.push(tv.getItem(row) as number);
+      labels.push(lv.getItem(row) as string | null);
+      flags.push(fv.getItem(row) as number);
     }
-    flush();
-  } finally {
-    connection.closeSync();
-  }
+  });
+  flush();
 
   const pathRows = [...paths.values()].sort((a, b) => b.count - a.count || comparePaths(a.path, b.path)).slice(0, Math.trunc(query.topPaths ?? 20));
   return { nodeRows: [...nodes.values()], pathRows };

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { to as copyTo } from 'pg-copy-streams';
-import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBAppender, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
 import type { Db } from '../../storage/database.ts';
 import { settledSequence } from '../../storage/settle.ts';
 
@@ -115,6 +115,25 @@ export class ColumnarStore {
   /** A connection of its own for one query (readers see a consistent snapshot while sync writes). */
   async reader(): Promise<DuckDBConnection> {
     return this.instance.connect();
+  }
+
+  /**
+   * Streams a query's result a chunk at a time on a reader connection of its own, closed after.
+   * `rowCount` is passed in because `chunk.rowCount` asks the native binding on every read.
+   */
+  async streamChunks(sql: string, onChunk: (chunk: DuckDBDataChunk, rowCount: number) => void): Promise<void> {
+    const connection = await this.reader();
+    try {
+      const result = await connection.stream(sql);
+      for (;;) {
+        const chunk = await result.fetchChunk();
+        const rowCount = chunk?.rowCount ?? 0;
+        if (!chunk || rowCount === 0) break;
+        onChunk(chunk, rowCount);
+      }
+    } finally {
+      connection.closeSync();
+    }
   }
 
   async state(): Promise<ColumnarState> {
