@@ -12,6 +12,10 @@
  * Standalone: `node --import tsx bench/decide.ts`. Sizes: BENCH_DECIDE_PROFILES (100,000),
  * BENCH_DECIDE_RATES (req/s, comma-separated phases on the same data; default 1000),
  * BENCH_DECIDE_SECONDS (30 per phase). Target: p99 < 10 ms at 1,000 req/s.
+ * BENCH_DECIDE_DATA_DIR keeps the database in that folder: the first run generates into it, later
+ * runs reuse it (at 1,000,000 profiles generating takes longer than measuring), so the data can be
+ * made while the machine is busy and the latency measured when it is quiet (BENCH_DECIDE_PREPARE_ONLY=1
+ * generates and stops).
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -296,8 +300,13 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
   });
   const seconds = envCount('BENCH_DECIDE_SECONDS', 30);
   const host = machine();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-decide-'));
+  const keptDir = process.env.BENCH_DECIDE_DATA_DIR || null;
+  const dataDir = keptDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-decide-'));
+  fs.mkdirSync(dataDir, { recursive: true });
   fs.chmodSync(dataDir, 0o755);
+  const metaFile = path.join(dataDir, 'decide-meta.json');
+  const kept = keptDir && fs.existsSync(metaFile) ? (JSON.parse(fs.readFileSync(metaFile, 'utf8')) as { workspaceId: string; key: string; profiles: number }) : null;
+  if (kept && kept.profiles !== profiles) throw new Error(`${dataDir} holds ${kept.profiles} profiles, BENCH_DECIDE_PROFILES asks for ${profiles}`);
   log(`Starting embedded PostgreSQL in ${dataDir}`);
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
   const pgPid = postmasterPid(path.join(dataDir, 'pg'));
@@ -305,10 +314,21 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
   const app = Fastify({ logger: false }).withTypeProvider<TypeBoxTypeProvider>();
   try {
     await migrate(db);
-    const workspace = await createWorkspace(db, { slug: 'bench', name: 'bench' });
-    const key = (await createKey(db, workspace.id, { kind: 'server' })).key;
-    log('Generating data …');
-    await generate(db, workspace.id, profiles, log);
+    let workspace: { id: string };
+    let key: string;
+    if (kept) {
+      workspace = { id: kept.workspaceId };
+      key = kept.key;
+      log(`Reusing the data in ${dataDir}`);
+    } else {
+      workspace = await createWorkspace(db, { slug: 'bench', name: 'bench' });
+      key = (await createKey(db, workspace.id, { kind: 'server' })).key;
+      log('Generating data …');
+      await generate(db, workspace.id, profiles, log);
+      if (keptDir) fs.writeFileSync(metaFile, JSON.stringify({ workspaceId: workspace.id, key, profiles }));
+    }
+    if (process.env.BENCH_DECIDE_PREPARE_ONLY === '1') return { summary: [`data kept in ${dataDir}`], profiles };
+    const { rows: storedBefore } = await db.query<{ n: string }>('select count(*) as n from decisions');
 
     // One runtime, warmed once (its memory measured), first called in process, then served over HTTP.
     const heapBefore = memorySnapshot();
@@ -414,14 +434,14 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
       phases.push({ rate, achieved, latencyMs: latency, serviceLatencyMs: serviceLatency, failures: report.failures, cpu, loadAtStart, impressions: report.impressions, changedProfiles, eventLoopMs: eventLoop, gc: gcStats, rssMb });
     }
     const { rows: stored } = await db.query<{ n: string }>('select count(*) as n from decisions');
-    summary.push(`${Number(stored[0]!.n).toLocaleString('en')} decisions stored`);
+    summary.push(`${(Number(stored[0]!.n) - Number(storedBefore[0]!.n)).toLocaleString('en')} decisions stored`);
     return { summary, profiles, placements: PLACEMENTS, seconds, warmMs, memory, inProcess, phases, machine: host };
   } finally {
     await app.close();
-    await db.query('drop table if exists bench_people').catch(() => undefined);
+    if (!keptDir) await db.query('drop table if exists bench_people').catch(() => undefined);
     await db.end();
     await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (!keptDir) fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
