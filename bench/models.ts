@@ -12,8 +12,10 @@
  *     RFM and CLV fitted on the real transactions with a 12-week holdout: fitted parameters and
  *     expected vs actual repeat purchases. BENCH_MODELS_UCI=0 skips it.
  *
- * 1,000,000 profiles are not run here (minutes of generation alone on this shared machine); the
- * summary states a linear extrapolation from the measured sizes, labelled as one.
+ * 1,000,000 profiles are not run by default (minutes of generation alone on this shared machine);
+ * the summary states a linear extrapolation from the measured sizes, labelled as one. To measure
+ * them, BENCH_MODELS_DATA_DIR=<a copy of a folder made by `bench/segments-kept.ts prepare`> trains
+ * on that folder's data instead of generating (the runs write model traits into it: use a copy).
  *
  * Standalone: `node --import tsx bench/models.ts`; also `npm run bench -- --only models`.
  */
@@ -61,8 +63,8 @@ const KINDS: Array<{ key: string; config: ModelConfig }> = [
 ];
 const SEED_SEGMENT_TEXT = 'trait.member_level in ("白金卡", "钻石卡")';
 
-async function withDatabase<T>(work: (db: Db, pgPid: number) => Promise<T>): Promise<T> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-models-'));
+async function withDatabase<T>(work: (db: Db, pgPid: number) => Promise<T>, keptDir?: string): Promise<T> {
+  const dataDir = keptDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'touchpoint-bench-models-'));
   fs.chmodSync(dataDir, 0o755);
   const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
   const db = createPool(server.url, 10);
@@ -73,8 +75,16 @@ async function withDatabase<T>(work: (db: Db, pgPid: number) => Promise<T>): Pro
   } finally {
     await db.end();
     await server.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    if (!keptDir) fs.rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+/** A data folder made by `bench/segments-kept.ts prepare` (its meta.json), reused instead of generating. */
+function keptRetailData(): { dir: string; workspaceId: string; now: Date; profiles: number; events: number } | null {
+  const dir = process.env.BENCH_MODELS_DATA_DIR;
+  if (!dir) return null;
+  const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as { workspaceId: string; now: string; profiles: number; events: number };
+  return { dir, workspaceId: meta.workspaceId, now: new Date(meta.now), profiles: meta.profiles, events: meta.events };
 }
 
 interface KindTiming {
@@ -91,19 +101,30 @@ interface KindTiming {
   outcome: string;
 }
 
-async function trainingTimes(profiles: number, log: (line: string) => void): Promise<{ profiles: number; events: number; generateSeconds: number; kinds: KindTiming[] }> {
-  const events = profiles * (Number(process.env.BENCH_MODELS_EVENTS_PER_PROFILE) || 20);
+async function trainingTimes(requestedProfiles: number, log: (line: string) => void): Promise<{ profiles: number; events: number; generateSeconds: number; kinds: KindTiming[] }> {
+  const kept = keptRetailData();
+  const profiles = kept?.profiles ?? requestedProfiles;
+  const events = kept?.events ?? profiles * (Number(process.env.BENCH_MODELS_EVENTS_PER_PROFILE) || 20);
   const again = process.env.BENCH_MODELS_AGAIN !== '0';
   const only = process.env.BENCH_MODELS_KINDS ? new Set(process.env.BENCH_MODELS_KINDS.split(',')) : null;
   return withDatabase(async (db, pgPid) => {
-    const workspace = await createWorkspace(db, { slug: `bench-models-${profiles}`, name: 'Models bench' });
-    const now = new Date(Math.floor(Date.now() / 60_000) * 60_000);
-    log(`Generating ${profiles} profiles, ${events} events`);
-    const generateStarted = performance.now();
-    await generateRetailData(db, { workspaceId: workspace.id, profiles, events, now, log });
-    await db.query('analyze');
-    const generateSeconds = round((performance.now() - generateStarted) / 1000, 1);
-    log(`  generated in ${generateSeconds} s`);
+    let workspace: { id: string };
+    let now: Date;
+    let generateSeconds = NaN;
+    if (kept) {
+      workspace = { id: kept.workspaceId };
+      now = kept.now;
+      log(`Reusing ${profiles} profiles, ${events} events in ${kept.dir}`);
+    } else {
+      workspace = await createWorkspace(db, { slug: `bench-models-${profiles}`, name: 'Models bench' });
+      now = new Date(Math.floor(Date.now() / 60_000) * 60_000);
+      log(`Generating ${profiles} profiles, ${events} events`);
+      const generateStarted = performance.now();
+      await generateRetailData(db, { workspaceId: workspace.id, profiles, events, now, log });
+      await db.query('analyze');
+      generateSeconds = round((performance.now() - generateStarted) / 1000, 1);
+      log(`  generated in ${generateSeconds} s`);
+    }
     const kinds: KindTiming[] = [];
     for (const { key, config } of KINDS) {
       if (only && !only.has(key)) continue;
@@ -140,7 +161,7 @@ async function trainingTimes(profiles: number, log: (line: string) => void): Pro
       kinds.push(entry);
     }
     return { profiles, events, generateSeconds, kinds };
-  });
+  }, kept?.dir);
 }
 
 function fitTimes(log: (line: string) => void) {
@@ -213,7 +234,8 @@ export async function benchModels(options: { log?: (line: string) => void } = {}
   const log = options.log ?? ((line: string) => console.error(line));
   const host = machine();
   const training = [];
-  for (const profiles of sizes('BENCH_MODELS_PROFILES', [5000, 20_000])) training.push(await trainingTimes(profiles, log));
+  const kept = keptRetailData();
+  for (const profiles of kept ? [kept.profiles] : sizes('BENCH_MODELS_PROFILES', [5000, 20_000])) training.push(await trainingTimes(profiles, log));
   const fits = process.env.BENCH_MODELS_FIT === '0' ? [] : fitTimes(log);
   const uci = process.env.BENCH_MODELS_UCI === '0' ? null : await uciCheck(log);
   // Linear extrapolation from the largest measured size (the per-profile work is linear: one
@@ -224,7 +246,9 @@ export async function benchModels(options: { log?: (line: string) => void } = {}
   const summary = [
     ...training.flatMap((t) => t.kinds.map((k) => `${t.profiles} profiles / ${t.events} events, ${k.kind}: first ${k.firstSeconds} s, again ${k.againSeconds} s (${k.outcome})`)),
     ...fits.map((f) => `fit on ${f.customers} simulated customers: BG/NBD ${f.bgnbdSeconds} s, Gamma-Gamma ${f.gammaGammaSeconds} s`),
-    `EXTRAPOLATION (linear from ${largest.profiles} profiles, not measured) to 1,000,000 profiles, first run: ${Object.entries(extrapolated).map(([k, v]) => `${k} ~${v} s`).join(', ')}`,
+    ...(largest.profiles >= 1_000_000
+      ? []
+      : [`EXTRAPOLATION (linear from ${largest.profiles} profiles, not measured) to 1,000,000 profiles, first run: ${Object.entries(extrapolated).map(([k, v]) => `${k} ~${v} s`).join(', ')}`]),
     `machine: ${host.nproc} cores, load ${host.loadAverageAtStart.join(' ')} at start`,
   ];
   return { summary, machine: host, training, fits, extrapolatedSecondsAt1M: extrapolated, uci };
