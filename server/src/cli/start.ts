@@ -54,7 +54,8 @@ export async function startTouchpoint(config: Config): Promise<void> {
   log(`Touchpoint is running at http://${config.host}:${config.port} (dashboard: /, API docs: /openapi.json)`);
   // Built after the API listens so health checks and ingestion never wait for Vite; the dashboard
   // routes read dist/ per request and serve it as soon as the build is swapped in.
-  if (config.buildDashboard) void ensureDashboardBuilt(log);
+  const dashboardBuild = new AbortController();
+  const dashboardBuilt = config.buildDashboard ? ensureDashboardBuilt(log, undefined, dashboardBuild.signal) : Promise.resolve();
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -66,6 +67,8 @@ export async function startTouchpoint(config: Config): Promise<void> {
       process.exit(1);
     }, 20_000);
     try {
+      dashboardBuild.abort();
+      await dashboardBuilt;
       await app.close();
       await worker?.stop();
       await columnar.stop();
