@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, listMigrations } from '../src/storage/migrate.ts';
 import { ensureMonthlyPartitions, partitionName, monthStart } from '../src/storage/partitions.ts';
 import { startEmbeddedPostgres, StartupError, EMBEDDED_PG_MAJOR } from '../src/storage/embedded.ts';
-import { createPool } from '../src/storage/database.ts';
+import { closePool, createPool } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { freePort } from './support/ports.ts';
 
@@ -102,5 +102,30 @@ describe('embedded PostgreSQL start-up errors', () => {
     } finally {
       fs.rmSync(dataDir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('closing a pool', () => {
+  let t: TestDatabase;
+  beforeAll(async () => {
+    t = await createTestDatabase();
+  });
+  afterAll(async () => t.drop());
+
+  it('returns only after PostgreSQL has closed every connection of the pool', async () => {
+    const pool = createPool(t.url, 4);
+    const clients = await Promise.all([pool.connect(), pool.connect(), pool.connect()]);
+    const pids = await Promise.all(clients.map(async (client) => (await client.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid));
+    const ended = clients.map((client) => {
+      const state = { ended: false };
+      client.once('end', () => (state.ended = true));
+      return state;
+    });
+    for (const client of clients) client.release();
+    await closePool(pool);
+    // pool.end() alone returns while the connections are still closing.
+    expect(ended.map((state) => state.ended)).toEqual([true, true, true]);
+    const { rows } = await t.db.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where pid = any($1::int[])', [pids]);
+    expect(rows[0]!.n).toBe(0);
   });
 });

@@ -1,6 +1,6 @@
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import type { Config } from '../config.ts';
-import { createPool, type Db } from './database.ts';
+import { closePool, createPool, type Db } from './database.ts';
 import { startEmbeddedPostgres } from './embedded.ts';
 import { migrate } from './migrate.ts';
 
@@ -45,7 +45,7 @@ export async function openStorage(
     url,
     embedded: !config.databaseUrl,
     close: async () => {
-      await db.end();
+      await closePool(db);
       await stopEmbedded();
     },
   };

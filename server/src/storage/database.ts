@@ -9,11 +9,35 @@ export type Queryable = Pick<pg.Pool, 'query'>;
 // and our counters fit comfortably in a double.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => Number(value));
 
+const openConnections = new WeakMap<pg.Pool, Set<Promise<void>>>();
+
 export function createPool(connectionString: string, max = 20): Db {
   const pool = new pg.Pool({ connectionString, max, application_name: 'touchpoint' });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', () => undefined);
+  const open = new Set<Promise<void>>();
+  openConnections.set(pool, open);
+  pool.on('connect', (client) => {
+    const closed = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    open.add(closed);
+    void closed.then(() => open.delete(closed));
+  });
   return pool;
+}
+
+/**
+ * Ends the pool and waits until PostgreSQL has closed every one of its connections. `pool.end()`
+ * resolves once it has asked idle clients to end, before their sockets close; stopping the server
+ * right after it made PostgreSQL terminate those backends mid-goodbye, and every client logged
+ * "terminating connection due to administrator command" at each shutdown.
+ */
+export async function closePool(pool: Db, waitMs = 5000): Promise<void> {
+  await pool.end();
+  const open = openConnections.get(pool);
+  if (!open || open.size === 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([Promise.all(open), new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+  clearTimeout(timer);
 }
 
 export interface TransactionOptions {
