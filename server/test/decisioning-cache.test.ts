@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecisioning } from '../src/decisioning/runtime.ts';
 import { createPlacement } from '../src/decisioning/store.ts';
-import { createViewInterner, loadViews } from '../src/decisioning/views.ts';
+import { createViewInterner, liveProfilePage, loadViews } from '../src/decisioning/views.ts';
 import { createSegment } from '../src/segments/lifecycle.ts';
 import { createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -126,5 +126,26 @@ describe('decide cache', () => {
     } finally {
       await runtime.close();
     }
+  });
+
+  it('pages every live profile once, in id order, skipping merged ones (the warm-up read)', async () => {
+    const other = (await createWorkspace(t.db, { slug: 'cache-pages', name: 'Pages' })).id;
+    await t.db.query(`insert into profiles (workspace_id, id, first_seen, last_seen) select $1, gen_random_uuid(), now(), now() from generate_series(1, 2500)`, [other]);
+    const { rows: merged } = await t.db.query<{ id: string }>(
+      `update profiles set merged_into = id, merged_at = now() where workspace_id = $1 and id in (select id from profiles where workspace_id = $1 order by id desc limit 7) returning id`,
+      [other],
+    );
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page = await liveProfilePage(t.db, other, after, 600);
+      if (page.length === 0) break;
+      seen.push(...page);
+      after = page.at(-1)!;
+    }
+    const { rows: live } = await t.db.query<{ id: string }>(`select id::text from profiles where workspace_id = $1 and merged_into is null order by id`, [other]);
+    expect(seen).toEqual(live.map((row) => row.id));
+    expect(seen).toHaveLength(2500 - merged.length);
+    expect(seen.some((id) => merged.some((m) => m.id === id))).toBe(false);
   });
 });

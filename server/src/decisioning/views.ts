@@ -1,4 +1,4 @@
-import type { Queryable } from '../storage/database.ts';
+import { withTransaction, type Db, type Queryable } from '../storage/database.ts';
 import type { ProfileView } from './policy.ts';
 
 /*
@@ -110,11 +110,21 @@ export async function loadViews(
   return views;
 }
 
-/** Live profile ids of a workspace after `after` in id order, a page at a time (cache warm-up). */
-export async function liveProfilePage(db: Queryable, workspaceId: string, after: string | null, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `select id from profiles where workspace_id = $1 and merged_into is null and ($2::uuid is null or id > $2) order by id limit $3`,
-    [workspaceId, after, limit],
-  );
+/**
+ * Live profile ids of a workspace after `after` in id order, a page at a time (cache warm-up).
+ * Read in primary-key order: workspace_id has no statistics (migration 0006), so the planner
+ * estimates a page's range at 0.5 % of its rows and preferred a bitmap scan of everything after
+ * `after` plus a sort; at 1,000,000 profiles each page cost 0.7–0.9 s and the warm-up was
+ * quadratic (not finished after 10 minutes), against ~0.1 s a page through the index.
+ */
+export async function liveProfilePage(db: Db, workspaceId: string, after: string | null, limit: number): Promise<string[]> {
+  const rows = await withTransaction(db, async (client) => {
+    await client.query('set local enable_sort = off');
+    const { rows: page } = await client.query<{ id: string }>(
+      `select id from profiles where workspace_id = $1 and merged_into is null and ($2::uuid is null or id > $2) order by id limit $3`,
+      [workspaceId, after, limit],
+    );
+    return page;
+  });
   return rows.map((row) => row.id);
 }
