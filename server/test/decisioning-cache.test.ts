@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDecisioning } from '../src/decisioning/runtime.ts';
 import { createPlacement } from '../src/decisioning/store.ts';
-import { createViewInterner, liveProfilePage, loadViews } from '../src/decisioning/views.ts';
+import { createViewInterner, loadViews, loadWorkspaceViews } from '../src/decisioning/views.ts';
 import { createSegment } from '../src/segments/lifecycle.ts';
 import { createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -128,24 +128,28 @@ describe('decide cache', () => {
     }
   });
 
-  it('pages every live profile once, in id order, skipping merged ones (the warm-up read)', async () => {
-    const other = (await createWorkspace(t.db, { slug: 'cache-pages', name: 'Pages' })).id;
-    await t.db.query(`insert into profiles (workspace_id, id, first_seen, last_seen) select $1, gen_random_uuid(), now(), now() from generate_series(1, 2500)`, [other]);
-    const { rows: merged } = await t.db.query<{ id: string }>(
-      `update profiles set merged_into = id, merged_at = now() where workspace_id = $1 and id in (select id from profiles where workspace_id = $1 order by id desc limit 7) returning id`,
-      [other],
+  it('warm-up reads the whole workspace in one pass with the same views as the per-profile read, live profiles only, up to the limit', async () => {
+    const merged = '00000000-0000-4000-8000-000000000009';
+    await t.db.query(`insert into profiles (workspace_id, id, first_seen, last_seen, merged_into, merged_at) values ($1, $2, now(), now(), $3, now())`, [workspaceId, merged, ids[0]]);
+    await t.db.query(
+      `insert into profile_identifiers (workspace_id, profile_id, type, value, first_seen, last_seen, linked_via) values
+         ($1, $2, 'anonymous_id', 'anon-1', now(), now(), 'event'), ($1, $2, 'email', 'tok', now(), now(), 'event')`,
+      [workspaceId, ids[0]],
     );
-    const seen: string[] = [];
-    let after: string | null = null;
-    for (;;) {
-      const page = await liveProfilePage(t.db, other, after, 600);
-      if (page.length === 0) break;
-      seen.push(...page);
-      after = page.at(-1)!;
+    try {
+      const identifiers = new Map<string, string>();
+      const all = await loadWorkspaceViews(t.db, workspaceId, 1_000_000, createViewInterner(), (key, profileId) => identifiers.set(key, profileId));
+      const probed = await loadViews(t.db, workspaceId, ids, createViewInterner());
+      expect([...all.keys()].sort()).toEqual([...ids].sort());
+      for (const id of ids) expect(all.get(id)).toEqual(probed.get(id));
+      expect([...all.get(ids[0]!)!.identifierTypes].sort()).toEqual(['anonymous_id', 'email', 'user_id']);
+      // Only the ids apps decide by; the email (a PII token) is not an identifier key.
+      expect(Object.fromEntries(identifiers)).toEqual({ 'user_id:u-1': ids[0], 'user_id:u-2': ids[1], 'user_id:u-3': ids[2], 'anonymous_id:anon-1': ids[0] });
+      const two = await loadWorkspaceViews(t.db, workspaceId, 2, createViewInterner(), () => undefined);
+      expect(two.size).toBe(2);
+    } finally {
+      await t.db.query(`delete from profile_identifiers where workspace_id = $1 and value in ('anon-1', 'tok')`, [workspaceId]);
+      await t.db.query(`delete from profiles where workspace_id = $1 and id = $2`, [workspaceId, merged]);
     }
-    const { rows: live } = await t.db.query<{ id: string }>(`select id::text from profiles where workspace_id = $1 and merged_into is null order by id`, [other]);
-    expect(seen).toEqual(live.map((row) => row.id));
-    expect(seen).toHaveLength(2500 - merged.length);
-    expect(seen.some((id) => merged.some((m) => m.id === id))).toBe(false);
   });
 });

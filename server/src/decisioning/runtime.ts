@@ -11,7 +11,7 @@ import { choose, EMPTY_VIEW, type CompiledPlacement, type ProfileView, type Stic
 import { createRecommender, type Recommender } from './recommend/serve.ts';
 import type { Decision, FeedbackKind } from './schemas.ts';
 import { armCounts, loadCompiledPlacements, placementVersions, type ArmCounts } from './store.ts';
-import { createViewInterner, liveProfilePage, loadViews, type ViewInterner } from './views.ts';
+import { createViewInterner, loadViews, loadWorkspaceViews, type ViewInterner } from './views.ts';
 import { piiCodec, withPiiCodec } from '../privacy/pii-codec.ts';
 
 /*
@@ -41,7 +41,6 @@ const IDENTIFIER_TTL_MS = 60_000;
 // An identifier nobody has may be taken any moment (a first identify): forgotten sooner.
 const UNKNOWN_IDENTIFIER_TTL_MS = 2_000;
 const IDENTITY_CONFIG_TTL_MS = 30_000;
-const WARM_PAGE = 5_000;
 // The bandit re-draws its posteriors at most this often per placement (and only after new results).
 const ALLOCATION_REFRESH_MS = 1_000;
 const ALLOCATION_DRAWS = 1_000;
@@ -178,26 +177,12 @@ export function createDecisioning(db: Db, options: DecisioningOptions = {}) {
   }
 
   async function warmViews(state: WorkspaceState): Promise<number> {
-    let after: string | null = null;
-    let loaded = 0;
-    while (loaded < maxViews) {
-      const ids = await liveProfilePage(db, state.workspaceId, after, Math.min(WARM_PAGE, maxViews - loaded));
-      if (ids.length === 0) break;
-      for (const [id, view] of await loadViews(db, state.workspaceId, ids, state.interner)) state.views.set(id, view);
-      // The ids apps decide by: user ids (logged in) and anonymous ids (the SDK's visitor).
-      const { rows } = await db.query<{ type: string; value: string; profile_id: string }>(
-        `select i.type, i.value, i.profile_id from unnest($2::uuid[]) as p(id)
-           cross join lateral (select type, value, profile_id from profile_identifiers
-                                where workspace_id = $1 and profile_id = p.id and unbound_at is null and type in ('user_id', 'anonymous_id')) i`,
-        [state.workspaceId, ids],
-      );
-      const until = Date.now() + identifierTtlMs;
-      // The view's id string, not the row's copy of it: one string per profile in memory.
-      for (const row of rows) state.identifiers.set(`${row.type}:${row.value}`, { profileId: state.views.get(row.profile_id)?.profileId ?? row.profile_id, until });
-      loaded += ids.length;
-      after = ids[ids.length - 1]!;
-    }
-    return loaded;
+    const identifiers: Array<[string, string]> = [];
+    const views = await loadWorkspaceViews(db, state.workspaceId, maxViews, state.interner, (key, profileId) => identifiers.push([key, profileId]));
+    for (const [id, view] of views) state.views.set(id, view);
+    const until = Date.now() + identifierTtlMs;
+    for (const [key, profileId] of identifiers) state.identifiers.set(key, { profileId, until });
+    return views.size;
   }
 
   function stateOf(workspaceId: string): Promise<WorkspaceState> {

@@ -83,3 +83,32 @@ export function withDatabase(url: string, database: string): string {
 export async function assignTransactionId(client: Queryable): Promise<void> {
   await client.query('select pg_current_xact_id()');
 }
+
+let cursorCount = 0;
+
+/**
+ * Runs `sql` through a server-side cursor on `client` (which must be in a transaction) and hands
+ * each row to `handle`, `fetchSize` rows at a time: a whole-table read in bounded memory. The
+ * cursor is planned for all its rows (a sequential scan where that is cheaper), not the first few.
+ */
+export async function forEachRow<Row extends Record<string, unknown>>(
+  client: DbClient,
+  sql: string,
+  params: unknown[],
+  handle: (row: Row) => void,
+  fetchSize = 10_000,
+): Promise<number> {
+  const cursor = `each_row_${++cursorCount}`;
+  await client.query('set local cursor_tuple_fraction = 1.0');
+  await client.query(`declare ${cursor} no scroll cursor for ${sql}`, params);
+  let count = 0;
+  for (;;) {
+    const { rows } = await client.query<Row>(`fetch ${fetchSize} from ${cursor}`);
+    for (const row of rows) handle(row);
+    count += rows.length;
+    if (rows.length < fetchSize) break;
+  }
+  await client.query(`close ${cursor}`);
+  return count;
+}
+
