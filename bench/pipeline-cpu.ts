@@ -54,7 +54,8 @@ if (statements) {
   pg = await startEmbeddedPostgres({ dataDir, port });
 }
 const pgPid = postmasterPid(path.join(dataDir, 'pg'));
-const db = createPool(pg.url);
+// PIPELINE_SOCKET=1: the pool connects over the cluster's Unix socket (/tmp) instead of TCP on 127.0.0.1.
+const db = createPool(process.env.PIPELINE_SOCKET === '1' ? `${pg.url.replace('@127.0.0.1:' + port, '@')}?host=/tmp&port=${port}` : pg.url);
 const walPosition = async () => (await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
 const walBytes = async (from: string) => Number((await db.query<{ n: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint as n', [from])).rows[0]!.n);
 async function topStatements(label: string): Promise<void> {
@@ -114,6 +115,9 @@ try {
     results.push({
       round,
       events,
+      // Wall clock, so it says as much about the machine's other load as about this code.
+      ingestEventsPerSecond: Math.round(events / report.seconds),
+      ingestP99Ms: report.latenciesMs[Math.floor(report.latenciesMs.length * 0.99)] ?? null,
       ingestMicros: { server: us(ingest.server), client: us(ingest.client), postgres: us(ingest.postgres), total: us(ingest.server + ingest.client + ingest.postgres), walBytes: Math.round(ingestWal / events) },
       identityMicros: { node: us(identity.node), postgres: us(identity.postgres), total: us(identity.node + identity.postgres), walBytes: Math.round(identityWal / events) },
       resolved,

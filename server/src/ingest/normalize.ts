@@ -207,7 +207,9 @@ export function normalizeEvent(raw: unknown, options: NormalizeOptions): Normali
     return reject('invalid_type', 'type', `type must be one of ${EVENT_TYPES.join(', ')}`, item);
   }
 
-  const typed = { ...item, type };
+  // Most items carry their type already: then the item itself is what is checked (a copy with the
+  // same keys in the same order would be), without a copy per event.
+  const typed = item.type === type ? item : { ...item, type };
   if (!checkEvent.Check(typed)) {
     const first = checkEvent.Errors(typed).First();
     const field = first ? first.path.replace(/^\//, '').replaceAll('/', '.') || null : null;
