@@ -4,28 +4,55 @@ import { resolveKey, touchKey, type ResolvedKey } from '../workspaces/store.ts';
 import { ApiError } from './errors.ts';
 
 const CACHE_MS = 2_000;
+// A key in use is looked up again this long before its entry expires, so requests find it fresh.
+const REFRESH_AHEAD_MS = 500;
 
 /**
  * Resolves presented keys with a short cache: collection requests arrive hundreds of times a
  * second with the same key. Admin changes in this process clear it at once; changes made by
- * another process (the CLI) take effect within CACHE_MS.
+ * another process (the CLI) take effect within CACHE_MS (an entry is never answered past it).
+ * One lookup per key at a time, started before the entry expires: before, every request arriving
+ * between the expiry and the lookup's answer made its own lookup (at 1,000 decides/s a burst of
+ * queries through the pool every 2 s, with every request waiting on it).
  */
-export function createKeyResolver(db: Db) {
+export function createKeyResolver(db: Db, lookup: (db: Db, key: string) => Promise<ResolvedKey | null> = resolveKey) {
   const cache = new Map<string, { value: ResolvedKey | null; until: number }>();
+  const inflight = new Map<string, Promise<ResolvedKey | null>>();
+  let generation = 0;
+  const refresh = (key: string): Promise<ResolvedKey | null> => {
+    const running = inflight.get(key);
+    if (running) return running;
+    const startedIn = generation;
+    const now = Date.now();
+    const looked = lookup(db, key)
+      .then((value) => {
+        // An invalidate() while this lookup ran: its answer may predate the change.
+        if (startedIn === generation) {
+          if (cache.size > 10_000) cache.clear();
+          const expires = value?.expiresAt?.getTime() ?? Infinity;
+          cache.set(key, { value, until: Math.min(now + CACHE_MS, expires) });
+        }
+        if (value) void touchKey(db, value.workspaceId, value.keyId).catch(() => undefined);
+        return value;
+      })
+      .finally(() => inflight.delete(key));
+    inflight.set(key, looked);
+    return looked;
+  };
   return {
     async resolve(key: string): Promise<ResolvedKey | null> {
       const now = Date.now();
       const hit = cache.get(key);
-      if (hit && hit.until > now) return hit.value;
-      const value = await resolveKey(db, key);
-      if (cache.size > 10_000) cache.clear();
-      const expires = value?.expiresAt?.getTime() ?? Infinity;
-      cache.set(key, { value, until: Math.min(now + CACHE_MS, expires) });
-      if (value) void touchKey(db, value.workspaceId, value.keyId).catch(() => undefined);
-      return value;
+      if (hit && hit.until > now) {
+        if (hit.until - now < REFRESH_AHEAD_MS) void refresh(key).catch(() => undefined);
+        return hit.value;
+      }
+      return refresh(key);
     },
     invalidate(): void {
+      generation++;
       cache.clear();
+      inflight.clear();
     },
   };
 }
