@@ -53,7 +53,9 @@ function envCount(name: string, fallback: number): number {
   return value;
 }
 
+/** Run with `node --expose-gc` to measure live memory (after a full collection), not garbage too. */
 function memorySnapshot(): { rssMb: number; heapUsedMb: number } {
+  (globalThis as { gc?: () => void }).gc?.();
   const usage = process.memoryUsage();
   return { rssMb: Math.round(usage.rss / 1024 / 1024), heapUsedMb: Math.round(usage.heapUsed / 1024 / 1024) };
 }
@@ -348,7 +350,8 @@ export async function benchDecide(options: { log?: (line: string) => void } = {}
     };
     log(
       `  cache warmed (${cache.views.toLocaleString('en')} profile views, ${cache.placements} placements) in ${warmMs} ms; ` +
-        `RSS ${heapBefore.rssMb} → ${heapAfter.rssMb} MB, heap ${heapBefore.heapUsedMb} → ${heapAfter.heapUsedMb} MB (${memory.bytesPerProfile.heap} heap bytes/profile)`,
+        `RSS ${heapBefore.rssMb} → ${heapAfter.rssMb} MB, heap ${heapBefore.heapUsedMb} → ${heapAfter.heapUsedMb} MB (${memory.bytesPerProfile.heap} heap bytes/profile` +
+        `${'gc' in globalThis ? ', after a full collection' : ', garbage included: run with --expose-gc for live memory'})`,
     );
 
     // The decide path alone: the runtime called in process, one call at a time (no HTTP, no queueing).
