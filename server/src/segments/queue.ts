@@ -1,4 +1,5 @@
 import type { Db, DbClient, Queryable } from '../storage/database.ts';
+import { plainArray } from '../storage/pg-array.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { MEMBERSHIPS_OF_PROFILES } from './snapshots.ts';
 import { prepareTransitionStorage, recordTransitions } from './transitions.ts';
@@ -22,7 +23,7 @@ export async function enqueueSegmentEvaluation(client: DbClient, workspaceId: st
   await client.query(
     `insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p
      on conflict (workspace_id, profile_id) do update set version = segment_queue.version + 1`,
-    [workspaceId, ids],
+    [workspaceId, plainArray(ids)],
   );
 }
 
