@@ -2,7 +2,6 @@ import crypto from 'node:crypto';
 import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
 import { plainArray, textArray } from '../storage/pg-array.ts';
-import { StatementPipeline } from '../storage/statement-pipeline.ts';
 import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
 import { splitKey, startBatch, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
@@ -58,13 +57,16 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
   await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
-    const { rows: queued } = await client.query<{ seq: number; timestamp: Date; now: Date }>(
+    const { rows: queued } = await client.query<{ seq: number; timestamp: string; now: number }>(
       // The oldest seqs as an array: one index probe each, whatever the statistics say. As an `in`
       // join, statistics gathered while the queue was empty (the usual moment) made a backlog
       // quadratic: the planner rescanned the queue for every queued row.
+      // The times only go back to PostgreSQL (loadEvents), so they stay text: JSON's ISO 8601,
+      // whatever the session's DateStyle, read back exactly. The transaction time comes as epoch
+      // milliseconds, a number, not a date string parsed on each of the batch's rows.
       `delete from identity_queue where workspace_id = $1 and seq = any(array(
          select seq from identity_queue where workspace_id = $1 order by seq limit $2))
-       returning seq, timestamp, now() as now`,
+       returning seq, to_json(timestamp) #>> '{}' as timestamp, floor(extract(epoch from now()) * 1000)::float8 as now`,
       [workspaceId, batchSize],
     );
     if (queued.length === 0) return 0;
@@ -99,7 +101,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
       profiles,
       splits,
       sources,
-      now: queued[0]!.now,
+      now: new Date(queued[0]!.now),
       newProfileId: () => crypto.randomUUID(),
     });
     // The worker shares the process with the HTTP server: a large batch is resolved in chunks,
@@ -160,18 +162,35 @@ export function toQueuedEvent(row: IdentityEventRow): QueuedEvent {
 async function loadEvents(
   client: DbClient,
   workspaceId: string,
-  queued: Array<{ seq: number; timestamp: Date }>,
+  queued: Array<{ seq: number; timestamp: string }>,
 ): Promise<{ events: QueuedEvent[]; storedProfiles: Map<number, string | null> }> {
-  const { rows } = await client.query<IdentityEventRow & { profile_id: string | null }>(
+  const { rows } = await client.query<Omit<IdentityEventRow, 'timestamp'> & { at: number; profile_id: string | null }>(
     // seq is unique across all events, so the two lists select exactly the queued events; as
     // index conditions rather than a join they stay one probe per event whatever the estimates.
-    `select ${IDENTITY_EVENT_COLUMNS}, e.profile_id
+    // The time as epoch milliseconds (a Date holds no finer): a number to read, not a date string
+    // to parse per event.
+    `select e.seq, e.message_id, floor(extract(epoch from e.timestamp) * 1000)::float8 as at, e.source_id, e.type, e.user_id,
+            e.anonymous_id, e.previous_id, e.traits, e.context, e.profile_id
        from events e
       where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.seq = any($3::bigint[])
       order by e.seq`,
-    [workspaceId, plainArray(queued.map((q) => iso(q.timestamp))), plainArray(queued.map((q) => q.seq))],
+    [workspaceId, plainArray(queued.map((q) => q.timestamp)), plainArray(queued.map((q) => q.seq))],
   );
-  return { events: rows.map(toQueuedEvent), storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])) };
+  return {
+    events: rows.map((row) => ({
+      seq: row.seq,
+      messageId: row.message_id,
+      timestamp: new Date(row.at),
+      sourceId: row.source_id,
+      type: row.type,
+      userId: row.user_id,
+      anonymousId: row.anonymous_id,
+      previousId: row.previous_id,
+      traits: row.traits,
+      context: row.context,
+    })),
+    storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])),
+  };
 }
 
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
@@ -268,18 +287,6 @@ async function writeBatch(
   knownLinks: ReadonlyMap<string, KnownLink>,
   storedProfiles: ReadonlyMap<number, string | null>,
 ): Promise<void> {
-  const pipe = new StatementPipeline(client);
-  await pipe.run(() => sendBatch(pipe, client, ws, result, knownLinks, storedProfiles));
-}
-
-async function sendBatch(
-  pipe: StatementPipeline,
-  client: DbClient,
-  ws: string,
-  result: BatchResult,
-  knownLinks: ReadonlyMap<string, KnownLink>,
-  storedProfiles: ReadonlyMap<number, string | null>,
-): Promise<void> {
   // First, before any row the segment drain also writes: a merge ends memberships under the
   // segment lock (lock order: identity, then segments), and queueing waits for a running drain.
   if (result.merges.length > 0) await lockWorkspaceSegments(client, ws);
@@ -299,7 +306,7 @@ async function sendBatch(
       };
     };
     const spans = result.newProfiles.map(span);
-    pipe.send(
+    await client.query(
       `insert into profiles (workspace_id, id, created_at, first_seen, last_seen)
        select $1, * from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) as n(id, created_at, first_seen, last_seen)`,
       [
@@ -316,7 +323,7 @@ async function sendBatch(
 
   if (result.links.length > 0) {
     const links = result.links;
-    pipe.send(
+    await client.query(
       `insert into profile_identifiers (workspace_id, profile_id, type, value, source_id, first_seen, last_seen,
          linked_by_message_id, linked_by_seq, linked_via)
        select $1, * from unnest($2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::timestamptz[], $7::timestamptz[],
@@ -346,7 +353,7 @@ async function sendBatch(
     // One primary-key probe per link, then the update by row address: as `id = any(…)` the
     // planner, estimating the workspace at 0.5 % of the table, read all of its identifiers through
     // the (workspace, profile) index instead. Every writer of links holds the identity lock.
-    pipe.send(
+    await client.query(
       `update profile_identifiers pi set last_seen = greatest(pi.last_seen, s.at)
          from (select found.ctid, k.at from unnest($2::bigint[], $3::timestamptz[]) as k(id, at)
                 cross join lateral (select ctid from profile_identifiers x where x.workspace_id = $1 and x.id = k.id offset 0) found) s
@@ -360,7 +367,7 @@ async function sendBatch(
   // event's profile without the identity lock, which this batch holds since it read them.
   const moved = result.assignments.filter((a) => storedProfiles.get(a.seq) !== a.profileId);
   if (moved.length > 0) {
-    pipe.send(
+    await client.query(
       `update events e set profile_id = a.profile_id
          from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
         where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
@@ -372,7 +379,7 @@ async function sendBatch(
   const touched = [...result.activity.keys()].filter((id) => !created.has(id));
   if (touched.length > 0) {
     const ids = touched;
-    pipe.send(
+    await client.query(
       `update profiles p set first_seen = least(coalesce(p.first_seen, a.first), a.first),
          last_seen = greatest(coalesce(p.last_seen, a.last), a.last), updated_at = now()
          from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as a(id, first, last)
@@ -381,11 +388,11 @@ async function sendBatch(
     );
   }
 
-  sendTraits(pipe, ws, result.traits, result.traitChanges);
+  await writeTraits(client, ws, result.traits, result.traitChanges);
 
   if (result.refusals.length > 0) {
     const r = result.refusals;
-    pipe.send(
+    await client.query(
       `insert into identity_refusals (workspace_id, profile_id, message_id, seq, identifier_type, identifier_value, reason, message)
        select $1, * from unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])`,
       [ws, plainArray(r.map((x) => x.profileId)), textArray(r.map((x) => x.messageId)), plainArray(r.map((x) => x.seq)),
@@ -403,7 +410,7 @@ async function sendBatch(
       counts.set(key, entry);
     }
     const rows = [...counts.values()].sort((a, b) => (a.type + a.reason < b.type + b.reason ? -1 : 1));
-    pipe.send(
+    await client.query(
       `insert into identity_ignored_counts (workspace_id, identifier_type, reason, count, last_seen)
        select $1, type, reason, count, now() from unnest($2::text[], $3::text[], $4::bigint[]) as c(type, reason, count)
        on conflict (workspace_id, identifier_type, reason)
@@ -426,18 +433,6 @@ export async function writeTraits(
   traitsByProfile: ReadonlyMap<string, TraitSet>,
   traitChanges: BatchResult['traitChanges'],
 ): Promise<void> {
-  const pipe = new StatementPipeline(client);
-  sendTraits(pipe, ws, traitsByProfile, traitChanges);
-  await pipe.flush();
-}
-
-/** `writeTraits`'s statements, sent on a pipeline (the caller flushes). */
-function sendTraits(
-  pipe: StatementPipeline,
-  ws: string,
-  traitsByProfile: ReadonlyMap<string, TraitSet>,
-  traitChanges: BatchResult['traitChanges'],
-): void {
   const written = new Set<string>();
   const rows: Array<{ profileId: string; key: string; trait: TraitSet[string] }> = [];
   for (const { profileId, change } of traitChanges) {
@@ -453,7 +448,7 @@ function sendTraits(
     rows.sort((a, b) => (a.profileId < b.profileId ? -1 : a.profileId > b.profileId ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     // One written by the computed-trait refresh since this batch read the profile wins over an
     // event's value; a row already holding this value and provenance is not rewritten.
-    pipe.send(
+    await client.query(
       `insert into profile_traits as t (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
        select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
        on conflict (workspace_id, profile_id, key) do update
@@ -469,7 +464,7 @@ function sendTraits(
   }
   const changes = traitChanges.filter((c) => c.change.valueChanged);
   if (changes.length > 0) {
-    pipe.send(
+    await client.query(
       `insert into profile_trait_history (workspace_id, profile_id, key, previous_value, value, source_kind, source_name, message_id, observed_at, reason)
        select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])`,
       [ws, plainArray(changes.map((c) => c.profileId)), textArray(changes.map((c) => c.change.trait)),
@@ -526,76 +521,73 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
   // rest of their history.
   await segmentsAfterMerges(client, ws, absorbedIds, survivorIds);
   await moveConsents(client, ws, absorbedIds, survivorIds);
-  const pipe = new StatementPipeline(client);
-  return pipe.run(async () => {
 
-    // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.
-    pipe.send(
-      `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
-         from ${moves} where p.workspace_id = $1 and p.merged_into = any($2::uuid[]) and p.merged_into = m.absorbed`,
-      pairs,
-    );
-    // The survivor is the one view of the person now: its activity span and the history of its
-    // traits include the absorbed profiles', as its identifiers and events do.
-    pipe.send(
-      `update profiles s set first_seen = least(s.first_seen, a.first_seen), last_seen = greatest(s.last_seen, a.last_seen), updated_at = now()
-         from (select m.survivor, min(p.first_seen) as first_seen, max(p.last_seen) as last_seen
-                 from ${moves} join profiles p on p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = m.absorbed group by m.survivor) a
-        where s.workspace_id = $1 and s.id = any($3::uuid[]) and s.id = a.survivor`,
-      pairs,
-    );
-    pipe.send(
-      `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
-         from ${moves} where p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = m.absorbed`,
-      pairs,
-    );
-    // Ended links move too, like the events they explain. (Filtering them out here would let the
-    // planner pick the live (type, value) index, whose `unbound_at is null` it rates at 0.5% of rows
-    // before a table is first analysed, and read every identifier of the workspace.)
-    pipe.send(
-      `update profile_identifiers pi set profile_id = m.survivor
-         from ${moves} where pi.workspace_id = $1 and pi.profile_id = any($2::uuid[]) and pi.profile_id = m.absorbed`,
-      pairs,
-    );
-    pipe.send(
-      `update events e set profile_id = m.survivor
-         from ${moves} where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and e.profile_id = m.absorbed`,
-      pairs,
-    );
-    pipe.send(
-      `update profile_trait_history h set profile_id = m.survivor
-         from ${moves} where h.workspace_id = $1 and h.profile_id = any($2::uuid[]) and h.profile_id = m.absorbed`,
-      pairs,
-    );
-    pipe.send(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, pairs[1]]);
+  // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.
+  await client.query(
+    `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
+       from ${moves} where p.workspace_id = $1 and p.merged_into = any($2::uuid[]) and p.merged_into = m.absorbed`,
+    pairs,
+  );
+  // The survivor is the one view of the person now: its activity span and the history of its
+  // traits include the absorbed profiles', as its identifiers and events do.
+  await client.query(
+    `update profiles s set first_seen = least(s.first_seen, a.first_seen), last_seen = greatest(s.last_seen, a.last_seen), updated_at = now()
+       from (select m.survivor, min(p.first_seen) as first_seen, max(p.last_seen) as last_seen
+               from ${moves} join profiles p on p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = m.absorbed group by m.survivor) a
+      where s.workspace_id = $1 and s.id = any($3::uuid[]) and s.id = a.survivor`,
+    pairs,
+  );
+  await client.query(
+    `update profiles p set merged_into = m.survivor, merged_at = now(), updated_at = now()
+       from ${moves} where p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = m.absorbed`,
+    pairs,
+  );
+  // Ended links move too, like the events they explain. (Filtering them out here would let the
+  // planner pick the live (type, value) index, whose `unbound_at is null` it rates at 0.5% of rows
+  // before a table is first analysed, and read every identifier of the workspace.)
+  await client.query(
+    `update profile_identifiers pi set profile_id = m.survivor
+       from ${moves} where pi.workspace_id = $1 and pi.profile_id = any($2::uuid[]) and pi.profile_id = m.absorbed`,
+    pairs,
+  );
+  await client.query(
+    `update events e set profile_id = m.survivor
+       from ${moves} where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and e.profile_id = m.absorbed`,
+    pairs,
+  );
+  await client.query(
+    `update profile_trait_history h set profile_id = m.survivor
+       from ${moves} where h.workspace_id = $1 and h.profile_id = any($2::uuid[]) and h.profile_id = m.absorbed`,
+    pairs,
+  );
+  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, pairs[1]]);
 
-    const { rows } = await client.query<{ id: string }>(
-      `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
-         cause_identifier_type, cause_identifier_value, score)
-       select $1, x.kind, x.survivor_id, array(select jsonb_array_elements_text(x.absorbed_ids)::uuid), x.details, x.cause_message_id,
-              x.cause_seq, x.cause_identifier_type, x.cause_identifier_value, x.score
-         from jsonb_to_recordset($2::jsonb) as x(kind text, survivor_id uuid, absorbed_ids jsonb, details jsonb,
-                cause_message_id text, cause_seq bigint, cause_identifier_type text, cause_identifier_value text, score double precision, position int)
-        order by x.position
-       returning id`,
-      [
-        ws,
-        JSON.stringify(
-          merges.map((merge, position) => ({
-            position,
-            kind: merge.kind,
-            survivor_id: merge.survivorId,
-            absorbed_ids: merge.absorbed.map((a) => a.profileId),
-            details: { absorbed: merge.absorbed },
-            cause_message_id: merge.messageId ?? null,
-            cause_seq: merge.seq ?? null,
-            cause_identifier_type: merge.cause?.type ?? null,
-            cause_identifier_value: merge.cause?.value ?? null,
-            score: merge.score ?? null,
-          })),
-        ),
-      ],
-    );
-    return rows.map((row) => row.id);
-  });
+  const { rows } = await client.query<{ id: string }>(
+    `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,
+       cause_identifier_type, cause_identifier_value, score)
+     select $1, x.kind, x.survivor_id, array(select jsonb_array_elements_text(x.absorbed_ids)::uuid), x.details, x.cause_message_id,
+            x.cause_seq, x.cause_identifier_type, x.cause_identifier_value, x.score
+       from jsonb_to_recordset($2::jsonb) as x(kind text, survivor_id uuid, absorbed_ids jsonb, details jsonb,
+              cause_message_id text, cause_seq bigint, cause_identifier_type text, cause_identifier_value text, score double precision, position int)
+      order by x.position
+     returning id`,
+    [
+      ws,
+      JSON.stringify(
+        merges.map((merge, position) => ({
+          position,
+          kind: merge.kind,
+          survivor_id: merge.survivorId,
+          absorbed_ids: merge.absorbed.map((a) => a.profileId),
+          details: { absorbed: merge.absorbed },
+          cause_message_id: merge.messageId ?? null,
+          cause_seq: merge.seq ?? null,
+          cause_identifier_type: merge.cause?.type ?? null,
+          cause_identifier_value: merge.cause?.value ?? null,
+          score: merge.score ?? null,
+        })),
+      ),
+    ],
+  );
+  return rows.map((row) => row.id);
 }
