@@ -319,7 +319,8 @@ async function writeBatch(
     );
   }
 
-  await writeMerges(client, ws, result.merges);
+  // The survivors are among the assignments' (final) profiles queued above.
+  await writeMerges(client, ws, result.merges, { survivorsQueued: true });
 
   if (result.links.length > 0) {
     const links = result.links;
@@ -502,8 +503,15 @@ export async function writeMerge(client: DbClient, ws: string, merge: MergeRecor
  * are (one round trip per merge and table was most of a batch's time). Merges are in the order
  * they happened: a later one may absorb an earlier one's survivor, so everything moves straight
  * to the final survivor while the log keeps each merge as it was. Returns the log rows' ids.
+ * `survivorsQueued`: the caller has queued the final survivors for segment evaluation in this
+ * transaction already (a resolution batch queues every profile its events landed on).
  */
-export async function writeMerges(client: DbClient, ws: string, merges: readonly MergeRecord[]): Promise<string[]> {
+export async function writeMerges(
+  client: DbClient,
+  ws: string,
+  merges: readonly MergeRecord[],
+  options: { survivorsQueued?: boolean } = {},
+): Promise<string[]> {
   if (merges.length === 0) return [];
   const into = new Map<string, string>();
   for (const merge of merges) for (const absorbed of merge.absorbed) into.set(absorbed.profileId, merge.survivorId);
@@ -519,7 +527,7 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
   // First (it takes the segment lock before any trait row changes: lock.ts), and before the events
   // move, so the absorbed profiles' `Segment Exited` events join the survivor's timeline with the
   // rest of their history.
-  await segmentsAfterMerges(client, ws, absorbedIds, survivorIds);
+  await segmentsAfterMerges(client, ws, absorbedIds, survivorIds, new Date(), options);
   await moveConsents(client, ws, absorbedIds, survivorIds);
 
   // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.

@@ -73,10 +73,13 @@ export async function segmentsAfterMerges(
   absorbedIds: readonly string[],
   survivorIds: readonly string[],
   at = new Date(),
+  options: { survivorsQueued?: boolean } = {},
 ): Promise<void> {
   if (absorbedIds.length === 0) return;
   await lockWorkspaceSegments(client, workspaceId);
-  await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
+  // A resolution batch has queued every profile its events landed on, the survivors among them,
+  // in this transaction already: queueing them again only rewrote the same rows.
+  if (!options.survivorsQueued) await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
   await deleteProfileRows(client, 'segment_queue', workspaceId, absorbedIds);
   await deleteProfileRows(client, 'segment_rechecks', workspaceId, absorbedIds);
   const { rows } = await client.query<{ profile_id: string; id: string; key: string; name: string; version: number }>(
