@@ -10,6 +10,7 @@
  * fresh embedded PostgreSQL. IDENTITY_EVENTS (100,000). IDENTITY_STATEMENTS=1: top statements
  * from pg_stat_statements. IDENTITY_CPU_PROFILE=<file prefix>: a V8 CPU profile of the resolution
  * loop only (open in Chrome DevTools, or summarise with bench/cpu-profile-top.ts).
+ * IDENTITY_BATCH_SIZE: events per resolver batch (default: the loop's IDENTITY_BATCH).
  */
 import fs from 'node:fs';
 import inspector from 'node:inspector/promises';
@@ -25,6 +26,10 @@ const rounds = Number(process.env.IDENTITY_ROUNDS ?? 2);
 const eventCount = Number(process.env.IDENTITY_EVENTS ?? 100_000);
 const statements = process.env.IDENTITY_STATEMENTS === '1';
 const cpuProfile = process.env.IDENTITY_CPU_PROFILE;
+const batchOverride = process.env.IDENTITY_BATCH_SIZE === undefined ? undefined : Number(process.env.IDENTITY_BATCH_SIZE);
+if (batchOverride !== undefined && !(Number.isInteger(batchOverride) && batchOverride > 0)) {
+  throw new Error(`IDENTITY_BATCH_SIZE must be a positive integer, got ${process.env.IDENTITY_BATCH_SIZE}`);
+}
 
 type Modules = {
   resolver: typeof import('../server/src/identity/resolver.ts');
@@ -89,7 +94,7 @@ async function runOnce(tree: string, m: Modules, round: number) {
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
     const started = performance.now();
-    while ((await m.resolver.resolveQueuedEvents(db, workspace.id, m.loop.IDENTITY_BATCH)) > 0);
+    while ((await m.resolver.resolveQueuedEvents(db, workspace.id, batchOverride ?? m.loop.IDENTITY_BATCH)) > 0);
     const seconds = (performance.now() - started) / 1000;
     const node = processCpuSeconds() - node0;
     const postgres = clusterCpuSeconds(pgPid) - pg0;
@@ -119,7 +124,7 @@ async function runOnce(tree: string, m: Modules, round: number) {
       tree,
       round,
       events: events.length,
-      batch: m.loop.IDENTITY_BATCH,
+      batch: batchOverride ?? m.loop.IDENTITY_BATCH,
       eventsPerSecond: Math.round(events.length / seconds),
       cpuSeconds: { node: Math.round(node * 10) / 10, postgres: Math.round(postgres * 10) / 10 },
       microsPerEvent: { node: us(node), postgres: us(postgres), total: us(node + postgres) },

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
+import { plainArray, textArray } from '../storage/pg-array.ts';
 import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
 import { splitKey, startBatch, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
@@ -56,13 +57,16 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
   await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
-    const { rows: queued } = await client.query<{ seq: number; timestamp: Date; now: Date }>(
+    const { rows: queued } = await client.query<{ seq: number; timestamp: string; now: number }>(
       // The oldest seqs as an array: one index probe each, whatever the statistics say. As an `in`
       // join, statistics gathered while the queue was empty (the usual moment) made a backlog
       // quadratic: the planner rescanned the queue for every queued row.
+      // The times only go back to PostgreSQL (loadEvents), so they stay text: JSON's ISO 8601,
+      // whatever the session's DateStyle, read back exactly. The transaction time comes as epoch
+      // milliseconds, a number, not a date string parsed on each of the batch's rows.
       `delete from identity_queue where workspace_id = $1 and seq = any(array(
          select seq from identity_queue where workspace_id = $1 order by seq limit $2))
-       returning seq, timestamp, now() as now`,
+       returning seq, to_json(timestamp) #>> '{}' as timestamp, floor(extract(epoch from now()) * 1000)::float8 as now`,
       [workspaceId, batchSize],
     );
     if (queued.length === 0) return 0;
@@ -97,7 +101,7 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
       profiles,
       splits,
       sources,
-      now: queued[0]!.now,
+      now: new Date(queued[0]!.now),
       newProfileId: () => crypto.randomUUID(),
     });
     // The worker shares the process with the HTTP server: a large batch is resolved in chunks,
@@ -158,18 +162,35 @@ export function toQueuedEvent(row: IdentityEventRow): QueuedEvent {
 async function loadEvents(
   client: DbClient,
   workspaceId: string,
-  queued: Array<{ seq: number; timestamp: Date }>,
+  queued: Array<{ seq: number; timestamp: string }>,
 ): Promise<{ events: QueuedEvent[]; storedProfiles: Map<number, string | null> }> {
-  const { rows } = await client.query<IdentityEventRow & { profile_id: string | null }>(
+  const { rows } = await client.query<Omit<IdentityEventRow, 'timestamp'> & { at: number; profile_id: string | null }>(
     // seq is unique across all events, so the two lists select exactly the queued events; as
     // index conditions rather than a join they stay one probe per event whatever the estimates.
-    `select ${IDENTITY_EVENT_COLUMNS}, e.profile_id
+    // The time as epoch milliseconds (a Date holds no finer): a number to read, not a date string
+    // to parse per event.
+    `select e.seq, e.message_id, floor(extract(epoch from e.timestamp) * 1000)::float8 as at, e.source_id, e.type, e.user_id,
+            e.anonymous_id, e.previous_id, e.traits, e.context, e.profile_id
        from events e
       where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.seq = any($3::bigint[])
       order by e.seq`,
-    [workspaceId, queued.map((q) => iso(q.timestamp)), queued.map((q) => q.seq)],
+    [workspaceId, plainArray(queued.map((q) => q.timestamp)), plainArray(queued.map((q) => q.seq))],
   );
-  return { events: rows.map(toQueuedEvent), storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])) };
+  return {
+    events: rows.map((row) => ({
+      seq: row.seq,
+      messageId: row.message_id,
+      timestamp: new Date(row.at),
+      sourceId: row.source_id,
+      type: row.type,
+      userId: row.user_id,
+      anonymousId: row.anonymous_id,
+      previousId: row.previous_id,
+      traits: row.traits,
+      context: row.context,
+    })),
+    storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])),
+  };
 }
 
 export async function loadOwnerProfiles(client: DbClient, workspaceId: string, identifiers: Identifier[]): Promise<KnownProfile[]> {
@@ -219,7 +240,7 @@ export async function loadOwnerGraph(
                  'eventId', t.message_id, 'at', t.observed_at))
           from profile_traits t where t.workspace_id = $1 and t.profile_id = p.id) as traits
        from owners o join profiles p on p.workspace_id = $1 and p.id = o.profile_id`,
-    [workspaceId, identifiers.map((i) => i.type), identifiers.map((i) => i.value)],
+    [workspaceId, textArray(identifiers.map((i) => i.type)), textArray(identifiers.map((i) => i.value))],
   );
   const profiles = rows.map((row) => ({
     id: row.id,
@@ -240,7 +261,7 @@ export async function loadSplits(client: DbClient, workspaceId: string, profileI
   if (profileIds.length === 0) return new Set();
   const { rows } = await client.query<{ profile_a: string; profile_b: string }>(
     `select profile_a, profile_b from identity_splits where workspace_id = $1 and (profile_a = any($2::uuid[]) or profile_b = any($2::uuid[]))`,
-    [workspaceId, profileIds],
+    [workspaceId, plainArray(profileIds)],
   );
   return new Set(rows.map((row) => splitKey(row.profile_a, row.profile_b)));
 }
@@ -290,15 +311,16 @@ async function writeBatch(
        select $1, * from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[], $5::timestamptz[]) as n(id, created_at, first_seen, last_seen)`,
       [
         ws,
-        result.newProfiles.map((p) => p.id),
-        result.newProfiles.map((p) => iso(p.createdAt)),
-        spans.map((s) => iso(s.first)),
-        spans.map((s) => iso(s.last)),
+        plainArray(result.newProfiles.map((p) => p.id)),
+        plainArray(result.newProfiles.map((p) => iso(p.createdAt))),
+        plainArray(spans.map((s) => iso(s.first))),
+        plainArray(spans.map((s) => iso(s.last))),
       ],
     );
   }
 
-  await writeMerges(client, ws, result.merges);
+  // The survivors are among the assignments' (final) profiles queued above.
+  await writeMerges(client, ws, result.merges, { survivorsQueued: true });
 
   if (result.links.length > 0) {
     const links = result.links;
@@ -309,15 +331,15 @@ async function writeBatch(
          $8::text[], $9::bigint[], $10::text[])`,
       [
         ws,
-        links.map((l) => l.profileId),
-        links.map((l) => l.type),
-        links.map((l) => l.value),
-        links.map((l) => l.sourceId),
-        links.map((l) => iso(l.firstSeen)),
-        links.map((l) => iso(l.lastSeen)),
-        links.map((l) => l.messageId),
-        links.map((l) => l.seq),
-        links.map((l) => l.via),
+        plainArray(links.map((l) => l.profileId)),
+        textArray(links.map((l) => l.type)),
+        textArray(links.map((l) => l.value)),
+        plainArray(links.map((l) => l.sourceId)),
+        plainArray(links.map((l) => iso(l.firstSeen))),
+        plainArray(links.map((l) => iso(l.lastSeen))),
+        textArray(links.map((l) => l.messageId)),
+        plainArray(links.map((l) => l.seq)),
+        textArray(links.map((l) => l.via)),
       ],
     );
   }
@@ -337,7 +359,7 @@ async function writeBatch(
          from (select found.ctid, k.at from unnest($2::bigint[], $3::timestamptz[]) as k(id, at)
                 cross join lateral (select ctid from profile_identifiers x where x.workspace_id = $1 and x.id = k.id offset 0) found) s
         where pi.ctid = s.ctid`,
-      [ws, seen.map((s) => s.id), seen.map((s) => iso(s.at))],
+      [ws, plainArray(seen.map((s) => s.id)), plainArray(seen.map((s) => iso(s.at)))],
     );
   }
 
@@ -351,7 +373,7 @@ async function writeBatch(
          from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
         where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
           and e.profile_id is distinct from a.profile_id`,
-      [ws, moved.map((a) => iso(a.timestamp)), moved.map((a) => a.seq), moved.map((a) => a.profileId)],
+      [ws, plainArray(moved.map((a) => iso(a.timestamp))), plainArray(moved.map((a) => a.seq)), plainArray(moved.map((a) => a.profileId))],
     );
   }
 
@@ -363,7 +385,7 @@ async function writeBatch(
          last_seen = greatest(coalesce(p.last_seen, a.last), a.last), updated_at = now()
          from unnest($2::uuid[], $3::timestamptz[], $4::timestamptz[]) as a(id, first, last)
         where p.workspace_id = $1 and p.id = any($2::uuid[]) and p.id = a.id`,
-      [ws, ids, ids.map((id) => iso(result.activity.get(id)!.first)), ids.map((id) => iso(result.activity.get(id)!.last))],
+      [ws, plainArray(ids), plainArray(ids.map((id) => iso(result.activity.get(id)!.first))), plainArray(ids.map((id) => iso(result.activity.get(id)!.last)))],
     );
   }
 
@@ -374,8 +396,9 @@ async function writeBatch(
     await client.query(
       `insert into identity_refusals (workspace_id, profile_id, message_id, seq, identifier_type, identifier_value, reason, message)
        select $1, * from unnest($2::uuid[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::text[])`,
-      [ws, r.map((x) => x.profileId), r.map((x) => x.messageId), r.map((x) => x.seq), r.map((x) => x.identifier.type),
-        r.map((x) => x.identifier.value), r.map((x) => x.reason), r.map((x) => x.message)],
+      [ws, plainArray(r.map((x) => x.profileId)), textArray(r.map((x) => x.messageId)), plainArray(r.map((x) => x.seq)),
+        textArray(r.map((x) => x.identifier.type)), textArray(r.map((x) => x.identifier.value)), textArray(r.map((x) => x.reason)),
+        textArray(r.map((x) => x.message))],
     );
   }
 
@@ -435,9 +458,9 @@ export async function writeTraits(
        where t.source_kind <> '${COMPUTED_TRAIT_SOURCE_KIND}'
          and (t.value, t.source_kind, t.source_name, t.message_id, t.observed_at)
              is distinct from (excluded.value, excluded.source_kind, excluded.source_name, excluded.message_id, excluded.observed_at)`,
-      [ws, rows.map((r) => r.profileId), rows.map((r) => r.key), rows.map((r) => JSON.stringify(r.trait.value)),
-        rows.map((r) => r.trait.source.kind), rows.map((r) => r.trait.source.name), rows.map((r) => r.trait.eventId),
-        rows.map((r) => iso(r.trait.at))],
+      [ws, plainArray(rows.map((r) => r.profileId)), textArray(rows.map((r) => r.key)), textArray(rows.map((r) => JSON.stringify(r.trait.value))),
+        textArray(rows.map((r) => r.trait.source.kind)), textArray(rows.map((r) => r.trait.source.name)), textArray(rows.map((r) => r.trait.eventId)),
+        plainArray(rows.map((r) => iso(r.trait.at)))],
     );
   }
   const changes = traitChanges.filter((c) => c.change.valueChanged);
@@ -445,11 +468,11 @@ export async function writeTraits(
     await client.query(
       `insert into profile_trait_history (workspace_id, profile_id, key, previous_value, value, source_kind, source_name, message_id, observed_at, reason)
        select $1, * from unnest($2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::text[])`,
-      [ws, changes.map((c) => c.profileId), changes.map((c) => c.change.trait),
-        changes.map((c) => (c.change.previous ? JSON.stringify(c.change.previous.value) : null)),
-        changes.map((c) => JSON.stringify(c.change.next.value)), changes.map((c) => c.change.next.source.kind),
-        changes.map((c) => c.change.next.source.name), changes.map((c) => c.change.next.eventId), changes.map((c) => iso(c.change.next.at)),
-        changes.map((c) => c.reason)],
+      [ws, plainArray(changes.map((c) => c.profileId)), textArray(changes.map((c) => c.change.trait)),
+        textArray(changes.map((c) => (c.change.previous ? JSON.stringify(c.change.previous.value) : null))),
+        textArray(changes.map((c) => JSON.stringify(c.change.next.value))), textArray(changes.map((c) => c.change.next.source.kind)),
+        textArray(changes.map((c) => c.change.next.source.name)), textArray(changes.map((c) => c.change.next.eventId)),
+        plainArray(changes.map((c) => iso(c.change.next.at))), textArray(changes.map((c) => c.reason))],
     );
   }
 }
@@ -480,8 +503,15 @@ export async function writeMerge(client: DbClient, ws: string, merge: MergeRecor
  * are (one round trip per merge and table was most of a batch's time). Merges are in the order
  * they happened: a later one may absorb an earlier one's survivor, so everything moves straight
  * to the final survivor while the log keeps each merge as it was. Returns the log rows' ids.
+ * `survivorsQueued`: the caller has queued the final survivors for segment evaluation in this
+ * transaction already (a resolution batch queues every profile its events landed on).
  */
-export async function writeMerges(client: DbClient, ws: string, merges: readonly MergeRecord[]): Promise<string[]> {
+export async function writeMerges(
+  client: DbClient,
+  ws: string,
+  merges: readonly MergeRecord[],
+  options: { survivorsQueued?: boolean } = {},
+): Promise<string[]> {
   if (merges.length === 0) return [];
   const into = new Map<string, string>();
   for (const merge of merges) for (const absorbed of merge.absorbed) into.set(absorbed.profileId, merge.survivorId);
@@ -492,12 +522,12 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
   };
   const absorbedIds = [...into.keys()];
   const survivorIds = absorbedIds.map(finalOf);
-  const pairs = [ws, absorbedIds, survivorIds];
+  const pairs = [ws, plainArray(absorbedIds), plainArray(survivorIds)];
   const moves = `unnest($2::uuid[], $3::uuid[]) as m(absorbed, survivor)`;
   // First (it takes the segment lock before any trait row changes: lock.ts), and before the events
   // move, so the absorbed profiles' `Segment Exited` events join the survivor's timeline with the
   // rest of their history.
-  await segmentsAfterMerges(client, ws, absorbedIds, survivorIds);
+  await segmentsAfterMerges(client, ws, absorbedIds, survivorIds, new Date(), options);
   await moveConsents(client, ws, absorbedIds, survivorIds);
 
   // Ids absorbed earlier keep resolving in one hop: re-point them before their survivor is absorbed.
@@ -538,7 +568,7 @@ export async function writeMerges(client: DbClient, ws: string, merges: readonly
        from ${moves} where h.workspace_id = $1 and h.profile_id = any($2::uuid[]) and h.profile_id = m.absorbed`,
     pairs,
   );
-  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, absorbedIds]);
+  await client.query(`delete from profile_traits where workspace_id = $1 and profile_id = any($2::uuid[])`, [ws, pairs[1]]);
 
   const { rows } = await client.query<{ id: string }>(
     `insert into identity_merges (workspace_id, kind, survivor_id, absorbed_ids, details, cause_message_id, cause_seq,

@@ -1,4 +1,5 @@
 import type { Db, DbClient, Queryable } from '../storage/database.ts';
+import { plainArray } from '../storage/pg-array.ts';
 import { lockWorkspaceSegments } from './lock.ts';
 import { MEMBERSHIPS_OF_PROFILES } from './snapshots.ts';
 import { prepareTransitionStorage, recordTransitions } from './transitions.ts';
@@ -22,7 +23,7 @@ export async function enqueueSegmentEvaluation(client: DbClient, workspaceId: st
   await client.query(
     `insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p
      on conflict (workspace_id, profile_id) do update set version = segment_queue.version + 1`,
-    [workspaceId, ids],
+    [workspaceId, plainArray(ids)],
   );
 }
 
@@ -72,10 +73,13 @@ export async function segmentsAfterMerges(
   absorbedIds: readonly string[],
   survivorIds: readonly string[],
   at = new Date(),
+  options: { survivorsQueued?: boolean } = {},
 ): Promise<void> {
   if (absorbedIds.length === 0) return;
   await lockWorkspaceSegments(client, workspaceId);
-  await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
+  // A resolution batch has queued every profile its events landed on, the survivors among them,
+  // in this transaction already: queueing them again only rewrote the same rows.
+  if (!options.survivorsQueued) await enqueueSegmentEvaluation(client, workspaceId, survivorIds);
   await deleteProfileRows(client, 'segment_queue', workspaceId, absorbedIds);
   await deleteProfileRows(client, 'segment_rechecks', workspaceId, absorbedIds);
   const { rows } = await client.query<{ profile_id: string; id: string; key: string; name: string; version: number }>(
