@@ -101,6 +101,32 @@ async function topStatements(db: Db, limit = 12) {
   return rows;
 }
 
+/**
+ * BENCH_KEPT_PREWARM=1: reads the relations the drain reads into shared buffers first (pg_prewarm),
+ * the steady state of a server that has run for a while, which a run right after start is not. The
+ * events partitions and their profile index first, the small per-profile tables last, so with
+ * buffers smaller than all of it the per-profile tables stay.
+ */
+async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> {
+  const started = performance.now();
+  await db.query('create extension if not exists pg_prewarm');
+  const { rows } = await db.query<{ blocks: string }>(
+    `select coalesce(sum(pg_prewarm(c.oid)), 0)::text as blocks
+       from (select c.oid, ord from pg_class c
+               join (values ('events', 1), ('profiles', 2), ('profile_identifiers', 3), ('profile_traits', 4), ('profile_consents', 5),
+                            ('segment_memberships', 6), ('segment_rechecks', 7)) as t(name, ord)
+                 on c.oid in (select t.name::regclass union all select inhrelid from pg_inherits where inhparent = t.name::regclass)
+                 or c.oid in (select indexrelid from pg_index where indrelid = t.name::regclass
+                              or indrelid in (select inhrelid from pg_inherits where inhparent = t.name::regclass))
+              where c.relkind in ('r', 'i')
+              order by ord, c.relkind desc) c`,
+  );
+  const megabytes = Math.round((Number(rows[0]!.blocks) * 8) / 1024);
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  log(`prewarmed ${megabytes} MB in ${seconds} s`);
+  return { seconds, megabytes };
+}
+
 async function incremental(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
@@ -118,6 +144,7 @@ async function incremental(dataDir: string, meta: Meta) {
     );
     await db.query('vacuum analyze segment_queue, segment_rechecks');
     await db.query('create extension if not exists pg_stat_statements');
+    const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
     log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
@@ -138,6 +165,11 @@ async function incremental(dataDir: string, meta: Meta) {
       before[0]?.id ?? 0,
     ]);
     const statements = await topStatements(db);
+    const { rows: blocks } = await db.query<{ hit: string; read: string }>(
+      `select sum(shared_blks_hit)::text as hit, sum(shared_blks_read)::text as read
+         from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`,
+    );
+    const { rows: sharedBuffers } = await db.query<{ setting: string }>('show shared_buffers');
     const result = {
       benchmark: 'segments-kept incremental',
       at: new Date().toISOString(),
@@ -159,6 +191,13 @@ async function incremental(dataDir: string, meta: Meta) {
       },
       perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
       transitions: after[0]!.n,
+      sharedBuffers: sharedBuffers[0]!.setting,
+      prewarmed,
+      // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
+      buffersPerProfile: {
+        hit: Math.round((Number(blocks[0]!.hit) / evaluated) * 10) / 10,
+        read: Math.round((Number(blocks[0]!.read) / evaluated) * 10) / 10,
+      },
       statements,
     };
     console.log(JSON.stringify(result, null, 2));
