@@ -169,7 +169,7 @@ async function incremental(dataDir: string, meta: Meta) {
       `select sum(shared_blks_hit)::text as hit, sum(shared_blks_read)::text as read
          from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`,
     );
-    const { rows: sharedBuffers } = await db.query<{ setting: string }>('show shared_buffers');
+    const { rows: sharedBuffers } = await db.query<{ shared_buffers: string }>('show shared_buffers');
     const result = {
       benchmark: 'segments-kept incremental',
       at: new Date().toISOString(),
@@ -191,7 +191,7 @@ async function incremental(dataDir: string, meta: Meta) {
       },
       perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
       transitions: after[0]!.n,
-      sharedBuffers: sharedBuffers[0]!.setting,
+      sharedBuffers: sharedBuffers[0]!.shared_buffers,
       prewarmed,
       // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
       buffersPerProfile: {
@@ -211,13 +211,15 @@ async function realtime(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
     await db.query('create extension if not exists pg_stat_statements');
+    const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
+    const { rows: sharedBuffers } = await db.query<{ shared_buffers: string }>('show shared_buffers');
     await db.query('select pg_stat_statements_reset()');
     const eventsPerSecond = envCount('BENCH_SEGMENT_RATE', 2000);
     const seconds = envCount('BENCH_SEGMENT_SECONDS', 60);
     const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
     const result = await benchRealtime(db, server.url, meta.workspaceId, meta.writeKey, pgPid, { eventsPerSecond, seconds }, log);
     const statements = await topStatements(db, 15);
-    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
+    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, sharedBuffers: sharedBuffers[0]!.shared_buffers, prewarmed, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
   } finally {
     await db.end();
     await server.stop();
