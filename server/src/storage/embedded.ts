@@ -157,11 +157,12 @@ const MB = 1024 * 1024;
  * that has the machine to itself, kept between 128 MB (PostgreSQL's default) and 16 GB.
  * `override` (TOUCHPOINT_PG_SHARED_BUFFERS, in MB) replaces it; it must be a whole number ≥ 16.
  *
- * Why it matters: the real-time segment drain re-reads each queued profile's events, a few pages in
- * each monthly partition; pages outside shared buffers cost a read and an eviction each, so once the
- * events outgrow the buffers every re-evaluation pays ~30 such reads (docs/benchmarks.md). Linux
- * gives the shared memory its pages as they are first used, so a large setting on an idle server
- * costs nothing until data is read.
+ * Why: the real-time segment drain re-reads each queued profile's events, a few pages in each
+ * monthly partition, and with 512 MB a third of its pages came from outside the buffers at 250,000
+ * profiles (docs/benchmarks.md: 16–26 % less CPU per re-evaluation once they fit, little when the
+ * page cache serves the misses anyway). Linux gives the shared memory its pages as they are first
+ * used, so a large setting on an idle server costs nothing until data is read; machines running
+ * several embedded servers at once should set the override.
  */
 export function embeddedSharedBuffersMb(memoryBytes: number, override?: string): number {
   if (override !== undefined && override.trim() !== '') {
