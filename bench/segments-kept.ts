@@ -101,6 +101,34 @@ async function topStatements(db: Db, limit = 12) {
   return rows;
 }
 
+/**
+ * BENCH_KEPT_PREWARM=1: reads what the drain reads into shared buffers first (pg_prewarm), the
+ * steady state of a server that has run for a while, which a run right after start is not: the
+ * events partitions' heaps, then their profile-timeline index (the only events index the drain
+ * uses), then the per-profile tables and all their indexes, so with buffers smaller than all of it
+ * the last-read (smaller, hotter) ones stay.
+ */
+async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> {
+  const started = performance.now();
+  await db.query('create extension if not exists pg_prewarm');
+  const { rows } = await db.query<{ blocks: string }>(
+    `with parts as (select inhrelid as oid from pg_inherits where inhparent = 'events'::regclass),
+     small(name, ord) as (values ('profiles', 3), ('profile_identifiers', 4), ('profile_traits', 5), ('profile_consents', 6),
+                                 ('segment_memberships', 7), ('segment_rechecks', 8)),
+     rels as (
+       select oid, 1 as ord from parts
+       union all select inhrelid, 2 from pg_inherits where inhparent = 'events_profile_timeline'::regclass
+       union all select s.name::regclass::oid, s.ord * 2 from small s
+       union all select i.indexrelid, s.ord * 2 + 1 from small s join pg_index i on i.indrelid = s.name::regclass)
+     select coalesce(sum(w.blocks), 0)::text as blocks
+       from (select pg_prewarm(oid) as blocks from (select oid from rels order by ord offset 0) r) w`,
+  );
+  const megabytes = Math.round((Number(rows[0]!.blocks) * 8) / 1024);
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  log(`prewarmed ${megabytes} MB in ${seconds} s`);
+  return { seconds, megabytes };
+}
+
 async function incremental(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
@@ -118,6 +146,7 @@ async function incremental(dataDir: string, meta: Meta) {
     );
     await db.query('vacuum analyze segment_queue, segment_rechecks');
     await db.query('create extension if not exists pg_stat_statements');
+    const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
     log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
@@ -138,6 +167,11 @@ async function incremental(dataDir: string, meta: Meta) {
       before[0]?.id ?? 0,
     ]);
     const statements = await topStatements(db);
+    const { rows: blocks } = await db.query<{ hit: string; read: string }>(
+      `select sum(shared_blks_hit)::text as hit, sum(shared_blks_read)::text as read
+         from pg_stat_statements where dbid = (select oid from pg_database where datname = current_database())`,
+    );
+    const { rows: sharedBuffers } = await db.query<{ shared_buffers: string }>('show shared_buffers');
     const result = {
       benchmark: 'segments-kept incremental',
       at: new Date().toISOString(),
@@ -159,6 +193,13 @@ async function incremental(dataDir: string, meta: Meta) {
       },
       perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
       transitions: after[0]!.n,
+      sharedBuffers: sharedBuffers[0]!.shared_buffers,
+      prewarmed,
+      // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
+      buffersPerProfile: {
+        hit: Math.round((Number(blocks[0]!.hit) / evaluated) * 10) / 10,
+        read: Math.round((Number(blocks[0]!.read) / evaluated) * 10) / 10,
+      },
       statements,
     };
     console.log(JSON.stringify(result, null, 2));
@@ -172,13 +213,15 @@ async function realtime(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
     await db.query('create extension if not exists pg_stat_statements');
+    const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
+    const { rows: sharedBuffers } = await db.query<{ shared_buffers: string }>('show shared_buffers');
     await db.query('select pg_stat_statements_reset()');
     const eventsPerSecond = envCount('BENCH_SEGMENT_RATE', 2000);
     const seconds = envCount('BENCH_SEGMENT_SECONDS', 60);
     const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
     const result = await benchRealtime(db, server.url, meta.workspaceId, meta.writeKey, pgPid, { eventsPerSecond, seconds }, log);
     const statements = await topStatements(db, 15);
-    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
+    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, sharedBuffers: sharedBuffers[0]!.shared_buffers, prewarmed, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
   } finally {
     await db.end();
     await server.stop();

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrate, listMigrations } from '../src/storage/migrate.ts';
 import { ensureMonthlyPartitions, partitionName, monthStart } from '../src/storage/partitions.ts';
-import { startEmbeddedPostgres, StartupError, EMBEDDED_PG_MAJOR } from '../src/storage/embedded.ts';
+import { startEmbeddedPostgres, StartupError, EMBEDDED_PG_MAJOR, embeddedSharedBuffersMb, availableMemoryBytes } from '../src/storage/embedded.ts';
 import { closePool, createPool } from '../src/storage/database.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 import { freePort } from './support/ports.ts';
@@ -128,4 +128,50 @@ describe('closing a pool', () => {
     const { rows } = await t.db.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where pid = any($1::int[])', [pids]);
     expect(rows[0]!.n).toBe(0);
   });
+});
+
+describe('embedded PostgreSQL shared_buffers', () => {
+  const GB = 1024 ** 3;
+
+  it('is a quarter of the memory, between 128 MB and 16 GB', () => {
+    expect(embeddedSharedBuffersMb(24 * GB)).toBe(6 * 1024);
+    expect(embeddedSharedBuffersMb(8 * GB)).toBe(2 * 1024);
+    expect(embeddedSharedBuffersMb(2 * GB)).toBe(512);
+    expect(embeddedSharedBuffersMb(256 * 1024 * 1024)).toBe(128);
+    expect(embeddedSharedBuffersMb(512 * GB)).toBe(16 * 1024);
+    expect(embeddedSharedBuffersMb(Number.NaN)).toBe(128);
+    expect(availableMemoryBytes()).toBeGreaterThan(0);
+    expect(availableMemoryBytes()).toBeLessThanOrEqual(os.totalmem());
+  });
+
+  it('takes TOUCHPOINT_PG_SHARED_BUFFERS in megabytes and refuses anything else', () => {
+    expect(embeddedSharedBuffersMb(24 * GB, '64')).toBe(64);
+    expect(embeddedSharedBuffersMb(24 * GB, ' ')).toBe(6 * 1024);
+    for (const bad of ['8', '1.5', '2GB', '-100']) {
+      expect(() => embeddedSharedBuffersMb(24 * GB, bad)).toThrow(StartupError);
+      expect(() => embeddedSharedBuffersMb(24 * GB, bad)).toThrow(/TOUCHPOINT_PG_SHARED_BUFFERS must be a whole number of megabytes/);
+    }
+  });
+
+  it('is what the started server runs with', async () => {
+    const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-buffers-'));
+    fs.chmodSync(dataDir, 0o755);
+    const previous = process.env.TOUCHPOINT_PG_SHARED_BUFFERS;
+    process.env.TOUCHPOINT_PG_SHARED_BUFFERS = '48';
+    try {
+      const server = await startEmbeddedPostgres({ dataDir, port: await freePort() });
+      const db = createPool(server.url, 1);
+      try {
+        const { rows } = await db.query<{ shared_buffers: string }>('show shared_buffers');
+        expect(rows[0]!.shared_buffers).toBe('48MB');
+      } finally {
+        await db.end();
+        await server.stop();
+      }
+    } finally {
+      if (previous === undefined) delete process.env.TOUCHPOINT_PG_SHARED_BUFFERS;
+      else process.env.TOUCHPOINT_PG_SHARED_BUFFERS = previous;
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

