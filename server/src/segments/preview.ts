@@ -14,9 +14,10 @@ import { listLiveSegments, segmentIdsByKey } from './store.ts';
 // The answer must come in under 2 s. Within this budget, side by side: an exact count of the
 // whole definition, and the definition evaluated on a growing random sample of profiles (see
 // sample-estimate.ts). The exact count wins when it finishes in time.
-const QUERY_BUDGET_MS = 1_500;
+// Checking the definition before and reading the sample's traits after take the rest of the 2 s.
+const QUERY_BUDGET_MS = 1_200;
 // Live profiles the first sample stage covers; each later stage doubles the sample.
-const FIRST_STAGE_PROFILES = 2_000;
+const FIRST_STAGE_PROFILES = 500;
 // The sample stops growing once its 95 % interval is this narrow relative to the estimate (and
 // it holds enough members for the sample shown), leaving the cores to the exact count.
 const ENOUGH_PRECISION = 0.025;
@@ -120,14 +121,9 @@ export async function measureSegment(
     throw new RangeError(`bad preview options: ${JSON.stringify(options)}`);
   }
   const deadline = performance.now() + budgetMs;
-  const liveProfiles = await countLiveProfiles(db, context.workspaceId);
   const query = compileSegmentQuery(condition, context);
-  if (liveProfiles <= firstStageProfiles) {
-    const all = await evaluate(db, query, context.workspaceId, null, sampleSize, deadline - performance.now());
-    if (all) return { method: 'exact', estimate: all.matches, low: all.matches, high: all.matches, liveProfiles, sampledProfiles: null, sampledMatches: null, memberIds: all.ids };
-    return plannerGuess(db, query, liveProfiles);
-  }
   const exactDone = { value: false };
+  // Started at once, beside the count of live profiles the sample needs.
   const exact =
     exactBudgetMs > 0
       ? evaluate(db, query, context.workspaceId, null, sampleSize, exactBudgetMs).then((answer) => {
@@ -135,16 +131,22 @@ export async function measureSegment(
           return answer;
         })
       : Promise.resolve(null);
+  const liveProfiles = await countLiveProfiles(db, context.workspaceId).catch(async (error: unknown) => {
+    await exact.catch(() => undefined);
+    throw error;
+  });
+  if (liveProfiles <= firstStageProfiles) {
+    // Small enough for one sample stage, which would be the whole workspace: count it.
+    const remaining = deadline - performance.now();
+    const all = (await exact) ?? (remaining > 0 ? await evaluate(db, query, context.workspaceId, null, sampleSize, remaining) : null);
+    return all ? exactSize(all.matches, all.ids, liveProfiles) : plannerGuess(db, query, liveProfiles);
+  }
   const [counted, sampled] = await Promise.all([
     exact,
     sampleStages(db, condition, context, liveProfiles, { sampleSize, deadline, firstStageProfiles, maxStages, stop: exactDone }),
   ]);
-  if (counted) {
-    return { method: 'exact', estimate: counted.matches, low: counted.matches, high: counted.matches, liveProfiles, sampledProfiles: null, sampledMatches: null, memberIds: counted.ids };
-  }
-  if (sampled.complete) {
-    return { method: 'exact', estimate: sampled.matches, low: sampled.matches, high: sampled.matches, liveProfiles, sampledProfiles: null, sampledMatches: null, memberIds: sampled.ids };
-  }
+  if (counted) return exactSize(counted.matches, counted.ids, liveProfiles);
+  if (sampled.complete) return exactSize(sampled.matches, sampled.ids, liveProfiles);
   if (sampled.profiles === 0) return plannerGuess(db, query, liveProfiles);
   // Profiles created since the live count could make the sample exceed it.
   const population = Math.max(liveProfiles, sampled.profiles);
@@ -157,6 +159,10 @@ export async function measureSegment(
     sampledMatches: sampled.matches,
     memberIds: sampled.ids,
   };
+}
+
+function exactSize(count: number, memberIds: string[], liveProfiles: number): PreviewSize {
+  return { method: 'exact', estimate: count, low: count, high: count, liveProfiles, sampledProfiles: null, sampledMatches: null, memberIds };
 }
 
 async function countLiveProfiles(db: Db, workspaceId: string): Promise<number> {
