@@ -131,19 +131,24 @@ export async function measureSegment(
           return answer;
         })
       : Promise.resolve(null);
-  const liveProfiles = await countLiveProfiles(db, context.workspaceId).catch(async (error: unknown) => {
-    await exact.catch(() => undefined);
-    throw error;
-  });
-  if (liveProfiles <= firstStageProfiles) {
+  // The stages start without waiting for the exact count of live profiles (a scan of them all):
+  // their sizes come from the planner's row count of the profiles table (all workspaces), when
+  // it has one.
+  const live = countLiveProfiles(db, context.workspaceId);
+  live.catch(() => undefined);
+  const planned = await plannedProfiles(db);
+  const liveProfilesFirst = planned === null || planned <= firstStageProfiles ? await live : null;
+  if (liveProfilesFirst !== null && liveProfilesFirst <= firstStageProfiles) {
     // Small enough for one sample stage, which would be the whole workspace: count it.
     const remaining = deadline - performance.now();
     const all = (await exact) ?? (remaining > 0 ? await evaluate(db, query, context.workspaceId, null, sampleSize, remaining) : null);
-    return all ? exactSize(all.matches, all.ids, liveProfiles) : plannerGuess(db, query, liveProfiles);
+    return all ? exactSize(all.matches, all.ids, liveProfilesFirst) : plannerGuess(db, query, liveProfilesFirst);
   }
-  const [counted, sampled] = await Promise.all([
+  const stageBase = liveProfilesFirst ?? planned!;
+  const [counted, sampled, liveProfiles] = await Promise.all([
     exact,
-    sampleStages(db, condition, context, liveProfiles, { sampleSize, deadline, firstStageProfiles, maxStages, stop: exactDone }),
+    sampleStages(db, condition, context, stageBase, { sampleSize, deadline, firstStageProfiles, maxStages, stop: exactDone }),
+    live,
   ]);
   if (counted) return exactSize(counted.matches, counted.ids, liveProfiles);
   if (sampled.complete) return exactSize(sampled.matches, sampled.ids, liveProfiles);
@@ -163,6 +168,12 @@ export async function measureSegment(
 
 function exactSize(count: number, memberIds: string[], liveProfiles: number): PreviewSize {
   return { method: 'exact', estimate: count, low: count, high: count, liveProfiles, sampledProfiles: null, sampledMatches: null, memberIds };
+}
+
+async function plannedProfiles(db: Db): Promise<number | null> {
+  const { rows } = await db.query<{ n: number }>(`select reltuples::float8 as n from pg_class where oid = 'profiles'::regclass`);
+  const n = rows[0]?.n ?? -1;
+  return n > 0 ? Math.round(n) : null;
 }
 
 async function countLiveProfiles(db: Db, workspaceId: string): Promise<number> {
