@@ -13,6 +13,10 @@
  * the steady state of a profile queued by a change that moves nothing), reporting CPU µs per
  * re-evaluation of Node and PostgreSQL and the top statements (pg_stat_statements).
  * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
+ * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
+ * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
+ * whether it holds the true size, time; with the CPU PostgreSQL and Node used
+ * (BENCH_PREVIEW_ONLY=key,key: some of them; BENCH_PREVIEW_EXACT_MS=0: no exact count attempted).
  * The data folder is left for the next run; delete it when done.
  */
 import crypto from 'node:crypto';
@@ -24,7 +28,10 @@ import { createPool, type Db } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { createWorkspace } from '../server/src/workspaces/store.ts';
-import { benchRealtime, createSegments } from './segments.ts';
+import { parseSegment } from '../server/src/segments/language/parse.ts';
+import { compileSegmentQuery } from '../server/src/segments/sql/compile.ts';
+import { listLiveSegments, segmentIdsByKey } from '../server/src/segments/store.ts';
+import { benchPreview, benchRealtime, createSegments } from './segments.ts';
 import { segmentCatalogue } from './segments-catalogue.ts';
 import { generateRetailData } from './segments-data.ts';
 import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
@@ -228,17 +235,85 @@ async function realtime(dataDir: string, meta: Meta) {
   }
 }
 
+async function preview(dataDir: string, meta: Meta) {
+  const { server, db, pgPid } = await open(dataDir);
+  try {
+    const ws = meta.workspaceId;
+    const now = new Date(meta.now);
+    const runs = envCount('BENCH_PREVIEW_RUNS', 3);
+    const only = process.env.BENCH_PREVIEW_ONLY?.split(',');
+    const cases = segmentCatalogue(now).filter((c) => !only || only.includes(c.key));
+    const segmentIds = segmentIdsByKey(await listLiveSegments(db, ws));
+    const truth = new Map<string, { count: number; query: { text: string; values: unknown[] } }>();
+    // BENCH_PREVIEW_TRUTH=memberships: the members `prepare` computed at `now` (the same answer, measured
+    // equal on the 1M data) instead of counting each segment again.
+    const fromMemberships = process.env.BENCH_PREVIEW_TRUTH === 'memberships';
+    log(`${fromMemberships ? 'Reading' : 'Counting'} the ${cases.length} segments' members at ${meta.now} …`);
+    for (const c of cases) {
+      if (fromMemberships) {
+        const segmentId = segmentIds.get(c.key);
+        if (!segmentId) throw new Error(`segment ${c.key} was not created by prepare`);
+        const query = { text: 'select profile_id from segment_memberships where workspace_id = $1 and segment_id = $2', values: [ws, segmentId] };
+        const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from (${query.text}) t`, query.values);
+        truth.set(c.key, { count: rows[0]!.n, query });
+        continue;
+      }
+      const parsed = parseSegment(c.text);
+      if (!parsed.ok) throw new Error(`${c.key}: ${parsed.error.message}`);
+      const query = compileSegmentQuery(parsed.condition, { workspaceId: ws, now, segmentIds });
+      const started = performance.now();
+      const { rows } = await db.query<{ n: number }>(`select count(*)::int as n from (${query.text}) t`, query.values);
+      truth.set(c.key, { count: rows[0]!.n, query });
+      log(`  ${c.key}: ${rows[0]!.n} in ${Math.round(performance.now() - started)} ms`);
+    }
+    const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
+    const node0 = processCpuSeconds();
+    const pg0 = clusterCpuSeconds(pgPid);
+    log(`Previewing, ${runs} runs each (load ${load}) …`);
+    // BENCH_PREVIEW_EXACT_MS=0: the sampled estimate alone (as when counting never finishes in time).
+    const exactRaw = process.env.BENCH_PREVIEW_EXACT_MS;
+    const options = exactRaw === undefined || exactRaw === '' ? {} : { exactBudgetMs: Number(exactRaw) };
+    const previews = await benchPreview(db, ws, cases, now, truth, runs, log, options);
+    const times = previews.flatMap((p) => p.runs.map((r) => r.wallMs)).sort((a, b) => a - b);
+    console.log(
+      JSON.stringify(
+        {
+          benchmark: 'segments-kept preview',
+          at: new Date().toISOString(),
+          loadAtStart: load,
+          loadAtEnd: fs.readFileSync('/proc/loadavg', 'utf8').trim(),
+          machine: machine(),
+          profiles: meta.profiles,
+          events: meta.events,
+          runs,
+          options,
+          cpuSeconds: { node: Math.round((processCpuSeconds() - node0) * 10) / 10, postgres: Math.round((clusterCpuSeconds(pgPid) - pg0) * 10) / 10 },
+          wallMs: { p50: times[Math.floor((times.length - 1) / 2)], max: times.at(-1) },
+          covered: `${previews.filter((p) => p.covered).length}/${previews.length}`,
+          previews,
+        },
+        null,
+        2,
+      ),
+    );
+  } finally {
+    await db.end();
+    await server.stop();
+  }
+}
+
 const command = process.argv[2];
 const dataDir = process.env.BENCH_SEGMENT_DATA_DIR;
 if (!dataDir) throw new Error('BENCH_SEGMENT_DATA_DIR must name the kept data folder');
 if (command === 'prepare') {
   await prepare(dataDir);
-} else if (command === 'incremental' || command === 'realtime') {
+} else if (command === 'incremental' || command === 'realtime' || command === 'preview') {
   const metaFile = path.join(dataDir, 'meta.json');
   if (!fs.existsSync(metaFile)) throw new Error(`${dataDir} holds no prepared data: run "prepare" first`);
   const meta = JSON.parse(fs.readFileSync(metaFile, 'utf8')) as Meta;
   if (command === 'incremental') await incremental(dataDir, meta);
+  else if (command === 'preview') await preview(dataDir, meta);
   else await realtime(dataDir, meta);
 } else {
-  throw new Error('usage: bench/segments-kept.ts prepare | incremental | realtime');
+  throw new Error('usage: bench/segments-kept.ts prepare | incremental | realtime | preview');
 }

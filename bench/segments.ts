@@ -8,7 +8,8 @@
  *     hand-written SQL, each run 3× alternating, counted in PostgreSQL; medians, the ratio per
  *     segment and the geometric mean (target ≤ 1.5×). Both must return the same profiles (count
  *     and a hash of the sorted ids); a mismatch is reported, never hidden.
- * (b) Preview (count + sample of 20, previewSegment) of a few segments (target < 2 s).
+ * (b) Preview (size + sample of 20, previewSegment) of the 20 segments, three times each, against
+ *     the true size from (a): estimate, 95 % interval and whether it holds the truth (target < 2 s).
  * (c) Incremental throughput: 50,000 profiles queued, drained by drainSegmentQueue against the
  *     20 real-time segments together with the re-checks that creating them made due; profile
  *     re-evaluations/s (target ≥ 5,000).
@@ -36,7 +37,7 @@ import { loadConfig } from '../server/src/config.ts';
 import type { Condition } from '../server/src/segments/ast.ts';
 import { parseSegment } from '../server/src/segments/language/parse.ts';
 import { createSegment } from '../server/src/segments/lifecycle.ts';
-import { previewSegment } from '../server/src/segments/preview.ts';
+import { previewSegment, type PreviewOptions } from '../server/src/segments/preview.ts';
 import { onDrainBatch } from '../server/src/segments/drain-metrics.ts';
 import { drainSegmentQueue } from '../server/src/segments/realtime.ts';
 import { compileSegmentQuery } from '../server/src/segments/sql/compile.ts';
@@ -68,7 +69,6 @@ const LOAD_CLIENT = path.join(HERE, 'segments-load.ts');
 
 const TARGETS = { ratio: 1.5, previewMs: 2000, reevaluationsPerSecond: 5000, latencyP99Ms: 1000 };
 const RUNS = 3;
-const PREVIEWED = ['issue_example', 'cart_abandoners', 'inactive_30d', 'shanghai_members', 'category_explorers_30d'];
 /** The real-time loop's batch (worker/runner.ts); BENCH_SEGMENT_BATCH tries others. */
 const DRAIN_BATCH = envCount('BENCH_SEGMENT_BATCH') ?? 500;
 const LOAD_BATCH = 20;
@@ -220,29 +220,74 @@ async function benchFullEvaluation(db: Db, ws: string, cases: readonly SegmentCa
     const q = queries.get(r.key)!;
     plans[r.key] = { ratio: r.ratio, compiled: await explain(db, q.compiled), hand: await explain(db, q.hand) };
   }
-  return { results, geometricMean, plans };
+  return { results, geometricMean, plans, queries };
 }
 
-async function benchPreview(db: Db, ws: string, cases: readonly SegmentCase[], log: (line: string) => void) {
+export interface PreviewRun {
+  wallMs: number;
+  method: string;
+  estimatedSize: number;
+  low: number | null;
+  high: number | null;
+  sampledProfiles: number | null;
+  sampledMatches: number | null;
+  sample: number;
+  /** The sample's members that are members by the full computation (all of them, or a bug). */
+  sampleTrue: number;
+}
+
+/**
+ * (b) previewSegment (size and a sample of 20) of each segment `runs` times at `now`, against its
+ * true size and members from the full computation: the estimate, its 95 % interval and whether
+ * the interval holds the true size, and the time.
+ */
+export async function benchPreview(
+  db: Db,
+  ws: string,
+  cases: readonly SegmentCase[],
+  now: Date,
+  truth: ReadonlyMap<string, { count: number; query: Query }>,
+  runs: number,
+  log: (line: string) => void,
+  options: PreviewOptions = {},
+) {
   const previews = [];
-  for (const key of PREVIEWED) {
-    const c = cases.find((candidate) => candidate.key === key);
-    if (!c) continue;
-    const runs: Array<{ wallMs: number; durationMs: number; exact: boolean; estimatedSize: number; sample: number }> = [];
-    for (let run = 0; run < RUNS; run++) {
+  for (const c of cases) {
+    const real = truth.get(c.key);
+    if (!real) continue;
+    const done: PreviewRun[] = [];
+    for (let run = 0; run < runs; run++) {
       const started = performance.now();
-      const preview = await previewSegment(db, ws, { text: c.text, sampleSize: 20 }, new Date());
-      runs.push({
-        wallMs: round1(performance.now() - started),
-        durationMs: preview.durationMs,
-        exact: preview.exact,
+      const preview = await previewSegment(db, ws, { text: c.text, sampleSize: 20 }, now, options);
+      const wallMs = round1(performance.now() - started);
+      const ids = preview.sample.map((profile) => profile.id);
+      const { rows } = await db.query<{ n: number }>(
+        `select count(*)::int as n from (${real.query.text}) t where profile_id = any($${real.query.values.length + 1}::uuid[])`,
+        [...real.query.values, ids],
+      );
+      done.push({
+        wallMs,
+        method: preview.method,
         estimatedSize: preview.estimatedSize,
-        sample: preview.sample.length,
+        low: preview.sizeInterval?.low ?? null,
+        high: preview.sizeInterval?.high ?? null,
+        sampledProfiles: preview.sampledProfiles,
+        sampledMatches: preview.sampledMatches,
+        sample: ids.length,
+        sampleTrue: rows[0]!.n,
       });
     }
-    const medianMs = median(runs.map((r) => r.wallMs));
-    previews.push({ key, medianMs, met: medianMs < TARGETS.previewMs, runs });
-    log(`  ${key}: median ${medianMs} ms (${runs.map((r) => `${r.wallMs} ms${r.exact ? '' : ' estimated'}`).join(', ')}), size ${runs[0]!.estimatedSize}`);
+    const last = done.at(-1)!;
+    const covered = last.low !== null && last.high !== null && last.low <= real.count && real.count <= last.high;
+    const medianMs = median(done.map((r) => r.wallMs));
+    const maxMs = Math.max(...done.map((r) => r.wallMs));
+    const error = real.count === 0 ? null : round3((last.estimatedSize - real.count) / real.count);
+    previews.push({ key: c.key, trueCount: real.count, covered, relativeError: error, medianMs, maxMs, met: maxMs < TARGETS.previewMs, runs: done });
+    log(
+      `  ${c.key.padEnd(24)} true ${String(real.count).padStart(8)}  ${last.method.padEnd(7)} ${String(last.estimatedSize).padStart(8)} ` +
+        `[${last.low ?? '?'}, ${last.high ?? '?'}]${covered ? '' : ' MISSES'}  n ${last.sampledProfiles ?? '-'} x ${last.sampledMatches ?? '-'}  ` +
+        `sample ${last.sampleTrue}/${last.sample}  ${done.map((r) => `${r.wallMs} ms`).join(', ')}`,
+    );
   }
   return previews;
 }
@@ -640,8 +685,9 @@ export async function benchSegments(options: SegmentBenchOptions = {}): Promise<
     const mismatches = full.results.filter((r) => !r.same).map((r) => ({ key: r.key, compiled: r.compiled, hand: r.hand }));
     log(`    geometric mean ratio ${full.geometricMean}${mismatches.length ? `; ${mismatches.length} MISMATCHES` : '; every answer identical'}`);
 
-    log('(b) Preview (count + sample of 20) …');
-    const previews = await benchPreview(db, ws, cases, log);
+    log('(b) Preview (size and a sample of 20) of the 20 segments, against their full computation …');
+    const truth = new Map(full.results.map((r) => [r.key, { count: r.members, query: full.queries.get(r.key)!.compiled }]));
+    const previews = await benchPreview(db, ws, cases, now, truth, RUNS, log);
 
     log('(c) Incremental re-evaluation throughput …');
     const incremental = await benchIncremental(db, ws, pgPid, queueProfiles, catchUpSeconds, log);
@@ -665,7 +711,9 @@ export async function benchSegments(options: SegmentBenchOptions = {}): Promise<
       `(a) full evaluation: geometric mean of compiled/hand ratios ${full.geometricMean} (target ≤ ${TARGETS.ratio}: ${full.geometricMean <= TARGETS.ratio ? 'met' : 'MISSED'}); ` +
         `worst ${[...full.results].sort((a, b) => b.ratio - a.ratio).slice(0, 3).map((r) => `${r.key} ${r.ratio}`).join(', ')}; ` +
         `${mismatches.length === 0 ? 'compiled and hand-written SQL returned the same profiles for all 20' : `${mismatches.length} MISMATCHES: ${mismatches.map((m) => m.key).join(', ')}`}`,
-      `(b) preview: ${previews.map((p) => `${p.key} ${p.medianMs} ms`).join(', ')} (target < ${TARGETS.previewMs} ms: ${previews.every((p) => p.met) ? 'met' : 'MISSED'})`,
+      `(b) preview: ${previews.map((p) => `${p.key} ${p.runs.at(-1)!.estimatedSize}/${p.trueCount}${p.covered ? '' : ' (outside its interval)'} ${p.medianMs} ms`).join(', ')}; ` +
+        `${previews.filter((p) => p.covered).length}/${previews.length} intervals hold the true size; max ${Math.max(...previews.map((p) => p.maxMs))} ms ` +
+        `(target < ${TARGETS.previewMs} ms: ${previews.every((p) => p.met) ? 'met' : 'MISSED'})`,
       `(c) incremental: ${incremental.evaluated.toLocaleString('en')} profiles (${incremental.queued.toLocaleString('en')} queued, the rest re-checks due ` +
         `after creating the segments${incremental.leftAfterBudget.dueRechecks ? `; ${incremental.leftAfterBudget.dueRechecks.toLocaleString('en')} left after the ${incremental.budgetSeconds} s budget, postponed` : ''}) × 20 segments in ${incremental.seconds} s = ` +
         `${incremental.reevaluationsPerSecond.toLocaleString('en')} profile re-evaluations/s (target ≥ ${TARGETS.reevaluationsPerSecond.toLocaleString('en')}: ` +

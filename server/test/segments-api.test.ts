@@ -197,7 +197,18 @@ describe('segments API', () => {
     const res = await call('POST', '/v1/segments/preview', { text: 'trait.city = "上海"' });
     expect(res.statusCode).toBe(200);
     const body = res.json();
-    expect(body).toMatchObject({ estimatedSize: 2, exact: true, sampleComplete: true, text: 'trait.city = "上海"', warnings: [] });
+    expect(body).toMatchObject({
+      estimatedSize: 2,
+      exact: true,
+      method: 'exact',
+      sizeInterval: { low: 2, high: 2, confidence: 1 },
+      sampledProfiles: null,
+      sampledMatches: null,
+      sampleComplete: true,
+      text: 'trait.city = "上海"',
+      warnings: [],
+    });
+    expect(body.liveProfiles).toBeGreaterThanOrEqual(3);
     expect(body.durationMs).toBeGreaterThan(0);
     expect(body.sample.map((p: { id: string }) => p.id).sort()).toEqual([liLei, zhang].sort());
     const li = body.sample.find((p: { id: string }) => p.id === liLei);

@@ -4,6 +4,7 @@ import { evaluateSegment } from '../src/segments/evaluate.ts';
 import { printSegment } from '../src/segments/language/print.ts';
 import type { ProfileEvent, ProfileSnapshot } from '../src/segments/snapshot.ts';
 import { conditionReads, loadProfileSnapshots, snapshotNeeds } from '../src/segments/snapshots.ts';
+import { uuidAtFraction } from '../src/segments/sample-estimate.ts';
 import { compileSegmentQuery } from '../src/segments/sql/compile.ts';
 import { createWorkspace, loadProfiles, type ProfileFixture, type TestWorkspace } from './segments-sql-support.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
@@ -263,6 +264,8 @@ describe('SQL compiler and incremental evaluator', () => {
     let members = 0;
     let nonMembers = 0;
     let loaderChecks = 0;
+    const rangeMismatches: string[] = [];
+    let rangeChecks = 0;
     const coverage = new Map<string, number>();
     for (const [d, dataset] of datasets.entries()) {
       const rng = createRng(7000 + d);
@@ -293,6 +296,17 @@ describe('SQL compiler and incremental evaluator', () => {
         if (sqlOnly.length > 0 || evaluatorOnly.length > 0) {
           divergences.push({ seed: `dataset ${d} case ${c}`, text: describeCase(condition), now: new Date(now).toISOString(), sqlOnly, evaluatorOnly });
         }
+        if (c % 4 === 1) {
+          // The preview's sampled form: restricted to a profile id range, exactly the members in it.
+          rangeChecks++;
+          const start = (c % 9) / 10;
+          const range = { from: uuidAtFraction(start)!, to: uuidAtFraction(start + 0.3) };
+          const restricted = compileSegmentQuery(condition, { workspaceId: dataset.workspace.workspaceId, now: new Date(now), segmentIds: dataset.segmentIds, profileRange: range });
+          const { rows } = await t.db.query<{ profile_id: string }>(restricted.text, restricted.values);
+          const got = rows.map((row) => row.profile_id).sort();
+          const want = [...sqlMembers].filter((id) => id >= range.from && (range.to === null || id < range.to)).sort();
+          if (JSON.stringify(got) !== JSON.stringify(want)) rangeMismatches.push(`${describeCase(condition)} in [${range.from}, ${range.to}): got ${got.length}, want ${want.length}`);
+        }
         if (c % 10 === 0) {
           loaderChecks++;
           const mismatch = await loaderMismatch(dataset, condition, now, evaluatorMembers);
@@ -313,6 +327,8 @@ describe('SQL compiler and incremental evaluator', () => {
     expect(members).toBeGreaterThan(DATASETS * CASES_PER_DATASET * 3);
     expect(nonMembers).toBeGreaterThan(DATASETS * CASES_PER_DATASET * 3);
     expect(loaderChecks).toBeGreaterThan(50);
+    expect(rangeMismatches.slice(0, 5), `${rangeMismatches.length} of ${rangeChecks} id-range restrictions differ`).toEqual([]);
+    expect(rangeChecks).toBeGreaterThan(300);
     const rare = FEATURES.filter((feature) => (coverage.get(feature) ?? 0) < 10);
     expect(rare, 'features seen fewer than 10 times').toEqual([]);
   });

@@ -7,6 +7,7 @@ import { useApi } from '../components/use-api.ts';
 import { useI18n } from '../i18n/index.tsx';
 import { useRange } from '../range-context.tsx';
 import { Link, navigate } from '../router.tsx';
+import { previewSizeView } from '../preview-size.ts';
 import { errorMarker } from '../segment-text.ts';
 import { sizeSeries } from '../segment-trend.ts';
 import { daysOf } from '../time-range.ts';
@@ -233,15 +234,26 @@ export function SegmentEditorPage({ segmentKey }: { segmentKey?: string }) {
 function PreviewPanel({ preview }: { preview: Preview }) {
   const { t, format } = useI18n();
   const sampleKeys = [...new Set(preview.sample.flatMap((profile) => Object.keys(profile.traits)))].slice(0, 5);
+  const size = previewSizeView(preview);
   return (
     <Card title={t('segments.preview')}>
       <p className="metric-value" data-testid="preview-size">
-        {format.number(preview.estimatedSize)}
-        {!preview.exact && <small> ({t('segments.approximate')})</small>}
+        {size.kind === 'atMost' ? t('segments.atMost', { high: format.number(size.high) }) : format.number(size.value)}
+        {(size.kind === 'estimate' || (size.kind === 'count' && size.approximate)) && <small> ({t('segments.approximate')})</small>}
       </p>
       <p className="subtle">
         {t('segments.size')} · {format.number(Math.round(preview.durationMs))} ms
       </p>
+      {size.kind !== 'count' && (
+        <p className="subtle" data-testid="preview-interval">
+          {t('segments.sampledInterval', {
+            low: format.number(size.kind === 'estimate' ? size.low : 0),
+            high: format.number(size.high),
+            sampled: format.number(size.sampled),
+            live: format.number(size.live),
+          })}
+        </p>
+      )}
       {preview.warnings.length > 0 && (
         <ul className="warnings" aria-label={t('segments.warnings')}>
           {preview.warnings.map((warning) => (
@@ -254,7 +266,7 @@ function PreviewPanel({ preview }: { preview: Preview }) {
       )}
       <h3>{t('segments.sample')}</h3>
       {preview.sample.length === 0 ? (
-        <Empty>{t('segments.sampleEmpty')}</Empty>
+        <Empty>{preview.exact ? t('segments.sampleEmpty') : preview.method === 'sampled' ? t('segments.sampleEmptySampled') : t('segments.sampleTooSlow')}</Empty>
       ) : (
         <table className="table compact" data-testid="preview-sample">
           <thead>

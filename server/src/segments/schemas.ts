@@ -150,16 +150,39 @@ export const PreviewBodySchema = Type.Object(
 );
 export type PreviewBody = Static<typeof PreviewBodySchema>;
 
+const NullableInteger = (description: string) => Type.Union([Type.Integer(), Type.Null()], { description });
+
 export const PreviewSchema = Type.Object({
-  estimatedSize: Type.Integer(),
-  exact: Type.Boolean({ description: 'true: counted; false: the planner\'s row estimate, because counting took too long' }),
+  estimatedSize: Type.Integer({
+    description:
+      'Counted (method exact), or estimated from a random sample of live profiles (sampled: 0 then means none of the sampled profiles matched, not that nobody does; see sizeInterval), or the planner\'s guess (planner)',
+  }),
+  exact: Type.Boolean({ description: 'true: counted (method exact); false: estimated, because counting took too long' }),
+  method: Type.Union([Type.Literal('exact'), Type.Literal('sampled'), Type.Literal('planner')], {
+    description:
+      'exact: counted; sampled: the definition evaluated on a uniform random sample of live profiles (by profile id), scaled up; planner: no sample finished in time, the query planner\'s row estimate (can be far off)',
+  }),
+  sizeInterval: Type.Union(
+    [
+      Type.Object({
+        low: Type.Integer(),
+        high: Type.Integer(),
+        confidence: Type.Number({ description: '0.95 for a sampled estimate (Wilson score interval); 1 when counted' }),
+      }),
+      Type.Null(),
+    ],
+    { description: 'Where the size lies; null for the planner\'s guess' },
+  ),
+  liveProfiles: Type.Integer({ description: 'Live (not merged) profiles of the workspace' }),
+  sampledProfiles: NullableInteger('Live profiles the sampled estimate evaluated the definition on (method sampled)'),
+  sampledMatches: NullableInteger('How many of them matched (method sampled)'),
   sample: Type.Array(
     Type.Object({
       id: Type.String({ format: 'uuid' }),
       traits: Type.Record(Type.String(), Type.Unknown(), { description: 'The traits the definition reads, plus name, email, phone and city' }),
     }),
   ),
-  sampleComplete: Type.Boolean({ description: 'false when finding the sample took too long and it may be shorter than asked' }),
+  sampleComplete: Type.Boolean({ description: 'false when more members surely exist than the sample shows and it is shorter than asked' }),
   definition: Type.Unknown(),
   text: Type.String(),
   warnings: Type.Array(IssueSchema),

@@ -39,6 +39,18 @@ export interface CompileContext {
   now: Date;
   /** Segment key → id, for in_segment conditions. A key not in the map has no members. */
   segmentIds: ReadonlyMap<string, string>;
+  /**
+   * Only profiles whose id is in [from, to) (uuid order; `to` null: to the end), for sampled
+   * previews: every scan of every table is bounded to that id range, so event scans read the
+   * profiles' index ranges instead of whole partitions. Every condition is a fact about one
+   * profile's own rows, so the answer is exactly the unrestricted answer's profiles in the range.
+   */
+  profileRange?: ProfileRange;
+}
+
+export interface ProfileRange {
+  from: string;
+  to: string | null;
 }
 
 export interface CompiledQuery {
@@ -77,6 +89,7 @@ function compileInto(condition: Condition, context: CompileContext, values: unkn
   // Bound on first use: PostgreSQL refuses a parameter the query never mentions.
   let workspace = workspacePlaceholder;
   let nowParam: string | undefined;
+  let range: { from: string; to: string | null } | undefined;
   const scope: Scope = {
     bind: (value, type) => bindTo(values, value, type),
     get workspace() {
@@ -89,6 +102,14 @@ function compileInto(condition: Condition, context: CompileContext, values: unkn
       return nowParam;
     },
     segmentIds: context.segmentIds,
+    inRange(column) {
+      if (!context.profileRange) return '';
+      range ??= {
+        from: bindTo(values, context.profileRange.from, 'uuid'),
+        to: context.profileRange.to === null ? null : bindTo(values, context.profileRange.to, 'uuid'),
+      };
+      return ` and ${column} >= ${range.from}${range.to === null ? '' : ` and ${column} < ${range.to}`}`;
+    },
   };
   // Conditions on the profile id alone (random buckets) filter the result instead of being sets.
   const conjuncts = flattenConjuncts(condition);
@@ -96,7 +117,7 @@ function compileInto(condition: Condition, context: CompileContext, values: unkn
   const rest = conjuncts.filter((c) => !isRowCondition(c));
   const set = rest.length === 0 ? EVERYONE : compileSet(scope, rest.length === 1 ? rest[0]! : { kind: 'and', conditions: rest });
   const rowFilter = (id: string) => rowConditions.map((c) => ` and ${rowTest(scope, c, id)}`).join('');
-  const live = `select p.id as profile_id from profiles p where p.workspace_id = ${scope.workspace} and p.merged_into is null`;
+  const live = `select p.id as profile_id from profiles p where p.workspace_id = ${scope.workspace} and p.merged_into is null${inRange(scope, 'p.id')}`;
   let text: string;
   if (set.sql === null) {
     text = set.complement ? `${live}${rowFilter('p.id')}` : `${live} and false`;
@@ -105,7 +126,7 @@ function compileInto(condition: Condition, context: CompileContext, values: unkn
   } else {
     // EXCEPT rather than an anti-join: with the merged profiles estimated at one row, the planner
     // would scan all of them once per member.
-    const merged = `select m.id from profiles m where m.workspace_id = ${scope.workspace} and m.merged_into is not null`;
+    const merged = `select m.id from profiles m where m.workspace_id = ${scope.workspace} and m.merged_into is not null${inRange(scope, 'm.id')}`;
     const members = `(${set.sql}) except (${merged})`;
     text = rowConditions.length === 0 ? members : `select s.profile_id from (${members}) s where true${rowFilter('s.profile_id')}`;
   }
@@ -132,6 +153,11 @@ function dropUnusedParameters(text: string, values: unknown[], firstOwn: number)
     const to = renumbered.get(Number(number));
     return to === undefined ? placeholder : `$${to}`;
   });
+}
+
+/** The compile context's profile id range as a test on `column` (preceded by ` and `), or ''. */
+function inRange(scope: Scope, column: string): string {
+  return scope.inRange?.(column) ?? '';
 }
 
 function bindTo(values: unknown[], value: unknown, type: string): string {
@@ -173,7 +199,7 @@ function readsOnlyEvents(condition: Condition): boolean {
 function compileSet(scope: Scope, condition: Condition): ProfileSet {
   if (isRowCondition(condition)) {
     return {
-      sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null and ${rowTest(scope, condition, 'b.id')}`,
+      sql: `select b.id as profile_id from profiles b where b.workspace_id = ${scope.workspace} and b.merged_into is null${inRange(scope, 'b.id')} and ${rowTest(scope, condition, 'b.id')}`,
       complement: false,
     };
   }
@@ -200,20 +226,20 @@ function compileSet(scope: Scope, condition: Condition): ProfileSet {
       return { sql: sequenceSql(scope, condition), complement: false };
     case 'identifier':
       return {
-        sql: `select i.profile_id from profile_identifiers i where i.workspace_id = ${scope.workspace} and i.type = ${scope.bind(condition.type, 'text')} and i.unbound_at is null`,
+        sql: `select i.profile_id from profile_identifiers i where i.workspace_id = ${scope.workspace}${inRange(scope, 'i.profile_id')} and i.type = ${scope.bind(condition.type, 'text')} and i.unbound_at is null`,
         complement: false,
       };
     case 'segment': {
       const segmentId = scope.segmentIds.get(condition.segment);
       if (segmentId === undefined) return NOBODY;
       return {
-        sql: `select m.profile_id from segment_memberships m where m.workspace_id = ${scope.workspace} and m.segment_id = ${scope.bind(segmentId, 'uuid')}`,
+        sql: `select m.profile_id from segment_memberships m where m.workspace_id = ${scope.workspace} and m.segment_id = ${scope.bind(segmentId, 'uuid')}${inRange(scope, 'm.profile_id')}`,
         complement: false,
       };
     }
     case 'consent':
       return {
-        sql: `select c.profile_id from profile_consents c where c.workspace_id = ${scope.workspace} and c.category = ${scope.bind(condition.category, 'text')} and c.granted`,
+        sql: `select c.profile_id from profile_consents c where c.workspace_id = ${scope.workspace}${inRange(scope, 'c.profile_id')} and c.category = ${scope.bind(condition.category, 'text')} and c.granted`,
         complement: false,
       };
     case 'bucket':
@@ -323,7 +349,7 @@ function traitSet(scope: Scope, condition: Extract<Condition, { kind: 'trait' }>
   const test = valueTest(scope, jsonPath(scope, 't.value', rest), condition);
   const empty = holdsWhenAbsent(condition);
   return {
-    sql: `select t.profile_id from profile_traits t where t.workspace_id = ${scope.workspace} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${test}` : test}`,
+    sql: `select t.profile_id from profile_traits t where t.workspace_id = ${scope.workspace}${inRange(scope, 't.profile_id')} and t.key = ${scope.bind(key, 'text')} and ${empty ? `not ${test}` : test}`,
     complement: empty,
   };
 }
@@ -403,7 +429,7 @@ function boundsSql(scope: Scope, bounds: TimeBounds): string {
 
 function eventSet(scope: Scope, condition: Condition): ProfileSet {
   const filters = new Map<string, EventFilter>();
-  const from = `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null`;
+  const from = `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null${inRange(scope, 'e.profile_id')}`;
   const anyOf = existsDisjunction(condition);
   if (anyOf) {
     // "Did any of …" / "did none of …": the profiles with a matching event, no grouping needed.
@@ -549,7 +575,7 @@ function sequenceSql(scope: Scope, condition: SequenceCondition): string {
     `select s.profile_id from (select e.profile_id, e.timestamp, (${firstSql}) as is_first, ` +
     `min(case when ${thenSql} then e.timestamp end) over (partition by e.profile_id order by e.timestamp desc, e.seq desc ` +
     `rows between unbounded preceding and 1 preceding) as next_then ` +
-    `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null and ((${firstSql}) or (${thenSql}))${scanBounds}) s ` +
+    `from events e where e.workspace_id = ${scope.workspace} and e.profile_id is not null${inRange(scope, 'e.profile_id')} and ((${firstSql}) or (${thenSql}))${scanBounds}) s ` +
     `where s.is_first and ${answered}`
   );
 }

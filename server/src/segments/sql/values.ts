@@ -20,6 +20,8 @@ export interface Scope {
   /** Placeholder of `now` as timestamptz. */
   nowParam: string;
   segmentIds: ReadonlyMap<string, string>;
+  /** ` and <column> in the compile context's profile id range`, or '' when it has none (or no such method). */
+  inRange?(column: string): string;
 }
 
 const DAY_MS = 86_400_000;
