@@ -9,6 +9,10 @@
  * PROFILE_READ_BASE=/path/to/other/tree also reads through that tree's `getProfile` (its
  * server/src/profiles/queries.ts), alternating this tree and that one in rounds, so both see the
  * same machine. BENCH_PROFILE_READS (2,000) reads per round, PROFILE_READ_ROUNDS (2).
+ * PROFILE_READ_PREWARM=1 first reads the events and profile tables and their indexes once into the
+ * operating system's cache (pg_prewarm 'read'): the steady state of a server that has been
+ * answering for a while on a machine whose memory holds the database. Without it the reads
+ * right after a start measure the disk.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -61,6 +65,15 @@ try {
     const large = await generateLargeDatabase(db, profiles, profileEvents, log);
     marker = { workspaceId: large.workspaceId, profiles, events: profileEvents, generatedSeconds: large.seconds, sizes: large.sizes };
     fs.writeFileSync(markerFile, JSON.stringify(marker, null, 2));
+  }
+  if (process.env.PROFILE_READ_PREWARM === '1') {
+    const started = performance.now();
+    await db.query('create extension if not exists pg_prewarm');
+    const { rows } = await db.query<{ blocks: string }>(
+      `select coalesce(sum(pg_prewarm(c.oid, 'read')), 0)::text as blocks from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where n.nspname = 'public' and c.relkind in ('r', 'i') and (c.relname like 'events%' or c.relname like 'profile%')`,
+    );
+    log(`prewarmed ${Math.round((Number(rows[0]!.blocks) * 8) / 1024)} MB into the OS cache in ${Math.round((performance.now() - started) / 1000)} s`);
   }
   const trees: Array<{ name: string; read: ProfileReader }> = [{ name: 'this tree', read: await readerOf(path.join(import.meta.dirname, '..')) }];
   if (process.env.PROFILE_READ_BASE) trees.push({ name: process.env.PROFILE_READ_BASE, read: await readerOf(process.env.PROFILE_READ_BASE) });
