@@ -127,7 +127,9 @@ export interface ProfileView {
 
 /** The single customer view of a live profile in one statement, or null when there is no such profile. */
 export async function readProfileView(db: Queryable, workspaceId: string, profileId: string, events: number): Promise<ProfileView | null> {
-  const { rows } = await db.query<ViewRow>(VIEW_SQL, [workspaceId, profileId, events === 0 ? 0 : events + 1]);
+  // Named: planning this statement (seven sub-selects, one per events partition for the timeline)
+  // took ~3 ms of a ~4.5 ms read at 1M profiles; each pooled connection now plans it once.
+  const { rows } = await db.query<ViewRow>({ name: 'touchpoint_profile_view', text: VIEW_SQL, values: [workspaceId, profileId, events === 0 ? 0 : events + 1] });
   const row = rows[0];
   if (!row) return null;
   const page = row.events.slice(0, events);
