@@ -143,11 +143,11 @@ export interface IdentityEventRow {
   context: Record<string, unknown> | null;
 }
 
-export function toQueuedEvent(row: IdentityEventRow): QueuedEvent {
+export function toQueuedEvent(row: Omit<IdentityEventRow, 'timestamp'>, timestamp: Date): QueuedEvent {
   return {
     seq: row.seq,
     messageId: row.message_id,
-    timestamp: row.timestamp,
+    timestamp,
     sourceId: row.source_id,
     type: row.type,
     userId: row.user_id,
@@ -177,18 +177,7 @@ async function loadEvents(
     [workspaceId, plainArray(queued.map((q) => q.timestamp)), plainArray(queued.map((q) => q.seq))],
   );
   return {
-    events: rows.map((row) => ({
-      seq: row.seq,
-      messageId: row.message_id,
-      timestamp: new Date(row.at),
-      sourceId: row.source_id,
-      type: row.type,
-      userId: row.user_id,
-      anonymousId: row.anonymous_id,
-      previousId: row.previous_id,
-      traits: row.traits,
-      context: row.context,
-    })),
+    events: rows.map((row) => toQueuedEvent(row, new Date(row.at))),
     storedProfiles: new Map(rows.map((row) => [row.seq, row.profile_id])),
   };
 }

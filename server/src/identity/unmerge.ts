@@ -213,7 +213,7 @@ async function loadProfileEvents(client: DbClient, workspaceId: string, profileI
     `select ${IDENTITY_EVENT_COLUMNS} from events e where e.workspace_id = $1 and e.profile_id = $2 order by e.timestamp, e.seq`,
     [workspaceId, profileId],
   );
-  return rows.map(toQueuedEvent);
+  return rows.map((row) => toQueuedEvent(row, row.timestamp));
 }
 
 /** Recomputes a profile's traits from its own events, recording value changes as 'unmerge' history. */
