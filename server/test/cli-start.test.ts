@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { freePort } from './support/ports.ts';
 
 const BIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'bin', 'touchpoint.js');
@@ -14,16 +14,40 @@ interface Run {
   exited: Promise<number | null>;
 }
 
+// Every process a test started and that has not exited: a failed test must not leave a server
+// (and its embedded PostgreSQL) running into the next test or the rest of the suite.
+const running = new Set<Run>();
+
 function run(args: string[], env: NodeJS.ProcessEnv): Run {
   const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
+  const started: Run = { child, output: () => output, exited: Promise.resolve(null) };
+  started.exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      running.delete(started);
+      resolve(code);
+    }),
+  );
+  running.add(started);
+  return started;
 }
 
-async function waitFor(check: () => Promise<boolean> | boolean, what: () => string, timeoutMs = 60_000): Promise<void> {
+async function stopLeftovers(): Promise<void> {
+  for (const left of [...running]) {
+    // SIGTERM first, so the server stops its PostgreSQL; SIGKILL only when that hangs.
+    left.child.kill('SIGTERM');
+    const stopped = await Promise.race([left.exited.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 30_000))]);
+    if (!stopped) left.child.kill('SIGKILL');
+  }
+}
+
+// Two full starts (initdb, every migration) run beside the rest of the suite on two cores: on a
+// loaded machine (load average 15+) one start has taken over 60 s to answer /health.
+const START_TIMEOUT_MS = 150_000;
+
+async function waitFor(check: () => Promise<boolean> | boolean, what: () => string, timeoutMs = START_TIMEOUT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
@@ -33,11 +57,20 @@ async function waitFor(check: () => Promise<boolean> | boolean, what: () => stri
 }
 
 describe('touchpoint start (embedded PostgreSQL, real process)', () => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-cli-'));
-  fs.chmodSync(dataDir, 0o755);
-  afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+  const dataDirs: string[] = [];
+  const newDataDir = () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-cli-'));
+    fs.chmodSync(dir, 0o755);
+    dataDirs.push(dir);
+    return dir;
+  };
+  afterEach(stopLeftovers, 60_000);
+  afterAll(() => {
+    for (const dir of dataDirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
 
   it('runs, keeps data across a SIGTERM restart, and stops its PostgreSQL cleanly', async () => {
+    const dataDir = newDataDir();
     const env = {
       TOUCHPOINT_DATA_DIR: dataDir,
       TOUCHPOINT_PG_PORT: String(await freePort()),
@@ -70,7 +103,7 @@ describe('touchpoint start (embedded PostgreSQL, real process)', () => {
     expect(sent.status).toBe(200);
 
     first.child.kill('SIGTERM');
-    expect(await first.exited).toBe(0);
+    expect(await first.exited, first.output()).toBe(0);
     expect(first.output()).toMatch(/Stopped cleanly/);
     // The embedded PostgreSQL is gone with it: no postmaster.pid left behind.
     expect(fs.existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
@@ -87,19 +120,23 @@ describe('touchpoint start (embedded PostgreSQL, real process)', () => {
     expect(await resend.json()).toMatchObject({ accepted: 0, duplicates: 1 });
 
     second.child.kill('SIGINT');
-    expect(await second.exited).toBe(0);
-  }, 120_000);
+    expect(await second.exited, second.output()).toBe(0);
+  }, 2 * START_TIMEOUT_MS + 60_000);
 
   it('exits with one line when the HTTP port is taken', async () => {
+    const dataDir = newDataDir();
     const port = await freePort();
     const blocker = (await import('node:net')).createServer().listen(port, '127.0.0.1');
     try {
       const r = run(['start'], { TOUCHPOINT_DATA_DIR: dataDir, TOUCHPOINT_PG_PORT: String(await freePort()), TOUCHPOINT_PORT: String(port), DATABASE_URL: '' });
-      expect(await r.exited).toBe(1);
+      expect(await r.exited, r.output()).toBe(1);
       expect(r.output()).toContain(`touchpoint: Port ${port} is already in use`);
       expect(r.output()).not.toMatch(/\n\s+at /); // no stack trace
+      // Found before any PostgreSQL was started or initialised.
+      expect(r.output()).not.toContain('Starting embedded PostgreSQL');
+      expect(fs.existsSync(path.join(dataDir, 'pg'))).toBe(false);
     } finally {
       blocker.close();
     }
-  }, 120_000);
+  }, START_TIMEOUT_MS);
 });
