@@ -1,7 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { segmentCatalogue } from '../../../bench/segments-catalogue.ts';
-import { generateRetailData, type RetailDataResult } from '../../../bench/segments-data.ts';
-import { createSegment } from '../segments/lifecycle.ts';
+import type { RetailDataResult } from '../../../bench/segments-data.ts';
 import type { Db } from '../storage/database.ts';
 import { createKey, createWorkspace } from '../workspaces/store.ts';
 
@@ -47,6 +45,10 @@ export function registerDemoCommand(program: Command, openDb: OpenDb): void {
         const events = options.events ?? options.profiles * 20;
         const workspace = await createWorkspace(db, { slug: options.workspace, name: `Demo retail (${options.workspace})`, timeZone: 'Asia/Shanghai' });
         if (!options.json) process.stderr.write(`Generating ${formatCount(options.profiles)} profiles and ${formatCount(events)} events in workspace ${workspace.slug} …\n`);
+        // Loaded when used: the generator and the segment compiler are most of the CLI's start-up time.
+        const { generateRetailData } = await import('../../../bench/segments-data.ts');
+        const { segmentCatalogue } = await import('../../../bench/segments-catalogue.ts');
+        const { createSegment } = await import('../segments/lifecycle.ts');
         const data = await generateRetailData(db, { workspaceId: workspace.id, profiles: options.profiles, events, seed: options.seed });
         const serverKey = await createKey(db, workspace.id, { kind: 'server' });
         const segments: Array<{ key: string; name: string; members: number }> = [];

@@ -3,7 +3,7 @@ import { startColumnarAnalytics } from '../analytics/columnar/service.ts';
 import { buildServer } from '../api/server.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { openStorage } from '../storage/connect.ts';
-import { StartupError, takeOverShutdownSignals } from '../storage/embedded.ts';
+import { portIsFree, StartupError, takeOverShutdownSignals } from '../storage/embedded.ts';
 import { startWorker } from '../worker/runner.ts';
 import { ensureAdminToken } from '../workspaces/admin-token.ts';
 
@@ -14,6 +14,10 @@ import { ensureAdminToken } from '../workspaces/admin-token.ts';
  */
 export async function startTouchpoint(config: Config): Promise<void> {
   const log = (message: string) => console.error(JSON.stringify({ level: 'info', time: Date.now(), msg: message }));
+  // Checked before PostgreSQL starts (a first start runs initdb and every migration: up to a
+  // minute on a loaded machine) so a taken port is reported at once; listen() below still
+  // reports a port taken in between.
+  if (!(await portIsFree(config.port, config.host))) throw portInUse(config.port);
   log(config.databaseUrl ? 'Using DATABASE_URL' : `Starting embedded PostgreSQL in ${config.dataDir}`);
   const storage = await openStorage(config);
   const admin = await ensureAdminToken(storage.db, config.adminToken);
@@ -34,9 +38,7 @@ export async function startTouchpoint(config: Config): Promise<void> {
     await app.listen({ host: config.host, port: config.port });
   } catch (error) {
     await storage.close();
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new StartupError(`Port ${config.port} is already in use: stop the program using it or set TOUCHPOINT_PORT to a free port.`);
-    }
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') throw portInUse(config.port);
     throw error;
   }
 
@@ -85,4 +87,8 @@ export async function startTouchpoint(config: Config): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGHUP', () => void shutdown('SIGHUP'));
+}
+
+function portInUse(port: number): StartupError {
+  return new StartupError(`Port ${port} is already in use: stop the program using it or set TOUCHPOINT_PORT to a free port.`);
 }

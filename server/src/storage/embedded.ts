@@ -33,11 +33,12 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void;
 }
 
-function portIsFree(port: number): Promise<boolean> {
+/** Whether a listener could bind `host:port` now (a check, not a reservation). */
+export function portIsFree(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
     const server = net.createServer();
     server.once('error', () => resolve(false));
-    server.listen({ port, host: '127.0.0.1', exclusive: true }, () => server.close(() => resolve(true)));
+    server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
 
