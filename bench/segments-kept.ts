@@ -122,7 +122,7 @@ async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> 
   const { rows } = await db.query<{ blocks: string }>(
     `with parts as (select inhrelid as oid from pg_inherits where inhparent = 'events'::regclass),
      small(name, ord) as (values ('profiles', 3), ('profile_identifiers', 4), ('profile_traits', 5), ('profile_consents', 6),
-                                 ('segment_memberships', 7), ('segment_rechecks', 8)),
+                                 ('segment_memberships', 7), ('segment_rechecks', 8), ('segment_event_digests', 9)),
      rels as (
        select oid, 1 as ord from parts
        union all select inhrelid, 2 from pg_inherits where inhparent = 'events_profile_timeline'::regclass
