@@ -190,6 +190,33 @@ describe('segment event digests', () => {
     expect(after.events).toEqual(await truth(profile));
   });
 
+  it('does not wait on an open writer to change the spec (it may be waiting for the drain): the caller reads events this time', async () => {
+    const profile = await owner('u-1');
+    const other: DigestSpec = { kinds: [...spec.kinds, 'track:Signed Up'], keys: spec.keys };
+    const writer = await t.db.connect();
+    try {
+      await writer.query('begin');
+      // The insert trigger holds the workspace's digest lock shared until this transaction ends.
+      await writer.query(
+        `insert into events (workspace_id, timestamp, message_id, source_id, type, event, properties, received_at, profile_id)
+         select workspace_id, $3, 'late-2', source_id, 'track', 'Order Completed', '{"revenue": 13}', now(), profile_id
+           from events where workspace_id = $1 and profile_id = $2 limit 1`,
+        [t.workspace.id, profile, new Date(NOW - 4 * DAY)],
+      );
+      const started = performance.now();
+      const blocked = await loadDigestEvents(t.db, t.workspace.id, [profile], other);
+      expect(blocked).toMatchObject({ unserved: [profile], built: 0 });
+      expect(performance.now() - started).toBeLessThan(2000);
+      await writer.query('commit');
+    } finally {
+      writer.release();
+    }
+    const after = await served(profile, other);
+    expect(after.built).toBe(1);
+    expect(after.events).toContain(`track:Order Completed:${NOW - 4 * DAY}:{"revenue":13}`);
+    expect((await served(profile)).built).toBe(1); // back to the first spec: built again
+  });
+
   it('derives the spec from what the conditions read; none when one reads the events’ context', () => {
     const reads = conditionReads({
       kind: 'and',

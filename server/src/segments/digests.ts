@@ -49,15 +49,22 @@ export interface DigestEvents {
   built: number;
 }
 
+// Long enough for an ingest or resolution statement to finish; short, so a build or spec change
+// that would wait on a transaction waiting for this drain's segment lock gives up instead (the
+// caller then reads `events` directly).
+const BUILD_LOCK_TIMEOUT = '200ms';
+
 // The lock the triggers of migration 0076 take shared; $1 is the workspace.
 const DIGEST_LOCK = `select pg_advisory_xact_lock(hashtext('segment-digests:' || $1::text))`;
 
 /**
  * The version of the workspace's digest spec, made `spec` first if it is another one. Changing it
  * takes the workspace's digest lock exclusively: it waits for every transaction whose trigger read
- * the old spec, so from then on every new event is kept by the new one.
+ * the old spec, so from then on every new event is kept by the new one. Null when that wait would
+ * be long: a transaction holding the lock shared may itself wait for the caller's segment lock (a
+ * merge moves events before it takes it), a cycle across two connections PostgreSQL cannot see.
  */
-export async function currentSpecVersion(db: Db, workspaceId: string, spec: DigestSpec): Promise<number> {
+export async function currentSpecVersion(db: Db, workspaceId: string, spec: DigestSpec): Promise<number | null> {
   const { rows } = await db.query<{ version: number; kinds: string[]; keys: string[] | null }>(
     'select version, kinds, keys from segment_event_digest_specs where workspace_id = $1',
     [workspaceId],
@@ -68,7 +75,7 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
   }
   const client = await db.connect();
   try {
-    await client.query('begin');
+    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
     await client.query(DIGEST_LOCK, [workspaceId]);
     const { rows: changed } = await client.query<{ version: number }>(
       `insert into segment_event_digest_specs (workspace_id, version, kinds, keys) values ($1, 1, $2, $3)
@@ -80,6 +87,7 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
     return changed[0]!.version;
   } catch (error) {
     await client.query('rollback').catch(() => undefined);
+    if ((error as { code?: string }).code === '55P03') return null;
     throw error;
   } finally {
     client.release();
@@ -95,6 +103,7 @@ const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.
  */
 export async function loadDigestEvents(db: Db, workspaceId: string, profileIds: readonly string[], spec: DigestSpec): Promise<DigestEvents> {
   const version = await currentSpecVersion(db, workspaceId, spec);
+  if (version === null) return { events: new Map(), unserved: [...profileIds], built: 0 };
   const { rows } = await db.query<{ profile_id: string; events: StoredEvent[] }>(
     // One primary-key probe per profile (as MEMBERSHIPS_OF_PROFILES, for the same planner reason).
     `select d.profile_id, d.events from unnest($2::uuid[]) as of_profile(id)
@@ -119,10 +128,6 @@ function toProfileEvent(stored: StoredEvent, profileId: string): ProfileEvent & 
   return { profile_id: profileId, seq, type, event: track ? name : null, name: track ? null : name, timestamp, properties, context: null };
 }
 
-// Long enough for an ingest or resolution statement to finish; short, so a build that would wait
-// on a transaction waiting for this drain's segment lock gives up instead (the caller then reads
-// `events` directly).
-const BUILD_LOCK_TIMEOUT = '200ms';
 
 /**
  * Builds the digests of `profileIds` from `events` in a short transaction of its own: their rows
