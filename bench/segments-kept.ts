@@ -21,6 +21,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import inspector from 'node:inspector';
 import path from 'node:path';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { encryptAllExistingPii } from '../server/src/privacy/pii-backfill.ts';
@@ -122,7 +123,7 @@ async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> 
   const { rows } = await db.query<{ blocks: string }>(
     `with parts as (select inhrelid as oid from pg_inherits where inhparent = 'events'::regclass),
      small(name, ord) as (values ('profiles', 3), ('profile_identifiers', 4), ('profile_traits', 5), ('profile_consents', 6),
-                                 ('segment_memberships', 7), ('segment_rechecks', 8)),
+                                 ('segment_memberships', 7), ('segment_rechecks', 8), ('segment_event_digests', 9)),
      rels as (
        select oid, 1 as ord from parts
        union all select inhrelid, 2 from pg_inherits where inhparent = 'events_profile_timeline'::regclass
@@ -158,6 +159,15 @@ async function incremental(dataDir: string, meta: Meta) {
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
     log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
+    // BENCH_KEPT_CPU_PROFILE=<file>: a V8 CPU profile of the drain alone (bench/cpu-profile-top.ts reads it).
+    const profileFile = process.env.BENCH_KEPT_CPU_PROFILE;
+    const session = profileFile ? new inspector.Session() : null;
+    const post = (method: string) => new Promise<unknown>((resolve, reject) => session!.post(method, (error, result) => (error ? reject(error) : resolve(result))));
+    if (session) {
+      session.connect();
+      await post('Profiler.enable');
+      await post('Profiler.start');
+    }
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
     const started = performance.now();
@@ -168,6 +178,11 @@ async function incremental(dataDir: string, meta: Meta) {
       evaluated += taken;
     }
     const seconds = (performance.now() - started) / 1000;
+    if (session) {
+      const { profile } = (await post('Profiler.stop')) as { profile: unknown };
+      fs.writeFileSync(profileFile!, JSON.stringify(profile));
+      session.disconnect();
+    }
     const nodeSeconds = processCpuSeconds() - node0;
     const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
     const { rows: after } = await db.query<{ n: number }>('select count(*)::int as n from segment_transitions where workspace_id = $1 and id > $2', [

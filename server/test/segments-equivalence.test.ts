@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { durationMs, type Condition, type Duration } from '../src/segments/ast.ts';
+import { digestSpec } from '../src/segments/digests.ts';
 import { evaluateSegment } from '../src/segments/evaluate.ts';
 import { printSegment } from '../src/segments/language/print.ts';
 import type { ProfileEvent, ProfileSnapshot } from '../src/segments/snapshot.ts';
@@ -386,7 +387,17 @@ async function loaderMismatch(dataset: Dataset, condition: Condition, now: numbe
     const loaded = await loadProfileSnapshots(client, dataset.workspace.workspaceId, ids, needs);
     if (loaded.length !== ids.length) return `loaded ${loaded.length} of ${ids.length} profiles`;
     const different = loaded.filter((snapshot) => evaluateSegment(condition, snapshot, now).member !== expected.has(snapshot.profileId));
-    return different.length === 0 ? null : `profiles ${different.map((s) => s.profileId).join(', ')}`;
+    if (different.length > 0) return `profiles ${different.map((s) => s.profileId).join(', ')}`;
+    // Through the per-profile digests too: built from events on the first read, read back on the second.
+    const spec = digestSpec(reads);
+    if (!spec) return null;
+    for (const pass of ['built', 'read back']) {
+      const digested = await loadProfileSnapshots(client, dataset.workspace.workspaceId, ids, needs, t.db, { digests: spec });
+      if (digested.length !== ids.length) return `digests (${pass}): loaded ${digested.length} of ${ids.length} profiles`;
+      const wrong = digested.filter((snapshot) => evaluateSegment(condition, snapshot, now).member !== expected.has(snapshot.profileId));
+      if (wrong.length > 0) return `digests (${pass}): profiles ${wrong.map((s) => s.profileId).join(', ')}`;
+    }
+    return null;
   } finally {
     client.release();
   }

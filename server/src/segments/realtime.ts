@@ -4,6 +4,7 @@ import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realt
 import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
+import { digestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { lockWorkspaceSegments } from './lock.ts';
@@ -237,7 +238,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
   // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
   // that change are written, usually none.
   const [loaded, stored] = await Promise.all([
-    loadProfileSnapshots(client, workspaceId, all, needs, db),
+    loadProfileSnapshots(client, workspaceId, all, needs, db, { digests: digestSpec(reads) }),
     client.query<{ profile_id: string; due_at: Date; failed_attempts: number }>(
       // One primary-key probe per profile (see deleteProfileRows for the plan a plain `= any` got).
       `select r.profile_id, r.due_at, r.failed_attempts from unnest($2::uuid[]) as p(id)

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { parseInstant } from '../ingest/normalize.ts';
 import type { Queryable } from '../storage/database.ts';
+import { isPool, loadDigestEvents, type DigestSpec } from './digests.ts';
 import { durationMs, type Condition, type EventMatch, type Measure, type Window } from './ast.ts';
 import type { ProfileEvent, ProfileSnapshot } from './snapshot.ts';
 
@@ -18,6 +19,8 @@ export interface EventReference {
   readsContext: boolean;
   /** Whether a filter or measure reads the event's properties; absent: assume it does. */
   readsProperties?: boolean;
+  /** The top-level property keys its filters and measure read; absent: any may be read. */
+  propertyKeys?: string[];
 }
 
 /** What a set of conditions reads of a profile. */
@@ -64,12 +67,19 @@ export function conditionReads(condition: Condition, into: ConditionReads = empt
         window: condition.window,
         readsContext: matchReadsContext(condition.match) || measureReadsContext(condition.measure),
         readsProperties: matchReadsProperties(condition.match) || measureReadsProperties(condition.measure),
+        propertyKeys: propertyKeys([...condition.match.filters.map((filter) => filter.property), ...('property' in condition.measure ? [condition.measure.property] : [])]),
       });
       break;
     case 'sequence':
       // `then` events follow a `first` event inside the window, so the window bounds both.
       for (const match of [condition.first, condition.then]) {
-        into.events.push({ match, window: condition.window, readsContext: matchReadsContext(match), readsProperties: matchReadsProperties(match) });
+        into.events.push({
+          match,
+          window: condition.window,
+          readsContext: matchReadsContext(match),
+          readsProperties: matchReadsProperties(match),
+          propertyKeys: propertyKeys(match.filters.map((filter) => filter.property)),
+        });
       }
       break;
   }
@@ -77,6 +87,8 @@ export function conditionReads(condition: Condition, into: ConditionReads = empt
 }
 
 const readsContextPath = (path: string) => path === 'context' || path.startsWith('context.');
+/** The top-level keys of `properties` that property paths read (context paths read none). */
+const propertyKeys = (paths: readonly string[]) => [...new Set(paths.filter((path) => !readsContextPath(path)).map((path) => path.split('.')[0]!))];
 const matchReadsContext = (match: EventMatch) => match.filters.some((filter) => readsContextPath(filter.property));
 const measureReadsContext = (measure: Measure) => 'property' in measure && readsContextPath(measure.property);
 const matchReadsProperties = (match: EventMatch) => match.filters.some((filter) => !readsContextPath(filter.property));
@@ -176,6 +188,7 @@ export async function loadProfileSnapshots(
   profileIds: readonly string[],
   needs: SnapshotNeeds,
   reader: Queryable = client,
+  options: { digests?: DigestSpec | null } = {},
 ): Promise<ProfileSnapshot[]> {
   if (profileIds.length === 0) return [];
   // Sorted: each index walks the profiles in key order.
@@ -211,7 +224,7 @@ export async function loadProfileSnapshots(
           params,
         )
       : none,
-    () => needsEvents(needs) ? loadEvents(reader, workspaceId, ids, needs) : Promise.resolve([] as EventRow[]),
+    () => needsEvents(needs) ? readEvents(reader, workspaceId, ids, needs, options.digests ?? null) : Promise.resolve([] as EventRow[]),
   ] as const);
 
   const byId = new Map(
@@ -250,6 +263,19 @@ export async function loadProfileSnapshots(
  */
 export const MEMBERSHIPS_OF_PROFILES = `unnest($2::uuid[]) as of_profile(id)
   cross join lateral (select * from segment_memberships m where m.workspace_id = $1 and m.profile_id = of_profile.id offset 0) m`;
+
+/**
+ * The profiles' events: from their digests (digests.ts) when the caller names a spec and reads on
+ * the pool, from `events` otherwise and for the profiles whose digest could not be built now.
+ */
+async function readEvents(reader: Queryable, workspaceId: string, ids: string[], needs: SnapshotNeeds, spec: DigestSpec | null): Promise<EventRow[]> {
+  if (!spec || needs.context || !isPool(reader)) return loadEvents(reader, workspaceId, ids, needs);
+  const digested = await loadDigestEvents(reader, workspaceId, ids, spec);
+  const rows: EventRow[] = [];
+  for (const events of digested.events.values()) for (const event of events) rows.push(event);
+  if (digested.unserved.length > 0) rows.push(...(await loadEvents(reader, workspaceId, digested.unserved, needs)));
+  return rows;
+}
 
 const nameColumn = (type: string) => (type === 'track' ? 'e.event' : 'e.name');
 

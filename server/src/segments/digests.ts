@@ -1,0 +1,186 @@
+import pg from 'pg';
+import type { Db } from '../storage/database.ts';
+import type { ProfileEvent } from './snapshot.ts';
+import type { ConditionReads } from './snapshots.ts';
+
+/*
+ * The compact per-profile store the real-time drain reads events from (migration 0076): one row
+ * per profile with the events the workspace's active real-time segments and computed traits can
+ * read, each as [seq, type, name, epoch ms, the properties they read]. A re-evaluation reads it
+ * with one primary-key probe instead of one index descent per monthly partition of `events` plus
+ * a heap visit per event. Triggers on `events` keep it in step with every change; a digest that
+ * is missing, invalidated or of another spec is rebuilt from `events` here (the backfill), and
+ * when that cannot be done at once (a lock held elsewhere) the caller reads `events` as before.
+ */
+
+/** What the digests of a workspace hold: event kinds ('track:<event>', 'page:*', …) and property keys (null: all). */
+export interface DigestSpec {
+  kinds: string[];
+  keys: string[] | null;
+}
+
+/**
+ * The spec that holds every event `reads` can match, with the properties its conditions read, or
+ * null when a digest cannot serve them (a condition reads the events' context, which it leaves out).
+ */
+export function digestSpec(reads: ConditionReads): DigestSpec | null {
+  const kinds = new Set<string>();
+  let keys: Set<string> | null = new Set();
+  for (const reference of reads.events) {
+    if (reference.readsContext) return null;
+    kinds.add(`${reference.match.type}:${reference.match.name ?? '*'}`);
+    if (reference.readsProperties === false) continue;
+    if (!reference.propertyKeys) keys = null;
+    else if (keys) for (const key of reference.propertyKeys) keys.add(key);
+  }
+  if (kinds.size === 0) return null;
+  return { kinds: [...kinds].sort(), keys: keys ? [...keys].sort() : null };
+}
+
+/** A digest's event as stored. */
+type StoredEvent = [seq: number, type: ProfileEvent['type'], name: string | null, timestamp: number, properties: Record<string, unknown> | null];
+
+export interface DigestEvents {
+  /** Events by profile (each with its profile id), for the profiles whose digest was read or built. */
+  events: Map<string, Array<ProfileEvent & { profile_id: string }>>;
+  /** Profiles whose digest could not be built now: their events must be read from `events`. */
+  unserved: string[];
+  /** How many digests were built (missing, invalidated, or of an older spec). */
+  built: number;
+}
+
+// Long enough for an ingest or resolution statement to finish; short, so a build or spec change
+// that would wait on a transaction waiting for this drain's segment lock gives up instead (the
+// caller then reads `events` directly).
+const BUILD_LOCK_TIMEOUT = '200ms';
+
+// The lock the triggers of migration 0076 take shared; $1 is the workspace.
+const DIGEST_LOCK = `select pg_advisory_xact_lock(hashtext('segment-digests:' || $1::text))`;
+
+/**
+ * The version of the workspace's digest spec, made `spec` first if it is another one. Changing it
+ * takes the workspace's digest lock exclusively: it waits for every transaction whose trigger read
+ * the old spec, so from then on every new event is kept by the new one. Null when that wait would
+ * be long: a transaction holding the lock shared may itself wait for the caller's segment lock (a
+ * merge moves events before it takes it), a cycle across two connections PostgreSQL cannot see.
+ */
+export async function currentSpecVersion(db: Db, workspaceId: string, spec: DigestSpec): Promise<number | null> {
+  const { rows } = await db.query<{ version: number; kinds: string[]; keys: string[] | null }>(
+    'select version, kinds, keys from segment_event_digest_specs where workspace_id = $1',
+    [workspaceId],
+  );
+  const stored = rows[0];
+  if (stored && sameList(stored.kinds, spec.kinds) && (stored.keys === null ? spec.keys === null : spec.keys !== null && sameList(stored.keys, spec.keys))) {
+    return stored.version;
+  }
+  const client = await db.connect();
+  try {
+    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
+    await client.query(DIGEST_LOCK, [workspaceId]);
+    const { rows: changed } = await client.query<{ version: number }>(
+      `insert into segment_event_digest_specs (workspace_id, version, kinds, keys) values ($1, 1, $2, $3)
+       on conflict (workspace_id) do update set version = segment_event_digest_specs.version + 1, kinds = excluded.kinds, keys = excluded.keys
+       returning version`,
+      [workspaceId, spec.kinds, spec.keys],
+    );
+    await client.query('commit');
+    return changed[0]!.version;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    if ((error as { code?: string }).code === '55P03') return null;
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((value, i) => value === b[i]);
+
+/**
+ * The digested events of `profileIds` (sorted), building the digests that are missing or stale.
+ * Read on the pool: the caller holds the workspace segment lock, and every change to a profile's
+ * events queues it again, as for the other per-profile reads of loadProfileSnapshots.
+ */
+export async function loadDigestEvents(db: Db, workspaceId: string, profileIds: readonly string[], spec: DigestSpec): Promise<DigestEvents> {
+  const version = await currentSpecVersion(db, workspaceId, spec);
+  if (version === null) return { events: new Map(), unserved: [...profileIds], built: 0 };
+  const { rows } = await db.query<{ profile_id: string; events: StoredEvent[] }>(
+    // One primary-key probe per profile (as MEMBERSHIPS_OF_PROFILES, for the same planner reason).
+    `select d.profile_id, d.events from unnest($2::uuid[]) as of_profile(id)
+       cross join lateral (select profile_id, events from segment_event_digests d
+                            where d.workspace_id = $1 and d.profile_id = of_profile.id and d.complete and d.spec_version = $3 offset 0) d`,
+    [workspaceId, profileIds, version],
+  );
+  const events: DigestEvents['events'] = new Map();
+  for (const row of rows) events.set(row.profile_id, row.events.map((stored) => toProfileEvent(stored, row.profile_id)));
+  const missing = profileIds.filter((id) => !events.has(id));
+  if (missing.length === 0) return { events, unserved: [], built: 0 };
+  const built = await buildDigests(db, workspaceId, missing, spec, version);
+  if (!built) return { events, unserved: missing, built: 0 };
+  for (const row of built) events.set(row.profile_id, row.events.map((stored) => toProfileEvent(stored, row.profile_id)));
+  return { events, unserved: missing.filter((id) => !events.has(id)), built: built.length };
+}
+
+/** The event as the snapshot loader's rows have it (with its profile), one object shape for all. */
+function toProfileEvent(stored: StoredEvent, profileId: string): ProfileEvent & { profile_id: string } {
+  const [seq, type, name, timestamp, properties] = stored;
+  const track = type === 'track';
+  return { profile_id: profileId, seq, type, event: track ? name : null, name: track ? null : name, timestamp, properties, context: null };
+}
+
+
+/**
+ * Builds the digests of `profileIds` from `events` in a short transaction of its own: their rows
+ * are created (incomplete) and locked first, so every trigger that wrote them before has committed
+ * and is in the read that follows, and every one after waits and then appends to what was built.
+ * Returns the built digests, or null when a lock could not be had in time.
+ */
+async function buildDigests(
+  db: Db,
+  workspaceId: string,
+  profileIds: readonly string[],
+  spec: DigestSpec,
+  version: number,
+): Promise<Array<{ profile_id: string; events: StoredEvent[] }> | null> {
+  const client = await db.connect();
+  try {
+    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
+    await client.query(
+      `insert into segment_event_digests (workspace_id, profile_id, spec_version, complete, events)
+       select $1, id, 0, false, null from unnest($2::uuid[]) as p(id) order by id
+       on conflict do nothing`,
+      [workspaceId, profileIds],
+    );
+    await client.query(
+      `select 1 from segment_event_digests where workspace_id = $1 and profile_id = any($2::uuid[]) order by profile_id for update`,
+      [workspaceId, profileIds],
+    );
+    // A statement of its own, so its snapshot is taken once the locks are held.
+    const { rows } = await client.query<{ profile_id: string; events: StoredEvent[] }>(
+      `update segment_event_digests d set spec_version = $3, complete = true, events = b.events
+         from (select p.id, coalesce(x.events, '[]'::jsonb) as events
+                 from unnest($2::uuid[]) as p(id)
+                 left join (select e.profile_id,
+                                   jsonb_agg(segment_digest_entry(e.type, e.event, e.name, e.timestamp, e.seq, e.properties, $5::text[]) order by e.seq) as events
+                              from events e
+                             where e.workspace_id = $1 and e.profile_id = any(array(select unnest($2::uuid[])))
+                               and segment_digest_wants($4::text[], e.type, e.event, e.name)
+                             group by e.profile_id) x on x.profile_id = p.id) b
+        where d.workspace_id = $1 and d.profile_id = b.id
+        returning d.profile_id, d.events`,
+      [workspaceId, profileIds, version, spec.kinds, spec.keys],
+    );
+    await client.query('commit');
+    return rows;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    const code = (error as { code?: string }).code;
+    // lock_not_available (the timeout) or deadlock_detected: read `events` directly this time.
+    if (code === '55P03' || code === '40P01') return null;
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+export const isPool = (reader: unknown): reader is Db => reader instanceof pg.Pool;

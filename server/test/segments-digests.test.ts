@@ -1,0 +1,232 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergeProfiles } from '../src/identity/merge.ts';
+import { resolveQueuedEvents } from '../src/identity/resolver.ts';
+import { unmergeIdentifier } from '../src/identity/unmerge.ts';
+import { digestSpec, loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
+import { conditionReads } from '../src/segments/snapshots.ts';
+import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
+
+/*
+ * The per-profile event digests (migration 0076, segments/digests.ts) against the truth, the
+ * `events` table, after every kind of change that gives events a profile, moves them or removes
+ * them: a digest that is served must hold exactly the profile's wanted events, and one that cannot
+ * be trusted must be rebuilt (never served stale).
+ */
+
+const NOW = Date.parse('2026-03-31T00:00:00Z');
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('segment event digests', () => {
+  let t: TestApp;
+  const spec: DigestSpec = { kinds: ['page:*', 'track:Order Completed'], keys: ['revenue'] };
+
+  const send = async (batch: object[]) => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch } });
+    expect(res.json()).toMatchObject({ rejected: [] });
+    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
+  };
+  const owner = async (id: string) =>
+    (
+      await t.db.query<{ profile_id: string }>(
+        `select profile_id from events where workspace_id = $1 and (user_id = $2 or anonymous_id = $2) and profile_id is not null limit 1`,
+        [t.workspace.id, id],
+      )
+    ).rows[0]!.profile_id;
+  /** The profile's wanted events as `events` has them now, in the digest's terms. */
+  const truth = async (profileId: string, keys = spec.keys) => {
+    const { rows } = await t.db.query<{ type: string; event: string | null; name: string | null; ms: number; properties: Record<string, unknown> | null }>(
+      `select type, event, name, floor(extract(epoch from timestamp) * 1000)::float8 as ms, properties from events
+        where workspace_id = $1 and profile_id = $2 and segment_digest_wants($3::text[], type, event, name)`,
+      [t.workspace.id, profileId, spec.kinds],
+    );
+    return rows
+      .map((row) => {
+        const properties = keys === null || row.properties === null ? row.properties : Object.fromEntries(Object.entries(row.properties).filter(([key]) => keys.includes(key)));
+        return `${row.type}:${row.event ?? row.name}:${row.ms}:${JSON.stringify(properties && Object.keys(properties).length > 0 ? properties : null)}`;
+      })
+      .sort();
+  };
+  const served = async (profileId: string, using = spec) => {
+    const result = await loadDigestEvents(t.db, t.workspace.id, [profileId], using);
+    expect(result.unserved).toEqual([]);
+    const events = (result.events.get(profileId) ?? []).map(
+      (e) => `${e.type}:${e.event ?? e.name}:${e.timestamp}:${JSON.stringify(e.properties && Object.keys(e.properties).length > 0 ? e.properties : null)}`,
+    );
+    return { built: result.built, events: events.sort() };
+  };
+  const stored = async (profileId: string) =>
+    (
+      await t.db.query<{ complete: boolean; events: unknown[] | null }>('select complete, events from segment_event_digests where workspace_id = $1 and profile_id = $2', [
+        t.workspace.id,
+        profileId,
+      ])
+    ).rows[0];
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    await send([
+      { type: 'identify', userId: 'u-1', traits: { email: 'a@x.cn' }, messageId: 'i1', timestamp: iso(NOW - 60 * DAY) },
+      { type: 'track', event: 'Order Completed', userId: 'u-1', properties: { revenue: 5, sku: 'a' }, messageId: 'o1', timestamp: iso(NOW - 60 * DAY) },
+      { type: 'track', event: 'Other', userId: 'u-1', properties: { revenue: 1 }, messageId: 'x1', timestamp: iso(NOW - DAY) },
+      { type: 'page', name: 'Home', userId: 'u-1', messageId: 'p1', timestamp: iso(NOW - 2 * DAY) },
+      { type: 'identify', anonymousId: 'anon-2', traits: { email: 'b@x.cn' }, messageId: 'i2', timestamp: iso(NOW - 50 * DAY) },
+      { type: 'track', event: 'Order Completed', anonymousId: 'anon-2', properties: { revenue: 7 }, messageId: 'o2', timestamp: iso(NOW - 10 * DAY) },
+    ]);
+  });
+  afterAll(async () => t.close());
+
+  it('is built from events when missing, then served as stored', async () => {
+    const profile = await owner('u-1');
+    const first = await served(profile);
+    expect(first.built).toBe(1);
+    expect(first.events).toEqual(await truth(profile));
+    expect(first.events).toEqual([`page:Home:${NOW - 2 * DAY}:null`, `track:Order Completed:${NOW - 60 * DAY}:{"revenue":5}`]);
+    expect(await served(profile)).toEqual({ built: 0, events: first.events });
+  });
+
+  it('gets the events of a known person appended by ingest and resolution, without a rebuild', async () => {
+    const profile = await owner('u-1');
+    await served(profile);
+    await send([
+      { type: 'track', event: 'Order Completed', userId: 'u-1', properties: { revenue: 9 }, messageId: 'o3', timestamp: iso(NOW - DAY) },
+      { type: 'track', event: 'Other', userId: 'u-1', messageId: 'x2', timestamp: iso(NOW - DAY) },
+      // Anonymous first, then tied to u-1: resolution assigns the earlier event to the profile.
+      { type: 'page', name: 'Cart', anonymousId: 'anon-1', messageId: 'p2', timestamp: iso(NOW - 3 * DAY) },
+      { type: 'identify', userId: 'u-1', anonymousId: 'anon-1', messageId: 'i3', timestamp: iso(NOW - 3 * DAY + 1000) },
+    ]);
+    expect((await stored(profile))!.complete).toBe(true);
+    const after = await served(profile);
+    expect(after.built).toBe(0);
+    expect(after.events).toEqual(await truth(profile));
+    expect(after.events).toContain(`page:Cart:${NOW - 3 * DAY}:null`);
+    expect(after.events).toContain(`track:Order Completed:${NOW - DAY}:{"revenue":9}`);
+  });
+
+  it('follows a merge (the survivor gets the events appended) and an unmerge (both sides rebuilt, right)', async () => {
+    const survivor = await owner('u-1');
+    const absorbed = await owner('anon-2');
+    await served(survivor);
+    expect((await served(absorbed)).events).toEqual(await truth(absorbed));
+    await mergeProfiles(t.db, t.workspace.id, [survivor, absorbed], { kind: 'manual' });
+    expect((await stored(absorbed))!).toMatchObject({ complete: false, events: null });
+    const merged = await served(survivor);
+    expect(merged.built).toBe(0);
+    expect(merged.events).toEqual(await truth(survivor));
+    expect(merged.events).toContain(`track:Order Completed:${NOW - 10 * DAY}:{"revenue":7}`);
+
+    await unmergeIdentifier(t.db, t.workspace.id, survivor, { type: 'anonymous_id', value: 'anon-2' });
+    const split = await owner('anon-2');
+    expect(split).not.toBe(survivor);
+    expect((await stored(survivor))!.complete).toBe(false);
+    const kept = await served(survivor);
+    expect(kept.built).toBe(1);
+    expect(kept.events).toEqual(await truth(survivor));
+    expect(kept.events).not.toContain(`track:Order Completed:${NOW - 10 * DAY}:{"revenue":7}`);
+    expect((await served(split)).events).toEqual([`track:Order Completed:${NOW - 10 * DAY}:{"revenue":7}`]);
+  });
+
+  it('forgets deleted events (erasure, suppression, retention delete rows): the digest is emptied and rebuilt without them', async () => {
+    const profile = await owner('u-1');
+    await served(profile);
+    // An event no digest holds (another name): the digest stays as it is.
+    await t.db.query(`delete from events where workspace_id = $1 and message_id = 'x1'`, [t.workspace.id]);
+    expect((await stored(profile))!.complete).toBe(true);
+    expect(await served(profile)).toEqual({ built: 0, events: await truth(profile) });
+    await t.db.query(`delete from events where workspace_id = $1 and message_id = 'o3'`, [t.workspace.id]);
+    // Nothing of the deleted event stays behind in the store.
+    expect((await stored(profile))!).toMatchObject({ complete: false, events: null });
+    const after = await served(profile);
+    expect(after.built).toBe(1);
+    expect(after.events).toEqual(await truth(profile));
+    expect(after.events).not.toContain(`track:Order Completed:${NOW - DAY}:{"revenue":9}`);
+  });
+
+  it('invalidates a profile whose events change in place (field encryption rewriting properties)', async () => {
+    const profile = await owner('u-1');
+    await served(profile);
+    await t.db.query(`update events set properties = properties || '{"revenue": 6}' where workspace_id = $1 and message_id = 'o1'`, [t.workspace.id]);
+    expect((await stored(profile))!.complete).toBe(false);
+    const after = await served(profile);
+    expect(after.events).toEqual(await truth(profile));
+    expect(after.events).toContain(`track:Order Completed:${NOW - 60 * DAY}:{"revenue":6}`);
+  });
+
+  it('rebuilds every digest when the spec changes (other kinds or keys), never serving one of the old spec', async () => {
+    const profile = await owner('u-1');
+    await served(profile);
+    const wider: DigestSpec = { kinds: [...spec.kinds, 'track:Other'], keys: null };
+    const result = await loadDigestEvents(t.db, t.workspace.id, [profile], wider);
+    expect(result.built).toBe(1);
+    const events = result.events.get(profile)!;
+    expect(events.filter((e) => e.event === 'Other').map((e) => e.timestamp)).toEqual([NOW - DAY]); // x2 (x1 was deleted above)
+    expect(events.find((e) => e.event === 'Order Completed' && e.timestamp === NOW - 60 * DAY)!.properties).toEqual({ revenue: 6, sku: 'a' });
+    // And back: the old spec's digests are of another version now, so they are built again.
+    expect((await served(profile)).built).toBe(1);
+  });
+
+  it('does not build over a transaction still writing the profile: the caller reads events instead, and the next read builds with its event', async () => {
+    const profile = await owner('u-1');
+    await served(profile);
+    await t.db.query(`update segment_event_digests set complete = false, events = null where workspace_id = $1 and profile_id = $2`, [t.workspace.id, profile]);
+    const writer = await t.db.connect();
+    try {
+      await writer.query('begin');
+      await writer.query(
+        `insert into events (workspace_id, timestamp, message_id, source_id, type, event, properties, received_at, profile_id)
+         select workspace_id, $3, 'late', source_id, 'track', 'Order Completed', '{"revenue": 11}', now(), profile_id
+           from events where workspace_id = $1 and profile_id = $2 limit 1`,
+        [t.workspace.id, profile, new Date(NOW - 5 * DAY)],
+      );
+      const blocked = await loadDigestEvents(t.db, t.workspace.id, [profile], spec);
+      expect(blocked.unserved).toEqual([profile]);
+      await writer.query('commit');
+    } finally {
+      writer.release();
+    }
+    const after = await served(profile);
+    expect(after.built).toBe(1);
+    expect(after.events).toContain(`track:Order Completed:${NOW - 5 * DAY}:{"revenue":11}`);
+    expect(after.events).toEqual(await truth(profile));
+  });
+
+  it('does not wait on an open writer to change the spec (it may be waiting for the drain): the caller reads events this time', async () => {
+    const profile = await owner('u-1');
+    const other: DigestSpec = { kinds: [...spec.kinds, 'track:Signed Up'], keys: spec.keys };
+    const writer = await t.db.connect();
+    try {
+      await writer.query('begin');
+      // The insert trigger holds the workspace's digest lock shared until this transaction ends.
+      await writer.query(
+        `insert into events (workspace_id, timestamp, message_id, source_id, type, event, properties, received_at, profile_id)
+         select workspace_id, $3, 'late-2', source_id, 'track', 'Order Completed', '{"revenue": 13}', now(), profile_id
+           from events where workspace_id = $1 and profile_id = $2 limit 1`,
+        [t.workspace.id, profile, new Date(NOW - 4 * DAY)],
+      );
+      const started = performance.now();
+      const blocked = await loadDigestEvents(t.db, t.workspace.id, [profile], other);
+      expect(blocked).toMatchObject({ unserved: [profile], built: 0 });
+      expect(performance.now() - started).toBeLessThan(2000);
+      await writer.query('commit');
+    } finally {
+      writer.release();
+    }
+    const after = await served(profile, other);
+    expect(after.built).toBe(1);
+    expect(after.events).toContain(`track:Order Completed:${NOW - 4 * DAY}:{"revenue":13}`);
+    expect((await served(profile)).built).toBe(1); // back to the first spec: built again
+  });
+
+  it('derives the spec from what the conditions read; none when one reads the events’ context', () => {
+    const reads = conditionReads({
+      kind: 'and',
+      conditions: [
+        { kind: 'event', match: { type: 'track', name: 'Order Completed', filters: [{ property: 'items.sku', op: 'exists' }] }, measure: { kind: 'sum', property: 'revenue', test: { op: 'gt', value: 1 } } },
+        { kind: 'event', match: { type: 'page', filters: [] }, measure: { kind: 'exists' } },
+      ],
+    });
+    expect(digestSpec(reads)).toEqual({ kinds: ['page:*', 'track:Order Completed'], keys: ['items', 'revenue'] });
+    conditionReads({ kind: 'event', match: { type: 'track', name: 'X', filters: [{ property: 'context.ip', op: 'exists' }] }, measure: { kind: 'exists' } }, reads);
+    expect(digestSpec(reads)).toBeNull();
+  });
+});
