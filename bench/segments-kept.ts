@@ -13,6 +13,8 @@
  * the steady state of a profile queued by a change that moves nothing), reporting CPU µs per
  * re-evaluation of Node and PostgreSQL and the top statements (pg_stat_statements).
  * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
+ * Both take BENCH_KEPT_DIGESTS=build (every event digest built in one pass first) and
+ * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first).
  * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
  * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
  * whether it holds the true size, time; with the CPU PostgreSQL and Node used
@@ -25,7 +27,8 @@ import inspector from 'node:inspector';
 import path from 'node:path';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { encryptAllExistingPii } from '../server/src/privacy/pii-backfill.ts';
-import { drainSegmentQueue } from '../server/src/segments/realtime.ts';
+import { buildWorkspaceDigests } from '../server/src/segments/digests.ts';
+import { drainSegmentQueue, workspaceDigestSpec } from '../server/src/segments/realtime.ts';
 import { createPool, type Db } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
@@ -138,6 +141,30 @@ async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> 
   return { seconds, megabytes };
 }
 
+/**
+ * BENCH_KEPT_DIGESTS=build: builds every profile's event digest in one pass first (only where the
+ * workspace's digests do not match the current spec), i.e. the state of a server whose drain has
+ * read each profile once since the real-time segments were made; otherwise the first read of each
+ * profile pays its build.
+ */
+async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: number; digests: number } | null> {
+  if (process.env.BENCH_KEPT_DIGESTS !== 'build') return null;
+  const spec = await workspaceDigestSpec(db, workspaceId);
+  if (!spec) return null;
+  const started = performance.now();
+  const { rows } = await db.query<{ stale: boolean }>(
+    `select exists (select 1 from profiles p where p.workspace_id = $1 and p.merged_into is null and not exists (
+       select 1 from segment_event_digests d join segment_event_digest_specs s on s.workspace_id = d.workspace_id and s.version = d.spec_version
+        where d.workspace_id = $1 and d.profile_id = p.id and d.complete)) as stale`,
+    [workspaceId],
+  );
+  const digests = rows[0]!.stale ? await buildWorkspaceDigests(db, workspaceId, spec) : 0;
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  log(`event digests: ${digests} built in ${seconds} s`);
+  await db.query('vacuum analyze segment_event_digests');
+  return { seconds, digests };
+}
+
 async function incremental(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
@@ -155,6 +182,7 @@ async function incremental(dataDir: string, meta: Meta) {
     );
     await db.query('vacuum analyze segment_queue, segment_rechecks');
     await db.query('create extension if not exists pg_stat_statements');
+    const digestBuild = await buildDigests(db, ws);
     const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
@@ -217,6 +245,7 @@ async function incremental(dataDir: string, meta: Meta) {
       perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
       transitions: after[0]!.n,
       sharedBuffers: sharedBuffers[0]!.shared_buffers,
+      digestBuild,
       prewarmed,
       // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
       buffersPerProfile: {
@@ -260,6 +289,7 @@ async function realtime(dataDir: string, meta: Meta) {
   try {
     await db.query('create extension if not exists pg_stat_statements');
     const piiBackfill = await finishPiiBackfill(db);
+    const digestBuild = await buildDigests(db, meta.workspaceId);
     const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
     const { rows: sharedBuffers } = await db.query<{ shared_buffers: string }>('show shared_buffers');
     await db.query('select pg_stat_statements_reset()');
@@ -268,7 +298,7 @@ async function realtime(dataDir: string, meta: Meta) {
     const load = fs.readFileSync('/proc/loadavg', 'utf8').trim();
     const result = await benchRealtime(db, server.url, meta.workspaceId, meta.writeKey, pgPid, { eventsPerSecond, seconds }, log);
     const statements = await topStatements(db, 15);
-    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, sharedBuffers: sharedBuffers[0]!.shared_buffers, piiBackfill, prewarmed, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
+    console.log(JSON.stringify({ benchmark: 'segments-kept realtime', at: new Date().toISOString(), loadAtStart: load, sharedBuffers: sharedBuffers[0]!.shared_buffers, piiBackfill, digestBuild, prewarmed, profiles: meta.profiles, events: meta.events, ...result, statements }, null, 2));
   } finally {
     await db.end();
     await server.stop();

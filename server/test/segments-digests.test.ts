@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { unmergeIdentifier } from '../src/identity/unmerge.ts';
-import { digestSpec, loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
+import { buildWorkspaceDigests, digestSpec, loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
 import { conditionReads } from '../src/segments/snapshots.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
@@ -228,5 +228,28 @@ describe('segment event digests', () => {
     expect(digestSpec(reads)).toEqual({ kinds: ['page:*', 'track:Order Completed'], keys: ['items', 'revenue'] });
     conditionReads({ kind: 'event', match: { type: 'track', name: 'X', filters: [{ property: 'context.ip', op: 'exists' }] }, measure: { kind: 'exists' } }, reads);
     expect(digestSpec(reads)).toBeNull();
+  });
+
+  it('builds every live profile’s digest in one pass, the same as the per-profile build', async () => {
+    await send([
+      { type: 'track', event: 'Order Completed', userId: 'u-bulk', properties: { revenue: 3, note: 'x' }, messageId: 'bulk-1', timestamp: iso(NOW - 3 * DAY) },
+      { type: 'identify', userId: 'u-quiet', messageId: 'bulk-2', timestamp: iso(NOW - 3 * DAY) },
+    ]);
+    await t.db.query('delete from segment_event_digests where workspace_id = $1', [t.workspace.id]);
+    const written = await buildWorkspaceDigests(t.db, t.workspace.id, spec);
+    const { rows: live } = await t.db.query<{ id: string }>('select id from profiles where workspace_id = $1 and merged_into is null', [t.workspace.id]);
+    expect(written).toBe(live.length);
+    expect(live.length).toBeGreaterThanOrEqual(3);
+    for (const { id } of live) {
+      const fromBulk = await served(id);
+      expect(fromBulk.built, id).toBe(0); // served as stored: the bulk pass made it complete
+      expect(fromBulk.events, id).toEqual(await truth(id));
+    }
+    // A profile without wanted events gets an empty, complete digest (not rebuilt at each read).
+    expect(await stored(await owner('u-quiet'))).toEqual({ complete: true, events: [] });
+    // Events after the pass are appended by the triggers as before.
+    await send([{ type: 'track', event: 'Order Completed', userId: 'u-bulk', properties: { revenue: 4 }, messageId: 'bulk-3', timestamp: iso(NOW - DAY) }]);
+    const bulkProfile = await owner('u-bulk');
+    expect((await served(bulkProfile)).events).toEqual(await truth(bulkProfile));
   });
 });

@@ -1,10 +1,10 @@
-import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
+import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import type { Condition } from './ast.ts';
 import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
 import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
-import { digestSpec } from './digests.ts';
+import { digestSpec, type DigestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { lockWorkspaceSegments } from './lock.ts';
@@ -227,9 +227,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
     await deleteProfileRows(client, 'segment_rechecks', workspaceId, all);
     return;
   }
-  const reads = emptyReads();
-  for (const segment of segments) mergeReads(reads, segment.reads);
-  reads.events.push(...computedTraitEventNeeds(computedTraits.map((trait) => trait.definition)));
+  const reads = drainReads(segments, computedTraits);
   const needs = snapshotNeeds(reads, nowMs);
   // Every segment's memberships, whatever its kind: in_segment may read any of them, and a
   // real-time segment's own membership decides what changed.
@@ -351,12 +349,28 @@ function mergeReads(into: ConditionReads, from: ConditionReads): void {
 const definitions = new Map<string, { definition: Condition; reads: ConditionReads }>();
 const MAX_CACHED_DEFINITIONS = 10_000;
 
+/** What the drain reads of a profile for these segments and computed traits. */
+function drainReads(segments: readonly RealtimeSegment[], computedTraits: Awaited<ReturnType<typeof loadActiveComputedTraits>>): ConditionReads {
+  const reads = emptyReads();
+  for (const segment of segments) mergeReads(reads, segment.reads);
+  reads.events.push(...computedTraitEventNeeds(computedTraits.map((trait) => trait.definition)));
+  return reads;
+}
+
+/** The digest spec the drain uses for the workspace's active real-time segments and computed traits now (null: none). */
+export async function workspaceDigestSpec(db: Db, workspaceId: string): Promise<DigestSpec | null> {
+  const { realtime } = await loadWorkspaceSegments(db, workspaceId);
+  const computedTraits = await loadActiveComputedTraits(db, workspaceId);
+  if (realtime.length === 0 && computedTraits.length === 0) return null;
+  return digestSpec(drainReads(realtime, computedTraits));
+}
+
 /**
  * The workspace's segments: the ones the real-time evaluator keeps up to date (real-time, active,
  * computed: state ready), and the key of every segment by id.
  */
 export async function loadWorkspaceSegments(
-  client: DbClient,
+  client: Queryable,
   workspaceId: string,
 ): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
   const { rows: all } = await client.query<{ id: string; key: string; name: string; version: number; definition: Condition | null }>(
