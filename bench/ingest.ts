@@ -365,7 +365,7 @@ async function backlog(db: Db): Promise<Backlog> {
   const mb = (bytes: number | null) => Math.round(((bytes ?? 0) / 1024 / 1024) * 10) / 10;
   let identityQueue: number | null = null;
   if (row?.identity) {
-    const { rows: queued } = await db.query<{ n: number }>('select count(*)::int as n from identity_queue');
+    const { rows: queued } = await db.query<{ n: number }>('select coalesce(sum(events), 0)::int as n from identity_queue');
     identityQueue = queued[0]?.n ?? 0;
   }
   let catalogueQueue: number | null = null;

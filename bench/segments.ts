@@ -513,7 +513,7 @@ export async function benchRealtime(
     const started = Date.now();
     const sampler = setInterval(() => {
       db.query<{ identity: number; segment: number }>(
-        `select (select count(*)::int from identity_queue where workspace_id = $1) as identity,
+        `select (select coalesce(sum(events), 0)::int from identity_queue where workspace_id = $1) as identity,
                 (select count(*)::int from segment_queue where workspace_id = $1) as segment`,
         [ws],
       ).then(

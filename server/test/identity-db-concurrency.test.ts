@@ -216,7 +216,7 @@ describe('identity resolution with 8 concurrent resolvers', () => {
     }
     await Promise.all(drains);
     for (;;) {
-      const { rows } = await database.db.query('select count(*)::int as n from identity_queue');
+      const { rows } = await database.db.query('select coalesce(sum(events), 0)::int as n from identity_queue');
       if (rows[0].n === 0 || errors.length > 0) break;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
@@ -235,7 +235,7 @@ describe('identity resolution with 8 concurrent resolvers', () => {
     expect(errors).toEqual([]);
     expect(eventCount).toBe(Array.from({ length: PEOPLE }, (_, i) => personEvents(i).length).reduce((a, b) => a + b, 0));
     const { rows } = await concurrent.database.db.query(
-      'select (select count(*)::int from events) as events, (select count(*)::int from identity_queue) as queued',
+      'select (select count(*)::int from events) as events, (select coalesce(sum(events), 0)::int from identity_queue) as queued',
     );
     expect(rows[0]).toEqual({ events: eventCount, queued: 0 });
   });

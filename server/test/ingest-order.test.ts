@@ -20,7 +20,7 @@ describe('arrival order inside one batch', () => {
     const { rows } = await t.db.query('select message_id from events where workspace_id = $1 order by seq', [t.workspace.id]);
     expect(rows.map((row) => row.message_id)).toEqual(ids);
     const { rows: queued } = await t.db.query(
-      'select e.message_id from identity_queue q join events e on e.workspace_id = q.workspace_id and e.seq = q.seq where q.workspace_id = $1 order by q.seq',
+      'select e.message_id from identity_queue q cross join unnest(q.seqs) with ordinality as s(seq, n) join events e on e.workspace_id = q.workspace_id and e.seq = s.seq where q.workspace_id = $1 order by q.seq, s.n',
       [t.workspace.id],
     );
     expect(queued.map((row) => row.message_id)).toEqual(ids);

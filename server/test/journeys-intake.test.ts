@@ -191,7 +191,7 @@ describe('journey entries and events on real PostgreSQL', () => {
     const profile = await insertProfile(db, workspace.id);
     // An earlier event still waiting for identity resolution holds back everything after it.
     const { rows } = await db.query<{ seq: number }>(`select nextval('events_seq') as seq`);
-    await db.query('insert into identity_queue (workspace_id, seq, timestamp) values ($1, $2, $3)', [workspace.id, rows[0]!.seq, clock.now()]);
+    await db.query('insert into identity_queue (workspace_id, seq, events, seqs, timestamps) values ($1, $2, 1, array[$2::bigint], array[$3::timestamptz])', [workspace.id, rows[0]!.seq, clock.now()]);
     await track(profile, 'Signed Up');
     await drain();
     expect(await instances()).toEqual([]);

@@ -138,7 +138,7 @@ describe('background worker', () => {
     expect((await send(other.writeKey, 'b', 2)).json()).toMatchObject({ accepted: 2 });
     const queued = async () =>
       Object.fromEntries(
-        (await t.db.query<{ workspace_id: string; n: number }>('select workspace_id, count(*)::int as n from identity_queue group by 1')).rows.map(
+        (await t.db.query<{ workspace_id: string; n: number }>('select workspace_id, sum(events)::int as n from identity_queue group by 1')).rows.map(
           (row) => [row.workspace_id, row.n],
         ),
       );

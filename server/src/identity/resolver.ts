@@ -4,6 +4,7 @@ import { withTransaction } from '../storage/database.ts';
 import { plainArray, textArray } from '../storage/pg-array.ts';
 import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
+import { TAKE_QUEUED_EVENTS } from './queue-take.ts';
 import { splitKey, startBatch, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
 import { consentObservations, moveConsents, writeConsents } from './consents.ts';
 import { extractIdentifiers, identifierKey } from './extract.ts';
@@ -57,20 +58,13 @@ export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize
   await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
-    const { rows: queued } = await client.query<{ seq: number; timestamp: string; now: number }>(
-      // The oldest seqs as an array: one index probe each, whatever the statistics say. As an `in`
-      // join, statistics gathered while the queue was empty (the usual moment) made a backlog
-      // quadratic: the planner rescanned the queue for every queued row.
-      // The times only go back to PostgreSQL (loadEvents), so they stay text: JSON's ISO 8601,
-      // whatever the session's DateStyle, read back exactly. The transaction time comes as epoch
-      // milliseconds, a number, not a date string parsed on each of the batch's rows.
-      `delete from identity_queue where workspace_id = $1 and seq = any(array(
-         select seq from identity_queue where workspace_id = $1 order by seq limit $2))
-       returning seq, to_json(timestamp) #>> '{}' as timestamp, floor(extract(epoch from now()) * 1000)::float8 as now`,
-      [workspaceId, batchSize],
-    );
+    // The oldest queued events in seq order (identity/queue-take.ts says how a batch is cut).
+    const { rows: queued } = await client.query<{ seq: number; timestamp: string; now: number }>({
+      name: 'touchpoint_identity_take_queued',
+      text: TAKE_QUEUED_EVENTS,
+      values: [workspaceId, batchSize],
+    });
     if (queued.length === 0) return 0;
-    queued.sort((a, b) => a.seq - b.seq);
     const loaded = await loadEvents(client, workspaceId, queued);
     const storedProfiles = loaded.storedProfiles;
     const identity = await loadWorkspaceIdentity(client, workspaceId);

@@ -45,9 +45,12 @@ const CLAIM_AND_QUEUE = `fresh as (
     on conflict do nothing
     returning message_id, seq
   ), queued as (
-    -- Identity resolution picks events up from here, in seq order (identity/queue.ts).
-    insert into identity_queue (workspace_id, seq, timestamp)
-    select $1, f.seq, i.timestamp from incoming i join fresh f using (message_id)
+    -- Identity resolution picks events up from here, in seq order: one row for the request's
+    -- stored events, not one per event (migration 0093, identity/queue-take.ts).
+    insert into identity_queue (workspace_id, seq, events, seqs, timestamps)
+    select $1, min(f.seq), count(*), array_agg(f.seq order by f.seq), array_agg(i.timestamp order by f.seq)
+      from incoming i join fresh f using (message_id)
+    having count(*) > 0
   )`;
 const STORE = `
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,

@@ -1,3 +1,4 @@
+import { CUT_GONE_FROM_IDENTITY_QUEUE } from '../identity/queue-take.ts';
 import type { Queryable } from '../storage/database.ts';
 import { registerPersonalData, type DataSubject } from './registry.ts';
 import { openQuarantineRows, subjectHashes } from './sealed-payloads.ts';
@@ -67,9 +68,7 @@ registerPersonalData({
           where workspace_id = $1
             and (profile_id = any($2::uuid[]) or user_id = any($3::text[]) or anonymous_id = any($3::text[]) or previous_id = any($3::text[]))
           returning seq, message_id
-       ), queue as (
-         delete from identity_queue q using gone where q.workspace_id = $1 and q.seq = gone.seq
-       ), ids as (
+       ), ${CUT_GONE_FROM_IDENTITY_QUEUE}, ids as (
          delete from event_message_ids m using gone where m.workspace_id = $1 and m.message_id = gone.message_id
        )
        select count(*) as n from gone`,

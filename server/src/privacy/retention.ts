@@ -1,4 +1,5 @@
 import { lockWorkspaceIdentity } from '../identity/resolver.ts';
+import { CUT_GONE_FROM_IDENTITY_QUEUE } from '../identity/queue-take.ts';
 import type { Db } from '../storage/database.ts';
 import { forgetPartition, monthStart } from '../storage/partitions.ts';
 import { personalDataSteps } from './registry.ts';
@@ -42,9 +43,7 @@ export async function applyRetention(db: Db, now: Date): Promise<RetentionOutcom
            returning seq, message_id
          ), ids as (
            delete from event_message_ids m using gone where m.workspace_id = $1 and m.message_id = gone.message_id
-         ), queue as (
-           delete from identity_queue q using gone where q.workspace_id = $1 and q.seq = gone.seq
-         )
+         ), ${CUT_GONE_FROM_IDENTITY_QUEUE}
          select 1 from gone`,
         [workspace.id, cutoff, DELETE_BATCH],
       );

@@ -1,6 +1,7 @@
 import { ApiError } from '../api/errors.ts';
 import { compareTypes, parseIdentitySettings } from '../identity/identifier-types.ts';
 import { loadWorkspaceIdentity, saveWorkspaceIdentity, type WorkspaceIdentity } from '../identity/settings-store.ts';
+import { COUNT_QUEUED_EVENTS } from '../identity/queue-take.ts';
 import { parseTraitStrategies } from '../identity/traits.ts';
 import type { Queryable } from '../storage/database.ts';
 import type { IdentitySettingsView, IdentityStats } from './schemas.ts';
@@ -82,7 +83,7 @@ export async function getIdentityStats(db: Queryable, workspaceId: string): Prom
         where workspace_id = $1 order by identifier_type, reason`,
       [workspaceId],
     ),
-    db.query<{ pending: number }>('select count(*) as pending from identity_queue where workspace_id = $1', [workspaceId]),
+    db.query<{ pending: number }>(COUNT_QUEUED_EVENTS, [workspaceId]),
   ]);
   return {
     profiles: profiles.rows[0]!,
