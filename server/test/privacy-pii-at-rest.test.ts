@@ -284,4 +284,26 @@ describe('backfill of plaintext rows and re-encryption after a data-key rotation
     expect(found.json().traits.email).toBe('rot@example.com');
     expect(JSON.stringify(found.json().events)).toContain('rot@example.com');
   });
+
+  it('walks the identifiers in batches by id: every plain one sealed once, already sealed ones between them left alone', async () => {
+    const ws = t.workspace.id;
+    const { rows } = await t.db.query<{ id: string }>(`insert into profiles (workspace_id, first_seen, last_seen) values ($1, now(), now()) returning id`, [ws]);
+    const profileId = rows[0]!.id;
+    const codec = await piiCodec(t.db, ws);
+    const emails = Array.from({ length: 7 }, (_, i) => `batch.${i}@example.com`);
+    // Plain and sealed rows interleaved by id, as a store half way through an upgrade has them.
+    for (const [i, email] of emails.entries()) {
+      await t.db.query(`insert into profile_identifiers (workspace_id, profile_id, type, value, first_seen, last_seen) values ($1, $2, 'email', $3, now(), now())`, [
+        ws,
+        profileId,
+        i % 3 === 1 ? codec.token(email) : email,
+      ]);
+    }
+    const plain = emails.filter((_, i) => i % 3 !== 1);
+    const counts = await encryptExistingPii(t.db, ws, { batchSize: 2 });
+    expect(counts.identifiers).toBe(plain.length);
+    expect(await plaintextRows(t.db, ws, emails)).toEqual([]);
+    const { rows: stored } = await t.db.query<{ value: string }>(`select value from profile_identifiers where workspace_id = $1 and profile_id = $2 order by id`, [ws, profileId]);
+    expect(stored.map((row) => row.value)).toEqual(emails.map((email) => codec.token(email)));
+  });
 });
