@@ -252,4 +252,18 @@ describe('segment event digests', () => {
     const bulkProfile = await owner('u-bulk');
     expect((await served(bulkProfile)).events).toEqual(await truth(bulkProfile));
   });
+
+  it('builds more profiles than one build transaction takes, chunk by chunk, each digest exact', async () => {
+    const people = Array.from({ length: 120 }, (_, i) => `chunk-${i}`);
+    await send(
+      people.map((userId, i) => ({ type: 'track', event: 'Order Completed', userId, properties: { revenue: i }, messageId: `chunk-o-${i}`, timestamp: iso(NOW - DAY) })),
+    );
+    const profiles = await Promise.all(people.map(owner));
+    await t.db.query('delete from segment_event_digests where workspace_id = $1 and profile_id = any($2::uuid[])', [t.workspace.id, profiles]);
+    const result = await loadDigestEvents(t.db, t.workspace.id, [...profiles].sort(), spec);
+    expect(result).toMatchObject({ unserved: [], built: 120 });
+    for (const [i, profile] of profiles.entries()) {
+      expect(result.events.get(profile)?.map((e) => e.properties), people[i]).toEqual([{ revenue: i }]);
+    }
+  });
 });
