@@ -13,7 +13,8 @@
  * the steady state of a profile queued by a change that moves nothing), reporting CPU µs per
  * re-evaluation of Node and PostgreSQL and the top statements (pg_stat_statements).
  * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
- * Both take BENCH_KEPT_DIGESTS=build (every event digest built in one pass first) and
+ * Both take BENCH_KEPT_DIGESTS=on (the drain reads event digests; TOUCHPOINT_SEGMENT_DIGESTS=on for
+ * `realtime`'s worker) or =build (the same, every digest built in one pass first), and
  * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first).
  * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
  * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
@@ -147,6 +148,8 @@ async function prewarm(db: Db): Promise<{ seconds: number; megabytes: number }> 
  * read each profile once since the real-time segments were made; otherwise the first read of each
  * profile pays its build.
  */
+const useDigests = process.env.BENCH_KEPT_DIGESTS === 'on' || process.env.BENCH_KEPT_DIGESTS === 'build';
+
 async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: number; digests: number } | null> {
   if (process.env.BENCH_KEPT_DIGESTS !== 'build') return null;
   const spec = await workspaceDigestSpec(db, workspaceId);
@@ -201,7 +204,7 @@ async function incremental(dataDir: string, meta: Meta) {
     const started = performance.now();
     let evaluated = 0;
     for (;;) {
-      const taken = await drainSegmentQueue(db, { batchSize, now });
+      const taken = await drainSegmentQueue(db, { batchSize, now, digests: useDigests });
       if (taken === 0) break;
       evaluated += taken;
     }

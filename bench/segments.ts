@@ -492,6 +492,8 @@ export async function benchRealtime(
     worker = await startWorker({
       db,
       concurrency: config.workerConcurrency,
+      // The worker a server starts with TOUCHPOINT_SEGMENT_DIGESTS=on (the rest of the config is the defaults).
+      segmentDigests: loadConfig({ TOUCHPOINT_SEGMENT_DIGESTS: process.env.TOUCHPOINT_SEGMENT_DIGESTS }).segmentDigests,
       logger: (level, message) => {
         if (stopping || (level !== 'error' && level !== 'warning')) return;
         problems.count++;

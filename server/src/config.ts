@@ -14,6 +14,8 @@ export interface Config {
   maxInflightIngest: number;
   runWorker: boolean;
   workerConcurrency: number;
+  /** Real-time segments read per-profile event digests (segments/digests.ts); off unless TOUCHPOINT_SEGMENT_DIGESTS=on. */
+  segmentDigests: boolean;
   /** Build the dashboard at start when its build is missing or stale (TOUCHPOINT_DASHBOARD_BUILD=off to skip). */
   buildDashboard: boolean;
   /** Requests per second per client IP (collection, API) and per API caller; 0 turns one off. */
@@ -42,6 +44,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxInflightIngest: intFromEnv(env, 'TOUCHPOINT_MAX_INFLIGHT', 512),
     runWorker: env.TOUCHPOINT_WORKER !== 'off',
     workerConcurrency: intFromEnv(env, 'TOUCHPOINT_WORKER_CONCURRENCY', 4),
+    segmentDigests: env.TOUCHPOINT_SEGMENT_DIGESTS === 'on',
     buildDashboard: env.TOUCHPOINT_DASHBOARD_BUILD !== 'off',
     rateLimits: {
       collectionPerIp: intFromEnv(env, 'TOUCHPOINT_RATE_LIMIT_COLLECTION_IP', 1000) || null,

@@ -3,6 +3,8 @@ import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { unmergeIdentifier } from '../src/identity/unmerge.ts';
 import { buildWorkspaceDigests, digestSpec, loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
+import { createSegment } from '../src/segments/lifecycle.ts';
+import { drainSegmentQueue } from '../src/segments/realtime.ts';
 import { conditionReads } from '../src/segments/snapshots.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
@@ -265,5 +267,37 @@ describe('segment event digests', () => {
     for (const [i, profile] of profiles.entries()) {
       expect(result.events.get(profile)?.map((e) => e.properties), people[i]).toEqual([{ revenue: i }]);
     }
+  });
+});
+
+describe('the drain reads digests only when asked (TOUCHPOINT_SEGMENT_DIGESTS)', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await startTestApp();
+  });
+  afterAll(async () => t?.close());
+
+  it('off by default: no digest is written; on: digests are built and the memberships are the same', async () => {
+    const now = new Date();
+    await createSegment(t.db, t.workspace.id, { key: 'buyers', name: 'Buyers', kind: 'realtime', text: 'event("Order Completed").count(within 30d) >= 1' }, now);
+    const digestRows = async () =>
+      Number((await t.db.query<{ n: string }>('select count(*) as n from segment_event_digests where workspace_id = $1', [t.workspace.id])).rows[0]!.n);
+    const members = async () =>
+      Number((await t.db.query<{ n: string }>(`select count(*) as n from segment_memberships m join segments s on s.id = m.segment_id where s.workspace_id = $1 and s.key = 'buyers'`, [t.workspace.id])).rows[0]!.n);
+    const order = (userId: string, messageId: string) => ({ type: 'track', event: 'Order Completed', userId, properties: { revenue: 1 }, messageId, timestamp: now.toISOString() });
+
+    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch: [order('off-1', 'm-off-1')] } });
+    expect(res.statusCode).toBe(200);
+    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
+    while ((await drainSegmentQueue(t.db, { now })) > 0);
+    expect(await members()).toBe(1);
+    expect(await digestRows()).toBe(0);
+
+    const again = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch: [order('on-1', 'm-on-1')] } });
+    expect(again.statusCode).toBe(200);
+    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
+    while ((await drainSegmentQueue(t.db, { now, digests: true })) > 0);
+    expect(await members()).toBe(2);
+    expect(await digestRows()).toBeGreaterThan(0);
   });
 });

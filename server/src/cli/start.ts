@@ -51,7 +51,7 @@ export async function startTouchpoint(config: Config): Promise<void> {
   });
   let worker: { stop(): Promise<void> } | undefined;
   if (config.runWorker) {
-    worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency });
+    worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency, segmentDigests: config.segmentDigests });
   }
   log(`Touchpoint is running at http://${config.host}:${config.port} (dashboard: /, API docs: /openapi.json)`);
   // Built after the API listens so health checks and ingestion never wait for Vite; the dashboard

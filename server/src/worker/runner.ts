@@ -27,6 +27,8 @@ export interface WorkerOptions {
   logger?: WorkerLog;
   /** Tasks added to the built-in ones (a name already taken is refused). */
   tasks?: TaskList;
+  /** Real-time segments read per-profile event digests (segments/digests.ts; default off). */
+  segmentDigests?: boolean;
   /** channels/' enqueue for journey send steps. */
   enqueueMessage?: EnqueueMessage;
 }
@@ -106,7 +108,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Profiles whose data changed (queued in the same transaction as the change) and due re-checks.
   const segments = startPollingLoop({
     name: 'real-time segments',
-    drainOnce: () => drainSegmentQueue(options.db, { batchSize: SEGMENT_BATCH, onError: (error, message) => log('error', message, { error }) }),
+    drainOnce: () => drainSegmentQueue(options.db, { batchSize: SEGMENT_BATCH, digests: options.segmentDigests ?? false, onError: (error, message) => log('error', message, { error }) }),
     pollMs: SEGMENT_POLL_MS,
     onError,
   });
