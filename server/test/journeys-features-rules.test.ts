@@ -4,6 +4,7 @@ import { candidateDates, dateOccurrences, parseDateTrait } from '../src/journeys
 import { JourneyDefinitionSchema, type JourneyDefinition, type JourneyNode } from '../src/journeys/definition.ts';
 import { nextScheduledRun } from '../src/journeys/schedules.ts';
 import { validateJourney } from '../src/journeys/validate.ts';
+import { recordListAdditions } from '../src/journeys/walk.ts';
 import { delayOutcome, profileTimeZone, segmentWaitOutcome, traitValuesOf } from '../src/journeys/waits.ts';
 import { plannedTraitChanges } from '../src/profiles/trait-writer.ts';
 
@@ -119,6 +120,39 @@ describe('waiting nodes in the profile time zone', () => {
       { profileId: 'p', key: 'coupon', previous: 'X1', value: null },
       { profileId: 'p', key: 'city', previous: null, value: 'Hangzhou' },
     ]);
+  });
+});
+
+describe('list additions (addTags) applied to the value read under the lock', () => {
+  it('adds each value once to the stored list, after a set of the same key, and changes nothing when all are there', () => {
+    const current = new Map([['p', new Map([['tags', { value: ['cny', 'late'], computed: false }], ['one', { value: 'solo', computed: false }]])]]);
+    expect(plannedTraitChanges([{ profileId: 'p', set: {}, add: { tags: ['vip', 'cny', 'vip'] } }], current)).toEqual([
+      { profileId: 'p', key: 'tags', previous: ['cny', 'late'], value: ['cny', 'late', 'vip'] },
+    ]);
+    expect(plannedTraitChanges([{ profileId: 'p', set: {}, add: { tags: ['late'] } }], current)).toEqual([]);
+    // A scalar becomes the first element; an absent trait starts empty; a set value of the same key is the base.
+    expect(plannedTraitChanges([{ profileId: 'p', set: {}, add: { one: ['two'], fresh: ['a'] } }], current)).toEqual([
+      { profileId: 'p', key: 'one', previous: 'solo', value: ['solo', 'two'] },
+      { profileId: 'p', key: 'fresh', previous: null, value: ['a'] },
+    ]);
+    expect(plannedTraitChanges([{ profileId: 'p', set: { tags: ['x'] }, add: { tags: ['y'] } }], current)).toEqual([
+      { profileId: 'p', key: 'tags', previous: ['cny', 'late'], value: ['x', 'y'] },
+    ]);
+  });
+
+  it('a walk keeps a key as an addition only while no node of the walk set it outright', () => {
+    const additions: Record<string, string[]> = {};
+    const setOutright = new Set<string>();
+    recordListAdditions(additions, setOutright, { tags: ['a', 'vip'], plan: 'gold' }, { tags: ['vip'] });
+    expect(additions).toEqual({ tags: ['vip'] });
+    recordListAdditions(additions, setOutright, { tags: ['a', 'vip', 'cny'] }, { tags: ['cny', 'vip'] });
+    expect(additions).toEqual({ tags: ['vip', 'cny'] });
+    // Set outright: the walk's whole value is written from here on, later additions are inside it.
+    recordListAdditions(additions, setOutright, { tags: ['only'] }, undefined);
+    expect(additions).toEqual({});
+    recordListAdditions(additions, setOutright, { tags: ['only', 'more'] }, { tags: ['more'] });
+    expect(additions).toEqual({});
+    expect([...setOutright].sort()).toEqual(['plan', 'tags']);
   });
 });
 

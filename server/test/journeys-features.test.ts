@@ -12,6 +12,7 @@ import { drainJourneyEvents, drainSegmentEntries } from '../src/journeys/intake.
 import { drainScheduledEntries } from '../src/journeys/schedules.ts';
 import { archiveJourney, createJourney, journeyCheck, journeyProblems, pauseJourney, publishJourney, resumeJourney } from '../src/journeys/store.ts';
 import { prepareTransitionStorage, recordTransitions, type SegmentRef } from '../src/segments/transitions.ts';
+import { writeProfileTraits } from '../src/profiles/trait-writer.ts';
 import { withTransaction, type Db } from '../src/storage/database.ts';
 import { testClock } from './journeys-support.ts';
 import { serverKey } from './profiles-support.ts';
@@ -286,6 +287,40 @@ describe('journey entries, nodes, dry run and live control on real PostgreSQL', 
       { node_id: 'until-gold', outcome: 'happened', version: 1 },
       { node_id: 'end', outcome: 'completed', version: 1 },
     ]);
+  });
+
+  it('addTags adds to the tags stored when the step writes, not to the snapshot read before it (a write in between is kept)', async () => {
+    const { ws, clock, publish, instances, enter } = await setup();
+    const profile = await insertProfile(db, ws, { traits: { tags: ['cny'] } });
+    const journey = await publish('tag-race', {
+      nodes: [
+        { id: 'in', kind: 'entry', trigger: { kind: 'api' }, next: 'mail' },
+        { id: 'mail', kind: 'send', channel: 'email', template: 'hello', purpose: 'transactional', next: 'tag' },
+        { id: 'tag', kind: 'update_trait', addTags: ['vip'], next: 'end' },
+        { id: 'end', kind: 'end' },
+      ],
+    });
+    expect((await enter('tag-race', profile)).instanceId).not.toBeNull();
+    // The executor reads the snapshot, walks, enqueues the walk's messages, then writes traits: a
+    // write landing between the read and the trait write (here inside the enqueue) must survive.
+    let raced = 0;
+    const racing: ExecutorDeps = {
+      db,
+      now: clock.now,
+      enqueue: async (client, requests, now) => {
+        raced += 1;
+        await writeProfileTraits(client, ws, [{ profileId: profile, set: { tags: ['cny', 'late'] } }], { kind: 'crm_import', name: 'crm' }, { messageId: 'crm-late', at: now });
+        return enqueueMessages(client, requests, now);
+      },
+    };
+    for (let round = 0; round < 5 && (await instances(journey.id))[0]!.status === 'active'; round++) expect((await advanceDueInstances(racing)).failed).toEqual([]);
+    expect(raced).toBe(1);
+    expect((await instances(journey.id))[0]).toMatchObject({ status: 'completed', node_id: 'end' });
+    const { rows } = await db.query<{ value: unknown; source_kind: string }>(
+      `select value, source_kind from profile_traits where workspace_id = $1 and profile_id = $2 and key = 'tags'`,
+      [ws, profile],
+    );
+    expect(rows).toEqual([{ value: ['cny', 'late', 'vip'], source_kind: 'journey' }]);
   });
 
   it('segment wait (already there, enters later, times out), update_trait with provenance, and a signed webhook through channels', async () => {

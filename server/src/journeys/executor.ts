@@ -206,7 +206,16 @@ async function writeWalks(client: DbClient, deps: ExecutorDeps, walks: readonly 
   }
   const traitUpdates = walks.flatMap((walk) =>
     walk.traits
-      ? [{ workspaceId: walk.instance.workspace_id, journeyId: walk.instance.journey_id, instanceId: walk.instance.id, profileId: walk.instance.profile_id, traits: walk.traits }]
+      ? [
+          {
+            workspaceId: walk.instance.workspace_id,
+            journeyId: walk.instance.journey_id,
+            instanceId: walk.instance.id,
+            profileId: walk.instance.profile_id,
+            traits: walk.traits,
+            listAdditions: walk.listAdditions ?? {},
+          },
+        ]
       : [],
   );
   if (traitUpdates.length > 0) await writeTraitUpdates(client, traitUpdates, now);

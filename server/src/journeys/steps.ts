@@ -58,6 +58,11 @@ export interface StepOutcome {
   events?: SystemEvent[];
   /** Trait values to set on the instance's profile, null removing one (written with the step; see trait-updates.ts). */
   traits?: Record<string, unknown>;
+  /**
+   * Values added once each to list traits (addTags → `tags`). `traits` holds the list as the snapshot
+   * had it plus these, for later nodes and the dry run; the write adds them to the stored list.
+   */
+  listAdditions?: Record<string, string[]>;
 }
 
 /** Where a waiting instance goes when its timer is due (a delay ended, a wait timed out). */
@@ -114,7 +119,7 @@ export const NODE_KINDS: Registry = {
   update_trait: {
     arrive: ({ node, snapshot }) => {
       const traits = traitValuesOf(node, snapshot?.traits ?? {});
-      return { outcome: 'updated', detail: { traits: Object.keys(traits) }, next: node.next, traits };
+      return { outcome: 'updated', detail: { traits: Object.keys(traits) }, next: node.next, traits, ...(node.addTags ? { listAdditions: { tags: node.addTags } } : {}) };
     },
     reads: (node) => (node.addTags ? { ...emptyReads(), traits: true } : undefined),
   },

@@ -15,6 +15,8 @@ export interface TraitUpdate {
   profileId: string;
   /** key → value; null removes the trait. */
   traits: Record<string, unknown>;
+  /** Of `traits`, the list keys the journey only added to: written as additions to the stored list. */
+  listAdditions: Record<string, string[]>;
 }
 
 /** The provenance a journey's trait writes carry. */
@@ -33,7 +35,11 @@ export async function writeTraitUpdates(client: DbClient, updates: readonly Trai
     await writeProfileTraits(
       client,
       workspaceId,
-      list.map((update) => ({ profileId: update.profileId, set: update.traits })),
+      list.map((update) => ({
+        profileId: update.profileId,
+        set: Object.fromEntries(Object.entries(update.traits).filter(([key]) => !(key in update.listAdditions))),
+        add: update.listAdditions,
+      })),
       journeyTraitSource(journeyId),
       // The message id a trait's provenance names: the journey (instances differ per profile).
       { messageId: `journey:${journeyId}`, at: now },

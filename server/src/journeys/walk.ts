@@ -42,6 +42,11 @@ export interface WalkResult {
   events: SystemEvent[];
   /** Trait values set on the profile by the nodes passed, later ones winning. */
   traits: Record<string, unknown> | undefined;
+  /**
+   * Of `traits`, the keys only added to (never set outright in this walk), with the values added:
+   * written as additions to the stored list, which may have changed since the snapshot was read.
+   */
+  listAdditions: Record<string, string[]> | undefined;
 }
 
 export interface WalkContext {
@@ -59,7 +64,8 @@ export function walkInstance(row: InstanceRow, version: JourneyVersion, context:
   const { now, timeZone } = context;
   let snapshot = context.snapshot;
   const instance: InstanceRow = { ...row, visits: { ...row.visits } };
-  const result: WalkResult = { instance, settle: undefined, steps: [], messages: [], events: [], traits: undefined };
+  const result: WalkResult = { instance, settle: undefined, steps: [], messages: [], events: [], traits: undefined, listAdditions: undefined };
+  const setOutright = new Set<string>();
   for (let passed = 0; passed < MAX_NODES_PER_STEP; passed++) {
     const node = nodeById(version.definition, instance.node_id);
     if (!node) {
@@ -84,6 +90,7 @@ export function walkInstance(row: InstanceRow, version: JourneyVersion, context:
     if (outcome.events) result.events.push(...outcome.events);
     if (outcome.traits) {
       result.traits = { ...result.traits, ...outcome.traits };
+      recordListAdditions((result.listAdditions ??= {}), setOutright, outcome.traits, outcome.listAdditions);
       // Later nodes of this walk see the values set (the snapshot was read before the walk).
       if (snapshot) snapshot = { ...snapshot, traits: { ...snapshot.traits, ...outcome.traits } };
     }
@@ -168,4 +175,26 @@ export function mergeReads(into: ConditionReads, more: ConditionReads): Conditio
   into.consents ||= more.consents;
   for (const key of more.segments) into.segments.add(key);
   return into;
+}
+
+/**
+ * Records one node's trait outcome in a walk's list additions: a key the node sets outright stops
+ * being an addition (the walk's value for it is whole, from the set value on), and an addition to a
+ * key set outright earlier in the walk is already in that whole value.
+ */
+export function recordListAdditions(
+  additions: Record<string, string[]>,
+  setOutright: Set<string>,
+  traits: Readonly<Record<string, unknown>>,
+  added: Readonly<Record<string, string[]>> | undefined,
+): void {
+  for (const key of Object.keys(traits)) {
+    const values = added?.[key];
+    if (values === undefined) {
+      setOutright.add(key);
+      delete additions[key];
+    } else if (!setOutright.has(key)) {
+      additions[key] = [...new Set([...(additions[key] ?? []), ...values])];
+    }
+  }
 }

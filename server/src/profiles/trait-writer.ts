@@ -4,7 +4,7 @@ import { sameJson } from '../segments/computed/store.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
 import { enqueueSegmentEvaluation } from '../segments/queue.ts';
 import type { DbClient } from '../storage/database.ts';
-import { piiCodec, writeVault } from '../privacy/pii-codec.ts';
+import { isEncryptedKey, piiCodec, writeVault } from '../privacy/pii-codec.ts';
 
 /*
  * Direct trait writes that are not events (a journey's update_trait node, an operator): the value
@@ -20,6 +20,12 @@ export interface TraitWrite {
   profileId: string;
   /** key → value; null removes the trait. */
   set: Record<string, unknown>;
+  /**
+   * key → values added once each to the list trait (after `set` of the same key, if any). Applied to
+   * the value read under the identity lock: a list read earlier (a journey's snapshot) would
+   * overwrite values written since. Not for PII keys (their values are tokens, not lists).
+   */
+  add?: Record<string, readonly unknown[]>;
 }
 
 export interface TraitWriteResult {
@@ -37,7 +43,14 @@ export function plannedTraitChanges(
   const changes: TraitWriteResult[] = [];
   for (const write of writes) {
     const stored = current.get(write.profileId);
-    for (const [key, value] of Object.entries(write.set)) {
+    const values: Record<string, unknown> = { ...write.set };
+    for (const [key, additions] of Object.entries(write.add ?? {})) {
+      const base = key in values ? values[key] : stored?.get(key)?.value;
+      const list = Array.isArray(base) ? [...(base as unknown[])] : base === undefined || base === null ? [] : [base];
+      for (const value of additions) if (!list.some((have) => sameJson(have, value))) list.push(value);
+      values[key] = list;
+    }
+    for (const [key, value] of Object.entries(values)) {
       const existing = stored?.get(key);
       if (existing?.computed) continue;
       const previous = existing?.value ?? null;
@@ -61,12 +74,16 @@ export async function writeProfileTraits(
   // Values of PII keys (email, phone, name…) are stored as keyed-hash tokens with one sealed copy in
   // pii_vault, as the resolver stores them (privacy/pii-codec.ts): never in clear.
   const codec = await piiCodec(client, workspaceId);
+  for (const write of writes) {
+    const pii = Object.keys(write.add ?? {}).find(isEncryptedKey);
+    if (pii !== undefined) throw new Error(`List additions to the PII trait "${pii}" are not supported: set its value instead`);
+  }
   writes = writes.map((write) => ({ ...write, set: codec.tokenizeTraits(write.set) }));
   await writeVault(client, codec);
   await lockWorkspaceIdentity(client, workspaceId);
   await lockWorkspaceSegments(client, workspaceId);
   const profileIds = [...new Set(writes.map((w) => w.profileId))];
-  const keys = [...new Set(writes.flatMap((w) => Object.keys(w.set)))];
+  const keys = [...new Set(writes.flatMap((w) => [...Object.keys(w.set), ...Object.keys(w.add ?? {})]))];
   const { rows } = await client.query<{ profile_id: string; key: string; value: unknown; source_kind: string }>(
     `select t.profile_id, t.key, t.value, t.source_kind from profile_traits t
       where t.workspace_id = $1 and t.profile_id = any($2::uuid[]) and t.key = any($3::text[])`,
