@@ -418,7 +418,8 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const { rows: versionRows } = await db.query<{ version: string }>('select version()');
     const { rows: settingRows } = await db.query<{ name: string; setting: string; unit: string | null }>(
       `select name, setting, unit from pg_settings
-        where name in ('shared_buffers', 'synchronous_commit', 'fsync', 'max_wal_size', 'wal_level', 'checkpoint_timeout')`,
+        where name in ('shared_buffers', 'synchronous_commit', 'fsync', 'max_wal_size', 'wal_level', 'checkpoint_timeout',
+                       'wal_compression', 'wal_buffers', 'commit_delay')`,
     );
     const workspace = await createWorkspace(db, { slug: 'bench', name: 'Bench retail' });
     const { source, writeKey } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
@@ -437,14 +438,20 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     if (leaked[0]?.n !== 0) throw new Error(`The no-store phase wrote ${leaked[0]?.n} events`);
     log(`    ${noStore.eventsPerSecond.toLocaleString('en')} events/s`);
 
+    // WAL written per event in each phase (the stored phase's includes what the worker wrote beside it).
+    const walPosition = async () => (await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn')).rows[0]!.lsn;
+    const walBytesPerEvent = async (from: string) =>
+      Math.round(Number((await db.query<{ n: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint as n', [from])).rows[0]!.n) / events);
     log(`(b) ${events.toLocaleString('en')} events by bare multi-row INSERT through the driver …`);
+    const bareWal = await walPosition();
     const bare = await runBareInsertPhase(
       pg.url,
       { workspaceId: workspace.id, sourceId: source.id },
       { runTag: crypto.randomBytes(4).toString('hex'), events, batchSize, connections },
       pgPid,
     );
-    log(`    ${bare.eventsPerSecond.toLocaleString('en')} events/s`);
+    const bareWalBytesPerEvent = await walBytesPerEvent(bareWal);
+    log(`    ${bare.eventsPerSecond.toLocaleString('en')} events/s, ${bareWalBytesPerEvent} WAL bytes/event`);
     await db.query('truncate events, event_message_ids');
     // Start the measured phase without the previous phase's dirty pages still to be flushed.
     await db.query('checkpoint').catch(() => undefined);
@@ -452,14 +459,18 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     worker = await startWorkerIfPresent(db, config.workerConcurrency);
     log(`Stored: ${events.toLocaleString('en')} events through POST /v1/batch (worker ${worker ? 'running' : 'absent'}) …`);
     const storedTag = crypto.randomBytes(4).toString('hex');
+    const storedWal = await walPosition();
     const stored = await runClientPhase(client(`${baseUrl}/v1/batch`, storedTag), pgPid);
-    log(`    ${stored.eventsPerSecond.toLocaleString('en')} events/s`);
+    const storedWalBytesPerEvent = await walBytesPerEvent(storedWal);
+    log(`    ${stored.eventsPerSecond.toLocaleString('en')} events/s, ${storedWalBytesPerEvent} WAL bytes/event (worker's included)`);
+    const drainWal = await walPosition();
 
     const backlogAtEnd = await backlog(db);
     // The worker's catch-up is part of what each event costs: measure its CPU too.
     const drainMeter = startMeter(pgPid);
     const drainSeconds = worker ? await waitForBacklog(db, DRAIN_TIMEOUT_MS) : null;
     const drainCpu = drainMeter.finish(0, events).cpu;
+    const drainWalBytesPerEvent = await walBytesPerEvent(drainWal);
     const backlogAfterDrain = await backlog(db);
     const caughtUp = isCaughtUp(backlogAfterDrain);
     // Load and catch-up together: what the machine spends per event to ingest *and* process it.
@@ -544,6 +555,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
         idleServerRssMb: idleRssMb,
       },
       phases: { noStore, bareInsert: bare, stored },
+      walBytesPerEvent: { bareInsert: bareWalBytesPerEvent, stored: storedWalBytesPerEvent, workerCatchUp: drainWalBytesPerEvent },
       ratios,
       worker: { backlogWhenLoadEnded: backlogAtEnd, drainSeconds, drainCpu, backlogAfterDrain, pipelineMicrosPerEvent, catalogue },
       verification,

@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { buildServer } from '../server/src/api/server.ts';
 import { createIdentityDrain } from '../server/src/identity/loop.ts';
 import { createPool } from '../server/src/storage/database.ts';
@@ -26,6 +27,11 @@ import type { ClientConfig, ClientReport } from './client.ts';
 import { clusterCpuSeconds, forkTs, freePort, postmasterPid, processCpuSeconds } from './system.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
+// Garbage collection in this (the server's) process: pause time summed from V8's gc entries.
+let gcMs = 0;
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) gcMs += entry.duration;
+}).observe({ entryTypes: ['gc'] });
 const events = Number(process.env.PIPELINE_EVENTS ?? 51_200);
 
 async function sendEvents(config: ClientConfig): Promise<ClientReport> {
@@ -46,9 +52,16 @@ const port = await freePort();
 let pg = await startEmbeddedPostgres({ dataDir, port });
 // PIPELINE_STATEMENTS=1: per-statement database time, blocks and WAL (pg_stat_statements, loaded at start).
 const statements = process.env.PIPELINE_STATEMENTS === '1';
-if (statements) {
+// PIPELINE_PG_SETTINGS="name=value,name=value": server settings on top of the embedded ones (A/B of a setting on one tree).
+const extraSettings = (process.env.PIPELINE_PG_SETTINGS ?? '').split(',').filter(Boolean).map((pair) => {
+  const [name, ...value] = pair.split('=');
+  if (!name || !/^[a-z_]+$/.test(name) || value.length === 0) throw new Error(`PIPELINE_PG_SETTINGS: bad "${pair}"`);
+  return { name, value: value.join('=') };
+});
+if (statements || extraSettings.length > 0) {
   const admin = createPool(pg.url, 1);
-  await admin.query(`alter system set shared_preload_libraries = 'pg_stat_statements'`);
+  if (statements) await admin.query(`alter system set shared_preload_libraries = 'pg_stat_statements'`);
+  for (const { name, value } of extraSettings) await admin.query(`alter system set ${name} = '${value.replaceAll("'", "''")}'`);
   await admin.end();
   await pg.stop();
   pg = await startEmbeddedPostgres({ dataDir, port });
@@ -79,6 +92,11 @@ try {
     console.log(`dropped index ${index}`);
   }
   console.log(`load at start ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);
+  const { rows: shown } = await db.query<{ name: string; setting: string; unit: string | null }>(
+    `select name, setting, unit from pg_settings where name in
+       ('wal_compression', 'wal_buffers', 'commit_delay', 'commit_siblings', 'wal_writer_delay', 'wal_writer_flush_after', 'synchronous_commit', 'shared_buffers')`,
+  );
+  console.log(`settings ${shown.map((row) => `${row.name}=${row.setting}${row.unit ?? ''}`).join(' ')}`);
   if (statements) await db.query('create extension if not exists pg_stat_statements');
   const workspace = await createWorkspace(db, { slug: 'bench', name: 'Bench retail' });
   const { writeKey } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
@@ -96,9 +114,11 @@ try {
     const wal0 = await walPosition();
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
+    const gc0 = gcMs;
     const report = await sendEvents({ url, writeKey: writeKey.key, runTag: crypto.randomBytes(4).toString('hex'), events, batchSize: 100, connections: 16 });
     const ingest = { server: processCpuSeconds() - node0, client: report.cpuSeconds, postgres: clusterCpuSeconds(pgPid) - pg0 };
     const ingestWal = await walBytes(wal0);
+    const ingestGcMs = gcMs - gc0;
     await topStatements(`round ${round} ingest`);
     const wal1 = await walPosition();
     const node1 = processCpuSeconds();
@@ -118,7 +138,7 @@ try {
       // Wall clock, so it says as much about the machine's other load as about this code.
       ingestEventsPerSecond: Math.round(events / report.seconds),
       ingestP99Ms: report.latenciesMs[Math.floor(report.latenciesMs.length * 0.99)] ?? null,
-      ingestMicros: { server: us(ingest.server), client: us(ingest.client), postgres: us(ingest.postgres), total: us(ingest.server + ingest.client + ingest.postgres), walBytes: Math.round(ingestWal / events) },
+      ingestMicros: { server: us(ingest.server), client: us(ingest.client), postgres: us(ingest.postgres), total: us(ingest.server + ingest.client + ingest.postgres), walBytes: Math.round(ingestWal / events), serverGc: us(ingestGcMs / 1000) },
       identityMicros: { node: us(identity.node), postgres: us(identity.postgres), total: us(identity.node + identity.postgres), walBytes: Math.round(identityWal / events) },
       resolved,
     });

@@ -29,7 +29,7 @@ describe('ingest stores a batch in one statement', () => {
       events: await q('select xmin::text, count(*)::int as n from events where workspace_id = $1 and message_id = any($2) group by 1'),
       messageIds: await q('select xmin::text, count(*)::int as n from event_message_ids where workspace_id = $1 and message_id = any($2) group by 1'),
       queued: await q(
-        'select q.xmin::text, count(*)::int as n from identity_queue q cross join unnest(q.seqs) as s(seq) join event_message_ids m on m.workspace_id = q.workspace_id and m.seq = s.seq where q.workspace_id = $1 and m.message_id = any($2) group by 1',
+        'select q.xmin::text, count(*)::int as n from identity_queue q cross join unnest(q.seqs) as s(seq) join events e on e.workspace_id = q.workspace_id and e.seq = s.seq where q.workspace_id = $1 and e.message_id = any($2) group by 1',
       ),
     };
   }

@@ -153,7 +153,7 @@ describe('embedded PostgreSQL shared_buffers', () => {
     }
   });
 
-  it('is what the started server runs with', async () => {
+  it('is what the started server runs with, beside its WAL settings', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tp-buffers-'));
     fs.chmodSync(dataDir, 0o755);
     const previous = process.env.TOUCHPOINT_PG_SHARED_BUFFERS;
@@ -164,6 +164,12 @@ describe('embedded PostgreSQL shared_buffers', () => {
       try {
         const { rows } = await db.query<{ shared_buffers: string }>('show shared_buffers');
         expect(rows[0]!.shared_buffers).toBe('48MB');
+        // The WAL settings ingest relies on: full-page images compressed (pglz: this build has no
+        // lz4/zstd, and an unknown method would stop the server from starting), commits flushed.
+        const { rows: wal } = await db.query<{ wal_compression: string; synchronous_commit: string }>(
+          `select current_setting('wal_compression') as wal_compression, current_setting('synchronous_commit') as synchronous_commit`,
+        );
+        expect(wal[0]).toEqual({ wal_compression: 'pglz', synchronous_commit: 'on' });
       } finally {
         await db.end();
         await server.stop();

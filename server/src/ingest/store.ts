@@ -40,15 +40,16 @@ const INCOMING = `incoming as (
     select x.*, nextval('events_seq') as seq from jsonb_to_recordset($3::jsonb) as x(${RECORD_COLUMNS})`;
 const CLAIM_AND_QUEUE = `fresh as (
     -- Sorted so concurrent batches sharing messageIds lock them in the same order (no deadlock).
-    insert into event_message_ids (workspace_id, message_id, timestamp, seq, received_at)
-    select $1, message_id, timestamp, seq, received_at from incoming order by message_id
+    -- Only the key: nothing reads more of a claim (migration 0098).
+    insert into event_message_ids (workspace_id, message_id)
+    select $1, message_id from incoming order by message_id
     on conflict do nothing
-    returning message_id, seq
+    returning message_id
   ), queued as (
     -- Identity resolution picks events up from here, in seq order: one row for the request's
     -- stored events, not one per event (migration 0093, identity/queue-take.ts).
     insert into identity_queue (workspace_id, seq, events, seqs, timestamps)
-    select $1, min(f.seq), count(*), array_agg(f.seq order by f.seq), array_agg(i.timestamp order by f.seq)
+    select $1, min(i.seq), count(*), array_agg(i.seq order by i.seq), array_agg(i.timestamp order by i.seq)
       from incoming i join fresh f using (message_id)
     having count(*) > 0
   )`;
@@ -56,7 +57,7 @@ const STORE = `
   insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, name, category, user_id,
     anonymous_id, previous_id, group_id, properties, traits, context, integrations, extra, original_timestamp,
     sent_at, received_at, pii_hashes, profile_id)
-  select $1, i.timestamp, f.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
+  select $1, i.timestamp, i.seq, i.message_id, $2, i.type, i.event, i.name, i.category, i.user_id, i.anonymous_id,
     i.previous_id, i.group_id, i.properties, i.traits, i.context, i.integrations, i.extra, i.original_timestamp,
     i.sent_at, i.received_at, i.pii_hashes,
     -- The profile that already owns the event's user id (else its anonymous id), written with the

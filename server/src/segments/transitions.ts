@@ -153,8 +153,8 @@ export async function insertSystemEvents(client: DbClient, workspaceId: string, 
        select x.*, nextval('events_seq') as seq
          from jsonb_to_recordset($4::jsonb) as x(message_id text, event text, profile_id uuid, properties jsonb)),
      ids as (
-       insert into event_message_ids (workspace_id, message_id, timestamp, seq, received_at)
-       select $1, message_id, $3, seq, $3 from incoming
+       insert into event_message_ids (workspace_id, message_id)
+       select $1, message_id from incoming
        on conflict do nothing returning message_id)
      insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, properties, received_at, profile_id)
      select $1, $3, i.seq, i.message_id, $2, 'track', i.event, i.properties, $3, i.profile_id
