@@ -24,7 +24,6 @@ import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { ensureMonthlyPartitions } from '../server/src/storage/partitions.ts';
 import { createSource, createWorkspace } from '../server/src/workspaces/store.ts';
-import { createIngestLoad, type IngestLoad } from '../server/src/ingest/load.ts';
 import type { ClientConfig, ClientReport } from './client.ts';
 import { createBatchSource, type BenchEvent } from './events.ts';
 import {
@@ -315,7 +314,7 @@ interface WorkerHandle {
   stop(): Promise<void>;
 }
 type WorkerLog = (level: string, message: string, meta?: Record<string, unknown>) => void;
-type StartWorker = (options: { db: Db; concurrency: number; logger?: WorkerLog; ingestLoad?: IngestLoad }) => Promise<WorkerHandle>;
+type StartWorker = (options: { db: Db; concurrency: number; logger?: WorkerLog }) => Promise<WorkerHandle>;
 
 interface BenchWorker extends WorkerHandle {
   /** Errors and warnings the worker logged while the benchmark ran (not during shutdown). */
@@ -323,7 +322,7 @@ interface BenchWorker extends WorkerHandle {
 }
 
 /** The background worker, when this checkout has one; its catalogue and identity work are part of ingest's cost. */
-async function startWorkerIfPresent(db: Db, concurrency: number, ingestLoad: IngestLoad | undefined): Promise<BenchWorker | undefined> {
+async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchWorker | undefined> {
   if (!fs.existsSync(WORKER_RUNNER)) return undefined;
   const runner = (await import(WORKER_RUNNER)) as { startWorker?: StartWorker };
   if (typeof runner.startWorker !== 'function') return undefined;
@@ -334,7 +333,7 @@ async function startWorkerIfPresent(db: Db, concurrency: number, ingestLoad: Ing
     problems.count++;
     problems.first ??= `${level}: ${message}`;
   };
-  const handle = await runner.startWorker({ db, concurrency, logger, ...(ingestLoad ? { ingestLoad } : {}) });
+  const handle = await runner.startWorker({ db, concurrency, logger });
   return {
     problems,
     stop: () => {
@@ -400,7 +399,6 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
   const events = options.events ?? 1_000_000;
   const batchSize = options.batchSize ?? 100;
   const connections = options.connections ?? 16;
-  const stepBack = process.env.BENCH_INGEST_STEP_BACK !== '0';
   const config = loadConfig({});
   const startedAt = new Date();
 
@@ -426,10 +424,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const workspace = await createWorkspace(db, { slug: 'bench', name: 'Bench retail' });
     const { source, writeKey } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
 
-    // As `touchpoint start` wires them: the worker's drains step back while ingestion is saturated
-    // (BENCH_INGEST_STEP_BACK=0: the worker does not see the API's load).
-    const ingestLoad = createIngestLoad();
-    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false, ingestLoad });
+    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false });
     await registerNoStoreRoute(app, db);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
@@ -461,7 +456,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     // Start the measured phase without the previous phase's dirty pages still to be flushed.
     await db.query('checkpoint').catch(() => undefined);
 
-    worker = await startWorkerIfPresent(db, config.workerConcurrency, stepBack ? ingestLoad : undefined);
+    worker = await startWorkerIfPresent(db, config.workerConcurrency);
     log(`Stored: ${events.toLocaleString('en')} events through POST /v1/batch (worker ${worker ? 'running' : 'absent'}) …`);
     const storedTag = crypto.randomBytes(4).toString('hex');
     const storedWal = await walPosition();
@@ -556,7 +551,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
         connections,
         averageEventBytes: Math.round(averageEventBytes(batchSize)),
         poolSize: 20,
-        worker: worker ? { ran: true, concurrency: config.workerConcurrency, stepsBackWhileSaturated: stepBack, problems: worker.problems } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
+        worker: worker ? { ran: true, concurrency: config.workerConcurrency, problems: worker.problems } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
         idleServerRssMb: idleRssMb,
       },
       phases: { noStore, bareInsert: bare, stored },

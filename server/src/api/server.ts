@@ -2,7 +2,6 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { createIngestLoad, type IngestLoad } from '../ingest/load.ts';
 import { collectionRoutes } from '../ingest/routes.ts';
 import type { Db } from '../storage/database.ts';
 import { adminRoutes } from './admin-routes.ts';
@@ -43,8 +42,6 @@ export interface ServerOptions {
   /** Pino log level, or false for silence (tests). */
   logLevel?: string | false;
   maxInflightIngest?: number;
-  /** Collection requests in flight, shared with a worker in the same process (ingest/load.ts); default: this server's own. */
-  ingestLoad?: IngestLoad;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
   /** Where log lines go (default stdout); every line passes the PII scrubber (privacy/log-scrub.ts) first. */
@@ -113,7 +110,6 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       metrics,
       now,
       maxInflight: options.maxInflightIngest ?? 512,
-      load: options.ingestLoad ?? createIngestLoad(),
     });
   });
   await app.register(collectionSettingsRoutes, { db: options.db, keys, verifyAdmin: options.verifyAdmin });

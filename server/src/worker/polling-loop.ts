@@ -6,12 +6,6 @@ export interface PollingLoopOptions {
   /** Idle wait between looks at the queue, also after an error. */
   pollMs: number;
   onError?: (error: unknown, name: string) => void;
-  /**
-   * Before each chunk, wait while this answers true (the request path is saturated: ingest/load.ts),
-   * for at most `maxYieldMs`, so the loop steps back but never stops.
-   */
-  yieldWhile?: () => boolean;
-  maxYieldMs?: number;
 }
 
 export interface PollingLoop {
@@ -34,20 +28,8 @@ export function startPollingLoop(options: PollingLoopOptions): PollingLoop {
       wake = resolve;
       timer = setTimeout(resolve, options.pollMs);
     });
-  const YIELD_STEP_MS = 20;
-  const stepBack = async () => {
-    const until = Date.now() + (options.maxYieldMs ?? 0);
-    while (running && options.yieldWhile?.() && Date.now() < until) {
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, Math.min(YIELD_STEP_MS, until - Date.now()));
-      });
-    }
-  };
   const loop = (async () => {
     while (running) {
-      if (options.yieldWhile) await stepBack();
-      if (!running) break;
       let done = 0;
       try {
         done = await options.drainOnce();

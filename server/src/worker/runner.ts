@@ -8,7 +8,6 @@ import { startJourneyLoops } from '../journeys/loop.ts';
 import { drainSegmentQueue } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
-import { ingestSaturated, type IngestLoad } from '../ingest/load.ts';
 import { startChannelLoops } from '../channels/worker.ts';
 import { enqueueMessages } from '../channels/index.ts';
 import { trainDueRecommendations } from '../decisioning/recommend/train.ts';
@@ -32,11 +31,6 @@ export interface WorkerOptions {
   segmentDigests?: boolean;
   /** channels/' enqueue for journey send steps. */
   enqueueMessage?: EnqueueMessage;
-  /**
-   * The collection requests in flight of an API in this process (ingest/load.ts): while it is
-   * saturated, the identity, catalogue and segment drains step back up to STEP_BACK_MS per chunk.
-   */
-  ingestLoad?: IngestLoad;
 }
 
 export interface RunningWorker {
@@ -53,10 +47,6 @@ const CATALOGUE_POLL_MS = 1000;
 // under load both loops run back to back.
 const SEGMENT_POLL_MS = 50;
 const SEGMENT_BATCH = 500;
-// The longest a queue drain waits for a saturated request path before its next chunk: under a
-// burst, identity resolution runs at most about a third of the time (a 5,000-event batch takes ~1 s),
-// so accepting events gets the machine; the backlog is resolved when the burst ends.
-const STEP_BACK_MS = 2000;
 // Periodic segments run on cron schedules (minute resolution at best).
 const SEGMENT_SCHEDULE_MS = 10_000;
 
@@ -97,14 +87,11 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // order, per workspace, in large batches; the catalogue adds up whatever has arrived.
   const log = options.logger ?? jsonLines;
   const onError = (error: unknown, name: string) => log('error', `${name} failed`, { error });
-  const load = options.ingestLoad;
-  const stepBack = load ? { yieldWhile: () => ingestSaturated(load), maxYieldMs: STEP_BACK_MS } : {};
   const identity = startPollingLoop({
     name: 'identity resolution',
     drainOnce: createIdentityDrain(options.db),
     pollMs: IDENTITY_POLL_MS,
     onError,
-    ...stepBack,
   });
   const catalogue = startPollingLoop({
     name: 'catalogue',
@@ -117,7 +104,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     },
     pollMs: CATALOGUE_POLL_MS,
     onError,
-    ...stepBack,
   });
   // Profiles whose data changed (queued in the same transaction as the change) and due re-checks.
   const segments = startPollingLoop({
@@ -125,7 +111,6 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     drainOnce: () => drainSegmentQueue(options.db, { batchSize: SEGMENT_BATCH, digests: options.segmentDigests ?? false, onError: (error, message) => log('error', message, { error }) }),
     pollMs: SEGMENT_POLL_MS,
     onError,
-    ...stepBack,
   });
   const schedule = startPollingLoop({
     name: 'segment schedule',
