@@ -10,7 +10,7 @@ import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPart } from './lock.ts';
 import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
-import { conditionReads, emptyReads, loadProfileSnapshots, snapshotNeeds, type ConditionReads } from './snapshots.ts';
+import { conditionReads, emptyReads, loadDrainSnapshots, snapshotNeeds, type ConditionReads, type StoredRecheck } from './snapshots.ts';
 import { applyMemberCounts, prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
 
 /*
@@ -250,7 +250,7 @@ async function recordFailure(db: Db, workspaceId: string, profileId: string, fro
  * Evaluates the taken profiles and writes the outcome: transitions (cause 'event' for queued
  * profiles, 'expiry' for re-checks), computed trait values, and each profile's next re-check.
  * The caller holds the workspace segment lock in `client`'s transaction; the profiles' data is
- * read from `db` at the same time (loadProfileSnapshots).
+ * read from `db` at the same time (loadDrainSnapshots).
  */
 async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work: Work, now: Date, evaluate: SegmentEvaluator, useDigests: boolean): Promise<void> {
   const all = [...work.queued, ...work.rechecks];
@@ -272,15 +272,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
 
   // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
   // that change are written, usually none.
-  const [loaded, stored] = await Promise.all([
-    loadProfileSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null }),
-    client.query<{ profile_id: string; due_at: Date; failed_attempts: number }>(
-      // One primary-key probe per profile (see deleteProfileRows for the plan a plain `= any` got).
-      `select r.profile_id, r.due_at, r.failed_attempts from unnest($2::uuid[]) as p(id)
-        cross join lateral (select * from segment_rechecks r where r.workspace_id = $1 and r.profile_id = p.id offset 0) r`,
-      [workspaceId, all],
-    ),
-  ]);
+  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null });
   const live = new Set(loaded.map((snapshot) => snapshot.profileId));
   const gone = all.filter((id) => !live.has(id));
   const recheckSet = new Set(work.rechecks);
@@ -314,7 +306,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
     await recordTransitions(client, workspaceId, changes, cause, now, { counts });
   }
   await applyMemberCounts(client, workspaceId, counts);
-  await writeRechecks(client, workspaceId, stored.rows, nextRecheck, nowMs, gone);
+  await writeRechecks(client, workspaceId, stored, nextRecheck, nowMs, gone);
 }
 
 /**
@@ -347,20 +339,20 @@ export function evaluateProfile(
 async function writeRechecks(
   client: DbClient,
   workspaceId: string,
-  stored: ReadonlyArray<{ profile_id: string; due_at: Date; failed_attempts: number }>,
+  stored: readonly StoredRecheck[],
   nextRecheck: ReadonlyMap<string, number>,
   now: number,
   gone: readonly string[],
 ): Promise<void> {
   const goneSet = new Set(gone);
-  const current = new Map(stored.map((row) => [row.profile_id, row]));
+  const current = new Map(stored.map((row) => [row.profileId, row]));
   // Never in the past: a re-check due now would be taken again at once, forever.
   const due = [...nextRecheck]
     .filter(([profileId]) => !goneSet.has(profileId))
     .map(([profileId, at]) => [profileId, Math.max(at, now + 1)] as const)
     .filter(([profileId, at]) => {
       const row = current.get(profileId);
-      return !row || row.due_at.getTime() !== at || row.failed_attempts !== 0;
+      return !row || row.dueAt !== at || row.failedAttempts !== 0;
     });
   if (due.length > 0) {
     await client.query(
@@ -370,7 +362,7 @@ async function writeRechecks(
       [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
     );
   }
-  const none = stored.map((row) => row.profile_id).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
+  const none = stored.map((row) => row.profileId).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
   if (none.length > 0) {
     await deleteProfileRows(client, 'segment_rechecks', workspaceId, none);
   }
