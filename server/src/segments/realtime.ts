@@ -121,6 +121,8 @@ interface Work {
   queued: string[];
   /** The queue rows' versions as taken: the rows still at them are ended with the evaluation. */
   queuedVersions: number[];
+  /** The queue rows' addresses (ctid) as taken, when taken in the evaluating transaction. */
+  queuedRows?: string[];
   /** Due re-checks (not also queued). */
   rechecks: string[];
   /** When each queued profile was first queued (epoch ms), as taken. */
@@ -139,7 +141,7 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
       else await lockWorkspaceSegmentsPart(client, workspaceId, part);
       work = await takeWork(client, workspaceId, now, batchSize, part);
       await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
-      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]! })));
+      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]!, rowId: work!.queuedRows?.[i] })));
       return work.queued.length + work.rechecks.length;
       // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
     }, { durability: 'local' });
@@ -174,8 +176,8 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   // Read, not deleted: the rows are ended after the evaluation, where still at these versions
   // (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and queueing
   // never waits for this transaction. Drains of a workspace are serialised by the segment lock.
-  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date }>(
-    `select profile_id, version, queued_at from segment_queue
+  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date; row_id: string }>(
+    `select profile_id, version, queued_at, ctid::text as row_id from segment_queue
       where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)${ofPart}
       order by queued_at limit $3`,
     [workspaceId, now, batchSize],
@@ -191,6 +193,7 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   return {
     queued: queuedIds,
     queuedVersions: queued.map((row) => row.version),
+    queuedRows: queued.map((row) => row.row_id),
     queuedAt: queued.map((row) => row.queued_at.getTime()),
     rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)),
   };
