@@ -15,7 +15,8 @@
  * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
  * Both take BENCH_KEPT_DIGESTS=on (the drain reads event digests; TOUCHPOINT_SEGMENT_DIGESTS=on for
  * `realtime`'s worker) or =build (the same, every digest built in one pass first), and
- * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first).
+ * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first). `incremental` drains as the worker
+ * does, DRAIN_PARTS parts at once (BENCH_KEPT_PARALLEL=0: one batch at a time, as before).
  * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
  * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
  * whether it holds the true size, time; with the CPU PostgreSQL and Node used
@@ -40,7 +41,7 @@ import { listLiveSegments, segmentIdsByKey } from '../server/src/segments/store.
 import { benchPreview, benchRealtime, createSegments } from './segments.ts';
 import { segmentCatalogue } from './segments-catalogue.ts';
 import { generateRetailData } from './segments-data.ts';
-import { clusterCpuSeconds, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
+import { clusterCpuSeconds, clusterKernelUsage, freePort, machine, postmasterPid, processCpuSeconds } from './system.ts';
 
 interface Meta {
   workspaceId: string;
@@ -176,6 +177,8 @@ async function incremental(dataDir: string, meta: Meta) {
     const count = envCount('BENCH_SEGMENT_QUEUE', 20_000);
     const batchSize = envCount('BENCH_SEGMENT_BATCH', 500);
     const salt = process.env.BENCH_KEPT_SALT ?? crypto.randomBytes(4).toString('hex');
+    // BENCH_KEPT_PARALLEL=0: one drain at a time (as before); otherwise the worker's parallel parts.
+    const parallel = process.env.BENCH_KEPT_PARALLEL !== '0';
     await db.query(`update segment_rechecks set due_at = $2::timestamptz + interval '1 day' where workspace_id = $1 and due_at <= $2`, [ws, now]);
     const { rowCount } = await db.query(
       `insert into segment_queue (workspace_id, profile_id, queued_at)
@@ -187,6 +190,9 @@ async function incremental(dataDir: string, meta: Meta) {
     await db.query('create extension if not exists pg_stat_statements');
     const digestBuild = await buildDigests(db, ws);
     const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
+    // The pages dirtied before (the queue fill, the re-check postponement, a digest build) written
+    // now, so a checkpoint's writes and the full-page images after it are not counted as the drain's.
+    await db.query('checkpoint');
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
     log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
@@ -201,10 +207,11 @@ async function incremental(dataDir: string, meta: Meta) {
     }
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
+    const kernel0 = clusterKernelUsage(pgPid);
     const started = performance.now();
     let evaluated = 0;
     for (;;) {
-      const taken = await drainSegmentQueue(db, { batchSize, now, digests: useDigests });
+      const taken = await drainSegmentQueue(db, { batchSize, now, digests: useDigests, parallel });
       if (taken === 0) break;
       evaluated += taken;
     }
@@ -216,6 +223,7 @@ async function incremental(dataDir: string, meta: Meta) {
     }
     const nodeSeconds = processCpuSeconds() - node0;
     const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
+    const kernel1 = clusterKernelUsage(pgPid);
     const { rows: after } = await db.query<{ n: number }>('select count(*)::int as n from segment_transitions where workspace_id = $1 and id > $2', [
       ws,
       before[0]?.id ?? 0,
@@ -236,6 +244,7 @@ async function incremental(dataDir: string, meta: Meta) {
       queued: rowCount,
       evaluated,
       batchSize,
+      parallel,
       seconds: Math.round(seconds * 10) / 10,
       perSecond: Math.round(evaluated / seconds),
       nodeSeconds: Math.round(nodeSeconds * 10) / 10,
@@ -244,6 +253,11 @@ async function incremental(dataDir: string, meta: Meta) {
         node: Math.round((nodeSeconds / evaluated) * 1e6),
         postgres: Math.round((postgresSeconds / evaluated) * 1e6),
         total: Math.round(((nodeSeconds + postgresSeconds) / evaluated) * 1e6),
+      },
+      // Of PostgreSQL's live backends (exited ones are in postgres only): kernel CPU and minor page faults.
+      postgresKernel: {
+        microsPerProfile: Math.round(((kernel1.systemSeconds - kernel0.systemSeconds) / evaluated) * 1e6),
+        minorFaultsPerProfile: Math.round(((kernel1.minorFaults - kernel0.minorFaults) / evaluated) * 10) / 10,
       },
       perCpuSecond: Math.round(evaluated / (nodeSeconds + postgresSeconds)),
       transitions: after[0]!.n,

@@ -319,7 +319,8 @@ async function benchIncremental(db: Db, ws: string, pgPid: number, queueProfiles
   let batches = 0;
   let lastLog = started;
   while (performance.now() - started < budgetSeconds * 1000) {
-    const taken = await drainSegmentQueue(db, { batchSize: DRAIN_BATCH, now });
+    // As the worker drains (parallel parts); BENCH_SEGMENT_PARALLEL=0: one batch at a time.
+    const taken = await drainSegmentQueue(db, { batchSize: DRAIN_BATCH, now, parallel: process.env.BENCH_SEGMENT_PARALLEL !== '0' });
     if (taken === 0) break;
     evaluated += taken;
     batches++;

@@ -58,6 +58,25 @@ export function clusterCpuSeconds(postmasterPid: number): number {
   return ticks / TICKS_PER_SECOND;
 }
 
+/**
+ * A PostgreSQL cluster's live children (backends and helpers): kernel (system) CPU seconds and minor
+ * page faults so far. Backends fault in each page of shared buffers they touch for the first time,
+ * so a new connection reading a large, scattered working set spends much of its time in the kernel.
+ */
+export function clusterKernelUsage(postmasterPid: number): { systemSeconds: number; minorFaults: number } {
+  let ticks = 0;
+  let faults = 0;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = procStat(Number(entry));
+    if (fields && Number(fields[1]) === postmasterPid) {
+      ticks += Number(fields[12]);
+      faults += Number(fields[7]);
+    }
+  }
+  return { systemSeconds: ticks / TICKS_PER_SECOND, minorFaults: faults };
+}
+
 export function postmasterPid(clusterDir: string): number {
   return Number(fs.readFileSync(path.join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
 }

@@ -96,8 +96,9 @@ describe('re-queueing a profile while a drain evaluates it', () => {
       ),
     );
 
-  it('neither waits for the other, and a profile changed meanwhile stays queued', async () => {
-    const { workspace } = await t.addWorkspace('requeue');
+  // By primary key (a retried profile), and by the rows' addresses as taken (the drain's batches).
+  it.each([{ byAddress: false }, { byAddress: true }])('neither waits for the other, and a profile changed meanwhile stays queued (by address: $byAddress)', async ({ byAddress }) => {
+    const { workspace } = await t.addWorkspace(`requeue-${byAddress}`);
     const ws = workspace.id;
     const [changed, busy, untouched] = ['00000000-0000-4000-8000-00000000000a', '00000000-0000-4000-8000-00000000000b', '00000000-0000-4000-8000-00000000000c'];
     await t.db.query(`insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p`, [ws, [changed, busy, untouched]]);
@@ -108,7 +109,9 @@ describe('re-queueing a profile while a drain evaluates it', () => {
       // Each statement below would wait for the other transaction under a row lock; 2 s proves it does not.
       for (const client of [drain, identity, other]) await client.query(`set statement_timeout = '2s'`);
       await drain.query('begin');
-      const taken = (await drain.query<{ profile_id: string; version: number }>('select profile_id, version from segment_queue where workspace_id = $1', [ws])).rows;
+      const taken = (
+        await drain.query<{ profile_id: string; version: number; row_id: string }>('select profile_id, version, ctid::text as row_id from segment_queue where workspace_id = $1', [ws])
+      ).rows;
       expect(taken.map((row) => row.version)).toEqual([0, 0, 0]);
 
       // An identity batch re-queues `changed` and commits while the drain is still open.
@@ -119,7 +122,7 @@ describe('re-queueing a profile while a drain evaluates it', () => {
       await other.query('begin');
       await enqueueSegmentEvaluation(other, ws, [busy]);
 
-      await finishQueuedProfiles(drain, ws, taken.map((row) => ({ profileId: row.profile_id, version: row.version })));
+      await finishQueuedProfiles(drain, ws, taken.map((row) => ({ profileId: row.profile_id, version: row.version, rowId: byAddress ? row.row_id : undefined })));
       await drain.query('commit');
       await other.query('commit');
       // Only the profile nothing touched since the take has left the queue.

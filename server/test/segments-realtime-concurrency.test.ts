@@ -38,7 +38,12 @@ const SEGMENTS: Record<string, Condition> = {
   },
 };
 
-describe('real-time segments while identity resolution runs (merges included)', () => {
+// As one worker draining one batch at a time, and as two workers each draining the profiles in
+// parallel parts (lock.ts): the parts of two drains overlap in time, never in profiles.
+describe.each([
+  { mode: 'one drain, one batch at a time', parallel: false, drains: 1 },
+  { mode: 'two drains, each in parallel parts', parallel: true, drains: 2 },
+])('real-time segments while identity resolution runs (merges included): $mode', ({ parallel, drains }) => {
   let t: TestApp;
   const ids = new Map<string, string>();
 
@@ -85,14 +90,15 @@ describe('real-time segments while identity resolution runs (merges included)', 
         await pause();
       }
     })();
-    const segments = (async () => {
+    const drain = async () => {
       for (;;) {
-        const taken = await drainSegmentQueue(t.db, { now: new Date(NOW), batchSize: 10, onError: (_error, message) => errors.push(message) });
+        const taken = await drainSegmentQueue(t.db, { now: new Date(NOW), batchSize: 10, parallel, onError: (error, message) => errors.push(`${message}: ${String(error)}`) });
         if (taken > 0) continue;
         if (!resolving) return;
         await pause();
       }
-    })();
+    };
+    const segments = Promise.all(Array.from({ length: drains }, drain));
     for (let start = 0; start < events.length; start += 20) {
       const res = await t.app.inject({
         method: 'POST',

@@ -13,3 +13,20 @@ import type { DbClient } from '../storage/database.ts';
 export async function lockWorkspaceSegments(client: DbClient, workspaceId: string): Promise<void> {
   await client.query(`select pg_advisory_xact_lock(hashtext('segments:' || $1::text))`, [workspaceId]);
 }
+
+/**
+ * How the real-time drain runs beside itself: profiles are split by `drainPart` into DRAIN_PARTS
+ * disjoint parts, and a drain of one part takes the workspace lock shared (drains of other parts
+ * run at the same time; every other holder takes it exclusively and so still excludes them all)
+ * plus its part's own lock exclusively (one drain per part at a time). The count is fixed: drains
+ * splitting the profiles differently would not be disjoint.
+ */
+export const DRAIN_PARTS = 2;
+
+/** SQL for a profile id's drain part (0 … DRAIN_PARTS − 1): its last byte, random in every uuid version. */
+export const drainPart = (column: string) => `(get_byte(uuid_send(${column}), 15) % ${DRAIN_PARTS})`;
+
+export async function lockWorkspaceSegmentsPart(client: DbClient, workspaceId: string, part: number): Promise<void> {
+  await client.query(`select pg_advisory_xact_lock_shared(hashtext('segments:' || $1::text))`, [workspaceId]);
+  await client.query(`select pg_advisory_xact_lock(hashtext('segments-part:' || $1::text || ':' || $2::int))`, [workspaceId, part]);
+}

@@ -31,14 +31,30 @@ export async function enqueueSegmentEvaluation(client: DbClient, workspaceId: st
  * Ends the queue rows a drain took and has evaluated: those still at the version it read. A row
  * re-queued since (a higher version), or being re-queued now (locked by an uncommitted
  * enqueueSegmentEvaluation: skipped rather than waited for), stays for the next drain. Under the
- * workspace segment lock, in the evaluating transaction.
+ * workspace segment lock, in the evaluating transaction. `rowId`: the row's ctid as taken, in the
+ * same transaction.
  */
 export async function finishQueuedProfiles(
   client: Queryable,
   workspaceId: string,
-  taken: ReadonlyArray<{ profileId: string; version: number }>,
+  taken: ReadonlyArray<{ profileId: string; version: number; rowId?: string }>,
 ): Promise<void> {
   if (taken.length === 0) return;
+  if (taken.every((t) => t.rowId !== undefined)) {
+    // The rows' addresses as taken (ctid): one heap visit per profile instead of a primary-key
+    // probe. A row re-queued since has a new address (the update wrote a new version); the old one
+    // is no longer visible, so it is skipped, and one being re-queued now is locked: skipped too.
+    await client.query(
+      `delete from segment_queue q using (
+         select x.ctid from segment_queue x join unnest($2::tid[], $3::uuid[], $4::int[]) as t(row_id, id, version)
+             on x.ctid = t.row_id and x.profile_id = t.id and x.version = t.version
+          where x.ctid = any($2::tid[]) and x.workspace_id = $1
+          for update of x skip locked) f
+        where q.ctid = f.ctid`,
+      [workspaceId, taken.map((t) => t.rowId), taken.map((t) => t.profileId), taken.map((t) => t.version)],
+    );
+    return;
+  }
   await client.query(
     `delete from segment_queue q using (
        select found.ctid from unnest($2::uuid[], $3::int[]) as t(id, version)

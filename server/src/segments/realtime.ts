@@ -7,11 +7,11 @@ import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
 import { digestSpec, type DigestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
-import { lockWorkspaceSegments } from './lock.ts';
+import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPart } from './lock.ts';
 import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
-import { conditionReads, emptyReads, loadProfileSnapshots, snapshotNeeds, type ConditionReads } from './snapshots.ts';
-import { prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
+import { conditionReads, emptyReads, loadDrainSnapshots, snapshotNeeds, type ConditionReads, type StoredRecheck } from './snapshots.ts';
+import { applyMemberCounts, prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
 
 /*
  * The real-time evaluator's loop: profiles whose data changed (segment_queue, filled in the
@@ -34,6 +34,12 @@ export interface DrainOptions {
    * real-time bench), against −52–62 % CPU per re-evaluation; see docs/benchmarks.md.
    */
   digests?: boolean;
+  /**
+   * Drain the workspace's profiles as DRAIN_PARTS disjoint parts at the same time (lock.ts), each on
+   * a connection of its own, so one part's reads overlap another's evaluation and writes; each part
+   * drains up to PARALLEL_BATCHES batches in a row. Off: one batch under the exclusive lock.
+   */
+  parallel?: boolean;
   /** Replaces the evaluator (tests make it fail). */
   evaluate?: SegmentEvaluator;
   /** Told about a failed batch or profile; the profiles stay queued either way. */
@@ -57,12 +63,33 @@ const RETRY_DELAY = (failedBefore: string) => `make_interval(secs => least(5 * p
  */
 export async function drainSegmentQueue(db: Db, options: DrainOptions = {}): Promise<number> {
   const now = options.now ?? new Date();
+  const batchSize = options.batchSize ?? DEFAULT_BATCH;
   let taken = 0;
   for (const workspaceId of await workspacesWithSegmentWork(db, now)) {
-    taken += await drainWorkspace(db, workspaceId, now, options);
+    if (!options.parallel) {
+      taken += await drainWorkspace(db, workspaceId, now, options, null);
+      continue;
+    }
+    // Each part goes on while its batches come back full, so the parts fall out of step (one
+    // evaluates while the other reads) instead of meeting at every batch.
+    const parts = await Promise.all(
+      Array.from({ length: DRAIN_PARTS }, async (_, part) => {
+        let total = 0;
+        for (let batch = 0; batch < PARALLEL_BATCHES; batch++) {
+          const n = await drainWorkspace(db, workspaceId, now, options, part);
+          total += n;
+          if (n < batchSize) break;
+        }
+        return total;
+      }),
+    );
+    taken += parts.reduce((sum, n) => sum + n, 0);
   }
   return taken;
 }
+
+/** Batches each part drains in a row before the workspaces are looked up again. */
+const PARALLEL_BATCHES = 8;
 
 /** Workspaces with queued profiles ready to try, or re-checks due at `now`. */
 export async function workspacesWithSegmentWork(db: Db, now: Date): Promise<string[]> {
@@ -94,23 +121,27 @@ interface Work {
   queued: string[];
   /** The queue rows' versions as taken: the rows still at them are ended with the evaluation. */
   queuedVersions: number[];
+  /** The queue rows' addresses (ctid) as taken, when taken in the evaluating transaction. */
+  queuedRows?: string[];
   /** Due re-checks (not also queued). */
   rechecks: string[];
   /** When each queued profile was first queued (epoch ms), as taken. */
   queuedAt: number[];
 }
 
-async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: DrainOptions): Promise<number> {
+/** One batch: of every profile (`part` null, under the exclusive lock), or of one drain part's. */
+async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: DrainOptions, part: number | null): Promise<number> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH;
   await prepareTransitionStorage(db, now);
   let work: Work | undefined;
   try {
     const started = performance.now();
     const taken = await withTransaction(db, async (client) => {
-      await lockWorkspaceSegments(client, workspaceId);
-      work = await takeWork(client, workspaceId, now, batchSize);
+      if (part === null) await lockWorkspaceSegments(client, workspaceId);
+      else await lockWorkspaceSegmentsPart(client, workspaceId, part);
+      work = await takeWork(client, workspaceId, now, batchSize, part);
       await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
-      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]! })));
+      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]!, rowId: work!.queuedRows?.[i] })));
       return work.queued.length + work.rechecks.length;
       // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
     }, { durability: 'local' });
@@ -135,7 +166,8 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   }
 }
 
-async function takeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number): Promise<Work> {
+async function takeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number, part: number | null): Promise<Work> {
+  const ofPart = part === null ? '' : ` and ${drainPart('profile_id')} = ${Number(part)}`;
   // Both takes read an index in order (workspace, time) and stop after `batchSize` rows. Without
   // statistics on workspace_id the planner estimates a workspace at 0.5 % of the rows, and so
   // preferred a bitmap scan of all of the workspace's rows and a sort: with 1,000,000 re-checks
@@ -144,15 +176,15 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   // Read, not deleted: the rows are ended after the evaluation, where still at these versions
   // (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and queueing
   // never waits for this transaction. Drains of a workspace are serialised by the segment lock.
-  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date }>(
-    `select profile_id, version, queued_at from segment_queue
-      where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)
+  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date; row_id: string }>(
+    `select profile_id, version, queued_at, ctid::text as row_id from segment_queue
+      where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)${ofPart}
       order by queued_at limit $3`,
     [workspaceId, now, batchSize],
   );
   // Re-checks are kept: evaluating a profile rewrites (or deletes) its row.
   const { rows: due } = await client.query<{ profile_id: string }>(
-    `select profile_id from segment_rechecks where workspace_id = $1 and due_at <= $2 order by due_at limit $3`,
+    `select profile_id from segment_rechecks where workspace_id = $1 and due_at <= $2${ofPart} order by due_at limit $3`,
     [workspaceId, now, batchSize],
   );
   await client.query('set local enable_sort = on');
@@ -161,6 +193,7 @@ async function takeWork(client: DbClient, workspaceId: string, now: Date, batchS
   return {
     queued: queuedIds,
     queuedVersions: queued.map((row) => row.version),
+    queuedRows: queued.map((row) => row.row_id),
     queuedAt: queued.map((row) => row.queued_at.getTime()),
     rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)),
   };
@@ -220,7 +253,7 @@ async function recordFailure(db: Db, workspaceId: string, profileId: string, fro
  * Evaluates the taken profiles and writes the outcome: transitions (cause 'event' for queued
  * profiles, 'expiry' for re-checks), computed trait values, and each profile's next re-check.
  * The caller holds the workspace segment lock in `client`'s transaction; the profiles' data is
- * read from `db` at the same time (loadProfileSnapshots).
+ * read from `db` at the same time (loadDrainSnapshots).
  */
 async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work: Work, now: Date, evaluate: SegmentEvaluator, useDigests: boolean): Promise<void> {
   const all = [...work.queued, ...work.rechecks];
@@ -242,15 +275,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
 
   // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
   // that change are written, usually none.
-  const [loaded, stored] = await Promise.all([
-    loadProfileSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null }),
-    client.query<{ profile_id: string; due_at: Date; failed_attempts: number }>(
-      // One primary-key probe per profile (see deleteProfileRows for the plan a plain `= any` got).
-      `select r.profile_id, r.due_at, r.failed_attempts from unnest($2::uuid[]) as p(id)
-        cross join lateral (select * from segment_rechecks r where r.workspace_id = $1 and r.profile_id = p.id offset 0) r`,
-      [workspaceId, all],
-    ),
-  ]);
+  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null });
   const live = new Set(loaded.map((snapshot) => snapshot.profileId));
   const gone = all.filter((id) => !live.has(id));
   const recheckSet = new Set(work.rechecks);
@@ -259,6 +284,8 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
     expiry: loaded.filter((snapshot) => recheckSet.has(snapshot.profileId)),
   };
 
+  // Applied once, in segment order, after both causes' transitions (see applyMemberCounts).
+  const counts = new Map<string, number>();
   const nextRecheck = new Map<string, number>();
   const earliest = (profileId: string, at: number | null) => {
     if (at === null) return;
@@ -279,9 +306,10 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
       changes.push(...result.changes);
       earliest(snapshot.profileId, result.recheckAt);
     }
-    await recordTransitions(client, workspaceId, changes, cause, now);
+    await recordTransitions(client, workspaceId, changes, cause, now, { counts });
   }
-  await writeRechecks(client, workspaceId, stored.rows, nextRecheck, nowMs, gone);
+  await applyMemberCounts(client, workspaceId, counts);
+  await writeRechecks(client, workspaceId, stored, nextRecheck, nowMs, gone);
 }
 
 /**
@@ -314,20 +342,20 @@ export function evaluateProfile(
 async function writeRechecks(
   client: DbClient,
   workspaceId: string,
-  stored: ReadonlyArray<{ profile_id: string; due_at: Date; failed_attempts: number }>,
+  stored: readonly StoredRecheck[],
   nextRecheck: ReadonlyMap<string, number>,
   now: number,
   gone: readonly string[],
 ): Promise<void> {
   const goneSet = new Set(gone);
-  const current = new Map(stored.map((row) => [row.profile_id, row]));
+  const current = new Map(stored.map((row) => [row.profileId, row]));
   // Never in the past: a re-check due now would be taken again at once, forever.
   const due = [...nextRecheck]
     .filter(([profileId]) => !goneSet.has(profileId))
     .map(([profileId, at]) => [profileId, Math.max(at, now + 1)] as const)
     .filter(([profileId, at]) => {
       const row = current.get(profileId);
-      return !row || row.due_at.getTime() !== at || row.failed_attempts !== 0;
+      return !row || row.dueAt !== at || row.failedAttempts !== 0;
     });
   if (due.length > 0) {
     await client.query(
@@ -337,7 +365,7 @@ async function writeRechecks(
       [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
     );
   }
-  const none = stored.map((row) => row.profile_id).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
+  const none = stored.map((row) => row.profileId).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
   if (none.length > 0) {
     await deleteProfileRows(client, 'segment_rechecks', workspaceId, none);
   }

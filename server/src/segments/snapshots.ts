@@ -254,6 +254,100 @@ export async function loadProfileSnapshots(
   return [...byId.values()];
 }
 
+/** A profile's stored re-check, as the drain reads it with the profile's data. */
+export interface StoredRecheck {
+  profileId: string;
+  /** Epoch milliseconds. */
+  dueAt: number;
+  failedAttempts: number;
+}
+
+/**
+ * The real-time drain's read of a batch (segments/realtime.ts): the snapshots of the live profiles
+ * and the stored re-checks of all of them (live or not). Everything but the events comes from one
+ * statement on `client` (the drain's transaction, under its segment lock): per profile one probe of
+ * each table, and one result row, with traits and consents as JSON objects and memberships as a
+ * list, instead of one statement per table on connections of the pool and a row per trait,
+ * consent and membership (that was 6 statements per batch spread over up to 6 backends, and most
+ * of the drain's garbage). The events are read on `reader` (the pool) meanwhile, as for
+ * loadProfileSnapshots.
+ */
+export async function loadDrainSnapshots(
+  client: Queryable,
+  workspaceId: string,
+  profileIds: readonly string[],
+  needs: SnapshotNeeds,
+  reader: Queryable,
+  options: { digests?: DigestSpec | null } = {},
+): Promise<{ snapshots: ProfileSnapshot[]; rechecks: StoredRecheck[] }> {
+  if (profileIds.length === 0) return { snapshots: [], rechecks: [] };
+  const ids = [...profileIds].sort();
+  const params = [workspaceId, ids];
+  // Each a correlated sub-select: one index probe per profile; skipped (null) when nothing reads it.
+  const traits = needs.traits
+    ? '(select jsonb_object_agg(t.key, t.value) from profile_traits t where t.workspace_id = $1 and t.profile_id = p.id)'
+    : 'null::jsonb';
+  // Ended links filtered in the aggregate, not the WHERE (see loadProfileSnapshots).
+  const identifiers = needs.identifiers
+    ? '(select string_agg(i.type, chr(31)) filter (where i.unbound_at is null) from profile_identifiers i where i.workspace_id = $1 and i.profile_id = p.id)'
+    : 'null::text';
+  const consents = needs.consents
+    ? '(select jsonb_object_agg(c.category, c.granted) from profile_consents c where c.workspace_id = $1 and c.profile_id = p.id)'
+    : 'null::jsonb';
+  const memberships = needs.memberships
+    ? '(select string_agg(m.segment_id::text, \',\') from segment_memberships m where m.workspace_id = $1 and m.profile_id = p.id)'
+    : 'null::text';
+  const read = () =>
+    client.query<{
+      id: string;
+      live: boolean;
+      traits: Record<string, unknown> | null;
+      identifiers: string | null;
+      consents: Record<string, boolean> | null;
+      memberships: string | null;
+      due_at: number | null;
+      failed_attempts: number | null;
+    }>(
+      `select of_profile.id, p.id is not null as live,
+              case when p.id is not null then ${traits} end as traits,
+              case when p.id is not null then ${identifiers} end as identifiers,
+              case when p.id is not null then ${consents} end as consents,
+              case when p.id is not null then ${memberships} end as memberships,
+              floor(extract(epoch from r.due_at) * 1000)::float8 as due_at, r.failed_attempts
+         from unnest($2::uuid[]) as of_profile(id)
+         left join lateral (select p.id from profiles p where p.workspace_id = $1 and p.id = of_profile.id and p.merged_into is null offset 0) p on true
+         left join lateral (select r.due_at, r.failed_attempts from segment_rechecks r where r.workspace_id = $1 and r.profile_id = of_profile.id offset 0) r on true`,
+      params,
+    );
+  const [{ rows }, events] = await readTogether(reader, [
+    read,
+    () => (needsEvents(needs) ? readEvents(reader, workspaceId, ids, needs, options.digests ?? null) : Promise.resolve([] as EventRow[])),
+  ] as const);
+  const byId = new Map<string, { profileId: string; traits: Record<string, unknown>; identifierTypes: Set<string>; consents: Map<string, boolean>; memberships: Set<string>; events: ProfileEvent[] }>();
+  const rechecks: StoredRecheck[] = [];
+  for (const row of rows) {
+    if (row.due_at !== null) rechecks.push({ profileId: row.id, dueAt: row.due_at, failedAttempts: row.failed_attempts ?? 0 });
+    if (!row.live) continue;
+    const keys = new Set<string>();
+    if (row.memberships && needs.memberships) {
+      for (const segmentId of row.memberships.split(',')) {
+        const key = needs.memberships.get(segmentId);
+        if (key !== undefined) keys.add(key);
+      }
+    }
+    byId.set(row.id, {
+      profileId: row.id,
+      traits: row.traits ?? {},
+      identifierTypes: new Set(row.identifiers ? row.identifiers.split('\u001f') : []),
+      consents: new Map(row.consents ? Object.entries(row.consents) : []),
+      memberships: keys,
+      events: [],
+    });
+  }
+  for (const event of events) byId.get(event.profile_id)?.events.push(event);
+  return { snapshots: [...byId.values()], rechecks };
+}
+
 /**
  * `segment_memberships m` rows of the profiles in `$2` (workspace `$1`), as a FROM item: one probe
  * of `segment_memberships_profile` per profile. As `profile_id = any($2)` the planner, with no

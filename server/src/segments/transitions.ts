@@ -46,7 +46,11 @@ export async function systemSourceId(client: DbClient, workspaceId: string): Pro
      select id from created union all select id from sources where workspace_id = $1 and name = $2 limit 1`,
     [workspaceId, SYSTEM_SOURCE_NAME],
   );
-  return rows[0]!.id;
+  if (rows[0]) return rows[0].id;
+  // Created by a transaction that committed while this statement waited on its row: the insert did
+  // nothing, and the statement's snapshot, older than that commit, cannot see it; a new one can.
+  const { rows: committed } = await client.query<{ id: string }>('select id from sources where workspace_id = $1 and name = $2', [workspaceId, SYSTEM_SOURCE_NAME]);
+  return committed[0]!.id;
 }
 
 /**
@@ -65,6 +69,7 @@ export async function recordTransitions(
   changes: readonly MembershipChange[],
   cause: TransitionCause,
   at: Date,
+  options: { counts?: Map<string, number> } = {},
 ): Promise<RecordedTransition[]> {
   if (changes.length === 0) return [];
   const entering = changes.filter((c) => c.member);
@@ -108,13 +113,9 @@ export async function recordTransitions(
     ],
   );
 
-  const delta = new Map<string, number>();
+  const delta = options.counts ?? new Map<string, number>();
   for (const r of real) delta.set(r.segment.id, (delta.get(r.segment.id) ?? 0) + (r.transition === 'entered' ? 1 : -1));
-  await client.query(
-    `update segments s set member_count = s.member_count + d.delta
-       from unnest($2::uuid[], $3::bigint[]) as d(id, delta) where s.workspace_id = $1 and s.id = d.id`,
-    [workspaceId, [...delta.keys()], [...delta.values()]],
-  );
+  if (!options.counts) await applyMemberCounts(client, workspaceId, delta);
 
   const events = recorded.map((row): SystemEvent => {
     const segment = bySegment.get(row.segment_id)!;
@@ -129,6 +130,24 @@ export async function recordTransitions(
   await insertSystemEvents(client, workspaceId, events, at);
 
   return recorded.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
+}
+
+/**
+ * Adds member count changes (segment id → delta) to the segments' rows, in segment id order: drains
+ * of different profiles run at the same time (lock.ts) and each updates the rows of the segments its
+ * profiles entered or left, so they must lock them in one order. A caller recording several sets
+ * of transitions in one transaction passes `counts` to recordTransitions and applies them once.
+ */
+export async function applyMemberCounts(client: DbClient, workspaceId: string, counts: ReadonlyMap<string, number>): Promise<void> {
+  const changed = [...counts].filter(([, delta]) => delta !== 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  if (changed.length === 0) return;
+  // Locked first in that order: an update's join may visit the rows in any order.
+  await client.query('select 1 from segments where workspace_id = $1 and id = any($2::uuid[]) order by id for update', [workspaceId, changed.map(([id]) => id)]);
+  await client.query(
+    `update segments s set member_count = s.member_count + d.delta
+       from unnest($2::uuid[], $3::bigint[]) as d(id, delta) where s.workspace_id = $1 and s.id = d.id`,
+    [workspaceId, changed.map(([id]) => id), changed.map(([, delta]) => delta)],
+  );
 }
 
 /** A track event Touchpoint writes into a profile's timeline itself. */

@@ -108,7 +108,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Profiles whose data changed (queued in the same transaction as the change) and due re-checks.
   const segments = startPollingLoop({
     name: 'real-time segments',
-    drainOnce: () => drainSegmentQueue(options.db, { batchSize: SEGMENT_BATCH, digests: options.segmentDigests ?? false, onError: (error, message) => log('error', message, { error }) }),
+    drainOnce: () => drainSegmentQueue(options.db, { batchSize: SEGMENT_BATCH, digests: options.segmentDigests ?? false, parallel: true, onError: (error, message) => log('error', message, { error }) }),
     pollMs: SEGMENT_POLL_MS,
     onError,
   });
