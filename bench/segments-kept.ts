@@ -15,7 +15,8 @@
  * `realtime` runs bench/segments.ts's phase (d) (BENCH_SEGMENT_RATE, BENCH_SEGMENT_SECONDS).
  * Both take BENCH_KEPT_DIGESTS=on (the drain reads event digests; TOUCHPOINT_SEGMENT_DIGESTS=on for
  * `realtime`'s worker) or =build (the same, every digest built in one pass first), and
- * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first).
+ * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first); `incremental` takes
+ * BENCH_KEPT_NEW_EVENTS=n (n new events of each queued profile stored first, see storeNewEvents).
  * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
  * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
  * whether it holds the true size, time; with the CPU PostgreSQL and Node used
@@ -168,6 +169,51 @@ async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: num
   return { seconds, digests };
 }
 
+/**
+ * BENCH_KEPT_NEW_EVENTS=n: before the drain, each queued profile gets n new events (copies of its
+ * latest event the digests hold; with no digest spec, of its latest track event), stored 100 rows
+ * a statement like ingest requests of known people, so the drain re-evaluates profiles with new
+ * events: with digests on, what their triggers wrote is read (and, with appends, folded). Reports
+ * the PostgreSQL CPU and WAL per stored event (the triggers' share of ingest cost).
+ */
+async function storeNewEvents(db: Db, pgPid: number, workspaceId: string, perProfile: number) {
+  if (perProfile === 0) return null;
+  const { rows: queued } = await db.query<{ profile_id: string }>('select profile_id from segment_queue where workspace_id = $1 order by profile_id', [workspaceId]);
+  const ids = queued.map((row) => row.profile_id);
+  await db.query('checkpoint');
+  const { rows: lsn } = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+  const pg0 = clusterCpuSeconds(pgPid);
+  let stored = 0;
+  for (let round = 0; round < perProfile; round++) {
+    for (let start = 0; start < ids.length; start += 100) {
+      const { rowCount } = await db.query(
+        `insert into events (workspace_id, timestamp, message_id, source_id, type, event, name, user_id, anonymous_id, properties, context, received_at, profile_id)
+         select e.workspace_id, e.timestamp + interval '1 second', 'bench-new-' || md5(e.message_id || $3::text), e.source_id, e.type, e.event, e.name,
+                e.user_id, e.anonymous_id, e.properties, e.context, now(), e.profile_id
+           from unnest($2::uuid[]) as p(id)
+           cross join lateral (select coalesce((select kinds from segment_event_digest_specs where workspace_id = $1), array['track:*']) as kinds) s
+           cross join lateral (select * from events e where e.workspace_id = $1 and e.profile_id = p.id and segment_digest_wants(s.kinds, e.type, e.event, e.name)
+                                order by e.timestamp desc limit 1) e`,
+        [workspaceId, ids.slice(start, start + 100), `${round}-${crypto.randomBytes(4).toString('hex')}`],
+      );
+      stored += rowCount ?? 0;
+    }
+  }
+  const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
+  const { rows: wal } = await db.query<{ bytes: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint::text as bytes', [lsn[0]!.lsn]);
+  const { rows: appends } = await db.query<{ n: string | null }>(
+    `select case when to_regclass('segment_digest_appends') is null then null else (select count(*)::text from segment_digest_appends) end as n`,
+  );
+  const result = {
+    stored,
+    postgresMicrosPerEvent: Math.round((postgresSeconds / stored) * 1e6),
+    walBytesPerEvent: Math.round(Number(wal[0]!.bytes) / stored),
+    pendingAppends: appends[0]!.n === null ? null : Number(appends[0]!.n),
+  };
+  log(`new events: ${JSON.stringify(result)}`);
+  return result;
+}
+
 async function incremental(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
@@ -187,6 +233,7 @@ async function incremental(dataDir: string, meta: Meta) {
     await db.query('create extension if not exists pg_stat_statements');
     const digestBuild = await buildDigests(db, ws);
     const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
+    const newEvents = await storeNewEvents(db, pgPid, ws, envCount('BENCH_KEPT_NEW_EVENTS', 0));
     await db.query('select pg_stat_statements_reset()');
     const { rows: before } = await db.query<{ id: string | null }>('select max(id) as id from segment_transitions where workspace_id = $1', [ws]);
     log(`${rowCount} profiles queued (salt ${salt}); draining in batches of ${batchSize} at now = ${meta.now} …`);
@@ -250,6 +297,7 @@ async function incremental(dataDir: string, meta: Meta) {
       sharedBuffers: sharedBuffers[0]!.shared_buffers,
       digestBuild,
       prewarmed,
+      newEvents,
       // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
       buffersPerProfile: {
         hit: Math.round((Number(blocks[0]!.hit) / evaluated) * 10) / 10,
