@@ -101,6 +101,20 @@ describe('segment digest appends', () => {
     expect(await stored(profile)).toEqual(written);
   });
 
+  it('a build deletes the appends of the events it read, so they are not folded again', async () => {
+    const profile = await owner('a-2');
+    await served(profile);
+    await send([{ type: 'page', name: 'Search', userId: 'a-2', messageId: 'a2-s', timestamp: iso(NOW - 3 * DAY) }]);
+    expect(await pending(profile)).toBe(1);
+    // The digest is gone (as after an upgrade): built from events, which hold the new event.
+    await t.db.query('delete from segment_event_digests where workspace_id = $1 and profile_id = $2', [t.workspace.id, profile]);
+    const built = await served(profile);
+    expect(built.built).toBe(1);
+    expect(built.events).toEqual(await truth(profile));
+    expect(await pending(profile)).toBe(0);
+    expect(await served(profile)).toEqual({ built: 0, events: built.events });
+  });
+
   it('loses nothing to writers racing the folds, and folds each of their events once', async () => {
     const profile = await owner('a-3');
     await served(profile);
