@@ -201,9 +201,10 @@ async function storeNewEvents(db: Db, pgPid: number, workspaceId: string, perPro
   }
   const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
   const { rows: wal } = await db.query<{ bytes: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint::text as bytes', [lsn[0]!.lsn]);
-  const { rows: appends } = await db.query<{ n: string | null }>(
-    `select case when to_regclass('segment_digest_appends') is null then null else (select count(*)::text from segment_digest_appends) end as n`,
-  );
+  const { rows: kept } = await db.query<{ appends: boolean }>(`select to_regclass('segment_digest_appends') is not null as appends`);
+  const { rows: appends } = kept[0]!.appends
+    ? await db.query<{ n: string }>('select count(*)::text as n from segment_digest_appends')
+    : { rows: [{ n: null }] };
   const result = {
     stored,
     postgresMicrosPerEvent: Math.round((postgresSeconds / stored) * 1e6),
