@@ -171,7 +171,7 @@ async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: num
 
 /**
  * BENCH_KEPT_NEW_EVENTS=n: before the drain, each queued profile gets n new events (copies of its
- * latest event the digests hold; with no digest spec, of its latest track event), stored 100 rows
+ * latest event of a kind the segments read, digests on or off), stored 100 rows
  * a statement like ingest requests of known people, so the drain re-evaluates profiles with new
  * events: with digests on, what their triggers wrote is read (and, with appends, folded). Reports
  * the PostgreSQL CPU and WAL per stored event (the triggers' share of ingest cost).
@@ -179,6 +179,8 @@ async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: num
 async function storeNewEvents(db: Db, pgPid: number, workspaceId: string, perProfile: number) {
   if (perProfile === 0) return null;
   const { rows: queued } = await db.query<{ profile_id: string }>('select profile_id from segment_queue where workspace_id = $1 order by profile_id', [workspaceId]);
+  // The kinds the segments read, whether digests are on or not, so both store the same events.
+  const kinds = (await workspaceDigestSpec(db, workspaceId))?.kinds ?? ['track:*'];
   const ids = queued.map((row) => row.profile_id);
   await db.query('checkpoint');
   const { rows: lsn } = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
@@ -191,10 +193,9 @@ async function storeNewEvents(db: Db, pgPid: number, workspaceId: string, perPro
          select e.workspace_id, e.timestamp + interval '1 second', 'bench-new-' || md5(e.message_id || $3::text), e.source_id, e.type, e.event, e.name,
                 e.user_id, e.anonymous_id, e.properties, e.context, now(), e.profile_id
            from unnest($2::uuid[]) as p(id)
-           cross join lateral (select coalesce((select kinds from segment_event_digest_specs where workspace_id = $1), array['track:*']) as kinds) s
-           cross join lateral (select * from events e where e.workspace_id = $1 and e.profile_id = p.id and segment_digest_wants(s.kinds, e.type, e.event, e.name)
+           cross join lateral (select * from events e where e.workspace_id = $1 and e.profile_id = p.id and segment_digest_wants($4::text[], e.type, e.event, e.name)
                                 order by e.timestamp desc limit 1) e`,
-        [workspaceId, ids.slice(start, start + 100), `${round}-${crypto.randomBytes(4).toString('hex')}`],
+        [workspaceId, ids.slice(start, start + 100), `${round}-${crypto.randomBytes(4).toString('hex')}`, kinds],
       );
       stored += rowCount ?? 0;
     }
