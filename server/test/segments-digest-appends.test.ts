@@ -233,6 +233,21 @@ describe('segment digest appends', () => {
     expect(await pending(profile)).toBe(0);
   });
 
+  it('folds more profiles than one fold transaction takes, chunk by chunk, each exactly once', async () => {
+    const people = Array.from({ length: 150 }, (_, i) => `fold-${i}`);
+    const batch = (round: number) =>
+      people.map((userId, i) => ({ type: 'track', event: 'Order Completed', userId, properties: { revenue: round * 1000 + i }, messageId: `fold-${round}-${i}`, timestamp: iso(NOW - DAY) }));
+    await send(batch(1));
+    const profiles = (await Promise.all(people.map(owner))).sort();
+    expect((await loadDigestEvents(t.db, t.workspace.id, profiles, spec)).built).toBe(150);
+    await send(batch(2));
+    const result = await loadDigestEvents(t.db, t.workspace.id, profiles, spec);
+    expect(result).toMatchObject({ unserved: [], built: 0 });
+    for (const profile of profiles) expect((result.events.get(profile) ?? []).length, profile).toBe(2);
+    expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_digest_appends where profile_id = any($1::uuid[])', [profiles])).rows[0]!.n)).toBe(0);
+    expect((await served(profiles[0]!)).events).toEqual(await truth(profiles[0]!));
+  });
+
   it('empties the appends with the digests when events are truncated', async () => {
     const profile = await owner('a-2');
     await send([{ type: 'page', name: 'Last', userId: 'a-2', messageId: 'a2-last', timestamp: iso(NOW - DAY) }]);

@@ -60,6 +60,8 @@ const BUILD_LOCK_TIMEOUT = '200ms';
 // read from disk) is given up and its profiles read from `events` directly this time.
 const BUILD_CHUNK = 50;
 const BUILD_STATEMENT_TIMEOUT = '250ms';
+// Profiles per fold transaction (measured at 100k profiles: ~110 µs of PostgreSQL per profile folded).
+const FOLD_CHUNK = 100;
 
 // The lock the triggers of migration 0076 take shared; $1 is the workspace.
 const DIGEST_LOCK = `select pg_advisory_xact_lock(hashtext('segment-digests:' || $1::text))`;
@@ -131,10 +133,12 @@ export async function loadDigestEvents(db: Db, workspaceId: string, profileIds: 
     else serve({ profile_id: row.profile_id, events: row.events! });
   }
   // Profiles whose digest could not be folded now (its row locked by a writer): read from `events`.
+  // In chunks, each a short transaction: a fold holds its digest rows locked (invalidations wait).
   const unfolded = new Set<string>();
-  if (pending.length > 0) {
-    const fold = await foldAppends(db, workspaceId, pending, version);
-    if (!fold) for (const id of pending) unfolded.add(id);
+  for (let start = 0; start < pending.length; start += FOLD_CHUNK) {
+    const chunk = pending.slice(start, start + FOLD_CHUNK);
+    const fold = await foldAppends(db, workspaceId, chunk, version);
+    if (!fold) for (const id of chunk) unfolded.add(id);
     else {
       for (const row of fold.served) serve(row);
       for (const id of fold.skipped) unfolded.add(id);
