@@ -10,6 +10,11 @@
  * 1; round 2 sends the same templates again (people known, as in steady state). For each round:
  * server + client + PostgreSQL CPU per event while storing, and Node + PostgreSQL CPU per event
  * while resolving.
+ *
+ * PIPELINE_DIGESTS=on: the segment drain's event digests are kept (segments/digests.ts), with the
+ * widest spec (every event, every property); after each round's identity phase (not measured) the
+ * workspace's digests are built in one pass, so round 2 stores events of profiles whose digests
+ * are complete, as in steady state with real-time segments.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -19,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { buildServer } from '../server/src/api/server.ts';
 import { createIdentityDrain } from '../server/src/identity/loop.ts';
+import { buildWorkspaceDigests, currentSpecVersion, type DigestSpec } from '../server/src/segments/digests.ts';
 import { createPool } from '../server/src/storage/database.ts';
 import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
@@ -100,6 +106,8 @@ try {
   if (statements) await db.query('create extension if not exists pg_stat_statements');
   const workspace = await createWorkspace(db, { slug: 'bench', name: 'Bench retail' });
   const { writeKey } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
+  const digests: DigestSpec | null = process.env.PIPELINE_DIGESTS === 'on' ? { kinds: ['page:*', 'screen:*', 'track:*'], keys: null } : null;
+  if (digests) console.log(`digests on, spec version ${await currentSpecVersion(db, workspace.id, digests)}`);
   const app = await buildServer({ db, verifyAdmin: () => false, logLevel: false });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
@@ -141,8 +149,15 @@ try {
       ingestMicros: { server: us(ingest.server), client: us(ingest.client), postgres: us(ingest.postgres), total: us(ingest.server + ingest.client + ingest.postgres), walBytes: Math.round(ingestWal / events), serverGc: us(ingestGcMs / 1000) },
       identityMicros: { node: us(identity.node), postgres: us(identity.postgres), total: us(identity.node + identity.postgres), walBytes: Math.round(identityWal / events) },
       resolved,
+      digests: digests !== null,
     });
     console.log(JSON.stringify(results.at(-1)));
+    if (digests) {
+      // Fresh statistics first: planned with the empty tables' ones, the pass once joined every
+      // profile to a scan of all events (minutes instead of a second).
+      await db.query('analyze');
+      console.log(`digests built: ${await buildWorkspaceDigests(db, workspace.id, digests)}`);
+    }
   }
   await app.close();
   console.log(`load ${os.loadavg().map((v) => v.toFixed(1)).join(' ')}`);

@@ -16,7 +16,8 @@
  * Both take BENCH_KEPT_DIGESTS=on (the drain reads event digests; TOUCHPOINT_SEGMENT_DIGESTS=on for
  * `realtime`'s worker) or =build (the same, every digest built in one pass first), and
  * BENCH_KEPT_PREWARM=1 (what the drain reads loaded into shared buffers first). `incremental` drains as the worker
- * does, DRAIN_PARTS parts at once (BENCH_KEPT_PARALLEL=0: one batch at a time, as before).
+ * does, DRAIN_PARTS parts at once (BENCH_KEPT_PARALLEL=0: one batch at a time, as before), and takes
+ * BENCH_KEPT_NEW_EVENTS=n (n new events of each queued profile stored first, see storeNewEvents).
  * `preview` runs bench/segments.ts's phase (b): each of the 20 segments counted in full (the
  * truth), then previewed BENCH_PREVIEW_RUNS (3) times at the data's `now`: estimate, interval,
  * whether it holds the true size, time; with the CPU PostgreSQL and Node used
@@ -169,6 +170,53 @@ async function buildDigests(db: Db, workspaceId: string): Promise<{ seconds: num
   return { seconds, digests };
 }
 
+/**
+ * BENCH_KEPT_NEW_EVENTS=n: before the drain, each queued profile gets n new events (copies of its
+ * latest event of a kind the segments read, digests on or off), stored 100 rows
+ * a statement like ingest requests of known people, so the drain re-evaluates profiles with new
+ * events: with digests on, what their triggers wrote is read (and, with appends, folded). Reports
+ * the PostgreSQL CPU and WAL per stored event (the triggers' share of ingest cost).
+ */
+async function storeNewEvents(db: Db, pgPid: number, workspaceId: string, perProfile: number) {
+  if (perProfile === 0) return null;
+  const { rows: queued } = await db.query<{ profile_id: string }>('select profile_id from segment_queue where workspace_id = $1 order by profile_id', [workspaceId]);
+  // The kinds the segments read, whether digests are on or not, so both store the same events.
+  const kinds = (await workspaceDigestSpec(db, workspaceId))?.kinds ?? ['track:*'];
+  const ids = queued.map((row) => row.profile_id);
+  await db.query('checkpoint');
+  const { rows: lsn } = await db.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+  const pg0 = clusterCpuSeconds(pgPid);
+  let stored = 0;
+  for (let round = 0; round < perProfile; round++) {
+    for (let start = 0; start < ids.length; start += 100) {
+      const { rowCount } = await db.query(
+        `insert into events (workspace_id, timestamp, message_id, source_id, type, event, name, user_id, anonymous_id, properties, context, received_at, profile_id)
+         select e.workspace_id, e.timestamp + interval '1 second', 'bench-new-' || md5(e.message_id || $3::text), e.source_id, e.type, e.event, e.name,
+                e.user_id, e.anonymous_id, e.properties, e.context, now(), e.profile_id
+           from unnest($2::uuid[]) as p(id)
+           cross join lateral (select * from events e where e.workspace_id = $1 and e.profile_id = p.id and segment_digest_wants($4::text[], e.type, e.event, e.name)
+                                order by e.timestamp desc limit 1) e`,
+        [workspaceId, ids.slice(start, start + 100), `${round}-${crypto.randomBytes(4).toString('hex')}`, kinds],
+      );
+      stored += rowCount ?? 0;
+    }
+  }
+  const postgresSeconds = clusterCpuSeconds(pgPid) - pg0;
+  const { rows: wal } = await db.query<{ bytes: string }>('select pg_wal_lsn_diff(pg_current_wal_lsn(), $1)::bigint::text as bytes', [lsn[0]!.lsn]);
+  const { rows: kept } = await db.query<{ appends: boolean }>(`select to_regclass('segment_digest_appends') is not null as appends`);
+  const { rows: appends } = kept[0]!.appends
+    ? await db.query<{ n: string }>('select count(*)::text as n from segment_digest_appends')
+    : { rows: [{ n: null }] };
+  const result = {
+    stored,
+    postgresMicrosPerEvent: Math.round((postgresSeconds / stored) * 1e6),
+    walBytesPerEvent: Math.round(Number(wal[0]!.bytes) / stored),
+    pendingAppends: appends[0]!.n === null ? null : Number(appends[0]!.n),
+  };
+  log(`new events: ${JSON.stringify(result)}`);
+  return result;
+}
+
 async function incremental(dataDir: string, meta: Meta) {
   const { server, db, pgPid } = await open(dataDir);
   try {
@@ -190,6 +238,7 @@ async function incremental(dataDir: string, meta: Meta) {
     await db.query('create extension if not exists pg_stat_statements');
     const digestBuild = await buildDigests(db, ws);
     const prewarmed = process.env.BENCH_KEPT_PREWARM === '1' ? await prewarm(db) : null;
+    const newEvents = await storeNewEvents(db, pgPid, ws, envCount('BENCH_KEPT_NEW_EVENTS', 0));
     // The pages dirtied before (the queue fill, the re-check postponement, a digest build) written
     // now, so a checkpoint's writes and the full-page images after it are not counted as the drain's.
     await db.query('checkpoint');
@@ -264,6 +313,7 @@ async function incremental(dataDir: string, meta: Meta) {
       sharedBuffers: sharedBuffers[0]!.shared_buffers,
       digestBuild,
       prewarmed,
+      newEvents,
       // Pages per re-evaluation, all statements: found in shared buffers, and read from outside them.
       buffersPerProfile: {
         hit: Math.round((Number(blocks[0]!.hit) / evaluated) * 10) / 10,

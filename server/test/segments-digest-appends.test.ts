@@ -1,0 +1,259 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mergeProfiles } from '../src/identity/merge.ts';
+import { resolveQueuedEvents } from '../src/identity/resolver.ts';
+import { loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
+import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
+
+/*
+ * The digests' appends (migration 0078): events given a profile are written as small rows that a
+ * read folds into the profile's digest. Checked against the truth (`events`): each append folded
+ * exactly once, nothing lost to writers racing a fold, and nothing stale or left behind when a
+ * digest is invalidated while appends are pending.
+ */
+
+const NOW = Date.parse('2026-03-31T00:00:00Z');
+const DAY = 86_400_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('segment digest appends', () => {
+  let t: TestApp;
+  const spec: DigestSpec = { kinds: ['page:*', 'track:Order Completed'], keys: ['revenue'] };
+
+  const send = async (batch: object[]) => {
+    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch } });
+    expect(res.json()).toMatchObject({ rejected: [] });
+    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
+  };
+  const owner = async (id: string) =>
+    (
+      await t.db.query<{ profile_id: string }>(
+        `select profile_id from events where workspace_id = $1 and (user_id = $2 or anonymous_id = $2) and profile_id is not null limit 1`,
+        [t.workspace.id, id],
+      )
+    ).rows[0]!.profile_id;
+  /** The profile's wanted events as `events` has them now, one line each (duplicates would show). */
+  const truth = async (profileId: string) => {
+    const { rows } = await t.db.query<{ line: string }>(
+      `select type || ':' || coalesce(event, name) || ':' || floor(extract(epoch from timestamp) * 1000)::bigint || ':' || coalesce(properties -> 'revenue', 'null') as line
+         from events where workspace_id = $1 and profile_id = $2 and segment_digest_wants($3::text[], type, event, name)`,
+      [t.workspace.id, profileId, spec.kinds],
+    );
+    return rows.map((row) => row.line).sort();
+  };
+  const served = async (profileId: string) => {
+    const result = await loadDigestEvents(t.db, t.workspace.id, [profileId], spec);
+    expect(result.unserved).toEqual([]);
+    const events = (result.events.get(profileId) ?? []).map((e) => `${e.type}:${e.event ?? e.name}:${e.timestamp}:${JSON.stringify(e.properties?.revenue ?? null)}`);
+    return { built: result.built, events: events.sort() };
+  };
+  const pending = async (profileId: string) =>
+    Number(
+      (await t.db.query<{ n: string }>('select count(*) as n from segment_digest_appends where workspace_id = $1 and profile_id = $2', [t.workspace.id, profileId])).rows[0]!.n,
+    );
+  const stored = async (profileId: string) =>
+    (
+      await t.db.query<{ complete: boolean; events: unknown[] | null; xmin: string }>(
+        'select complete, events, xmin::text from segment_event_digests where workspace_id = $1 and profile_id = $2',
+        [t.workspace.id, profileId],
+      )
+    ).rows[0];
+  /** Stores one event of `profileId` directly (as ingest of a known person does), on `via`. */
+  const insertEvent = (via: { query: (sql: string, values: unknown[]) => Promise<unknown> }, profileId: string, messageId: string, revenue: number) =>
+    via.query(
+      `insert into events (workspace_id, timestamp, message_id, source_id, type, event, properties, received_at, profile_id)
+       select workspace_id, $3, $4, source_id, 'track', 'Order Completed', jsonb_build_object('revenue', $5::int), now(), profile_id
+         from events where workspace_id = $1 and profile_id = $2 limit 1`,
+      [t.workspace.id, profileId, new Date(NOW - DAY), messageId, revenue],
+    );
+
+  beforeAll(async () => {
+    t = await startTestApp();
+    await send([
+      { type: 'track', event: 'Order Completed', userId: 'a-1', properties: { revenue: 1 }, messageId: 'a1', timestamp: iso(NOW - 30 * DAY) },
+      { type: 'page', name: 'Home', userId: 'a-2', messageId: 'a2', timestamp: iso(NOW - 20 * DAY) },
+      { type: 'track', event: 'Order Completed', userId: 'a-3', properties: { revenue: 3 }, messageId: 'a3', timestamp: iso(NOW - 20 * DAY) },
+      { type: 'identify', anonymousId: 'anon-4', traits: { email: 'd@x.cn' }, messageId: 'a4-i', timestamp: iso(NOW - 20 * DAY) },
+      { type: 'track', event: 'Order Completed', anonymousId: 'anon-4', properties: { revenue: 4 }, messageId: 'a4', timestamp: iso(NOW - 20 * DAY) },
+    ]);
+  });
+  afterAll(async () => t.close());
+
+  it('appends ingested events without writing the digest, and folds them exactly once', async () => {
+    const profile = await owner('a-1');
+    expect((await served(profile)).built).toBe(1);
+    const before = (await stored(profile))!;
+    await send([
+      { type: 'track', event: 'Order Completed', userId: 'a-1', properties: { revenue: 2 }, messageId: 'a1-2', timestamp: iso(NOW - 2 * DAY) },
+      { type: 'track', event: 'Other', userId: 'a-1', messageId: 'a1-x', timestamp: iso(NOW - 2 * DAY) },
+    ]);
+    await send([{ type: 'page', name: 'Cart', userId: 'a-1', messageId: 'a1-3', timestamp: iso(NOW - DAY) }]);
+    // Two statements, two appends (the event no digest holds makes none); the digest row untouched.
+    expect(await pending(profile)).toBe(2);
+    expect(await stored(profile)).toEqual(before);
+    const folded = await served(profile);
+    expect(folded.built).toBe(0);
+    expect(folded.events).toEqual(await truth(profile));
+    expect(folded.events).toEqual([`page:Cart:${NOW - DAY}:null`, `track:Order Completed:${NOW - 30 * DAY}:1`, `track:Order Completed:${NOW - 2 * DAY}:2`]);
+    expect(await pending(profile)).toBe(0);
+    // Read again: the same, nothing folded twice, no write.
+    const written = (await stored(profile))!;
+    expect(await served(profile)).toEqual({ built: 0, events: folded.events });
+    expect(await stored(profile)).toEqual(written);
+  });
+
+  it('a build deletes the appends of the events it read, so they are not folded again', async () => {
+    const profile = await owner('a-2');
+    await served(profile);
+    await send([{ type: 'page', name: 'Search', userId: 'a-2', messageId: 'a2-s', timestamp: iso(NOW - 3 * DAY) }]);
+    expect(await pending(profile)).toBe(1);
+    // The digest is gone (as after an upgrade): built from events, which hold the new event.
+    await t.db.query('delete from segment_event_digests where workspace_id = $1 and profile_id = $2', [t.workspace.id, profile]);
+    const built = await served(profile);
+    expect(built.built).toBe(1);
+    expect(built.events).toEqual(await truth(profile));
+    expect(await pending(profile)).toBe(0);
+    expect(await served(profile)).toEqual({ built: 0, events: built.events });
+  });
+
+  it('loses nothing to writers racing the folds, and folds each of their events once', async () => {
+    const profile = await owner('a-3');
+    await served(profile);
+    // An event committed after the fold's snapshot stays pending and comes with the next read.
+    const writer = await t.db.connect();
+    try {
+      await writer.query('begin');
+      await insertEvent(writer, profile, 'race-open', 100);
+      await insertEvent(t.db, profile, 'race-committed', 101);
+      const during = await served(profile);
+      expect(during.events).toContain(`track:Order Completed:${NOW - DAY}:101`);
+      expect(during.events).not.toContain(`track:Order Completed:${NOW - DAY}:100`);
+      await writer.query('commit');
+    } finally {
+      writer.release();
+    }
+    expect(await pending(profile)).toBe(1);
+    expect((await served(profile)).events).toEqual(await truth(profile));
+
+    // Four writers, 25 events each, one statement at a time, while the profile is read in a loop.
+    let writing = true;
+    const writers = Promise.all(
+      [0, 1, 2, 3].map(async (w) => {
+        for (let i = 0; i < 25; i++) await insertEvent(t.db, profile, `race-${w}-${i}`, 1000 + w * 100 + i);
+      }),
+    ).finally(() => (writing = false));
+    let reads = 0;
+    while (writing) {
+      const result = await loadDigestEvents(t.db, t.workspace.id, [profile], spec);
+      expect(result.unserved).toEqual([]);
+      reads++;
+    }
+    await writers;
+    expect(reads).toBeGreaterThan(1);
+    const after = await served(profile);
+    expect(after.built).toBe(0);
+    expect(after.events).toEqual(await truth(profile));
+    expect(after.events.filter((line) => /:1[0-9]{3}$/.test(line))).toHaveLength(100);
+    expect(await pending(profile)).toBe(0);
+  });
+
+  it('drops the pending appends of a profile whose events are deleted, changed in place or moved away', async () => {
+    const profile = await owner('a-1');
+    await served(profile);
+    await send([{ type: 'track', event: 'Order Completed', userId: 'a-1', properties: { revenue: 7 }, messageId: 'a1-del', timestamp: iso(NOW - DAY) }]);
+    expect(await pending(profile)).toBe(1);
+    // Erasure, suppression and retention delete rows: the digest and every pending append go.
+    await t.db.query(`delete from events where workspace_id = $1 and message_id = 'a1-del'`, [t.workspace.id]);
+    expect(await pending(profile)).toBe(0);
+    expect(await stored(profile)).toMatchObject({ complete: false, events: null });
+    const rebuilt = await served(profile);
+    expect(rebuilt.built).toBe(1);
+    expect(rebuilt.events).toEqual(await truth(profile));
+    expect(rebuilt.events.join()).not.toContain(':7');
+
+    // An in-place change (field encryption) with an append of the changed event pending.
+    await send([{ type: 'track', event: 'Order Completed', userId: 'a-1', properties: { revenue: 8 }, messageId: 'a1-upd', timestamp: iso(NOW - DAY) }]);
+    await t.db.query(`update events set properties = '{"revenue": 9}' where workspace_id = $1 and message_id = 'a1-upd'`, [t.workspace.id]);
+    expect(await pending(profile)).toBe(0);
+    const changed = await served(profile);
+    expect(changed.built).toBe(1);
+    expect(changed.events).toEqual(await truth(profile));
+    expect(changed.events).toContain(`track:Order Completed:${NOW - DAY}:9`);
+    expect(changed.events.join()).not.toContain(':8');
+
+    // A merge: the absorbed profile's pending appends go; its events are appended to the survivor.
+    const absorbed = await owner('anon-4');
+    await served(absorbed);
+    await insertEvent(t.db, absorbed, 'a4-before-merge', 42);
+    expect(await pending(absorbed)).toBe(1);
+    await mergeProfiles(t.db, t.workspace.id, [profile, absorbed], { kind: 'manual' });
+    expect(await pending(absorbed)).toBe(0);
+    expect(await stored(absorbed)).toMatchObject({ complete: false, events: null });
+    const merged = await served(profile);
+    expect(merged.built).toBe(0);
+    expect(merged.events).toEqual(await truth(profile));
+    expect(merged.events).toContain(`track:Order Completed:${NOW - DAY}:42`);
+  });
+
+  it('does not wait on a digest row an open invalidation holds: reads events then, rebuilds after', async () => {
+    const profile = await owner('a-2');
+    await served(profile);
+    await send([{ type: 'page', name: 'Checkout', userId: 'a-2', messageId: 'a2-2', timestamp: iso(NOW - DAY) }]);
+    const writer = await t.db.connect();
+    try {
+      await writer.query('begin');
+      await writer.query(`update events set properties = '{"revenue": 5}' where workspace_id = $1 and message_id = 'a2'`, [t.workspace.id]);
+      const started = performance.now();
+      const blocked = await loadDigestEvents(t.db, t.workspace.id, [profile], spec);
+      expect(blocked).toMatchObject({ unserved: [profile], built: 0 });
+      expect(performance.now() - started).toBeLessThan(2000);
+      await writer.query('commit');
+    } finally {
+      writer.release();
+    }
+    const after = await served(profile);
+    expect(after.built).toBe(1);
+    expect(after.events).toEqual(await truth(profile));
+    expect(after.events).toContain(`page:Checkout:${NOW - DAY}:null`);
+    expect(after.events).toContain(`page:Home:${NOW - 20 * DAY}:5`);
+  });
+
+  it('rebuilds instead of folding appends made with another spec version', async () => {
+    const profile = await owner('a-2');
+    await served(profile);
+    // As if written just before a spec change (the change waits for such writers, so a digest of
+    // the new version is normally built after them; the fold still never mixes versions).
+    await t.db.query(
+      `insert into segment_digest_appends (workspace_id, profile_id, spec_version, seq, entries)
+       select $1, $2, version - 1, 1, '[[1, "page", "Stale", 0, null]]' from segment_event_digest_specs where workspace_id = $1`,
+      [t.workspace.id, profile],
+    );
+    const after = await served(profile);
+    expect(after.built).toBe(1);
+    expect(after.events).toEqual(await truth(profile));
+    expect(await pending(profile)).toBe(0);
+  });
+
+  it('folds more profiles than one fold transaction takes, chunk by chunk, each exactly once', async () => {
+    const people = Array.from({ length: 150 }, (_, i) => `fold-${i}`);
+    const batch = (round: number) =>
+      people.map((userId, i) => ({ type: 'track', event: 'Order Completed', userId, properties: { revenue: round * 1000 + i }, messageId: `fold-${round}-${i}`, timestamp: iso(NOW - DAY) }));
+    await send(batch(1));
+    const profiles = (await Promise.all(people.map(owner))).sort();
+    expect((await loadDigestEvents(t.db, t.workspace.id, profiles, spec)).built).toBe(150);
+    await send(batch(2));
+    const result = await loadDigestEvents(t.db, t.workspace.id, profiles, spec);
+    expect(result).toMatchObject({ unserved: [], built: 0 });
+    for (const profile of profiles) expect((result.events.get(profile) ?? []).length, profile).toBe(2);
+    expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_digest_appends where profile_id = any($1::uuid[])', [profiles])).rows[0]!.n)).toBe(0);
+    expect((await served(profiles[0]!)).events).toEqual(await truth(profiles[0]!));
+  });
+
+  it('empties the appends with the digests when events are truncated', async () => {
+    const profile = await owner('a-2');
+    await send([{ type: 'page', name: 'Last', userId: 'a-2', messageId: 'a2-last', timestamp: iso(NOW - DAY) }]);
+    expect(await pending(profile)).toBe(1);
+    await t.db.query('truncate events cascade');
+    expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_digest_appends')).rows[0]!.n)).toBe(0);
+    expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_event_digests')).rows[0]!.n)).toBe(0);
+  });
+});
