@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mergeProfiles } from '../src/identity/merge.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
+import { dropUnreadDigests } from '../src/segments/realtime.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 /*
@@ -255,5 +256,41 @@ describe('segment digest appends', () => {
     await t.db.query('truncate events cascade');
     expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_digest_appends')).rows[0]!.n)).toBe(0);
     expect(Number((await t.db.query<{ n: string }>('select count(*) as n from segment_event_digests')).rows[0]!.n)).toBe(0);
+  });
+
+  it('drops the digests and appends no drain reads; a spec made again later gets a newer version', async () => {
+    const specVersion = async () =>
+      (await t.db.query<{ version: number }>('select version from segment_event_digest_specs where workspace_id = $1', [t.workspace.id])).rows[0]?.version ?? null;
+    const rowsOf = async (table: string) =>
+      Number((await t.db.query<{ n: string }>(`select count(*) as n from ${table} where workspace_id = $1`, [t.workspace.id])).rows[0]!.n);
+    await send([{ type: 'track', event: 'Order Completed', userId: 'drop-1', properties: { revenue: 7 }, messageId: 'drop-1a', timestamp: iso(NOW - 5 * DAY) }]);
+    const profile = await owner('drop-1');
+    await served(profile);
+    await send([{ type: 'page', name: 'Again', userId: 'drop-1', messageId: 'drop-1b', timestamp: iso(NOW - 4 * DAY) }]);
+    expect(await pending(profile)).toBe(1);
+    const first = (await specVersion())!;
+    expect(first).not.toBeNull();
+
+    // Digests on, but this workspace has no real-time segment reading events: nothing folds them.
+    expect(await dropUnreadDigests(t.db, true)).toBe(1);
+    expect(await specVersion()).toBeNull();
+    expect(await rowsOf('segment_event_digests')).toBe(0);
+    expect(await rowsOf('segment_digest_appends')).toBe(0);
+    // The triggers write nothing without a spec.
+    await send([{ type: 'page', name: 'Unkept', userId: 'drop-1', messageId: 'drop-1c', timestamp: iso(NOW - 3 * DAY) }]);
+    expect(await rowsOf('segment_digest_appends')).toBe(0);
+    expect(await dropUnreadDigests(t.db, true)).toBe(0);
+
+    // Read through digests again: a newer version, built from events, the event made meanwhile in it.
+    const again = await served(profile);
+    expect(again.built).toBe(1);
+    expect(again.events).toEqual(await truth(profile));
+    expect(again.events).toContain(`page:Unkept:${NOW - 3 * DAY}:null`);
+    expect((await specVersion())!).toBeGreaterThan(first);
+
+    // Digests switched off: dropped whatever the segments read.
+    expect(await dropUnreadDigests(t.db, false)).toBe(1);
+    expect(await specVersion()).toBeNull();
+    expect(await rowsOf('segment_event_digests')).toBe(0);
   });
 });

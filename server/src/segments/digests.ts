@@ -87,8 +87,8 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
     await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
     await client.query(DIGEST_LOCK, [workspaceId]);
     const { rows: changed } = await client.query<{ version: number }>(
-      `insert into segment_event_digest_specs (workspace_id, version, kinds, keys) values ($1, 1, $2, $3)
-       on conflict (workspace_id) do update set version = segment_event_digest_specs.version + 1, kinds = excluded.kinds, keys = excluded.keys
+      `insert into segment_event_digest_specs (workspace_id, version, kinds, keys) values ($1, nextval('segment_event_digest_spec_versions'), $2, $3)
+       on conflict (workspace_id) do update set version = nextval('segment_event_digest_spec_versions'), kinds = excluded.kinds, keys = excluded.keys
        returning version`,
       [workspaceId, spec.kinds, spec.keys],
     );
@@ -101,6 +101,48 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
   } finally {
     client.release();
   }
+}
+
+// Rows per delete statement when a workspace's digests are dropped.
+const DROP_CHUNK = 5000;
+
+/**
+ * Stops keeping the workspace's digests and deletes them: its spec row first, under the digest lock
+ * (from then on the triggers find no spec and write nothing), then its digest and append rows of
+ * that spec version or older in chunks, with no lock held (nothing reads them: a spec made again
+ * later takes a newer version from the sequence of migration 0099). False when the lock was not
+ * free (try again later).
+ */
+export async function dropWorkspaceDigests(db: Db, workspaceId: string): Promise<boolean> {
+  let dropped: number | null;
+  const client = await db.connect();
+  try {
+    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
+    await client.query(DIGEST_LOCK, [workspaceId]);
+    const { rows } = await client.query<{ version: number }>('delete from segment_event_digest_specs where workspace_id = $1 returning version', [workspaceId]);
+    await client.query('commit');
+    dropped = rows[0]?.version ?? null;
+  } catch (error) {
+    await client.query('rollback').catch(() => undefined);
+    if ((error as { code?: string }).code === '55P03') return false;
+    throw error;
+  } finally {
+    client.release();
+  }
+  if (dropped === null) return true;
+  // Only rows of the dropped spec or older: a spec made again meanwhile has a newer version, and its
+  // rows (a digest built, the appends of its new events) must stay.
+  for (const table of ['segment_digest_appends', 'segment_event_digests']) {
+    for (;;) {
+      const { rowCount } = await db.query(
+        `delete from ${table} where ctid = any(array(
+           select ctid from ${table} where workspace_id = $1 and spec_version <= $2 limit ${DROP_CHUNK}))`,
+        [workspaceId, dropped],
+      );
+      if (!rowCount) break;
+    }
+  }
+  return true;
 }
 
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((value, i) => value === b[i]);

@@ -4,7 +4,7 @@ import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realt
 import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
-import { digestSpec, type DigestSpec } from './digests.ts';
+import { digestSpec, dropWorkspaceDigests, type DigestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPart } from './lock.ts';
@@ -390,6 +390,22 @@ function drainReads(segments: readonly RealtimeSegment[], computedTraits: Awaite
   for (const segment of segments) mergeReads(reads, segment.reads);
   reads.events.push(...computedTraitEventNeeds(computedTraits.map((trait) => trait.definition)));
   return reads;
+}
+
+/**
+ * Drops the digests no drain reads (segments/digests.ts): every workspace's when the drain runs
+ * without digests, else those of workspaces whose real-time segments and computed traits read no
+ * events now; their triggers would otherwise go on appending rows nothing folds. A drain that wants
+ * digests again makes a new spec (a newer version) and builds them. Returns the workspaces dropped.
+ */
+export async function dropUnreadDigests(db: Db, digestsOn: boolean): Promise<number> {
+  const { rows } = await db.query<{ workspace_id: string }>('select workspace_id from segment_event_digest_specs');
+  let dropped = 0;
+  for (const { workspace_id: workspaceId } of rows) {
+    if (digestsOn && (await workspaceDigestSpec(db, workspaceId)) !== null) continue;
+    if (await dropWorkspaceDigests(db, workspaceId)) dropped++;
+  }
+  return dropped;
 }
 
 /** The digest spec the drain uses for the workspace's active real-time segments and computed traits now (null: none). */

@@ -5,7 +5,7 @@ import { createIdentityDrain } from '../identity/loop.ts';
 import type { EnqueueMessage } from '../channels/contract.ts';
 import { oneByOne } from '../journeys/executor.ts';
 import { startJourneyLoops } from '../journeys/loop.ts';
-import { drainSegmentQueue } from '../segments/realtime.ts';
+import { drainSegmentQueue, dropUnreadDigests } from '../segments/realtime.ts';
 import { runDueSegments } from '../segments/schedule.ts';
 import { startPollingLoop } from './polling-loop.ts';
 import { startChannelLoops } from '../channels/worker.ts';
@@ -49,6 +49,9 @@ const SEGMENT_POLL_MS = 50;
 const SEGMENT_BATCH = 500;
 // Periodic segments run on cron schedules (minute resolution at best).
 const SEGMENT_SCHEDULE_MS = 10_000;
+// How often digests nothing reads are looked for (at start, then this often): digests switched
+// off, or no real-time segment reading events any more (segments/realtime.ts, dropUnreadDigests).
+const DIGEST_UPKEEP_MS = 60_000;
 
 const jsonLines: WorkerLog = (level, message, meta) => {
   if (level !== 'error' && level !== 'warning') return;
@@ -123,6 +126,16 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     pollMs: SEGMENT_SCHEDULE_MS,
     onError,
   });
+  const digestUpkeep = startPollingLoop({
+    name: 'segment digest upkeep',
+    drainOnce: async () => {
+      const dropped = await dropUnreadDigests(options.db, options.segmentDigests ?? false);
+      if (dropped > 0) log('info', `segment event digests of ${dropped} workspace(s) dropped: no drain reads them`);
+      return 0;
+    },
+    pollMs: DIGEST_UPKEEP_MS,
+    onError,
+  });
   const journeys = startJourneyLoops({
     db: options.db,
     enqueue: options.enqueueMessage ? oneByOne(options.enqueueMessage) : enqueueMessages,
@@ -158,7 +171,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   return {
     stop() {
       backfillAbort.abort(); // resumed at the next start: the pass is idempotent
-      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop(), backfill]).then(() => undefined);
+      stopped ??= Promise.all([runner.stop(), identity.stop(), catalogue.stop(), segments.stop(), schedule.stop(), digestUpkeep.stop(), journeys.stop(), channels.stop(), recommendations.stop(), retention.stop(), backfill]).then(() => undefined);
       return stopped;
     },
   };
