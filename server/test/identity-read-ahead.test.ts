@@ -2,7 +2,9 @@
  * Reading the next batch ahead (identity/resolver.ts ReadAhead): while a batch is resolved and
  * written, the next one's events are read and prepared on another connection. What it prepared is
  * used only where it cannot have changed; these tests hold the results to those of resolving
- * without it, and change what it read (settings, suppressions, stored profiles) in between.
+ * without it, and change what it read (settings, suppressions, stored profiles) in between. And the
+ * batch's events' profiles, written on another connection that commits before the batch: a batch
+ * failing after that is resolved again with the same result.
  */
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -222,5 +224,42 @@ describe('identity resolution reading the next batch ahead', () => {
     expect(owner('moved-more-2')).toBe(owner('moved-more-0'));
     expect(owner('moved-more-3')).toBe(owner('moved-more-0'));
     expect(owner('moved-more-2')).not.toBe(owner('moved-more-1'));
+  });
+
+  it('a batch that fails after its events got their profiles is taken again and puts them right', async () => {
+    const [plain, failing] = [await workspace('plain-2'), await workspace('failing')];
+    const people = [400, 401, 402, 403];
+    await store(plain, interleaved(people, 'plain'), 5);
+    await store(failing, interleaved(people, 'failing'), 5);
+    await drain(plain.workspaceId, 6);
+    // The batch's merge log insert fails (after the events' update on the other connection has
+    // committed): the whole batch rolls back.
+    await t.db.query(`create function fail_merge_log() returns trigger language plpgsql as $$ begin raise exception 'merge log down'; end $$`);
+    await t.db.query(`create trigger fail_merge_log before insert on identity_merges for each row execute function fail_merge_log()`);
+    const queuedBefore = (await t.db.query<{ n: number }>('select coalesce(sum(events), 0)::int as n from identity_queue where workspace_id = $1', [failing.workspaceId])).rows[0]!.n;
+    try {
+      let failed = false;
+      for (let i = 0; i < 10 && !failed; i++) {
+        failed = await resolveQueuedEvents(t.db, failing.workspaceId, 6).then(() => false, (error: Error) => {
+          expect(error.message).toContain('merge log down');
+          return true;
+        });
+      }
+      expect(failed).toBe(true);
+    } finally {
+      await t.db.query('drop trigger fail_merge_log on identity_merges');
+      await t.db.query('drop function fail_merge_log()');
+    }
+    // The failed batch's events are queued again; some were left naming profiles that never committed.
+    const { rows: ghosts } = await t.db.query<{ n: number }>(
+      `select count(*)::int as n from events e where e.workspace_id = $1 and e.profile_id is not null
+          and not exists (select 1 from profiles p where p.workspace_id = e.workspace_id and p.id = e.profile_id)`,
+      [failing.workspaceId],
+    );
+    expect(ghosts[0]!.n).toBeGreaterThan(0);
+    expect((await t.db.query<{ n: number }>('select coalesce(sum(events), 0)::int as n from identity_queue where workspace_id = $1', [failing.workspaceId])).rows[0]!.n)
+      .toBeLessThan(queuedBefore);
+    await drain(failing.workspaceId, 6, createReadAhead());
+    expect(await graphOf(failing.workspaceId)).toEqual(await graphOf(plain.workspaceId));
   });
 });

@@ -217,9 +217,21 @@ export async function resolveQueuedEvents(
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
     }
     const result = batch.finish();
-    await writeBatch(client, workspaceId, result, links, storedProfiles);
-    await writeVault(client, codec);
-    await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
+    // Ingest already wrote the profile owning the event's user or anonymous id when there was one
+    // (ingest/store.ts): only events that resolved elsewhere are rewritten.
+    const moved = result.assignments.filter((a) => storedProfiles.get(a.seq) !== a.profileId);
+    // The events' own update, the batch's largest statement, runs on another connection while this
+    // one writes the rest (assignEventProfiles says why that is safe); it commits first.
+    const assigning = moved.length > 0 ? assignEventProfiles(db, workspaceId, moved) : Promise.resolve();
+    try {
+      await writeBatch(client, workspaceId, result, links, moved.map((a) => a.seq));
+      await writeVault(client, codec);
+      await writeConsents(client, workspaceId, consentObservations(events, new Map(result.assignments.map((a) => [a.seq, a.profileId]))));
+    } finally {
+      // Settled before this transaction ends either way (no write of this batch left running).
+      await assigning.catch(() => undefined);
+    }
+    await assigning;
     return queued.length;
     // Derived from stored events, dequeued in the same transaction: a lost commit is redone.
   }, { durability: 'local' });
@@ -373,6 +385,38 @@ async function loadSources(client: DbClient, workspaceId: string): Promise<Map<s
 }
 
 /**
+ * Longest any wait of assignEventProfiles's transaction may last. It waits for nothing in normal
+ * operation; the one wait possible is behind a segment-digest spec change (its event triggers take
+ * the digest lock shared, the change exclusively, after the batch's merges took it shared): the
+ * batch, waiting for it in Node, would never let the change through. The timeout fails the batch,
+ * which rolls back and is taken again.
+ */
+const ASSIGN_LOCK_TIMEOUT = '5s';
+
+/**
+ * Writes the batch's events' final profiles, in a transaction of its own on another connection,
+ * while the batch's transaction writes the rest; the batch commits only after it. Safe because:
+ * the batch holds the workspace's identity lock until then, and every other writer of
+ * events.profile_id takes it, so nobody else changes these rows meanwhile; the batch's own
+ * statements leave these rows to it (writeMerges `skipSeqs`), so neither transaction waits for a
+ * row of the other; nothing references profiles from events, so an event may name a profile
+ * before its row commits. If the batch then fails, its events are queued again, and the next
+ * batch writes their profiles over these (until then, they name profiles that do not exist).
+ */
+async function assignEventProfiles(db: Db, ws: string, moved: BatchResult['assignments']): Promise<void> {
+  await withTransaction(db, async (client) => {
+    await client.query(`set local lock_timeout = '${ASSIGN_LOCK_TIMEOUT}'`);
+    await client.query(
+      `update events e set profile_id = a.profile_id
+         from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
+        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
+          and e.profile_id is distinct from a.profile_id`,
+      [ws, plainArray(moved.map((a) => iso(a.timestamp))), plainArray(moved.map((a) => a.seq)), plainArray(moved.map((a) => a.profileId))],
+    );
+  }, { durability: 'local' });
+}
+
+/**
  * Writes a batch's result. Statements that join an array of keys to a table also state the keys as
  * `= any(array)`: that is an index condition whatever the planner estimates. Without it, a table
  * or partition without statistics for the workspace (fresh, or this month's new partition) is
@@ -383,7 +427,7 @@ async function writeBatch(
   ws: string,
   result: BatchResult,
   knownLinks: ReadonlyMap<string, KnownLink>,
-  storedProfiles: ReadonlyMap<number, string | null | undefined>,
+  assignedSeqs: readonly number[],
 ): Promise<void> {
   // First, before any row the segment drain also writes: a merge ends memberships under the
   // segment lock (lock order: identity, then segments), and queueing waits for a running drain.
@@ -417,8 +461,9 @@ async function writeBatch(
     );
   }
 
-  // The survivors are among the assignments' (final) profiles queued above.
-  await writeMerges(client, ws, result.merges, { survivorsQueued: true });
+  // The survivors are among the assignments' (final) profiles queued above. The batch's own events
+  // are assignEventProfiles's (to their final profiles already).
+  await writeMerges(client, ws, result.merges, { survivorsQueued: true, skipSeqs: assignedSeqs });
 
   if (result.links.length > 0) {
     const links = result.links;
@@ -458,20 +503,6 @@ async function writeBatch(
                 cross join lateral (select ctid from profile_identifiers x where x.workspace_id = $1 and x.id = k.id offset 0) found) s
         where pi.ctid = s.ctid`,
       [ws, plainArray(seen.map((s) => s.id)), plainArray(seen.map((s) => iso(s.at)))],
-    );
-  }
-
-  // Ingest already wrote the profile owning the event's user or anonymous id when there was one
-  // (ingest/store.ts): only events that resolved elsewhere are rewritten. Nothing else writes an
-  // event's profile without the identity lock, which this batch holds since it read them.
-  const moved = result.assignments.filter((a) => storedProfiles.get(a.seq) !== a.profileId);
-  if (moved.length > 0) {
-    await client.query(
-      `update events e set profile_id = a.profile_id
-         from unnest($2::timestamptz[], $3::bigint[], $4::uuid[]) as a(timestamp, seq, profile_id)
-        where e.workspace_id = $1 and e.timestamp = any($2::timestamptz[]) and e.timestamp = a.timestamp and e.seq = a.seq
-          and e.profile_id is distinct from a.profile_id`,
-      [ws, plainArray(moved.map((a) => iso(a.timestamp))), plainArray(moved.map((a) => a.seq)), plainArray(moved.map((a) => a.profileId))],
     );
   }
 
@@ -608,7 +639,7 @@ export async function writeMerges(
   client: DbClient,
   ws: string,
   merges: readonly MergeRecord[],
-  options: { survivorsQueued?: boolean } = {},
+  options: { survivorsQueued?: boolean; skipSeqs?: readonly number[] } = {},
 ): Promise<string[]> {
   if (merges.length === 0) return [];
   const into = new Map<string, string>();
@@ -656,11 +687,21 @@ export async function writeMerges(
        from ${moves} where pi.workspace_id = $1 and pi.profile_id = any($2::uuid[]) and pi.profile_id = m.absorbed`,
     pairs,
   );
-  await client.query(
-    `update events e set profile_id = m.survivor
-       from ${moves} where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and e.profile_id = m.absorbed`,
-    pairs,
-  );
+  if (options.skipSeqs && options.skipSeqs.length > 0) {
+    // `not in` a sub-select: one hashed lookup per row, not a scan of the array.
+    await client.query(
+      `update events e set profile_id = m.survivor
+         from ${moves} where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and e.profile_id = m.absorbed
+          and e.seq not in (select unnest($4::bigint[]))`,
+      [...pairs, plainArray(options.skipSeqs)],
+    );
+  } else {
+    await client.query(
+      `update events e set profile_id = m.survivor
+         from ${moves} where e.workspace_id = $1 and e.profile_id = any($2::uuid[]) and e.profile_id = m.absorbed`,
+      pairs,
+    );
+  }
   await client.query(
     `update profile_trait_history h set profile_id = m.survivor
        from ${moves} where h.workspace_id = $1 and h.profile_id = any($2::uuid[]) and h.profile_id = m.absorbed`,
