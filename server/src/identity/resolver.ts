@@ -119,8 +119,9 @@ async function prepareAhead(db: Db, workspaceId: string, queued: QueuedRef[], id
  * is taken from there: the taken seqs come from this batch's own take under the lock (a guessed
  * event not taken is ignored, a taken one not guessed is read here); event rows change only their
  * profile_id (PII backfill re-seals fields, which open to the same values), and a null profile_id
- * changes only by the event's own resolution (merges and unmerges move events of a profile), so a
- * non-null one read ahead is not trusted: those events' update compares in SQL. The extractions are
+ * changes only by the event's own resolution (merges and unmerges move events of a profile); a
+ * non-null one is trusted only for a profile no split involves (see below), else the event's update
+ * compares in SQL. The extractions are
  * used only if the identity settings and the PII keys are the ones they were made with, and the
  * suppression check runs here, under the lock, on the events taken.
  */
@@ -158,6 +159,7 @@ export async function resolveQueuedEvents(
     const loaded = unread.length > 0 ? await loadEvents(client, workspaceId, unread) : { events: [], storedProfiles: new Map<number, string | null>() };
     // The event's stored profile: undefined when not known for sure (the update then compares in SQL).
     const storedProfiles = new Map<number, string | null | undefined>(loaded.storedProfiles);
+    const storedAhead = new Map<number, string>();
     const fresh = new Map(loaded.events.map((event) => [event.seq, event]));
     const opened: QueuedEvent[] = [];
     for (const { seq } of queued) {
@@ -165,6 +167,7 @@ export async function resolveQueuedEvents(
       if (early) {
         opened.push(early.opened);
         storedProfiles.set(seq, early.storedProfile === null ? null : undefined);
+        if (early.storedProfile !== null) storedAhead.set(seq, early.storedProfile);
       } else {
         const event = fresh.get(seq);
         if (event) opened.push(codec.openEvent(event));
@@ -200,6 +203,13 @@ export async function resolveQueuedEvents(
     }
     const { profiles, links } = await loadOwnerGraph(client, workspaceId, [...keys.values()]);
     const splits = await loadSplits(client, workspaceId, profiles.map((profile) => profile.id));
+    // A profile read ahead as an event's is still its profile if it is live now and no unmerge
+    // split it (the only moves of events off a live profile; a merge leaves the absorbed one
+    // dead, so no event resolves to it): then an event resolving to it needs no update.
+    if (storedAhead.size > 0) {
+      const split = new Set([...splits].flatMap((key) => key.split('|')));
+      for (const [seq, profileId] of storedAhead) if (!split.has(profileId)) storedProfiles.set(seq, profileId);
+    }
     const sources = await loadSources(client, workspaceId);
     const batch = startBatch({
       config,
