@@ -30,8 +30,8 @@ export const IDENTITY_BATCH = 5000;
  * (an import) does not hold up the others. Each call returns the events it resolved. Behind a
  * backlog, a workspace's next batch is read ahead while its current one is written (ReadAhead).
  */
-export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH): () => Promise<number> {
-  const readAhead = createReadAhead();
+export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH, options: { readAhead?: boolean } = {}): () => Promise<number> {
+  const readAhead = options.readAhead === false ? undefined : createReadAhead();
   let workspaces: string[] = [];
   let listedAt = 0;
   return async () => {
@@ -48,7 +48,7 @@ export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH): () => P
     }
     workspaces = busy;
     // A workspace no longer on the list has nothing queued: what was read ahead for it is stale.
-    for (const workspaceId of readAhead.next.keys()) if (!busy.includes(workspaceId)) readAhead.next.delete(workspaceId);
+    for (const workspaceId of readAhead?.next.keys() ?? []) if (!busy.includes(workspaceId)) readAhead!.next.delete(workspaceId);
     return resolved;
   };
 }
