@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { IDENTITY_BATCH } from '../server/src/identity/loop.ts';
-import { resolveQueuedEvents } from '../server/src/identity/resolver.ts';
+import { createReadAhead, resolveQueuedEvents } from '../server/src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../server/src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../server/src/ingest/normalize.ts';
 import { storeEvents, type SourceRef } from '../server/src/ingest/store.ts';
@@ -183,7 +183,9 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
   const before = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid), machine: machineBusySeconds() };
   const started = performance.now();
   let batches = 0;
-  while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH)) > 0) batches++;
+  // BENCH_RESOLVER_AHEAD=0: each batch reads its own events (no read-ahead), as before.
+  const readAhead = process.env.BENCH_RESOLVER_AHEAD === '0' ? undefined : createReadAhead();
+  while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH, { readAhead })) > 0) batches++;
   const seconds = (performance.now() - started) / 1000;
   const nodeCpu = processCpuSeconds() - before.node;
   const postgresCpu = clusterCpuSeconds(pgPid) - before.postgres;
@@ -209,6 +211,7 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
     target: TARGET_EVENTS_PER_SECOND,
     met: eventsPerSecond >= TARGET_EVENTS_PER_SECOND,
     resolverBatch: RESOLVER_BATCH,
+    readAhead: readAhead ? readAhead.counts : null,
     batches,
     merges: check.merges,
     mergeShare: Math.round((check.merges / events.length) * 1000) / 1000,

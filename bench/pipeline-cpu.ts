@@ -112,7 +112,8 @@ try {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/batch`;
-  const drain = createIdentityDrain(db);
+  // PIPELINE_READ_AHEAD=0: the drain without read-ahead (identity/resolver.ts ReadAhead), for an A/B on one tree.
+  const drain = createIdentityDrain(db, undefined, { readAhead: process.env.PIPELINE_READ_AHEAD !== '0' });
   const results = [];
   // PIPELINE_ROUNDS (default 2): round 1 mostly new people, later rounds the same people again.
   const rounds = Number(process.env.PIPELINE_ROUNDS ?? 2);

@@ -1,6 +1,6 @@
 import type { Db } from '../storage/database.ts';
 import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
-import { resolveQueuedEvents, workspacesWithQueuedEvents } from './resolver.ts';
+import { createReadAhead, resolveQueuedEvents, workspacesWithQueuedEvents } from './resolver.ts';
 
 export interface IdentityLoopOptions {
   db: Db;
@@ -27,9 +27,11 @@ export const IDENTITY_BATCH = 5000;
 
 /**
  * One batch of each workspace with queued events per call, so a workspace with a large backlog
- * (an import) does not hold up the others. Each call returns the events it resolved.
+ * (an import) does not hold up the others. Each call returns the events it resolved. Behind a
+ * backlog, a workspace's next batch is read ahead while its current one is written (ReadAhead).
  */
-export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH): () => Promise<number> {
+export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH, options: { readAhead?: boolean } = {}): () => Promise<number> {
+  const readAhead = options.readAhead === false ? undefined : createReadAhead();
   let workspaces: string[] = [];
   let listedAt = 0;
   return async () => {
@@ -40,11 +42,13 @@ export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH): () => P
     let resolved = 0;
     const busy: string[] = [];
     for (const workspaceId of workspaces) {
-      const taken = await resolveQueuedEvents(db, workspaceId, batchSize);
+      const taken = await resolveQueuedEvents(db, workspaceId, batchSize, { readAhead });
       resolved += taken;
       if (taken > 0) busy.push(workspaceId);
     }
     workspaces = busy;
+    // A workspace no longer on the list has nothing queued: what was read ahead for it is stale.
+    for (const workspaceId of readAhead?.next.keys() ?? []) if (!busy.includes(workspaceId)) readAhead!.next.delete(workspaceId);
     return resolved;
   };
 }
