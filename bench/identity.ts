@@ -183,8 +183,9 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
   const before = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid), machine: machineBusySeconds() };
   const started = performance.now();
   let batches = 0;
-  // BENCH_RESOLVER_AHEAD=0: each batch reads its own events (no read-ahead), as before.
-  const readAhead = process.env.BENCH_RESOLVER_AHEAD === '0' ? undefined : createReadAhead();
+  // As the worker runs it: each batch reads its own events. BENCH_RESOLVER_AHEAD=1: the next batch
+  // is read ahead while the current one writes (identity/loop.ts; off by default).
+  const readAhead = process.env.BENCH_RESOLVER_AHEAD === '1' ? createReadAhead() : undefined;
   while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH, { readAhead })) > 0) batches++;
   const seconds = (performance.now() - started) / 1000;
   const nodeCpu = processCpuSeconds() - before.node;

@@ -27,11 +27,14 @@ export const IDENTITY_BATCH = 5000;
 
 /**
  * One batch of each workspace with queued events per call, so a workspace with a large backlog
- * (an import) does not hold up the others. Each call returns the events it resolved. Behind a
- * backlog, a workspace's next batch is read ahead while its current one is written (ReadAhead).
+ * (an import) does not hold up the others. Each call returns the events it resolved.
+ * `readAhead: true` reads a workspace's next batch while its current one is written (ReadAhead).
+ * Off by default: in quiet A/B runs it gave no events/s and cost ~5 µs CPU per event
+ * (docs/benchmarks.md, stop of 2026-12-07 evening); the gain of that work was the events update
+ * on the second connection, which every batch does.
  */
 export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH, options: { readAhead?: boolean } = {}): () => Promise<number> {
-  const readAhead = options.readAhead === false ? undefined : createReadAhead();
+  const readAhead = options.readAhead === true ? createReadAhead() : undefined;
   let workspaces: string[] = [];
   let listedAt = 0;
   return async () => {
