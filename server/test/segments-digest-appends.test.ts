@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mergeProfiles } from '../src/identity/merge.ts';
-import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { loadDigestEvents, type DigestSpec } from '../src/segments/digests.ts';
 import { dropUnreadDigests } from '../src/segments/realtime.ts';
-import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
+import { ownerOf, sendResolved } from './segments-digests-support.ts';
+import { startTestApp, type TestApp } from './support/app.ts';
 
 /*
  * The digests' appends (migration 0078): events given a profile are written as small rows that a
@@ -20,18 +20,8 @@ describe('segment digest appends', () => {
   let t: TestApp;
   const spec: DigestSpec = { kinds: ['page:*', 'track:Order Completed'], keys: ['revenue'] };
 
-  const send = async (batch: object[]) => {
-    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch } });
-    expect(res.json()).toMatchObject({ rejected: [] });
-    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
-  };
-  const owner = async (id: string) =>
-    (
-      await t.db.query<{ profile_id: string }>(
-        `select profile_id from events where workspace_id = $1 and (user_id = $2 or anonymous_id = $2) and profile_id is not null limit 1`,
-        [t.workspace.id, id],
-      )
-    ).rows[0]!.profile_id;
+  const send = (batch: object[]) => sendResolved(t, batch);
+  const owner = (id: string) => ownerOf(t, id);
   /** The profile's wanted events as `events` has them now, one line each (duplicates would show). */
   const truth = async (profileId: string) => {
     const { rows } = await t.db.query<{ line: string }>(

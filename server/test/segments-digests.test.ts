@@ -6,6 +6,7 @@ import { buildWorkspaceDigests, digestSpec, loadDigestEvents, type DigestSpec } 
 import { createSegment } from '../src/segments/lifecycle.ts';
 import { drainSegmentQueue } from '../src/segments/realtime.ts';
 import { conditionReads } from '../src/segments/snapshots.ts';
+import { ownerOf, sendResolved } from './segments-digests-support.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
 
 /*
@@ -23,18 +24,8 @@ describe('segment event digests', () => {
   let t: TestApp;
   const spec: DigestSpec = { kinds: ['page:*', 'track:Order Completed'], keys: ['revenue'] };
 
-  const send = async (batch: object[]) => {
-    const res = await t.app.inject({ method: 'POST', url: '/v1/batch', headers: { authorization: basicAuth(t.writeKey) }, payload: { batch } });
-    expect(res.json()).toMatchObject({ rejected: [] });
-    while ((await resolveQueuedEvents(t.db, t.workspace.id)) > 0);
-  };
-  const owner = async (id: string) =>
-    (
-      await t.db.query<{ profile_id: string }>(
-        `select profile_id from events where workspace_id = $1 and (user_id = $2 or anonymous_id = $2) and profile_id is not null limit 1`,
-        [t.workspace.id, id],
-      )
-    ).rows[0]!.profile_id;
+  const send = (batch: object[]) => sendResolved(t, batch);
+  const owner = (id: string) => ownerOf(t, id);
   /** The profile's wanted events as `events` has them now, in the digest's terms. */
   const truth = async (profileId: string, keys = spec.keys) => {
     const { rows } = await t.db.query<{ type: string; event: string | null; name: string | null; ms: number; properties: Record<string, unknown> | null }>(

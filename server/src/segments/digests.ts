@@ -1,5 +1,5 @@
 import pg from 'pg';
-import type { Db } from '../storage/database.ts';
+import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
 import type { ProfileEvent } from './snapshot.ts';
 import type { ConditionReads } from './snapshots.ts';
 
@@ -66,6 +66,29 @@ const FOLD_CHUNK = 100;
 // The lock the triggers of migration 0076 take shared; $1 is the workspace.
 const DIGEST_LOCK = `select pg_advisory_xact_lock(hashtext('segment-digests:' || $1::text))`;
 
+// A transaction that gives up rather than wait: on a lock (spec changes, drops), and on a lock or a
+// long statement (builds and folds, whose rows writers of those profiles' events wait for).
+const WAIT_FOR_LOCKS = `set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`;
+const WAIT_FOR_LOCKS_AND_STATEMENTS = `${WAIT_FOR_LOCKS}; set local statement_timeout = '${BUILD_STATEMENT_TIMEOUT}'`;
+// lock_not_available, query_canceled (the time limit) or deadlock_detected.
+const GAVE_UP = new Set(['55P03', '57014', '40P01']);
+
+/**
+ * `work` in a transaction begun with `limits`; null when a lock, a time limit or a deadlock stopped
+ * it. Digests only save work: a caller given null reads `events` directly or tries again later.
+ */
+async function unlessBlocked<T>(db: Db, limits: string, work: (client: DbClient) => Promise<T>): Promise<T | null> {
+  try {
+    return await withTransaction(db, async (client) => {
+      await client.query(limits);
+      return work(client);
+    });
+  } catch (error) {
+    if (GAVE_UP.has((error as { code?: string }).code ?? '')) return null;
+    throw error;
+  }
+}
+
 /**
  * The version of the workspace's digest spec, made `spec` first if it is another one. Changing it
  * takes the workspace's digest lock exclusively: it waits for every transaction whose trigger read
@@ -82,9 +105,7 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
   if (stored && sameList(stored.kinds, spec.kinds) && (stored.keys === null ? spec.keys === null : spec.keys !== null && sameList(stored.keys, spec.keys))) {
     return stored.version;
   }
-  const client = await db.connect();
-  try {
-    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
+  return unlessBlocked(db, WAIT_FOR_LOCKS, async (client) => {
     await client.query(DIGEST_LOCK, [workspaceId]);
     const { rows: changed } = await client.query<{ version: number }>(
       `insert into segment_event_digest_specs (workspace_id, version, kinds, keys) values ($1, nextval('segment_event_digest_spec_versions'), $2, $3)
@@ -92,15 +113,8 @@ export async function currentSpecVersion(db: Db, workspaceId: string, spec: Dige
        returning version`,
       [workspaceId, spec.kinds, spec.keys],
     );
-    await client.query('commit');
     return changed[0]!.version;
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    if ((error as { code?: string }).code === '55P03') return null;
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 // Rows per delete statement when a workspace's digests are dropped.
@@ -114,21 +128,14 @@ const DROP_CHUNK = 5000;
  * free (try again later).
  */
 export async function dropWorkspaceDigests(db: Db, workspaceId: string): Promise<boolean> {
-  let dropped: number | null;
-  const client = await db.connect();
-  try {
-    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'`);
+  // The spec row's version, null when there was none; null as a whole when the lock was not free.
+  const deleted = await unlessBlocked(db, WAIT_FOR_LOCKS, async (client) => {
     await client.query(DIGEST_LOCK, [workspaceId]);
     const { rows } = await client.query<{ version: number }>('delete from segment_event_digest_specs where workspace_id = $1 returning version', [workspaceId]);
-    await client.query('commit');
-    dropped = rows[0]?.version ?? null;
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    if ((error as { code?: string }).code === '55P03') return false;
-    throw error;
-  } finally {
-    client.release();
-  }
+    return { version: rows[0]?.version ?? null };
+  });
+  if (deleted === null) return false;
+  const dropped = deleted.version;
   if (dropped === null) return true;
   // Only rows of the dropped spec or older: a spec made again meanwhile has a newer version, and its
   // rows (a digest built, the appends of its new events) must stay.
@@ -217,9 +224,7 @@ async function foldAppends(
   profileIds: readonly string[],
   version: number,
 ): Promise<{ served: Array<{ profile_id: string; events: StoredEvent[] }>; skipped: string[] } | null> {
-  const client = await db.connect();
-  try {
-    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'; set local statement_timeout = '${BUILD_STATEMENT_TIMEOUT}'`);
+  return unlessBlocked(db, WAIT_FOR_LOCKS_AND_STATEMENTS, async (client) => {
     const { rows: locked } = await client.query<{ profile_id: string }>(
       `select profile_id from segment_event_digests
         where workspace_id = $1 and profile_id = any($2::uuid[]) and complete and spec_version = $3
@@ -261,16 +266,8 @@ async function foldAppends(
       );
       served.push(...rows);
     }
-    await client.query('commit');
     return { served, skipped };
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    const code = (error as { code?: string }).code;
-    if (code === '55P03' || code === '57014' || code === '40P01') return null;
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /**
@@ -284,9 +281,8 @@ async function foldAppends(
 export async function buildWorkspaceDigests(db: Db, workspaceId: string, spec: DigestSpec): Promise<number> {
   const version = await currentSpecVersion(db, workspaceId, spec);
   if (version === null) throw new Error('the digest spec could not be changed now (its lock is held); try again');
-  const client = await db.connect();
-  try {
-    await client.query("begin; set local work_mem = '512MB'");
+  return withTransaction(db, async (client) => {
+    await client.query("set local work_mem = '512MB'");
     await client.query(DIGEST_LOCK, [workspaceId]);
     // Read under the lock: a spec change in between would make this pass's digests stale.
     const { rows: current } = await client.query<{ version: number }>('select version from segment_event_digest_specs where workspace_id = $1', [workspaceId]);
@@ -307,14 +303,8 @@ export async function buildWorkspaceDigests(db: Db, workspaceId: string, spec: D
     // Every append of the workspace is of an event the pass read: none can be written meanwhile
     // (the triggers wait for the lock), and the digest rows are locked before their appends.
     await client.query('delete from segment_digest_appends where workspace_id = $1', [workspaceId]);
-    await client.query('commit');
     return rowCount ?? 0;
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 /** The event as the snapshot loader's rows have it (with its profile), one object shape for all. */
@@ -339,9 +329,7 @@ async function buildDigests(
   spec: DigestSpec,
   version: number,
 ): Promise<Array<{ profile_id: string; events: StoredEvent[] }> | null> {
-  const client = await db.connect();
-  try {
-    await client.query(`begin; set local lock_timeout = '${BUILD_LOCK_TIMEOUT}'; set local statement_timeout = '${BUILD_STATEMENT_TIMEOUT}'`);
+  return unlessBlocked(db, WAIT_FOR_LOCKS_AND_STATEMENTS, async (client) => {
     await client.query(
       `insert into segment_event_digests (workspace_id, profile_id, spec_version, complete, events)
        select $1, id, 0, false, null from unnest($2::uuid[]) as p(id) order by id
@@ -370,17 +358,8 @@ async function buildDigests(
         returning d.profile_id, d.events`,
       [workspaceId, profileIds, version, spec.kinds, spec.keys],
     );
-    await client.query('commit');
     return rows;
-  } catch (error) {
-    await client.query('rollback').catch(() => undefined);
-    const code = (error as { code?: string }).code;
-    // lock_not_available, query_canceled (the time limit) or deadlock_detected: read `events` directly this time.
-    if (code === '55P03' || code === '57014' || code === '40P01') return null;
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 export const isPool = (reader: unknown): reader is Db => reader instanceof pg.Pool;
