@@ -94,10 +94,7 @@ async function runOnce(tree: string, m: Modules, round: number) {
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
     const started = performance.now();
-    // IDENTITY_AHEAD=0: no read-ahead (trees that have it: resolver.createReadAhead).
-    const readAhead = process.env.IDENTITY_AHEAD === '0' ? undefined : (m.resolver as { createReadAhead?: () => unknown }).createReadAhead?.();
-    const resolve = m.resolver.resolveQueuedEvents as (...args: unknown[]) => Promise<number>;
-    while ((await resolve(db, workspace.id, batchOverride ?? m.loop.IDENTITY_BATCH, { readAhead })) > 0);
+    while ((await m.resolver.resolveQueuedEvents(db, workspace.id, batchOverride ?? m.loop.IDENTITY_BATCH)) > 0);
     const seconds = (performance.now() - started) / 1000;
     const node = processCpuSeconds() - node0;
     const postgres = clusterCpuSeconds(pgPid) - pg0;

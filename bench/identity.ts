@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
 import { IDENTITY_BATCH } from '../server/src/identity/loop.ts';
-import { createReadAhead, resolveQueuedEvents } from '../server/src/identity/resolver.ts';
+import { resolveQueuedEvents } from '../server/src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../server/src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../server/src/ingest/normalize.ts';
 import { storeEvents, type SourceRef } from '../server/src/ingest/store.ts';
@@ -183,10 +183,7 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
   const before = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid), machine: machineBusySeconds() };
   const started = performance.now();
   let batches = 0;
-  // As the worker runs it: each batch reads its own events. BENCH_RESOLVER_AHEAD=1: the next batch
-  // is read ahead while the current one writes (identity/loop.ts; off by default).
-  const readAhead = process.env.BENCH_RESOLVER_AHEAD === '1' ? createReadAhead() : undefined;
-  while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH, { readAhead })) > 0) batches++;
+  while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH)) > 0) batches++;
   const seconds = (performance.now() - started) / 1000;
   const nodeCpu = processCpuSeconds() - before.node;
   const postgresCpu = clusterCpuSeconds(pgPid) - before.postgres;
@@ -212,7 +209,6 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
     target: TARGET_EVENTS_PER_SECOND,
     met: eventsPerSecond >= TARGET_EVENTS_PER_SECOND,
     resolverBatch: RESOLVER_BATCH,
-    readAhead: readAhead ? readAhead.counts : null,
     batches,
     merges: check.merges,
     mergeShare: Math.round((check.merges / events.length) * 1000) / 1000,

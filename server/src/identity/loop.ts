@@ -1,6 +1,6 @@
 import type { Db } from '../storage/database.ts';
 import { startPollingLoop, type PollingLoop } from '../worker/polling-loop.ts';
-import { createReadAhead, resolveQueuedEvents, workspacesWithQueuedEvents } from './resolver.ts';
+import { resolveQueuedEvents, workspacesWithQueuedEvents } from './resolver.ts';
 
 export interface IdentityLoopOptions {
   db: Db;
@@ -28,13 +28,8 @@ export const IDENTITY_BATCH = 5000;
 /**
  * One batch of each workspace with queued events per call, so a workspace with a large backlog
  * (an import) does not hold up the others. Each call returns the events it resolved.
- * `readAhead: true` reads a workspace's next batch while its current one is written (ReadAhead).
- * Off by default: in quiet A/B runs it gave no events/s and cost ~5 µs CPU per event
- * (docs/benchmarks.md, stop of 2026-12-07 evening); the gain of that work was the events update
- * on the second connection, which every batch does.
  */
-export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH, options: { readAhead?: boolean } = {}): () => Promise<number> {
-  const readAhead = options.readAhead === true ? createReadAhead() : undefined;
+export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH): () => Promise<number> {
   let workspaces: string[] = [];
   let listedAt = 0;
   return async () => {
@@ -45,13 +40,11 @@ export function createIdentityDrain(db: Db, batchSize = IDENTITY_BATCH, options:
     let resolved = 0;
     const busy: string[] = [];
     for (const workspaceId of workspaces) {
-      const taken = await resolveQueuedEvents(db, workspaceId, batchSize, { readAhead });
+      const taken = await resolveQueuedEvents(db, workspaceId, batchSize);
       resolved += taken;
       if (taken > 0) busy.push(workspaceId);
     }
     workspaces = busy;
-    // A workspace no longer on the list has nothing queued: what was read ahead for it is stale.
-    for (const workspaceId of readAhead?.next.keys() ?? []) if (!busy.includes(workspaceId)) readAhead!.next.delete(workspaceId);
     return resolved;
   };
 }
