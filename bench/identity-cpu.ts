@@ -10,7 +10,8 @@
  * fresh embedded PostgreSQL. IDENTITY_EVENTS (100,000). IDENTITY_STATEMENTS=1: top statements
  * from pg_stat_statements. IDENTITY_CPU_PROFILE=<file prefix>: a V8 CPU profile of the resolution
  * loop only (open in Chrome DevTools, or summarise with bench/cpu-profile-top.ts).
- * IDENTITY_BATCH_SIZE: events per resolver batch (default: the loop's IDENTITY_BATCH).
+ * IDENTITY_BATCH_SIZE: events per resolver batch, fixed (default: the loop's drain, createIdentityDrain,
+ * where the tree has it: IDENTITY_BATCH growing behind the backlog; else IDENTITY_BATCH).
  */
 import fs from 'node:fs';
 import inspector from 'node:inspector/promises';
@@ -94,10 +95,13 @@ async function runOnce(tree: string, m: Modules, round: number) {
     const node0 = processCpuSeconds();
     const pg0 = clusterCpuSeconds(pgPid);
     const started = performance.now();
-    // IDENTITY_AHEAD=0: no read-ahead (trees that have it: resolver.createReadAhead).
-    const readAhead = process.env.IDENTITY_AHEAD === '0' ? undefined : (m.resolver as { createReadAhead?: () => unknown }).createReadAhead?.();
-    const resolve = m.resolver.resolveQueuedEvents as (...args: unknown[]) => Promise<number>;
-    while ((await resolve(db, workspace.id, batchOverride ?? m.loop.IDENTITY_BATCH, { readAhead })) > 0);
+    // Trees before the growing batch have createIdentityDrain too, with a fixed batch: the same as below.
+    if (batchOverride === undefined) {
+      const drain = m.loop.createIdentityDrain(db);
+      while ((await drain()) > 0);
+    } else {
+      while ((await m.resolver.resolveQueuedEvents(db, workspace.id, batchOverride ?? m.loop.IDENTITY_BATCH)) > 0);
+    }
     const seconds = (performance.now() - started) / 1000;
     const node = processCpuSeconds() - node0;
     const postgres = clusterCpuSeconds(pgPid) - pg0;
@@ -127,7 +131,7 @@ async function runOnce(tree: string, m: Modules, round: number) {
       tree,
       round,
       events: events.length,
-      batch: batchOverride ?? m.loop.IDENTITY_BATCH,
+      batch: batchOverride ?? `drain ${m.loop.IDENTITY_BATCH}–${(m.loop as { IDENTITY_BATCH_MAX?: number }).IDENTITY_BATCH_MAX ?? m.loop.IDENTITY_BATCH}`,
       eventsPerSecond: Math.round(events.length / seconds),
       cpuSeconds: { node: Math.round(node * 10) / 10, postgres: Math.round(postgres * 10) / 10 },
       microsPerEvent: { node: us(node), postgres: us(postgres), total: us(node + postgres) },

@@ -4,7 +4,8 @@
  * 1. Resolution throughput: people whose events carry 1–4 identifiers each (anonymous visits,
  *    logins, app opens, store purchases by phone), 2 of every 10 events merging two profiles, are
  *    stored through `storeEvents` (the collection path) and then drained by the real resolver
- *    (`resolveQueuedEvents`, the identity loop's batch, `IDENTITY_BATCH`). Target ≥ 10,000 events/s.
+ *    (the identity loop's drain, `createIdentityDrain`: batches of `IDENTITY_BATCH` growing behind the
+ *    backlog). Target ≥ 10,000 events/s.
  * 2. Profile read latency over a large database generated with set-based SQL (target 1,000,000
  *    profiles and 10,000,000 events): a profile with its traits, identifiers and latest 50 events,
  *    read by the profile API's own functions (locateProfile + getProfile). Target p99 < 10 ms.
@@ -19,8 +20,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
-import { IDENTITY_BATCH } from '../server/src/identity/loop.ts';
-import { createReadAhead, resolveQueuedEvents } from '../server/src/identity/resolver.ts';
+import { createIdentityDrain, IDENTITY_BATCH, IDENTITY_BATCH_MAX } from '../server/src/identity/loop.ts';
 import { saveWorkspaceIdentity } from '../server/src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../server/src/ingest/normalize.ts';
 import { storeEvents, type SourceRef } from '../server/src/ingest/store.ts';
@@ -30,7 +30,7 @@ import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { ensureMonthlyPartitions } from '../server/src/storage/partitions.ts';
 import { createSource, createWorkspace } from '../server/src/workspaces/store.ts';
-import { clusterCpuSeconds, freePort, machine, machineBusySeconds, percentile, postmasterPid, processCpuSeconds } from './system.ts';
+import { clusterCpuSeconds, freePort, machine, machineBusySeconds, median, percentile, postmasterPid, processCpuSeconds } from './system.ts';
 
 export interface IdentityBenchOptions {
   events?: number;
@@ -44,8 +44,13 @@ export interface IdentityBenchOptions {
 
 const TARGET_EVENTS_PER_SECOND = 10_000;
 const TARGET_READ_P99_MS = 10;
-/** The identity loop's batch (identity/loop.ts); BENCH_RESOLVER_BATCH tries others. */
+/**
+ * The identity loop's batch (identity/loop.ts): IDENTITY_BATCH, doubling behind the backlog up to
+ * IDENTITY_BATCH_MAX, as the worker drains. BENCH_RESOLVER_BATCH / BENCH_RESOLVER_BATCH_MAX try others
+ * (the same value twice: a fixed batch).
+ */
 const RESOLVER_BATCH = envCount('BENCH_RESOLVER_BATCH') ?? IDENTITY_BATCH;
+const RESOLVER_BATCH_MAX = envCount('BENCH_RESOLVER_BATCH_MAX') ?? (RESOLVER_BATCH === IDENTITY_BATCH ? IDENTITY_BATCH_MAX : RESOLVER_BATCH);
 const STORE_BATCH = 1000;
 const EVENTS_PER_PERSON = 10;
 /** People whose events are interleaved with each other (a day's active visitors, say). */
@@ -183,10 +188,14 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
   const before = { node: processCpuSeconds(), postgres: clusterCpuSeconds(pgPid), machine: machineBusySeconds() };
   const started = performance.now();
   let batches = 0;
-  // As the worker runs it: each batch reads its own events. BENCH_RESOLVER_AHEAD=1: the next batch
-  // is read ahead while the current one writes (identity/loop.ts; off by default).
-  const readAhead = process.env.BENCH_RESOLVER_AHEAD === '1' ? createReadAhead() : undefined;
-  while ((await resolveQueuedEvents(db, workspace.id, RESOLVER_BATCH, { readAhead })) > 0) batches++;
+  // The worker's drain (the only workspace with queued events is this one).
+  const drain = createIdentityDrain(db, RESOLVER_BATCH, RESOLVER_BATCH_MAX);
+  // Each batch's wall time: how long it held the workspace's identity lock (and, merging, the segment lock for its writes).
+  const batchMs: number[] = [];
+  for (let at = performance.now(); (await drain()) > 0; at = performance.now()) {
+    batchMs.push(performance.now() - at);
+    batches++;
+  }
   const seconds = (performance.now() - started) / 1000;
   const nodeCpu = processCpuSeconds() - before.node;
   const postgresCpu = clusterCpuSeconds(pgPid) - before.postgres;
@@ -212,8 +221,9 @@ async function benchResolution(db: Db, pgPid: number, eventCount: number, profil
     target: TARGET_EVENTS_PER_SECOND,
     met: eventsPerSecond >= TARGET_EVENTS_PER_SECOND,
     resolverBatch: RESOLVER_BATCH,
-    readAhead: readAhead ? readAhead.counts : null,
+    resolverBatchMax: RESOLVER_BATCH_MAX,
     batches,
+    batchMs: { median: Math.round(median(batchMs)), max: Math.round(Math.max(0, ...batchMs)) },
     merges: check.merges,
     mergeShare: Math.round((check.merges / events.length) * 1000) / 1000,
     cpuSeconds: { resolverNode: round1(nodeCpu), postgres: round1(postgresCpu), otherProcesses: round1(Math.max(0, otherCpu)) },

@@ -112,8 +112,7 @@ try {
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/batch`;
-  // PIPELINE_READ_AHEAD=1: the drain with read-ahead (identity/resolver.ts ReadAhead; off by default, as in the worker), for an A/B on one tree.
-  const drain = createIdentityDrain(db, undefined, { readAhead: process.env.PIPELINE_READ_AHEAD === '1' });
+  const drain = createIdentityDrain(db);
   const results = [];
   // PIPELINE_ROUNDS (default 2): round 1 mostly new people, later rounds the same people again.
   const rounds = Number(process.env.PIPELINE_ROUNDS ?? 2);

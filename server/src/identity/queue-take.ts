@@ -63,31 +63,6 @@ export const TAKE_QUEUED_EVENTS = `
    order by e.seq`;
 
 /**
- * The events the next TAKE_QUEUED_EVENTS would most likely take, read without taking them: the
- * `$2` smallest seqs of the rows walked as the take walks them (its X0 cut; rows past the walk with
- * smaller seqs, which the take would add, are left out). Run in the transaction that just took a
- * batch, it sees that batch's rows gone and its put-back row queued, as the next take will. Only a
- * guess to read ahead by: the next take says which events are resolved.
- *
- * Parameters: $1 workspace, $2 events wanted (> 0). Rows: seq, timestamp (ISO 8601 text).
- */
-export const PEEK_QUEUED_EVENTS = `
-  with recursive walk as (
-    (select seq, events::bigint as through from identity_queue where workspace_id = $1 order by seq limit 1)
-    union all
-    (select q.seq, w.through + q.events
-       from walk w
-       cross join lateral (select seq, events from identity_queue q
-                            where q.workspace_id = $1 and q.seq > w.seq order by q.seq limit 1) q
-      where w.through <= $2::int)
-  )
-  select u.seq, to_json(u.timestamp) #>> '{}' as timestamp
-    from identity_queue q cross join lateral unnest(q.seqs, q.timestamps) as u(seq, timestamp)
-   where q.workspace_id = $1 and q.seq = any(array(select seq from walk))
-   order by u.seq
-   limit $2::int`;
-
-/**
  * CTEs that cut deleted events out of the queue, to follow a CTE named `gone` returning the deleted
  * events' `seq` (retention, erasure) in a statement whose `$1` is the workspace. A row holding any
  * of them is replaced by a row of its other events (none when it held only those): the rows left

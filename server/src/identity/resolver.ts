@@ -1,17 +1,17 @@
 import crypto from 'node:crypto';
-import type { Db, DbClient, Queryable } from '../storage/database.ts';
+import type { Db, DbClient } from '../storage/database.ts';
 import { withTransaction } from '../storage/database.ts';
 import { plainArray, textArray } from '../storage/pg-array.ts';
 import { enqueueSegmentEvaluation, prepareMergeTransitions, segmentsAfterMerges } from '../segments/queue.ts';
 import { lockWorkspaceSegments } from '../segments/lock.ts';
-import { PEEK_QUEUED_EVENTS, TAKE_QUEUED_EVENTS } from './queue-take.ts';
+import { TAKE_QUEUED_EVENTS } from './queue-take.ts';
 import { splitKey, startBatch, type BatchResult, type KnownProfile, type QueuedEvent } from './batch.ts';
 import { consentObservations, moveConsents, writeConsents } from './consents.ts';
-import { extractIdentifiers, identifierKey, type Extraction } from './extract.ts';
+import { extractIdentifiers, identifierKey } from './extract.ts';
 import type { Identifier } from './resolve.ts';
-import { loadWorkspaceIdentity, type WorkspaceIdentity } from './settings-store.ts';
+import { loadWorkspaceIdentity } from './settings-store.ts';
 import { dropSuppressedEvents } from '../privacy/suppression.ts';
-import { piiCodec, tokenizeForResolution, withPiiCodec, writeVault, type PiiCodec } from '../privacy/pii-codec.ts';
+import { piiCodec, tokenizeForResolution, withPiiCodec, writeVault } from '../privacy/pii-codec.ts';
 import { COMPUTED_TRAIT_SOURCE_KIND, type TraitSet, type TraitSource } from './traits.ts';
 
 /**
@@ -51,89 +51,10 @@ export const LAST_SEEN_RESOLUTION_MS = 60_000;
 const YIELD_EVERY = 500;
 
 /**
- * What a caller keeps between batches so that, behind a backlog, each batch's events are read and
- * prepared (sealed fields opened, PII tokenised, identifiers extracted) on another connection while
- * the batch before is resolved and written: that Node work then runs while PostgreSQL writes, and
- * the event read while Node resolves, instead of each waiting for the other. One per drain
- * (identity/loop.ts); at most one batch ahead per workspace.
- */
-export interface ReadAhead {
-  next: Map<string, Promise<PreparedBatch | null>>;
-  /** Events read ahead, and how many of them a batch took and resolved from there. */
-  counts: { readAhead: number; used: number };
-}
-
-export function createReadAhead(): ReadAhead {
-  return { next: new Map(), counts: { readAhead: 0, used: 0 } };
-}
-
-/** A queued event read and prepared ahead of its batch. */
-interface PreparedEvent {
-  /** Sealed fields opened: what the suppression check reads. */
-  opened: QueuedEvent;
-  /** PII tokenised: what resolution reads. */
-  event: QueuedEvent;
-  extraction: Extraction;
-  /** The PII tokens `event` and `extraction` hold: written to the vault only if the event is resolved. */
-  tokens: Set<string>;
-  /** The event's stored profile when read: null stays null until its own batch (see resolveQueuedEvents). */
-  storedProfile: string | null;
-}
-
-export interface PreparedBatch {
-  /** The identity settings the extractions were made with. */
-  settings: string;
-  codec: PiiCodec;
-  events: Map<number, PreparedEvent>;
-}
-
-const settingsKey = (identity: WorkspaceIdentity): string => JSON.stringify(identity.settings);
-
-/** Reads and prepares the given queued events outside any transaction (the caller's guess of the next batch). */
-async function prepareAhead(db: Db, workspaceId: string, queued: QueuedRef[], identity: WorkspaceIdentity): Promise<PreparedBatch> {
-  const loaded = await loadEvents(db, workspaceId, queued);
-  const codec = await piiCodec(db, workspaceId);
-  const config = withPiiCodec(identity.config, codec);
-  const events = new Map<number, PreparedEvent>();
-  for (let i = 0; i < loaded.events.length; i++) {
-    const opened = codec.openEvent(loaded.events[i]!);
-    const tokens = new Set<string>();
-    codec.collect = tokens;
-    try {
-      const event = tokenizeForResolution(codec, opened);
-      events.set(opened.seq, { opened, event, extraction: extractIdentifiers(event, config), tokens, storedProfile: loaded.storedProfiles.get(opened.seq) ?? null });
-    } finally {
-      codec.collect = null;
-    }
-    if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
-  }
-  return { settings: settingsKey(identity), codec, events };
-}
-
-/**
  * Resolves up to `batchSize` queued events of a workspace, oldest first, in one transaction.
  * Returns how many were taken off the queue (0 when none were waiting).
- *
- * With `readAhead`, a batch that leaves more queued starts reading the next one (`prepareAhead`),
- * and uses what the previous call read ahead for the events it takes. Only what cannot have changed
- * is taken from there: the taken seqs come from this batch's own take under the lock (a guessed
- * event not taken is ignored, a taken one not guessed is read here); event rows change only their
- * profile_id (PII backfill re-seals fields, which open to the same values), and a null profile_id
- * changes only by the event's own resolution (merges and unmerges move events of a profile); a
- * non-null one is trusted only for a profile no split involves (see below), else the event's update
- * compares in SQL. The extractions are
- * used only if the identity settings and the PII keys are the ones they were made with, and the
- * suppression check runs here, under the lock, on the events taken.
  */
-export async function resolveQueuedEvents(
-  db: Db,
-  workspaceId: string,
-  batchSize = 1000,
-  options: { readAhead?: ReadAhead } = {},
-): Promise<number> {
-  const ahead = options.readAhead;
-  const previous = ahead?.next.get(workspaceId);
-  ahead?.next.delete(workspaceId);
+export async function resolveQueuedEvents(db: Db, workspaceId: string, batchSize = 1000): Promise<number> {
   await prepareMergeTransitions(db);
   return withTransaction(db, async (client) => {
     await lockWorkspaceIdentity(client, workspaceId);
@@ -144,53 +65,21 @@ export async function resolveQueuedEvents(
       values: [workspaceId, batchSize],
     });
     if (queued.length === 0) return 0;
+    const loaded = await loadEvents(client, workspaceId, queued);
+    const storedProfiles = loaded.storedProfiles;
     const identity = await loadWorkspaceIdentity(client, workspaceId);
     // Personal data is stored encrypted (privacy/pii-codec.ts): sealed event fields are opened,
     // and PII identifiers and traits resolve as the keyed-hash tokens they are stored as.
     const codec = await piiCodec(db, workspaceId);
-    const ready = previous ? await previous : null;
-    const prepared = ready && ready.settings === settingsKey(identity) && ready.codec.sameKeys(codec) ? ready : null;
-    if (ready && ahead) ahead.counts.readAhead += ready.events.size;
-    const unread = prepared ? queued.filter((q) => !prepared.events.has(q.seq)) : queued;
-    const loaded = unread.length > 0 ? await loadEvents(client, workspaceId, unread) : { events: [], storedProfiles: new Map<number, string | null>() };
-    // The event's stored profile: undefined when not known for sure (the update then compares in SQL).
-    const storedProfiles = new Map<number, string | null | undefined>(loaded.storedProfiles);
-    const storedAhead = new Map<number, string>();
-    const fresh = new Map(loaded.events.map((event) => [event.seq, event]));
-    const opened: QueuedEvent[] = [];
-    for (const { seq } of queued) {
-      const early = prepared?.events.get(seq);
-      if (early) {
-        opened.push(early.opened);
-        storedProfiles.set(seq, early.storedProfile === null ? null : undefined);
-        if (early.storedProfile !== null) storedAhead.set(seq, early.storedProfile);
-      } else {
-        const event = fresh.get(seq);
-        if (event) opened.push(codec.openEvent(event));
-      }
-    }
     // People erased on request stay erased: their events queued meanwhile are dropped, not resolved.
-    const { kept } = await dropSuppressedEvents(db, client, workspaceId, opened, identity.config);
+    const { kept } = await dropSuppressedEvents(db, client, workspaceId, loaded.events.map((event) => codec.openEvent(event)), identity.config);
+    const events = kept.map((event) => tokenizeForResolution(codec, event));
     const config = withPiiCodec(identity.config, codec);
 
-    // Each event's identifiers are extracted once: here (or ahead), to know which profiles to
-    // load, and handed to the batch with the event.
-    const events: QueuedEvent[] = [];
-    const extractions: Extraction[] = [];
-    for (const event of kept) {
-      const early = prepared?.events.get(event.seq);
-      if (early && early.opened === event) {
-        codec.adopt(prepared!.codec, early.tokens);
-        if (ahead) ahead.counts.used++;
-        events.push(early.event);
-        extractions.push(early.extraction);
-      } else {
-        const tokenized = tokenizeForResolution(codec, event);
-        events.push(tokenized);
-        extractions.push(extractIdentifiers(tokenized, config));
-      }
-    }
+    // Each event's identifiers are extracted once: here, to know which profiles to load, and
+    // handed to the batch with the event.
     const keys = new Map<string, Identifier>();
+    const extractions = events.map((event) => extractIdentifiers(event, config));
     for (const extraction of extractions) {
       for (const identifier of extraction.identifiers) {
         const key = identifierKey(identifier);
@@ -199,13 +88,6 @@ export async function resolveQueuedEvents(
     }
     const { profiles, links } = await loadOwnerGraph(client, workspaceId, [...keys.values()]);
     const splits = await loadSplits(client, workspaceId, profiles.map((profile) => profile.id));
-    // A profile read ahead as an event's is still its profile if it is live now and no unmerge
-    // split it (the only moves of events off a live profile; a merge leaves the absorbed one
-    // dead, so no event resolves to it): then an event resolving to it needs no update.
-    if (storedAhead.size > 0) {
-      const split = new Set([...splits].flatMap((key) => key.split('|')));
-      for (const [seq, profileId] of storedAhead) if (!split.has(profileId)) storedProfiles.set(seq, profileId);
-    }
     const sources = await loadSources(client, workspaceId);
     const batch = startBatch({
       config,
@@ -223,13 +105,6 @@ export async function resolveQueuedEvents(
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise((resolve) => setImmediate(resolve));
     }
     const result = batch.finish();
-    // The next batch is read ahead from here, while this one writes: Node's part of it then fills
-    // the waits for PostgreSQL, and its objects live for one write phase more, not a whole batch
-    // (kept longer, more of them reached V8's old generation: garbage collection grew by half).
-    if (ahead && queued.length >= batchSize) {
-      const { rows: next } = await client.query<QueuedRef>({ name: 'touchpoint_identity_peek_queued', text: PEEK_QUEUED_EVENTS, values: [workspaceId, batchSize] });
-      if (next.length > 0) ahead.next.set(workspaceId, prepareAhead(db, workspaceId, next, identity).catch(() => null));
-    }
     // Ingest already wrote the profile owning the event's user or anonymous id when there was one
     // (ingest/store.ts): only events that resolved elsewhere are rewritten.
     const moved = result.assignments.filter((a) => storedProfiles.get(a.seq) !== a.profileId);
@@ -289,14 +164,11 @@ export function toQueuedEvent(row: Omit<IdentityEventRow, 'timestamp'>, timestam
   };
 }
 
-/** A queued event's key as the queue gives it: seq and time (ISO 8601 text). */
-type QueuedRef = { seq: number; timestamp: string };
-
 /** The queued events, and the profile each is stored on (ingest writes a known person's; else null). */
 async function loadEvents(
-  client: Queryable,
+  client: DbClient,
   workspaceId: string,
-  queued: QueuedRef[],
+  queued: Array<{ seq: number; timestamp: string }>,
 ): Promise<{ events: QueuedEvent[]; storedProfiles: Map<number, string | null> }> {
   const { rows } = await client.query<Omit<IdentityEventRow, 'timestamp'> & { at: number; profile_id: string | null }>(
     // seq is unique across all events, so the two lists select exactly the queued events; as

@@ -100,13 +100,6 @@ export class PiiCodec {
     return this.current.number;
   }
 
-  /**
-   * While set, every token `token` hands out (made or already known) is added here: a caller
-   * working ahead (identity/resolver.ts read-ahead) notes which tokens each event needs, so only
-   * the events it finally resolves bring theirs to the vault (`adopt`).
-   */
-  collect: Set<string> | null = null;
-
   /** The keyed-hash token of a value (remembering the value, for the vault and for `plainOf`). */
   token(value: unknown): string {
     if (isPiiToken(value)) return value;
@@ -118,29 +111,7 @@ export class PiiCodec {
       this.plain.set(token, value);
       this.pending.add(token);
     }
-    this.collect?.add(token);
     return token;
-  }
-
-  /** Whether `other` makes the same tokens and seals with the same key (keys unchanged in between). */
-  sameKeys(other: PiiCodec): boolean {
-    return other.workspaceId === this.workspaceId && other.hashKey.equals(this.hashKey) && other.current.number === this.current.number;
-  }
-
-  /**
-   * Takes tokens another codec of this workspace made (`sameKeys`) as if this one had made them:
-   * remembered, and pending for the vault unless this codec already had them.
-   */
-  adopt(from: PiiCodec, tokens: Iterable<string>): void {
-    for (const token of tokens) {
-      if (!from.plain.has(token)) continue;
-      const value = from.plain.get(token);
-      const json = JSON.stringify(value);
-      if (this.tokens.has(json)) continue;
-      this.tokens.set(json, token);
-      this.plain.set(token, value);
-      this.pending.add(token);
-    }
   }
 
   /**

@@ -1,19 +1,17 @@
 /**
- * Reading the next batch ahead (identity/resolver.ts ReadAhead): while a batch is resolved and
- * written, the next one's events are read and prepared on another connection. What it prepared is
- * used only where it cannot have changed; these tests hold the results to those of resolving
- * without it, and change what it read (settings, suppressions, stored profiles) in between. And the
- * batch's events' profiles, written on another connection that commits before the batch: a batch
- * failing after that is resolved again with the same result.
+ * The batch's events get their final profiles on a second connection (identity/resolver.ts
+ * assignEventProfiles), in a transaction of its own that commits before the batch's; the batch's
+ * merges leave its own events to that update (writeMerges `skipSeqs`). These tests hold the result to
+ * resolving the same events in other batch cuts, check that a merge still moves the absorbed
+ * profile's other events, and that a batch failing after the update committed is resolved again
+ * with the same result.
  */
-import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createReadAhead, resolveQueuedEvents, type ReadAhead } from '../src/identity/resolver.ts';
+import { resolveQueuedEvents } from '../src/identity/resolver.ts';
 import { saveWorkspaceIdentity } from '../src/identity/settings-store.ts';
 import { normalizeEvent, type NormalizedEvent } from '../src/ingest/normalize.ts';
 import { storeEvents, type SourceRef } from '../src/ingest/store.ts';
-import { openPii, piiCodec } from '../src/privacy/pii-codec.ts';
-import { addSuppressions } from '../src/privacy/suppression.ts';
+import { openPii } from '../src/privacy/pii-codec.ts';
 import { createSource, createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
 
@@ -52,7 +50,7 @@ function interleaved(people: number[], tag: string): NormalizedEvent[] {
   return out;
 }
 
-describe('identity resolution reading the next batch ahead', () => {
+describe("identity resolution: the batch's events updated on a second connection", () => {
   let t: TestDatabase;
   beforeAll(async () => {
     t = await createTestDatabase();
@@ -70,9 +68,9 @@ describe('identity resolution reading the next batch ahead', () => {
     for (let i = 0; i < events.length; i += requestSize) await storeEvents(t.db, ref, events.slice(i, i + requestSize));
   }
 
-  async function drain(ws: string, batch: number, readAhead?: ReadAhead): Promise<number> {
+  async function drain(ws: string, batch: number): Promise<number> {
     let batches = 0;
-    while ((await resolveQueuedEvents(t.db, ws, batch, { readAhead })) > 0) batches++;
+    while ((await resolveQueuedEvents(t.db, ws, batch)) > 0) batches++;
     return batches;
   }
 
@@ -115,81 +113,29 @@ describe('identity resolution reading the next batch ahead', () => {
     };
   }
 
-  it('ends with the same graph, traits and vault as resolving each batch on its own', async () => {
+  it('ends with the same graph, traits and vault in batches of 7 as event by event', async () => {
     const people = Array.from({ length: 30 }, (_, i) => i);
-    const [plain, ahead] = [await workspace('plain'), await workspace('ahead')];
+    const [single, batched] = [await workspace('single'), await workspace('batched')];
     // Requests of 4 events, batches of 7: batches cut through requests (rows put back) at every turn.
-    await store(plain, interleaved(people, 'plain'), 4);
-    await store(ahead, interleaved(people, 'ahead'), 4);
-    const readAhead = createReadAhead();
-    await drain(plain.workspaceId, 7);
-    const batches = await drain(ahead.workspaceId, 7, readAhead);
-    expect(batches).toBe(Math.ceil((people.length * 6) / 7));
-    // Every batch after the first came from what the previous one read ahead.
-    expect(readAhead.counts.used).toBe(people.length * 6 - 7);
-    const [a, b] = [await graphOf(plain.workspaceId), await graphOf(ahead.workspaceId)];
+    await store(single, interleaved(people, 'single'), 4);
+    await store(batched, interleaved(people, 'batched'), 4);
+    expect(await drain(single.workspaceId, 1)).toBe(people.length * 6);
+    expect(await drain(batched.workspaceId, 7)).toBe(Math.ceil((people.length * 6) / 7));
+    const [a, b] = [await graphOf(single.workspaceId), await graphOf(batched.workspaceId)];
     expect(b).toEqual(a);
     expect(b.profiles).toHaveLength(people.length);
     expect(b.events.every((e) => !e.endsWith('none') && !e.endsWith('not live'))).toBe(true);
     expect(b.counts.vault).toBeGreaterThan(0);
   });
 
-  it('re-extracts what was read ahead when the identity settings changed in between', async () => {
-    const ref = await workspace('settings');
-    await store(ref, interleaved([100, 101, 102], 'settings'), 3);
-    const readAhead = createReadAhead();
-    // The first batch (the three web visits) reads the next one ahead (the app opens) with p-101
-    // allowed; then p-101 becomes a blocked value.
-    expect(await resolveQueuedEvents(t.db, ref.workspaceId, 3, { readAhead })).toBe(3);
-    await saveWorkspaceIdentity(t.db, ref.workspaceId, { identity: { blockedValues: ['p-101'] } });
-    await drain(ref.workspaceId, 3, readAhead);
-    // The app opens were read again under the new settings; only the batches after them came from ahead.
-    expect(readAhead.counts.used).toBe(18 - 3 - 3);
-    const { rows } = await t.db.query('select 1 from profile_identifiers where workspace_id = $1 and value = $2', [ref.workspaceId, 'p-101']);
-    expect(rows).toHaveLength(0);
-    const { rows: ignored } = await t.db.query<{ count: number }>(
-      `select count::int from identity_ignored_counts where workspace_id = $1 and identifier_type = 'anonymous_id'`,
-      [ref.workspaceId],
-    );
-    expect(ignored[0]?.count).toBeGreaterThan(0);
-  });
-
-  it('drops events of a person suppressed after they were read ahead, and stores none of their PII', async () => {
-    const ref = await workspace('suppressed');
-    await store(ref, interleaved([200, 201], 'suppressed'), 2);
-    const readAhead = createReadAhead();
-    // Batch 1 holds each person's first two events; the rest, with person 201's email and phone, is read ahead.
-    expect(await resolveQueuedEvents(t.db, ref.workspaceId, 4, { readAhead })).toBe(4);
-    await addSuppressions(t.db, ref.workspaceId, crypto.randomUUID(), [
-      { type: 'user_id', value: 'u-201' },
-      { type: 'email', value: 'person201@example.com' },
-      { type: 'phone', value: '+8613900000201' },
-    ]);
-    await drain(ref.workspaceId, 4, readAhead);
-    expect(readAhead.counts.readAhead).toBeGreaterThan(0);
-    const { rows: left } = await t.db.query<{ message_id: string }>(
-      `select message_id from events where workspace_id = $1 and (user_id = 'u-201' or anonymous_id like '%-201')`,
-      [ref.workspaceId],
-    );
-    // Only the two events resolved before the suppression remain (anonymous ids alone).
-    expect(left).toHaveLength(2);
-    const codec = await piiCodec(t.db, ref.workspaceId);
-    const tokens = [codec.hash('person201@example.com'), codec.hash('+8613900000201')];
-    const { rows: vault } = await t.db.query('select token from pii_vault where workspace_id = $1 and token = any($2::text[])', [ref.workspaceId, tokens]);
-    expect(vault).toEqual([]);
-    // Person 200's were stored: the check above looks for tokens as the codec makes them.
-    const kept = [codec.hash('person200@example.com'), codec.hash('+8613900000200')];
-    const { rows: stored } = await t.db.query('select token from pii_vault where workspace_id = $1 and token = any($2::text[])', [ref.workspaceId, kept]);
-    expect(stored).toHaveLength(2);
-  });
-
-  it('moves an event stored on a known profile that a merge absorbed after it was read ahead', async () => {
-    const ref = await workspace('moved');
+  it.each([2, 4])('moves events ingest stored on a profile the batch absorbs (batches of %i)', async (batchSize) => {
+    const ref = await workspace(`moved-${batchSize}`);
     // Two known profiles of one person: u-300 and p-300.
     await store(ref, interleaved([300], 'moved').slice(0, 3), 3);
     await drain(ref.workspaceId, 10);
-    // A merge of p-300 into the user's profile (batch 1), then events of p-300 that ingest stored
-    // on the p-300 profile while it was live (read ahead while batch 1 merges).
+    // A merge of p-300 into the user's profile, and events of p-300 that ingest stored on the p-300
+    // profile while it was live: in batches of 2 a later batch's (the merge moves them), in batches
+    // of 4 the merging batch's own (the update on the second connection moves them).
     const more = [
       { type: 'identify', userId: 'u-300', anonymousId: 'p-300', traits: { plan: 'gold' } },
       { type: 'track', event: 'A', anonymousId: 'x-300' },
@@ -210,9 +156,7 @@ describe('identity resolution reading the next batch ahead', () => {
     );
     const pProfile = before.find((row) => row.message_id === 'moved-more-2')!.profile_id;
     expect(pProfile).not.toBeNull();
-    const readAhead = createReadAhead();
-    await drain(ref.workspaceId, 2, readAhead);
-    expect(readAhead.counts.used).toBe(2);
+    await drain(ref.workspaceId, batchSize);
     const { rows } = await t.db.query<{ message_id: string; profile_id: string; merged_into: string | null }>(
       `select e.message_id, e.profile_id, p.merged_into from events e join profiles p on p.workspace_id = e.workspace_id and p.id = e.profile_id
         where e.workspace_id = $1 order by e.message_id`,
@@ -259,7 +203,7 @@ describe('identity resolution reading the next batch ahead', () => {
     expect(ghosts[0]!.n).toBeGreaterThan(0);
     expect((await t.db.query<{ n: number }>('select coalesce(sum(events), 0)::int as n from identity_queue where workspace_id = $1', [failing.workspaceId])).rows[0]!.n)
       .toBeLessThan(queuedBefore);
-    await drain(failing.workspaceId, 6, createReadAhead());
+    await drain(failing.workspaceId, 6);
     expect(await graphOf(failing.workspaceId)).toEqual(await graphOf(plain.workspaceId));
   });
 });
