@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIngestLoad, ingestSaturated, SATURATED_IN_FLIGHT, SATURATION_HOLD_MS } from '../src/ingest/load.ts';
+import { createIngestLoad, ingestSaturated, SATURATED_IN_FLIGHT, SATURATION_HOLD_MS, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
 import { startPollingLoop } from '../src/worker/polling-loop.ts';
 
 /** A loop whose chunks record when they ran; the first `working` chunks find work, the rest none. */
@@ -25,24 +25,36 @@ const waitFor = async (check: () => boolean, ms = 5000) => {
 };
 
 describe('queue drains step back while the request path is saturated', () => {
-  it('counts saturation from the requests in flight, and holds it briefly after they drop', () => {
+  it('counts saturation from the requests in flight once it has lasted, and holds it through short dips', () => {
     let clock = 1_000_000;
     const load = createIngestLoad(() => clock);
     for (let i = 0; i < SATURATED_IN_FLIGHT - 1; i++) load.enter();
     expect(ingestSaturated(load, clock)).toBe(false);
     load.enter();
+    // Just begun: a stall of a moment under a steady load must not hold the drains back.
+    expect(ingestSaturated(load, clock)).toBe(false);
+    clock += SATURATION_SUSTAIN_MS - 1;
+    expect(ingestSaturated(load, clock)).toBe(false);
+    clock += 1;
     expect(ingestSaturated(load, clock)).toBe(true);
-    // One flush answers many requests at once: the count dips, the path is still saturated.
+    // A dip shorter than the hold does not end it.
+    load.leave();
+    clock += SATURATION_HOLD_MS - 100;
+    load.enter();
+    expect(ingestSaturated(load, clock)).toBe(true);
+    // One flush answers many requests at once: the count drops, the path still counts as saturated …
     for (let i = 0; i < SATURATED_IN_FLIGHT; i++) load.leave();
     expect(load.inFlight).toBe(0);
     clock += SATURATION_HOLD_MS - 1;
     expect(ingestSaturated(load, clock)).toBe(true);
+    // … until the hold has passed.
     clock += 1;
     expect(ingestSaturated(load, clock)).toBe(false);
-    // Below the threshold nothing is recorded.
-    load.enter();
-    clock += SATURATION_HOLD_MS;
+    // A new saturation starts over.
+    for (let i = 0; i < SATURATED_IN_FLIGHT; i++) load.enter();
     expect(ingestSaturated(load, clock)).toBe(false);
+    clock += SATURATION_SUSTAIN_MS;
+    expect(ingestSaturated(load, clock)).toBe(true);
   });
 
   it('waits before a chunk while saturated, and goes on as soon as it is not', async () => {

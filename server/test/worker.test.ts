@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentityDrain } from '../src/identity/loop.ts';
-import { createIngestLoad, SATURATED_IN_FLIGHT } from '../src/ingest/load.ts';
+import { createIngestLoad, SATURATED_IN_FLIGHT, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
 import { startPollingLoop } from '../src/worker/polling-loop.ts';
 import { startWorker, type WorkerLogLevel } from '../src/worker/runner.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -164,6 +164,8 @@ describe('background worker', () => {
     expect(sent.json()).toMatchObject({ accepted: 1 });
     const ingestLoad = createIngestLoad();
     for (let i = 0; i < SATURATED_IN_FLIGHT; i++) ingestLoad.enter();
+    // Saturation counts once it has lasted (ingest/load.ts).
+    await new Promise((resolve) => setTimeout(resolve, SATURATION_SUSTAIN_MS));
     const started = Date.now();
     const worker = await startWorker({ db: t.db, concurrency: 1, logger, ingestLoad, maxStepBackMs: 2000 });
     try {
