@@ -24,6 +24,7 @@ import { startEmbeddedPostgres } from '../server/src/storage/embedded.ts';
 import { migrate } from '../server/src/storage/migrate.ts';
 import { ensureMonthlyPartitions } from '../server/src/storage/partitions.ts';
 import { createSource, createWorkspace } from '../server/src/workspaces/store.ts';
+import { createIngestLoad, type IngestLoad } from '../server/src/ingest/load.ts';
 import type { ClientConfig, ClientReport } from './client.ts';
 import { createBatchSource, type BenchEvent } from './events.ts';
 import {
@@ -50,8 +51,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CLIENT = path.join(HERE, 'client.ts');
 const WORKER_RUNNER = path.join(HERE, '../server/src/worker/runner.ts');
 const NO_STORE_PATH = '/bench/batch-without-storing';
-// How long the worker may take to catch up after the load; keeps a full run within ~10 minutes.
-const DRAIN_TIMEOUT_MS = 180_000;
+// How long the worker may take to catch up after the load (it steps back while the API is saturated,
+// so at 1M most of the work comes after the load); keeps a full run within ~12 minutes.
+const DRAIN_TIMEOUT_MS = 300_000;
 
 const TARGETS = {
   storedEventsPerSecond: 25_000,
@@ -314,7 +316,7 @@ interface WorkerHandle {
   stop(): Promise<void>;
 }
 type WorkerLog = (level: string, message: string, meta?: Record<string, unknown>) => void;
-type StartWorker = (options: { db: Db; concurrency: number; logger?: WorkerLog }) => Promise<WorkerHandle>;
+type StartWorker = (options: { db: Db; concurrency: number; logger?: WorkerLog; ingestLoad?: IngestLoad }) => Promise<WorkerHandle>;
 
 interface BenchWorker extends WorkerHandle {
   /** Errors and warnings the worker logged while the benchmark ran (not during shutdown). */
@@ -322,7 +324,7 @@ interface BenchWorker extends WorkerHandle {
 }
 
 /** The background worker, when this checkout has one; its catalogue and identity work are part of ingest's cost. */
-async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchWorker | undefined> {
+async function startWorkerIfPresent(db: Db, concurrency: number, ingestLoad: IngestLoad | undefined): Promise<BenchWorker | undefined> {
   if (!fs.existsSync(WORKER_RUNNER)) return undefined;
   const runner = (await import(WORKER_RUNNER)) as { startWorker?: StartWorker };
   if (typeof runner.startWorker !== 'function') return undefined;
@@ -333,7 +335,7 @@ async function startWorkerIfPresent(db: Db, concurrency: number): Promise<BenchW
     problems.count++;
     problems.first ??= `${level}: ${message}`;
   };
-  const handle = await runner.startWorker({ db, concurrency, logger });
+  const handle = await runner.startWorker({ db, concurrency, logger, ...(ingestLoad ? { ingestLoad } : {}) });
   return {
     problems,
     stop: () => {
@@ -399,6 +401,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
   const events = options.events ?? 1_000_000;
   const batchSize = options.batchSize ?? 100;
   const connections = options.connections ?? 16;
+  const stepBack = process.env.BENCH_INGEST_STEP_BACK !== '0';
   const config = loadConfig({});
   const startedAt = new Date();
 
@@ -424,7 +427,10 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const workspace = await createWorkspace(db, { slug: 'bench', name: 'Bench retail' });
     const { source, writeKey } = await createSource(db, workspace.id, { name: 'Web shop', kind: 'web' });
 
-    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false });
+    // As `touchpoint start` wires them: the worker's drains step back while ingestion is saturated
+    // (BENCH_INGEST_STEP_BACK=0: the worker does not see the API's load).
+    const ingestLoad = createIngestLoad();
+    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false, ingestLoad });
     await registerNoStoreRoute(app, db);
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
@@ -456,8 +462,11 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     // Start the measured phase without the previous phase's dirty pages still to be flushed.
     await db.query('checkpoint').catch(() => undefined);
 
-    worker = await startWorkerIfPresent(db, config.workerConcurrency);
-    log(`Stored: ${events.toLocaleString('en')} events through POST /v1/batch (worker ${worker ? 'running' : 'absent'}) …`);
+    // BENCH_INGEST_WORKER=after: the worker starts once the stored phase has ended, to measure its
+    // share of that phase's CPU (the catch-up then does all of its work). Default: beside the load.
+    const workerAfter = process.env.BENCH_INGEST_WORKER === 'after';
+    if (!workerAfter) worker = await startWorkerIfPresent(db, config.workerConcurrency, stepBack ? ingestLoad : undefined);
+    log(`Stored: ${events.toLocaleString('en')} events through POST /v1/batch (worker ${worker ? 'running' : workerAfter ? 'started after the load' : 'absent'}) …`);
     const storedTag = crypto.randomBytes(4).toString('hex');
     const storedWal = await walPosition();
     const stored = await runClientPhase(client(`${baseUrl}/v1/batch`, storedTag), pgPid);
@@ -466,6 +475,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
     const drainWal = await walPosition();
 
     const backlogAtEnd = await backlog(db);
+    if (workerAfter) worker = await startWorkerIfPresent(db, config.workerConcurrency, stepBack ? ingestLoad : undefined);
     // The worker's catch-up is part of what each event costs: measure its CPU too.
     const drainMeter = startMeter(pgPid);
     const drainSeconds = worker ? await waitForBacklog(db, DRAIN_TIMEOUT_MS) : null;
@@ -551,7 +561,7 @@ export async function benchIngest(options: IngestOptions = {}): Promise<Record<s
         connections,
         averageEventBytes: Math.round(averageEventBytes(batchSize)),
         poolSize: 20,
-        worker: worker ? { ran: true, concurrency: config.workerConcurrency, problems: worker.problems } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
+        worker: worker ? { ran: true, concurrency: config.workerConcurrency, stepsBackWhileSaturated: stepBack, startedAfterLoad: workerAfter, problems: worker.problems } : { ran: false, reason: 'server/src/worker/runner.ts not present' },
         idleServerRssMb: idleRssMb,
       },
       phases: { noStore, bareInsert: bare, stored },

@@ -24,6 +24,7 @@
  * BENCH_SEGMENT_QUEUE (50,000), BENCH_SEGMENT_CATCHUP_SECONDS (600, phase (c)'s budget),
  * BENCH_SEGMENT_RATE (2,000 events/s), BENCH_SEGMENT_SECONDS (60), BENCH_SEGMENT_SEED.
  */
+import { createIngestLoad } from '../server/src/ingest/load.ts';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -486,13 +487,16 @@ export async function benchRealtime(
   let stopping = false;
   const backlog = { identityMax: 0, segmentMax: 0, samples: [] as Array<{ second: number; identity: number; segment: number }> };
   try {
-    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false });
+    // As `touchpoint start` wires them (ingest/load.ts): the worker steps back only if ingestion saturates.
+    const ingestLoad = createIngestLoad();
+    app = await buildServer({ db, verifyAdmin: () => false, logLevel: false, ingestLoad });
     await app.listen({ host: '127.0.0.1', port: 0 });
     const address = app.server.address();
     const baseUrl = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
     worker = await startWorker({
       db,
       concurrency: config.workerConcurrency,
+      ingestLoad,
       // The worker a server starts with TOUCHPOINT_SEGMENT_DIGESTS=on (the rest of the config is the defaults).
       segmentDigests: loadConfig({ TOUCHPOINT_SEGMENT_DIGESTS: process.env.TOUCHPOINT_SEGMENT_DIGESTS }).segmentDigests,
       logger: (level, message) => {

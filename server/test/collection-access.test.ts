@@ -1,4 +1,5 @@
 import http from 'node:http';
+import { createIngestLoad } from '../src/ingest/load.ts';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../src/api/server.ts';
@@ -95,7 +96,9 @@ describe('collection access: disabled keys, rate limits and load shedding', () =
     });
 
     it('when more requests are in flight than maxInflightIngest (load shedding), and recovers after', async () => {
-      const t2 = await startTestApp({ maxInflightIngest: 1 });
+      // The count is shared with a worker in the same process (ingest/load.ts): it must see the request.
+      const ingestLoad = createIngestLoad();
+      const t2 = await startTestApp({ maxInflightIngest: 1, ingestLoad });
       try {
         // A root hook that runs after the collection's onRequest hooks tells when the slow request holds the slot.
         let signalParsing!: () => void;
@@ -131,6 +134,7 @@ describe('collection access: disabled keys, rate limits and load shedding', () =
           void slowMayFinish.then(() => request.end(body.slice(10)));
         });
         await parsing;
+        expect(ingestLoad.inFlight).toBe(1);
         const url = `http://127.0.0.1:${port}/v1/track`;
         const headers = { authorization: basicAuth(t2.writeKey), 'content-type': 'application/json' };
         const shedResponse = await fetch(url, { method: 'POST', headers, body: JSON.stringify(track('shed-1')) });
@@ -143,6 +147,9 @@ describe('collection access: disabled keys, rate limits and load shedding', () =
         const after = await fetch(url, { method: 'POST', headers, body: JSON.stringify(track('after-1')) });
         expect(after.status).toBe(200);
         expect((await storedEvents(t2)).map((row) => row.message_id)).toEqual(['seq-0', 'seq-1', 'seq-2', 'slow-1', 'after-1']);
+        // Every slot given back once its connection closed, the shed one included.
+        for (let i = 0; i < 100 && ingestLoad.inFlight !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(ingestLoad.inFlight).toBe(0);
       } finally {
         await t2.close();
       }

@@ -2,6 +2,7 @@ import cors from '@fastify/cors';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { createIngestLoad, type IngestLoad } from '../ingest/load.ts';
 import { collectionRoutes } from '../ingest/routes.ts';
 import type { Db } from '../storage/database.ts';
 import { adminRoutes } from './admin-routes.ts';
@@ -42,6 +43,8 @@ export interface ServerOptions {
   /** Pino log level, or false for silence (tests). */
   logLevel?: string | false;
   maxInflightIngest?: number;
+  /** Collection requests in flight, shared with a worker in the same process (ingest/load.ts); default: this server's own. */
+  ingestLoad?: IngestLoad;
   /** The server clock (receivedAt); injectable so tests control time. */
   now?: () => Date;
   /** Where log lines go (default stdout); every line passes the PII scrubber (privacy/log-scrub.ts) first. */
@@ -110,6 +113,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       metrics,
       now,
       maxInflight: options.maxInflightIngest ?? 512,
+      load: options.ingestLoad ?? createIngestLoad(),
     });
   });
   await app.register(collectionSettingsRoutes, { db: options.db, keys, verifyAdmin: options.verifyAdmin });

@@ -1,6 +1,7 @@
 import type { Config } from '../config.ts';
 import { startColumnarAnalytics } from '../analytics/columnar/service.ts';
 import { buildServer } from '../api/server.ts';
+import { createIngestLoad } from '../ingest/load.ts';
 import { ensureDashboardBuilt } from '../dashboard/build.ts';
 import { openStorage } from '../storage/connect.ts';
 import { portIsFree, StartupError, takeOverShutdownSignals } from '../storage/embedded.ts';
@@ -27,11 +28,14 @@ export async function startTouchpoint(config: Config): Promise<void> {
     );
   }
 
+  // Shared by the API and the worker: the worker's drains step back while ingestion is saturated.
+  const ingestLoad = createIngestLoad();
   const app = await buildServer({
     db: storage.db,
     verifyAdmin: admin.verify,
     logLevel: config.logLevel,
     maxInflightIngest: config.maxInflightIngest,
+    ingestLoad,
     rateLimits: config.rateLimits,
   });
   try {
@@ -51,7 +55,7 @@ export async function startTouchpoint(config: Config): Promise<void> {
   });
   let worker: { stop(): Promise<void> } | undefined;
   if (config.runWorker) {
-    worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency, segmentDigests: config.segmentDigests });
+    worker = await startWorker({ db: storage.db, concurrency: config.workerConcurrency, segmentDigests: config.segmentDigests, ingestLoad });
   }
   log(`Touchpoint is running at http://${config.host}:${config.port} (dashboard: /, API docs: /openapi.json)`);
   // Built after the API listens so health checks and ingestion never wait for Vite; the dashboard

@@ -12,6 +12,7 @@ import { createSharedTokenBuckets } from '../api/shared-rate-limit.ts';
 import { suppressionFilter } from '../privacy/suppression.ts';
 import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
 import { quarantine, storeEvents } from './store.ts';
+import type { IngestLoad } from './load.ts';
 
 export interface CollectionOptions {
   db: Db;
@@ -20,6 +21,8 @@ export interface CollectionOptions {
   now: () => Date;
   /** Requests in flight before new ones are shed with 429. */
   maxInflight: number;
+  /** Where requests in flight are counted (shared with the worker's loops: ingest/load.ts). */
+  load: IngestLoad;
 }
 
 const SINGLE_ENDPOINTS: Array<[EventType, string]> = [
@@ -86,7 +89,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     },
   });
   const suppression = suppressionFilter(db);
-  let inflight = 0;
+  const { load } = options;
 
   // Bodies are read raw by readJsonBody (gzip, any content type, limit after decompression).
   app.removeAllContentTypeParsers();
@@ -98,12 +101,12 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
   });
 
   app.addHook('onRequest', async (_request, reply) => {
-    if (inflight >= options.maxInflight) {
+    if (load.inFlight >= options.maxInflight) {
       metrics.requestsRejected.inc({ reason: 'overloaded' });
       throw new ApiError(429, 'overloaded', 'Too many requests in flight; retry shortly', undefined, retryAfter(1));
     }
-    inflight++;
-    reply.raw.once('close', () => inflight--);
+    load.enter();
+    reply.raw.once('close', () => load.leave());
   });
 
   // Refusals by the access-control hook (privacy/access.ts) are counted here.
