@@ -28,6 +28,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { FastifyInstance } from 'fastify';
 import { runMigrations as runWorkerMigrations } from 'graphile-worker';
@@ -76,6 +77,8 @@ const PROBE_PROFILES = 2000;
 const PROBE_SEGMENT = { key: 'latency_probe', text: 'event("Latency Probe").last_value(state) = "on"' };
 // After the load: how long the probes' transitions may take to appear before they count as missing.
 const SETTLE_MS = 60_000;
+// Before the load: how long what an earlier run on a kept folder left queued may take to drain.
+const LEFTOVER_WAIT_MS = 300_000;
 const POLL_MS = 20;
 const SAMPLE_MS = 50;
 
@@ -368,12 +371,12 @@ interface Observed {
   at: number;
 }
 
-/** Watches the probe segment's transitions, polling every POLL_MS on a connection of its own. */
-async function watchTransitions(url: string, ws: string, segmentId: string) {
+/** Watches the probe segment's transitions after `afterId`, polling every POLL_MS on a connection of its own. */
+async function watchTransitions(url: string, ws: string, segmentId: string, afterId: number) {
   const client = new pg.Client({ connectionString: url, application_name: 'bench-watch' });
   await client.connect();
   const seen: Observed[] = [];
-  let lastId = 0;
+  let lastId = afterId;
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
@@ -398,6 +401,51 @@ async function watchTransitions(url: string, ws: string, segmentId: string) {
       await client.end();
     },
   };
+}
+
+/**
+ * Waits (up to LEFTOVER_WAIT_MS) until the workspace's identity and segment queues are empty, so
+ * what an earlier run on a kept folder left is not drained, and its transitions not recorded,
+ * during this run. Returns what was queued at the start and what was still queued at the end.
+ */
+async function waitForEmptyQueues(db: Db, ws: string, log: (line: string) => void) {
+  const count = async () => {
+    const { rows } = await db.query<{ identity: number; segment: number }>(
+      `select (select count(*)::int from identity_queue where workspace_id = $1) as identity,
+              (select count(*)::int from segment_queue where workspace_id = $1) as segment`,
+      [ws],
+    );
+    return rows[0]!;
+  };
+  const atStart = await count();
+  if (atStart.identity + atStart.segment === 0) return { atStart, afterWait: atStart, waitedSeconds: 0 };
+  log(`  left queued by an earlier run: ${atStart.identity} identity rows, ${atStart.segment} profiles; draining them first …`);
+  const started = Date.now();
+  const worker = await startWorker({ db, concurrency: loadConfig({}).workerConcurrency, segmentDigests: loadConfig({ TOUCHPOINT_SEGMENT_DIGESTS: process.env.TOUCHPOINT_SEGMENT_DIGESTS }).segmentDigests, logger: () => undefined });
+  let left = atStart;
+  try {
+    while (left.identity + left.segment > 0 && Date.now() - started < LEFTOVER_WAIT_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      left = await count();
+    }
+  } finally {
+    await worker.stop();
+  }
+  if (left.identity + left.segment > 0) log(`  still queued after ${LEFTOVER_WAIT_MS / 1000} s: ${JSON.stringify(left)}`);
+  return { atStart, afterWait: left, waitedSeconds: round1((Date.now() - started) / 1000) };
+}
+
+/** The probe segment's last transition so far (the watcher starts after it) and the probe profiles in it now. */
+async function probeFence(db: Db, ws: string, segmentId: string, probeProfileIds: string[]) {
+  const { rows: last } = await db.query<{ id: string | null }>('select max(id)::text as id from segment_transitions where workspace_id = $1 and segment_id = $2', [
+    ws,
+    segmentId,
+  ]);
+  const { rows: members } = await db.query<{ profile_id: string }>(
+    'select profile_id from segment_memberships where workspace_id = $1 and segment_id = $2 and profile_id = any($3::uuid[])',
+    [ws, segmentId, probeProfileIds],
+  );
+  return { lastTransitionId: Number(last[0]!.id ?? 0), members: new Set(members.map((m) => m.profile_id)) };
 }
 
 /**
@@ -479,12 +527,19 @@ export async function benchRealtime(
   const profileOf = new Map(members.map((m) => [m.value, m.profile_id]));
   const probeUserIds = members.slice(0, PROBE_PROFILES).map((m) => m.value);
   const userIds = members.slice(PROBE_PROFILES).map((m) => m.value);
+  // A kept folder holds earlier runs: only this run's probe transitions may be matched with its
+  // probes. What an earlier run left queued is drained first (so none of its transitions lands in
+  // this run), the watcher starts after the last transition recorded so far, and each probe profile
+  // starts from its membership now (one still in the probe segment gets "off" first).
+  const leftAtStart = await waitForEmptyQueues(db, ws, log);
+  const fence = await probeFence(db, ws, probe.segment.id, members.slice(0, PROBE_PROFILES).map((m) => m.profile_id));
+  const probeUserIdsOn = probeUserIds.filter((userId) => fence.members.has(profileOf.get(userId)!));
 
   let app: FastifyInstance | undefined;
   let worker: RunningWorker | undefined;
   const problems = { count: 0, first: null as string | null };
   let stopping = false;
-  const backlog = { identityMax: 0, segmentMax: 0, samples: [] as Array<{ second: number; identity: number; segment: number }> };
+  const backlog = { identityMax: 0, segmentMax: 0, samples: [] as Array<{ second: number; identity: number; segment: number; poolWaiting: number }> };
   try {
     app = await buildServer({ db, verifyAdmin: () => false, logLevel: false });
     await app.listen({ host: '127.0.0.1', port: 0 });
@@ -505,13 +560,19 @@ export async function benchRealtime(
     const stageLags: number[] = [];
     const batchMs: number[] = [];
     let stageProfiles = 0;
+    // Where the batches' time went: each step's total over the run (segments/drain-metrics.ts).
+    const stepTotals = new Map<string, number>();
     const stopStage = onDrainBatch((report) => {
       if (report.workspaceId !== ws) return;
       stageLags.push(...report.queueLagMs);
       batchMs.push(report.batchMs);
       stageProfiles += report.queued + report.rechecks;
+      for (const [step, ms] of Object.entries(report.stepsMs ?? {})) stepTotals.set(step, (stepTotals.get(step) ?? 0) + ms);
     });
-    const watcher = await watchTransitions(url, ws, probe.segment.id);
+    // The server, the worker and the drain share this process's event loop: how late it runs.
+    const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+    loopDelay.enable();
+    const watcher = await watchTransitions(url, ws, probe.segment.id, fence.lastTransitionId);
     const activity = await sampleActivity(url);
     const started = Date.now();
     const sampler = setInterval(() => {
@@ -524,7 +585,7 @@ export async function benchRealtime(
           const row = rows[0]!;
           backlog.identityMax = Math.max(backlog.identityMax, row.identity);
           backlog.segmentMax = Math.max(backlog.segmentMax, row.segment);
-          backlog.samples.push({ second: Math.round((Date.now() - started) / 1000), identity: row.identity, segment: row.segment });
+          backlog.samples.push({ second: Math.round((Date.now() - started) / 1000), identity: row.identity, segment: row.segment, poolWaiting: db.waitingCount });
         },
         () => undefined,
       );
@@ -540,6 +601,7 @@ export async function benchRealtime(
       batchSize: LOAD_BATCH,
       userIds,
       probeUserIds,
+      probeUserIdsOn,
     });
     const loadCpu = cpu(report.cpuSeconds);
     const databaseActivity = await activity.stop();
@@ -551,6 +613,7 @@ export async function benchRealtime(
     clearInterval(sampler);
     await watcher.stop();
     stopStage();
+    loopDelay.disable();
     stageLags.sort((a, b) => a - b);
     batchMs.sort((a, b) => a - b);
 
@@ -605,6 +668,8 @@ export async function benchRealtime(
       medianEventsSentPerSecond: median(wholeSeconds.length ? wholeSeconds : report.sentPerSecond),
       lateRequests: report.lateRequests,
       requestLatencyMs: stats(report.latenciesMs),
+      leftAtStart,
+      probesStartingOn: probeUserIdsOn.length,
       probes: report.probes.length,
       probesMatched: fromStored.length,
       probesUnmatched: unmatched,
@@ -618,6 +683,15 @@ export async function benchRealtime(
         batches: batchMs.length,
         lagMs: stats(stageLags.map(Math.round)),
         batchMs: stats(batchMs.map(Math.round)),
+        // Summed over the run's batches (the parts run at once, so the sum can exceed the run's length).
+        stepsMsPerBatch: Object.fromEntries(
+          [...stepTotals].sort((a, b) => b[1] - a[1]).map(([step, ms]) => [step, round1(ms / Math.max(1, batchMs.length))]),
+        ),
+      },
+      eventLoopDelayMs: {
+        p50: round1(loopDelay.percentile(50) / 1e6),
+        p99: round1(loopDelay.percentile(99) / 1e6),
+        max: round1(loopDelay.max / 1e6),
       },
       target: `p99 < ${TARGETS.latencyP99Ms} ms`,
       met: unmatched === 0 && percentile(fromStored, 99) < TARGETS.latencyP99Ms,

@@ -3,7 +3,7 @@ import type { Condition } from './ast.ts';
 import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
 import { loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
-import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
+import { hasDrainListeners, noSteps, reportDrainBatch, startStepClock, type StepClock } from './drain-metrics.ts';
 import { digestSpec, dropWorkspaceDigests, type DigestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
@@ -136,15 +136,21 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   let work: Work | undefined;
   try {
     const started = performance.now();
+    const clock = hasDrainListeners() ? startStepClock() : noSteps;
     const taken = await withTransaction(db, async (client) => {
+      clock.lap('connect');
       if (part === null) await lockWorkspaceSegments(client, workspaceId);
       else await lockWorkspaceSegmentsPart(client, workspaceId, part);
+      clock.lap('lock');
       work = await takeWork(client, workspaceId, now, batchSize, part);
-      await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+      clock.lap('take');
+      await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false, clock);
       await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]!, rowId: work!.queuedRows?.[i] })));
+      clock.lap('dequeue');
       return work.queued.length + work.rechecks.length;
       // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
     }, { durability: 'local' });
+    clock.lap('commit');
     if (work && taken > 0 && hasDrainListeners()) {
       const committed = Date.now();
       reportDrainBatch({
@@ -153,6 +159,7 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
         rechecks: work.rechecks.length,
         queueLagMs: work.queuedAt.map((at) => committed - at),
         batchMs: performance.now() - started,
+        stepsMs: clock.stepsMs,
       });
     }
     return taken;
@@ -255,13 +262,23 @@ async function recordFailure(db: Db, workspaceId: string, profileId: string, fro
  * The caller holds the workspace segment lock in `client`'s transaction; the profiles' data is
  * read from `db` at the same time (loadDrainSnapshots).
  */
-async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work: Work, now: Date, evaluate: SegmentEvaluator, useDigests: boolean): Promise<void> {
+async function evaluateWork(
+  db: Db,
+  client: DbClient,
+  workspaceId: string,
+  work: Work,
+  now: Date,
+  evaluate: SegmentEvaluator,
+  useDigests: boolean,
+  clock: StepClock = noSteps,
+): Promise<void> {
   const all = [...work.queued, ...work.rechecks];
   if (all.length === 0) return;
   const nowMs = now.getTime();
   const { realtime, keysById } = await loadWorkspaceSegments(client, workspaceId);
   const segments = orderByDependencies(realtime);
   const computedTraits = await loadActiveComputedTraits(client, workspaceId);
+  clock.lap('segments');
   if (segments.length === 0 && computedTraits.length === 0) {
     // Nothing to keep up to date: what the profiles were queued for has no reader.
     await deleteProfileRows(client, 'segment_rechecks', workspaceId, all);
@@ -275,7 +292,8 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
 
   // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
   // that change are written, usually none.
-  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null });
+  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null, clock });
+  clock.lap('read');
   const live = new Set(loaded.map((snapshot) => snapshot.profileId));
   const gone = all.filter((id) => !live.has(id));
   const recheckSet = new Set(work.rechecks);
@@ -299,6 +317,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
       const refreshed = await refreshComputedTraits(client, workspaceId, snapshots, nowMs, { cause, traits: computedTraits });
       snapshots = refreshed.snapshots;
       for (const [profileId, at] of refreshed.recheckAt) earliest(profileId, at);
+      clock.lap('computedTraits');
     }
     const changes: MembershipChange[] = [];
     for (const snapshot of snapshots) {
@@ -306,10 +325,13 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
       changes.push(...result.changes);
       earliest(snapshot.profileId, result.recheckAt);
     }
-    await recordTransitions(client, workspaceId, changes, cause, now, { counts });
+    clock.lap('evaluate');
+    await recordTransitions(client, workspaceId, changes, cause, now, { counts, clock });
   }
   await applyMemberCounts(client, workspaceId, counts);
+  clock.lap('memberCounts');
   await writeRechecks(client, workspaceId, stored, nextRecheck, nowMs, gone);
+  clock.lap('rechecks');
 }
 
 /**

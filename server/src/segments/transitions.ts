@@ -1,5 +1,6 @@
 import { assignTransactionId, type Db, type DbClient } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
+import { noSteps, type StepClock } from './drain-metrics.ts';
 
 export type TransitionCause = 'event' | 'expiry' | 'compute' | 'merge' | 'list';
 
@@ -69,8 +70,9 @@ export async function recordTransitions(
   changes: readonly MembershipChange[],
   cause: TransitionCause,
   at: Date,
-  options: { counts?: Map<string, number> } = {},
+  options: { counts?: Map<string, number>; clock?: StepClock } = {},
 ): Promise<RecordedTransition[]> {
+  const clock = options.clock ?? noSteps;
   if (changes.length === 0) return [];
   const entering = changes.filter((c) => c.member);
   const leaving = changes.filter((c) => !c.member);
@@ -96,6 +98,7 @@ export async function recordTransitions(
     );
     for (const row of rows) real.push({ segment: bySegment.get(row.segment_id)!, profileId: row.profile_id, transition: 'exited' });
   }
+  clock.lap('memberships');
   if (real.length === 0) return [];
 
   const { rows: recorded } = await client.query<{ id: string; segment_id: string; profile_id: string; transition: 'entered' | 'exited' }>(
@@ -113,6 +116,7 @@ export async function recordTransitions(
     ],
   );
 
+  clock.lap('transitions');
   const delta = options.counts ?? new Map<string, number>();
   for (const r of real) delta.set(r.segment.id, (delta.get(r.segment.id) ?? 0) + (r.transition === 'entered' ? 1 : -1));
   if (!options.counts) await applyMemberCounts(client, workspaceId, delta);
@@ -128,6 +132,7 @@ export async function recordTransitions(
     };
   });
   await insertSystemEvents(client, workspaceId, events, at);
+  clock.lap('systemEvents');
 
   return recorded.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
 }
