@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import type { Condition } from './ast.ts';
 import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
-import { loadActiveComputedTraits } from './computed/store.ts';
+import { activeComputedTraitsFromRows, activeComputedTraitsSql, loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
 import { hasDrainListeners, noSteps, reportDrainBatch, startStepClock, type StepClock } from './drain-metrics.ts';
 import { digestSpec, dropWorkspaceDigests, type DigestSpec } from './digests.ts';
@@ -128,6 +128,8 @@ interface Work {
   rechecks: string[];
   /** When each queued profile was first queued (epoch ms), as taken. */
   queuedAt: number[];
+  /** The workspace's segments and active computed traits, when read with the take (under the lock). */
+  definitions?: { segments: Awaited<ReturnType<typeof loadWorkspaceSegments>>; computedTraits: Awaited<ReturnType<typeof loadActiveComputedTraits>> };
 }
 
 /** One batch: of every profile (`part` null, under the exclusive lock), or of one drain part's. */
@@ -180,10 +182,11 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Takes the batch's segment lock (lock.ts: the exclusive one, or the shared one and the part's),
- * then up to `batchSize` queued profiles and due re-checks, in one round trip: a simple-protocol
- * query of several statements, so the values are written into it (a uuid checked as one, a
- * timestamp, integers). Each of the six statements was a round trip of its own, and under the
- * real-time load every round trip waited on a busy event loop and backend.
+ * then up to `batchSize` queued profiles and due re-checks, and reads the workspace's segments and
+ * active computed traits under that lock, in one round trip: a simple-protocol query of several
+ * statements, so the values are written into it (a uuid checked as one, a timestamp, integers).
+ * Each of its eight statements was a round trip of its own, and under the real-time load every
+ * round trip waited on a busy event loop and backend (10–25 ms each at load 7–12).
  */
 async function lockAndTakeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number, part: number | null): Promise<Work> {
   if (!UUID.test(workspaceId)) throw new Error(`not a workspace id: ${workspaceId}`);
@@ -212,9 +215,13 @@ async function lockAndTakeWork(client: DbClient, workspaceId: string, now: Date,
      union all
      select 'recheck', profile_id, null, null, null from (
        select profile_id from segment_rechecks where workspace_id = ${ws} and due_at <= ${at}${ofPart} order by due_at limit ${limit}) r;
-     set local enable_sort = on`,
-  )) as unknown as Array<pg.QueryResult<{ kind: 'queued' | 'recheck'; profile_id: string; version: number | null; queued_at: number | null; row_id: string | null }>>;
-  const rows = results.find((result) => result.command === 'SELECT' && result.fields.some((field) => field.name === 'kind'))!.rows;
+     set local enable_sort = on;
+     ${workspaceSegmentsSql(ws)};
+     ${activeComputedTraitsSql(ws)}`,
+  )) as unknown as pg.QueryResult[];
+  // Results in statement order: the lock, the setting, the takes, the setting, segments, computed traits.
+  const [, , taken, , segmentRows, traitRows] = results;
+  const rows = taken!.rows as Array<{ kind: 'queued' | 'recheck'; profile_id: string; version: number | null; queued_at: number | null; row_id: string | null }>;
   const queued = rows.filter((row) => row.kind === 'queued');
   const queuedSet = new Set(queued.map((row) => row.profile_id));
   return {
@@ -223,6 +230,10 @@ async function lockAndTakeWork(client: DbClient, workspaceId: string, now: Date,
     queuedRows: queued.map((row) => row.row_id!),
     queuedAt: queued.map((row) => row.queued_at!),
     rechecks: rows.filter((row) => row.kind === 'recheck' && !queuedSet.has(row.profile_id)).map((row) => row.profile_id),
+    definitions: {
+      segments: await workspaceSegmentsFromRows(client, workspaceId, segmentRows!.rows as WorkspaceSegmentRow[]),
+      computedTraits: activeComputedTraitsFromRows(traitRows!.rows),
+    },
   };
 }
 
@@ -300,9 +311,9 @@ async function evaluateWork(
   const all = [...work.queued, ...work.rechecks];
   if (all.length === 0) return counts;
   const nowMs = now.getTime();
-  const { realtime, keysById } = await loadWorkspaceSegments(client, workspaceId);
+  const { realtime, keysById } = work.definitions?.segments ?? (await loadWorkspaceSegments(client, workspaceId));
   const segments = orderByDependencies(realtime);
-  const computedTraits = await loadActiveComputedTraits(client, workspaceId);
+  const computedTraits = work.definitions?.computedTraits ?? (await loadActiveComputedTraits(client, workspaceId));
   clock.lap('segments');
   if (segments.length === 0 && computedTraits.length === 0) {
     // Nothing to keep up to date: what the profiles were queued for has no reader.
@@ -468,12 +479,29 @@ export async function loadWorkspaceSegments(
   client: Queryable,
   workspaceId: string,
 ): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
-  const { rows: all } = await client.query<{ id: string; key: string; name: string; version: number; definition: Condition | null }>(
-    `select id, key, name, version,
-            case when kind = 'realtime' and status = 'active' and state = 'ready' then definition end as definition
-       from segments where workspace_id = $1`,
-    [workspaceId],
-  );
+  const { rows } = await client.query<WorkspaceSegmentRow>(workspaceSegmentsSql('$1'), [workspaceId]);
+  return workspaceSegmentsFromRows(client, workspaceId, rows);
+}
+
+interface WorkspaceSegmentRow {
+  id: string;
+  key: string;
+  name: string;
+  version: number;
+  definition: Condition | null;
+}
+
+/** loadWorkspaceSegments's query, for `workspace` (SQL: a parameter or literal of type uuid). */
+const workspaceSegmentsSql = (workspace: string) =>
+  `select id, key, name, version,
+          case when kind = 'realtime' and status = 'active' and state = 'ready' then definition end as definition
+     from segments where workspace_id = ${workspace}`;
+
+async function workspaceSegmentsFromRows(
+  client: Queryable,
+  workspaceId: string,
+  all: readonly WorkspaceSegmentRow[],
+): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
   const keysById = new Map(all.map((row) => [row.id, row.key]));
   const rows = all.filter((row): row is typeof row & { definition: Condition } => row.definition !== null);
   const realtime: RealtimeSegment[] = [];
