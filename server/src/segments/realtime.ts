@@ -9,7 +9,7 @@ import { digestSpec, dropWorkspaceDigests, type DigestSpec } from './digests.ts'
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
 import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPartSql, lockWorkspaceSegmentsSql } from './lock.ts';
-import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
+import { deleteProfileRows, deleteProfileRowsSql, finishByAddressSql, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
 import { conditionReads, emptyReads, loadDrainSnapshots, snapshotNeeds, type ConditionReads, type StoredRecheck } from './snapshots.ts';
 import { applyMemberCounts, prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
@@ -144,9 +144,9 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
       clock.lap('connect');
       work = await lockAndTakeWork(client, workspaceId, now, batchSize, part);
       clock.lap('lockAndTake');
-      const counts = await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false, clock);
-      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]!, rowId: work!.queuedRows?.[i] })));
-      clock.lap('dequeue');
+      const { counts, rechecks } = await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false, clock);
+      await writeRechecksAndDequeue(client, workspaceId, rechecks, work);
+      clock.lap('rechecksAndDequeue');
       // Last: the segments' rows stay locked from here to the commit, and the other drain part
       // waits for them (measured 82 ms per batch on that lock under the real-time load when the
       // re-checks and the dequeue came after it).
@@ -242,7 +242,8 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
     await withTransaction(db, async (client) => {
       await lockWorkspaceSegments(client, workspaceId);
       if (from === 'recheck') {
-        const counts = await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], queuedAt: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+        const { counts, rechecks } = await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], queuedAt: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+        await writeRechecks(client, workspaceId, rechecks);
         await applyMemberCounts(client, workspaceId, counts);
         return;
       }
@@ -253,7 +254,8 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
       ]);
       if (rows.length === 0) return;
       const single: Work = { queued: [profileId], queuedVersions: [rows[0]!.version], queuedAt: [], rechecks: [] };
-      const counts = await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+      const { counts, rechecks } = await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+      await writeRechecks(client, workspaceId, rechecks);
       await finishQueuedProfiles(client, workspaceId, [{ profileId, version: rows[0]!.version }]);
       await applyMemberCounts(client, workspaceId, counts);
     });
@@ -305,11 +307,11 @@ async function evaluateWork(
   evaluate: SegmentEvaluator,
   useDigests: boolean,
   clock: StepClock = noSteps,
-): Promise<Map<string, number>> {
+): Promise<{ counts: Map<string, number>; rechecks: RecheckWrites }> {
   // Summed over both causes' transitions (see applyMemberCounts).
   const counts = new Map<string, number>();
   const all = [...work.queued, ...work.rechecks];
-  if (all.length === 0) return counts;
+  if (all.length === 0) return { counts, rechecks: { due: [], none: [] } };
   const nowMs = now.getTime();
   const { realtime, keysById } = work.definitions?.segments ?? (await loadWorkspaceSegments(client, workspaceId));
   const segments = orderByDependencies(realtime);
@@ -317,8 +319,7 @@ async function evaluateWork(
   clock.lap('segments');
   if (segments.length === 0 && computedTraits.length === 0) {
     // Nothing to keep up to date: what the profiles were queued for has no reader.
-    await deleteProfileRows(client, 'segment_rechecks', workspaceId, all);
-    return counts;
+    return { counts, rechecks: { due: [], none: all } };
   }
   const reads = drainReads(segments, computedTraits);
   const needs = snapshotNeeds(reads, nowMs);
@@ -362,9 +363,7 @@ async function evaluateWork(
     clock.lap('evaluate');
     await recordTransitions(client, workspaceId, changes, cause, now, { counts, clock });
   }
-  await writeRechecks(client, workspaceId, stored, nextRecheck, nowMs, gone);
-  clock.lap('rechecks');
-  return counts;
+  return { counts, rechecks: planRechecks(stored, nextRecheck, nowMs, gone) };
 }
 
 /**
@@ -394,14 +393,13 @@ export function evaluateProfile(
   return { changes, recheckAt };
 }
 
-async function writeRechecks(
-  client: DbClient,
-  workspaceId: string,
-  stored: readonly StoredRecheck[],
-  nextRecheck: ReadonlyMap<string, number>,
-  now: number,
-  gone: readonly string[],
-): Promise<void> {
+/** The re-check rows a batch writes: next due times that differ from the stored ones, and rows to delete. */
+interface RecheckWrites {
+  due: Array<readonly [profileId: string, at: number]>;
+  none: string[];
+}
+
+function planRechecks(stored: readonly StoredRecheck[], nextRecheck: ReadonlyMap<string, number>, now: number, gone: readonly string[]): RecheckWrites {
   const goneSet = new Set(gone);
   const current = new Map(stored.map((row) => [row.profileId, row]));
   // Never in the past: a re-check due now would be taken again at once, forever.
@@ -412,18 +410,44 @@ async function writeRechecks(
       const row = current.get(profileId);
       return !row || row.dueAt !== at || row.failedAttempts !== 0;
     });
-  if (due.length > 0) {
-    await client.query(
-      `insert into segment_rechecks (workspace_id, profile_id, due_at)
-       select $1, p, d from unnest($2::uuid[], $3::timestamptz[]) as r(p, d)
-       on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null`,
-      [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
-    );
-  }
   const none = stored.map((row) => row.profileId).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
-  if (none.length > 0) {
-    await deleteProfileRows(client, 'segment_rechecks', workspaceId, none);
+  return { due, none };
+}
+
+const UPSERT_RECHECKS = (workspace: string, profileIds: string, dueAts: string) =>
+  `insert into segment_rechecks (workspace_id, profile_id, due_at)
+   select ${workspace}, p, d from unnest(${profileIds}::uuid[], ${dueAts}::timestamptz[]) as r(p, d)
+   on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null`;
+
+async function writeRechecks(client: DbClient, workspaceId: string, writes: RecheckWrites): Promise<void> {
+  if (writes.due.length > 0) {
+    await client.query(UPSERT_RECHECKS('$1', '$2', '$3'), [workspaceId, writes.due.map(([profileId]) => profileId), writes.due.map(([, at]) => new Date(at))]);
   }
+  if (writes.none.length > 0) await deleteProfileRows(client, 'segment_rechecks', workspaceId, writes.none);
+}
+
+/**
+ * A batch's last writes but the member counts, in one statement: its re-checks (written, deleted)
+ * and the end of its queue rows (finishQueuedProfiles, by address). Three round trips before.
+ * The two re-check parts touch different profiles' rows.
+ */
+async function writeRechecksAndDequeue(client: DbClient, workspaceId: string, writes: RecheckWrites, work: Work): Promise<void> {
+  if (!work.queuedRows) throw new Error('the queue rows were not taken by address');
+  await client.query(
+    `with upserted as (${UPSERT_RECHECKS('$1', '$2', '$3')} returning 1),
+     removed as (${deleteProfileRowsSql('segment_rechecks', '$1', '$4')} returning 1),
+     dequeued as (${finishByAddressSql('$1', '$5', '$6', '$7')} returning 1)
+     select (select count(*) from upserted)::int as upserted, (select count(*) from removed)::int as removed, (select count(*) from dequeued)::int as dequeued`,
+    [
+      workspaceId,
+      writes.due.map(([profileId]) => profileId),
+      writes.due.map(([, at]) => new Date(at)),
+      writes.none,
+      work.queuedRows,
+      work.queued,
+      work.queuedVersions,
+    ],
+  );
 }
 
 function mergeReads(into: ConditionReads, from: ConditionReads): void {
