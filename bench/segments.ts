@@ -581,12 +581,16 @@ export async function benchRealtime(
     let stageProfiles = 0;
     // Where the batches' time went: each step's total over the run (segments/drain-metrics.ts).
     const stepTotals = new Map<string, number>();
+    let changedWhileWaiting = 0;
+    let changedWhileEvaluated = 0;
     const stopStage = onDrainBatch((report) => {
       if (report.workspaceId !== ws) return;
       stageLags.push(...report.queueLagMs);
       batchMs.push(report.batchMs);
       stageProfiles += report.queued + report.rechecks;
       for (const [step, ms] of Object.entries(report.stepsMs ?? {})) stepTotals.set(step, (stepTotals.get(step) ?? 0) + ms);
+      changedWhileWaiting += report.changedWhileWaiting ?? 0;
+      changedWhileEvaluated += report.changedWhileEvaluated ?? 0;
     });
     // The server, the worker and the drain share this process's event loop: how late it runs.
     const loopDelay = monitorEventLoopDelay({ resolution: 10 });
@@ -715,6 +719,9 @@ export async function benchRealtime(
         batches: batchMs.length,
         lagMs: stats(stageLags.map(Math.round)),
         batchMs: stats(batchMs.map(Math.round)),
+        // Queued profiles changed again before their batch took them, and while it evaluated them (evaluated again).
+        changedWhileWaiting,
+        changedWhileEvaluated,
         // Summed over the run's batches (the parts run at once, so the sum can exceed the run's length).
         stepsMsPerBatch: Object.fromEntries(
           [...stepTotals].sort((a, b) => b[1] - a[1]).map(([step, ms]) => [step, round1(ms / Math.max(1, batchMs.length))]),

@@ -16,6 +16,10 @@ export interface DrainBatchReport {
   queueLagMs: number[];
   /** Wall time of the batch's transaction, ms. */
   batchMs: number;
+  /** Queued profiles changed again while they waited (queue row version above 0: one evaluation for several changes). */
+  changedWhileWaiting?: number;
+  /** Queued profiles changed again while the batch evaluated them: left queued, evaluated again by a later batch. */
+  changedWhileEvaluated?: number;
   /** Wall time by step of the batch (stage name → ms, summed when a step runs more than once). */
   stepsMs?: Record<string, number>;
 }

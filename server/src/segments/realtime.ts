@@ -140,12 +140,13 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   try {
     const started = performance.now();
     const clock = hasDrainListeners() ? startStepClock() : noSteps;
+    let dequeued = 0;
     const taken = await withTransaction(db, async (client) => {
       clock.lap('connect');
       work = await lockAndTakeWork(client, workspaceId, now, batchSize, part);
       clock.lap('lockAndTake');
       const { counts, rechecks } = await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false, clock);
-      await writeRechecksAndDequeue(client, workspaceId, rechecks, work);
+      dequeued = (await writeRechecksAndDequeue(client, workspaceId, rechecks, work)).dequeued;
       clock.lap('rechecksAndDequeue');
       // Last: the segments' rows stay locked from here to the commit, and the other drain part
       // waits for them (measured 82 ms per batch on that lock under the real-time load when the
@@ -164,6 +165,8 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
         rechecks: work.rechecks.length,
         queueLagMs: work.queuedAt.map((at) => committed - at),
         batchMs: performance.now() - started,
+        changedWhileWaiting: work.queuedVersions.filter((version) => version > 0).length,
+        changedWhileEvaluated: work.queued.length - dequeued,
         stepsMs: clock.stepsMs,
       });
     }
@@ -431,9 +434,9 @@ async function writeRechecks(client: DbClient, workspaceId: string, writes: Rech
  * and the end of its queue rows (finishQueuedProfiles, by address). Three round trips before.
  * The two re-check parts touch different profiles' rows.
  */
-async function writeRechecksAndDequeue(client: DbClient, workspaceId: string, writes: RecheckWrites, work: Work): Promise<void> {
+async function writeRechecksAndDequeue(client: DbClient, workspaceId: string, writes: RecheckWrites, work: Work): Promise<{ dequeued: number }> {
   if (!work.queuedRows) throw new Error('the queue rows were not taken by address');
-  await client.query(
+  const { rows } = await client.query<{ dequeued: number }>(
     `with upserted as (${UPSERT_RECHECKS('$1', '$2', '$3')} returning 1),
      removed as (${deleteProfileRowsSql('segment_rechecks', '$1', '$4')} returning 1),
      dequeued as (${finishByAddressSql('$1', '$5', '$6', '$7')} returning 1)
@@ -448,6 +451,7 @@ async function writeRechecksAndDequeue(client: DbClient, workspaceId: string, wr
       work.queuedVersions,
     ],
   );
+  return { dequeued: rows[0]!.dequeued };
 }
 
 function mergeReads(into: ConditionReads, from: ConditionReads): void {
