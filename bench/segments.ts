@@ -393,6 +393,9 @@ async function watchTransitions(url: string, ws: string, segmentId: string, afte
   const loop = (async () => {
     while (!stopped) {
       const pollStart = Date.now();
+      // Checked before the read: once passed, every transition up to the horizon is committed, so
+      // this read (still from the old settled id) sees all of them and the settled id may move.
+      const passed = await horizonPassed(client, horizon);
       const { rows } = await client.query<{ id: string; profile_id: string; transition: 'entered' | 'exited'; at: Date }>(
         `select id, profile_id, transition, at from segment_transitions where workspace_id = $1 and segment_id = $2 and id > $3 order by id`,
         [ws, segmentId, settledId],
@@ -403,7 +406,7 @@ async function watchTransitions(url: string, ws: string, segmentId: string, afte
         seenIds.add(id);
         seen.push({ id, profileId: row.profile_id, transition: row.transition, seenAt: pollStart, at: row.at.getTime() });
       }
-      if (await horizonPassed(client, horizon)) {
+      if (passed) {
         settledId = Math.max(settledId, horizon.last);
         for (const id of seenIds) if (id <= settledId) seenIds.delete(id);
         horizon = await readSequenceHorizon(client, sequence);
