@@ -27,6 +27,11 @@ export interface LoadConfig {
   userIds: string[];
   /** userIds of members that get probes (none of them in userIds). */
   probeUserIds: string[];
+  /**
+   * Probe userIds that are in the probe segment when the run starts (an earlier run on a kept
+   * folder left them there): their first probe is "off", so every probe of the run flips them.
+   */
+  probeUserIdsOn?: string[];
 }
 
 export interface ProbeRecord {
@@ -101,7 +106,7 @@ export async function runLoad(config: LoadConfig, waitForGo: () => Promise<void>
   const authorization = `Basic ${Buffer.from(`${config.writeKey}:`).toString('base64')}`;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   const rand = random(Number.parseInt(config.runTag.slice(0, 8), 16) || 1);
-  const probeState = new Map<string, 'on' | 'off'>();
+  const probeState = new Map<string, 'on' | 'off'>((config.probeUserIdsOn ?? []).map((userId) => [userId, 'on'] as const));
   const totalRequests = Math.round((config.eventsPerSecond * config.seconds) / config.batchSize);
   const intervalMs = (1000 * config.batchSize) / config.eventsPerSecond;
   const report: LoadReport = {

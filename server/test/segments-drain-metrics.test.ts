@@ -63,4 +63,46 @@ describe('real-time drain batch reports', () => {
     expect(await drainSegmentQueue(t.db, { now: new Date(T + 10 * MINUTE) })).toBe(1);
     expect(reports.filter((report) => report.workspaceId === ws)).toHaveLength(1);
   });
+
+  it('reports where the batch’s time went, step by step, and how many queued profiles had changed again while waiting', async () => {
+    const { workspace } = await t.addWorkspace('drain-steps');
+    const ws = workspace.id;
+    const { rows } = await t.db.query<{ id: string }>(
+      `insert into profiles (workspace_id, created_at) select $1, $2 from generate_series(1, 3) returning id`,
+      [ws, new Date(T)],
+    );
+    const ids = rows.map((row) => row.id);
+    await t.db.query(
+      `insert into segments (workspace_id, key, name, kind, definition, state) values ($1, 'vip', 'VIP', 'realtime', $2, 'ready')`,
+      [ws, JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: true })],
+    );
+    // One profile enters (a transition to write); one was queued again before the drain took it.
+    await t.db.query(
+      `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
+       values ($1, $2, 'vip', 'true'::jsonb, 'api', 'test', 'm-vip', $3)`,
+      [ws, ids[0], new Date(T)],
+    );
+    await t.db.query(`insert into segment_queue (workspace_id, profile_id) select $1, p from unnest($2::uuid[]) as p`, [ws, ids]);
+    await t.db.query(`update segment_queue set version = version + 1 where workspace_id = $1 and profile_id = $2`, [ws, ids[1]]);
+
+    const reports: DrainBatchReport[] = [];
+    const stop = onDrainBatch((report) => reports.push(report));
+    expect(await drainSegmentQueue(t.db, { now: new Date(T + MINUTE), batchSize: 10, parallel: true })).toBe(3);
+    stop();
+    const own = reports.filter((report) => report.workspaceId === ws);
+    const steps = Object.assign({}, ...own.map((report) => report.stepsMs)) as Record<string, number>;
+    for (const step of ['connect', 'lockAndTake', 'read', 'read.profiles', 'read.events', 'evaluate', 'transitions', 'memberCounts', 'rechecksAndDequeue', 'commit']) {
+      expect(steps[step], step).toBeGreaterThanOrEqual(0);
+    }
+    // The steps one after another (the reads overlap inside `read`) add up to the batch's time.
+    for (const report of own) {
+      const sequential = Object.entries(report.stepsMs!).filter(([step]) => !step.startsWith('read.')).reduce((sum, [, ms]) => sum + ms, 0);
+      expect(sequential).toBeLessThanOrEqual(report.batchMs + 1);
+      expect(sequential).toBeGreaterThan(report.batchMs * 0.9);
+    }
+    expect(own.reduce((sum, report) => sum + (report.changedWhileWaiting ?? 0), 0)).toBe(1);
+    expect(own.reduce((sum, report) => sum + (report.changedWhileEvaluated ?? 0), 0)).toBe(0);
+    const { rows: left } = await t.db.query('select 1 from segment_queue where workspace_id = $1', [ws]);
+    expect(left).toHaveLength(0);
+  });
 });

@@ -11,8 +11,11 @@ import type { DbClient } from '../storage/database.ts';
  * profile_traits, memberships).
  */
 export async function lockWorkspaceSegments(client: DbClient, workspaceId: string): Promise<void> {
-  await client.query(`select pg_advisory_xact_lock(hashtext('segments:' || $1::text))`, [workspaceId]);
+  await client.query(`select ${lockWorkspaceSegmentsSql('$1::text')}`, [workspaceId]);
 }
+
+/** The same lock as an SQL call (a select-list item), for `workspace` (SQL of type text: a parameter or literal). */
+export const lockWorkspaceSegmentsSql = (workspace: string) => `pg_advisory_xact_lock(hashtext('segments:' || ${workspace}))`;
 
 /**
  * How the real-time drain runs beside itself: profiles are split by `drainPart` into DRAIN_PARTS
@@ -26,7 +29,10 @@ export const DRAIN_PARTS = 2;
 /** SQL for a profile id's drain part (0 … DRAIN_PARTS − 1): its last byte, random in every uuid version. */
 export const drainPart = (column: string) => `(get_byte(uuid_send(${column}), 15) % ${DRAIN_PARTS})`;
 
-export async function lockWorkspaceSegmentsPart(client: DbClient, workspaceId: string, part: number): Promise<void> {
-  await client.query(`select pg_advisory_xact_lock_shared(hashtext('segments:' || $1::text))`, [workspaceId]);
-  await client.query(`select pg_advisory_xact_lock(hashtext('segments-part:' || $1::text || ':' || $2::int))`, [workspaceId, part]);
-}
+/**
+ * A drain part's locks as SQL (select-list items; `workspace` of type text, `part` an integer): the
+ * workspace lock shared, the part's exclusively. Their order does not matter: a holder of the
+ * exclusive workspace lock takes no part lock.
+ */
+export const lockWorkspaceSegmentsPartSql = (workspace: string, part: number) =>
+  `pg_advisory_xact_lock_shared(hashtext('segments:' || ${workspace})), pg_advisory_xact_lock(hashtext('segments-part:' || ${workspace} || ':' || ${Math.trunc(part)}::int))`;

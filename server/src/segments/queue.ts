@@ -44,15 +44,7 @@ export async function finishQueuedProfiles(
     // The rows' addresses as taken (ctid): one heap visit per profile instead of a primary-key
     // probe. A row re-queued since has a new address (the update wrote a new version); the old one
     // is no longer visible, so it is skipped, and one being re-queued now is locked: skipped too.
-    await client.query(
-      `delete from segment_queue q using (
-         select x.ctid from segment_queue x join unnest($2::tid[], $3::uuid[], $4::int[]) as t(row_id, id, version)
-             on x.ctid = t.row_id and x.profile_id = t.id and x.version = t.version
-          where x.ctid = any($2::tid[]) and x.workspace_id = $1
-          for update of x skip locked) f
-        where q.ctid = f.ctid`,
-      [workspaceId, taken.map((t) => t.rowId), taken.map((t) => t.profileId), taken.map((t) => t.version)],
-    );
+    await client.query(finishByAddressSql('$1', '$2', '$3', '$4'), [workspaceId, taken.map((t) => t.rowId), taken.map((t) => t.profileId), taken.map((t) => t.version)]);
     return;
   }
   await client.query(
@@ -65,6 +57,15 @@ export async function finishQueuedProfiles(
     [workspaceId, taken.map((t) => t.profileId), taken.map((t) => t.version)],
   );
 }
+
+/** finishQueuedProfiles's delete by address, with its parameters named (workspace, tid[], uuid[], int[]): for a caller's own statement. */
+export const finishByAddressSql = (workspace: string, rowIds: string, profileIds: string, versions: string) =>
+  `delete from segment_queue q using (
+     select x.ctid from segment_queue x join unnest(${rowIds}::tid[], ${profileIds}::uuid[], ${versions}::int[]) as t(row_id, id, version)
+         on x.ctid = t.row_id and x.profile_id = t.id and x.version = t.version
+      where x.ctid = any(${rowIds}::tid[]) and x.workspace_id = ${workspace}
+      for update of x skip locked) f
+    where q.ctid = f.ctid`;
 
 /**
  * The month partitions a merge's `Segment Exited` events land in (now, and the next month when a
@@ -128,11 +129,12 @@ export async function deleteProfileRows(
   profileIds: readonly string[],
 ): Promise<void> {
   if (profileIds.length === 0) return;
-  await client.query(
-    `delete from ${table} t using (
-       select found.ctid from unnest($2::uuid[]) as p(id)
-        cross join lateral (select ctid from ${table} x where x.workspace_id = $1 and x.profile_id = p.id offset 0) found) f
-      where t.ctid = f.ctid`,
-    [workspaceId, profileIds],
-  );
+  await client.query(deleteProfileRowsSql(table, '$1', '$2'), [workspaceId, profileIds]);
 }
+
+/** deleteProfileRows's statement, with its parameters named (workspace, uuid[]): for a caller's own statement. */
+export const deleteProfileRowsSql = (table: 'segment_queue' | 'segment_rechecks', workspace: string, profileIds: string) =>
+  `delete from ${table} t using (
+     select found.ctid from unnest(${profileIds}::uuid[]) as p(id)
+      cross join lateral (select ctid from ${table} x where x.workspace_id = ${workspace} and x.profile_id = p.id offset 0) found) f
+    where t.ctid = f.ctid`;

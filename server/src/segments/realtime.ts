@@ -1,14 +1,15 @@
+import type pg from 'pg';
 import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import type { Condition } from './ast.ts';
 import { computedTraitEventNeeds, refreshComputedTraits } from './computed/realtime.ts';
-import { loadActiveComputedTraits } from './computed/store.ts';
+import { activeComputedTraitsFromRows, activeComputedTraitsSql, loadActiveComputedTraits } from './computed/store.ts';
 import { dependencyOrder } from './dependencies.ts';
-import { hasDrainListeners, reportDrainBatch } from './drain-metrics.ts';
+import { hasDrainListeners, noSteps, reportDrainBatch, startStepClock, type StepClock } from './drain-metrics.ts';
 import { digestSpec, dropWorkspaceDigests, type DigestSpec } from './digests.ts';
 import { evaluateSegment } from './evaluate.ts';
 import { encodeSegmentCondition } from '../privacy/pii-segments.ts';
-import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPart } from './lock.ts';
-import { deleteProfileRows, finishQueuedProfiles } from './queue.ts';
+import { DRAIN_PARTS, drainPart, lockWorkspaceSegments, lockWorkspaceSegmentsPartSql, lockWorkspaceSegmentsSql } from './lock.ts';
+import { deleteProfileRows, deleteProfileRowsSql, finishByAddressSql, finishQueuedProfiles } from './queue.ts';
 import type { Evaluation, ProfileSnapshot } from './snapshot.ts';
 import { conditionReads, emptyReads, loadDrainSnapshots, snapshotNeeds, type ConditionReads, type StoredRecheck } from './snapshots.ts';
 import { applyMemberCounts, prepareTransitionStorage, recordTransitions, type MembershipChange, type SegmentRef } from './transitions.ts';
@@ -127,6 +128,8 @@ interface Work {
   rechecks: string[];
   /** When each queued profile was first queued (epoch ms), as taken. */
   queuedAt: number[];
+  /** The workspace's segments and active computed traits, when read with the take (under the lock). */
+  definitions?: { segments: Awaited<ReturnType<typeof loadWorkspaceSegments>>; computedTraits: Awaited<ReturnType<typeof loadActiveComputedTraits>> };
 }
 
 /** One batch: of every profile (`part` null, under the exclusive lock), or of one drain part's. */
@@ -136,15 +139,25 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   let work: Work | undefined;
   try {
     const started = performance.now();
+    const clock = hasDrainListeners() ? startStepClock() : noSteps;
+    let dequeued = 0;
     const taken = await withTransaction(db, async (client) => {
-      if (part === null) await lockWorkspaceSegments(client, workspaceId);
-      else await lockWorkspaceSegmentsPart(client, workspaceId, part);
-      work = await takeWork(client, workspaceId, now, batchSize, part);
-      await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
-      await finishQueuedProfiles(client, workspaceId, work.queued.map((profileId, i) => ({ profileId, version: work!.queuedVersions[i]!, rowId: work!.queuedRows?.[i] })));
+      clock.lap('connect');
+      work = await lockAndTakeWork(client, workspaceId, now, batchSize, part);
+      clock.lap('lockAndTake');
+      const { counts, rechecks } = await evaluateWork(db, client, workspaceId, work, now, options.evaluate ?? evaluateSegment, options.digests ?? false, clock);
+      // The segments' rows stay locked from the count update to the commit, and the other drain
+      // part waits for them (42–82 ms per batch under the real-time load when the re-checks and the
+      // dequeue were three statements after it): one statement follows now. Not after the dequeue,
+      // whose row locks an identity batch re-queueing those profiles waits for.
+      await applyMemberCounts(client, workspaceId, counts);
+      clock.lap('memberCounts');
+      dequeued = (await writeRechecksAndDequeue(client, workspaceId, rechecks, work)).dequeued;
+      clock.lap('rechecksAndDequeue');
       return work.queued.length + work.rechecks.length;
       // Derived from committed data, dequeued in the same transaction: a lost commit is redone.
     }, { durability: 'local' });
+    clock.lap('commit');
     if (work && taken > 0 && hasDrainListeners()) {
       const committed = Date.now();
       reportDrainBatch({
@@ -153,6 +166,9 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
         rechecks: work.rechecks.length,
         queueLagMs: work.queuedAt.map((at) => committed - at),
         batchMs: performance.now() - started,
+        changedWhileWaiting: work.queuedVersions.filter((version) => version > 0).length,
+        changedWhileEvaluated: work.queued.length - dequeued,
+        stepsMs: clock.stepsMs,
       });
     }
     return taken;
@@ -166,36 +182,62 @@ async function drainWorkspace(db: Db, workspaceId: string, now: Date, options: D
   }
 }
 
-async function takeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number, part: number | null): Promise<Work> {
-  const ofPart = part === null ? '' : ` and ${drainPart('profile_id')} = ${Number(part)}`;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Takes the batch's segment lock (lock.ts: the exclusive one, or the shared one and the part's),
+ * then up to `batchSize` queued profiles and due re-checks, and reads the workspace's segments and
+ * active computed traits under that lock, in one round trip: a simple-protocol query of several
+ * statements, so the values are written into it (a uuid checked as one, a timestamp, integers).
+ * Each of its eight statements was a round trip of its own, and under the real-time load every
+ * round trip waited on a busy event loop and backend (10–25 ms each at load 7–12).
+ */
+async function lockAndTakeWork(client: DbClient, workspaceId: string, now: Date, batchSize: number, part: number | null): Promise<Work> {
+  if (!UUID.test(workspaceId)) throw new Error(`not a workspace id: ${workspaceId}`);
+  const ws = `'${workspaceId}'::uuid`;
+  // Hashed as text, as lockWorkspaceSegments hashes the id it is given.
+  const wsText = `'${workspaceId}'::text`;
+  const at = `'${now.toISOString()}'::timestamptz`;
+  const limit = Math.trunc(batchSize);
+  const ofPart = part === null ? '' : ` and ${drainPart('profile_id')} = ${Math.trunc(part)}`;
+  const lock = part === null ? lockWorkspaceSegmentsSql(wsText) : lockWorkspaceSegmentsPartSql(wsText, part);
   // Both takes read an index in order (workspace, time) and stop after `batchSize` rows. Without
   // statistics on workspace_id the planner estimates a workspace at 0.5 % of the rows, and so
   // preferred a bitmap scan of all of the workspace's rows and a sort: with 1,000,000 re-checks
   // due, each batch read them all.
-  await client.query('set local enable_sort = off');
-  // Read, not deleted: the rows are ended after the evaluation, where still at these versions
-  // (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and queueing
-  // never waits for this transaction. Drains of a workspace are serialised by the segment lock.
-  const { rows: queued } = await client.query<{ profile_id: string; version: number; queued_at: Date; row_id: string }>(
-    `select profile_id, version, queued_at, ctid::text as row_id from segment_queue
-      where workspace_id = $1 and (next_attempt_at is null or next_attempt_at <= $2)${ofPart}
-      order by queued_at limit $3`,
-    [workspaceId, now, batchSize],
-  );
-  // Re-checks are kept: evaluating a profile rewrites (or deletes) its row.
-  const { rows: due } = await client.query<{ profile_id: string }>(
-    `select profile_id from segment_rechecks where workspace_id = $1 and due_at <= $2${ofPart} order by due_at limit $3`,
-    [workspaceId, now, batchSize],
-  );
-  await client.query('set local enable_sort = on');
-  const queuedIds = queued.map((row) => row.profile_id);
-  const queuedSet = new Set(queuedIds);
+  // Queue rows are read, not deleted: they are ended after the evaluation, where still at these
+  // versions (finishQueuedProfiles), so a change committed meanwhile keeps its profile queued and
+  // queueing never waits for this transaction. Drains of a workspace (part) are serialised by the
+  // lock. Re-checks are kept: evaluating a profile rewrites (or deletes) its row.
+  const results = (await client.query(
+    `select ${lock};
+     set local enable_sort = off;
+     select 'queued' as kind, profile_id, version, floor(extract(epoch from queued_at) * 1000)::float8 as queued_at, ctid::text as row_id from (
+       select profile_id, version, queued_at, ctid from segment_queue
+        where workspace_id = ${ws} and (next_attempt_at is null or next_attempt_at <= ${at})${ofPart}
+        order by queued_at limit ${limit}) q
+     union all
+     select 'recheck', profile_id, null, null, null from (
+       select profile_id from segment_rechecks where workspace_id = ${ws} and due_at <= ${at}${ofPart} order by due_at limit ${limit}) r;
+     set local enable_sort = on;
+     ${workspaceSegmentsSql(ws)};
+     ${activeComputedTraitsSql(ws)}`,
+  )) as unknown as pg.QueryResult[];
+  // Results in statement order: the lock, the setting, the takes, the setting, segments, computed traits.
+  const [, , taken, , segmentRows, traitRows] = results;
+  const rows = taken!.rows as Array<{ kind: 'queued' | 'recheck'; profile_id: string; version: number | null; queued_at: number | null; row_id: string | null }>;
+  const queued = rows.filter((row) => row.kind === 'queued');
+  const queuedSet = new Set(queued.map((row) => row.profile_id));
   return {
-    queued: queuedIds,
-    queuedVersions: queued.map((row) => row.version),
-    queuedRows: queued.map((row) => row.row_id),
-    queuedAt: queued.map((row) => row.queued_at.getTime()),
-    rechecks: due.map((row) => row.profile_id).filter((id) => !queuedSet.has(id)),
+    queued: queued.map((row) => row.profile_id),
+    queuedVersions: queued.map((row) => row.version!),
+    queuedRows: queued.map((row) => row.row_id!),
+    queuedAt: queued.map((row) => row.queued_at!),
+    rechecks: rows.filter((row) => row.kind === 'recheck' && !queuedSet.has(row.profile_id)).map((row) => row.profile_id),
+    definitions: {
+      segments: await workspaceSegmentsFromRows(client, workspaceId, segmentRows!.rows as WorkspaceSegmentRow[]),
+      computedTraits: activeComputedTraitsFromRows(traitRows!.rows),
+    },
   };
 }
 
@@ -204,7 +246,9 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
     await withTransaction(db, async (client) => {
       await lockWorkspaceSegments(client, workspaceId);
       if (from === 'recheck') {
-        await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], queuedAt: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+        const { counts, rechecks } = await evaluateWork(db, client, workspaceId, { queued: [], queuedVersions: [], queuedAt: [], rechecks: [profileId] }, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+        await writeRechecks(client, workspaceId, rechecks);
+        await applyMemberCounts(client, workspaceId, counts);
         return;
       }
       // Still queued (another drain may have evaluated it since the batch failed)?
@@ -214,8 +258,10 @@ async function retryProfile(db: Db, workspaceId: string, profileId: string, from
       ]);
       if (rows.length === 0) return;
       const single: Work = { queued: [profileId], queuedVersions: [rows[0]!.version], queuedAt: [], rechecks: [] };
-      await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+      const { counts, rechecks } = await evaluateWork(db, client, workspaceId, single, now, options.evaluate ?? evaluateSegment, options.digests ?? false);
+      await writeRechecks(client, workspaceId, rechecks);
       await finishQueuedProfiles(client, workspaceId, [{ profileId, version: rows[0]!.version }]);
+      await applyMemberCounts(client, workspaceId, counts);
     });
   } catch (error) {
     const message = error instanceof Error ? error.message : String(error);
@@ -253,19 +299,31 @@ async function recordFailure(db: Db, workspaceId: string, profileId: string, fro
  * Evaluates the taken profiles and writes the outcome: transitions (cause 'event' for queued
  * profiles, 'expiry' for re-checks), computed trait values, and each profile's next re-check.
  * The caller holds the workspace segment lock in `client`'s transaction; the profiles' data is
- * read from `db` at the same time (loadDrainSnapshots).
+ * read from `db` at the same time (loadDrainSnapshots). Returns the member count changes (segment
+ * id → delta), which the caller applies (applyMemberCounts) in the same transaction, last.
  */
-async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work: Work, now: Date, evaluate: SegmentEvaluator, useDigests: boolean): Promise<void> {
+async function evaluateWork(
+  db: Db,
+  client: DbClient,
+  workspaceId: string,
+  work: Work,
+  now: Date,
+  evaluate: SegmentEvaluator,
+  useDigests: boolean,
+  clock: StepClock = noSteps,
+): Promise<{ counts: Map<string, number>; rechecks: RecheckWrites }> {
+  // Summed over both causes' transitions (see applyMemberCounts).
+  const counts = new Map<string, number>();
   const all = [...work.queued, ...work.rechecks];
-  if (all.length === 0) return;
+  if (all.length === 0) return { counts, rechecks: { due: [], none: [] } };
   const nowMs = now.getTime();
-  const { realtime, keysById } = await loadWorkspaceSegments(client, workspaceId);
+  const { realtime, keysById } = work.definitions?.segments ?? (await loadWorkspaceSegments(client, workspaceId));
   const segments = orderByDependencies(realtime);
-  const computedTraits = await loadActiveComputedTraits(client, workspaceId);
+  const computedTraits = work.definitions?.computedTraits ?? (await loadActiveComputedTraits(client, workspaceId));
+  clock.lap('segments');
   if (segments.length === 0 && computedTraits.length === 0) {
     // Nothing to keep up to date: what the profiles were queued for has no reader.
-    await deleteProfileRows(client, 'segment_rechecks', workspaceId, all);
-    return;
+    return { counts, rechecks: { due: [], none: all } };
   }
   const reads = drainReads(segments, computedTraits);
   const needs = snapshotNeeds(reads, nowMs);
@@ -275,7 +333,8 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
 
   // The stored re-checks too (under the lock: every writer of them holds it), so only the ones
   // that change are written, usually none.
-  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null });
+  const { snapshots: loaded, rechecks: stored } = await loadDrainSnapshots(client, workspaceId, all, needs, db, { digests: useDigests ? digestSpec(reads) : null, clock });
+  clock.lap('read');
   const live = new Set(loaded.map((snapshot) => snapshot.profileId));
   const gone = all.filter((id) => !live.has(id));
   const recheckSet = new Set(work.rechecks);
@@ -284,8 +343,6 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
     expiry: loaded.filter((snapshot) => recheckSet.has(snapshot.profileId)),
   };
 
-  // Applied once, in segment order, after both causes' transitions (see applyMemberCounts).
-  const counts = new Map<string, number>();
   const nextRecheck = new Map<string, number>();
   const earliest = (profileId: string, at: number | null) => {
     if (at === null) return;
@@ -299,6 +356,7 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
       const refreshed = await refreshComputedTraits(client, workspaceId, snapshots, nowMs, { cause, traits: computedTraits });
       snapshots = refreshed.snapshots;
       for (const [profileId, at] of refreshed.recheckAt) earliest(profileId, at);
+      clock.lap('computedTraits');
     }
     const changes: MembershipChange[] = [];
     for (const snapshot of snapshots) {
@@ -306,10 +364,10 @@ async function evaluateWork(db: Db, client: DbClient, workspaceId: string, work:
       changes.push(...result.changes);
       earliest(snapshot.profileId, result.recheckAt);
     }
-    await recordTransitions(client, workspaceId, changes, cause, now, { counts });
+    clock.lap('evaluate');
+    await recordTransitions(client, workspaceId, changes, cause, now, { counts, clock });
   }
-  await applyMemberCounts(client, workspaceId, counts);
-  await writeRechecks(client, workspaceId, stored, nextRecheck, nowMs, gone);
+  return { counts, rechecks: planRechecks(stored, nextRecheck, nowMs, gone) };
 }
 
 /**
@@ -339,14 +397,13 @@ export function evaluateProfile(
   return { changes, recheckAt };
 }
 
-async function writeRechecks(
-  client: DbClient,
-  workspaceId: string,
-  stored: readonly StoredRecheck[],
-  nextRecheck: ReadonlyMap<string, number>,
-  now: number,
-  gone: readonly string[],
-): Promise<void> {
+/** The re-check rows a batch writes: next due times that differ from the stored ones, and rows to delete. */
+interface RecheckWrites {
+  due: Array<readonly [profileId: string, at: number]>;
+  none: string[];
+}
+
+function planRechecks(stored: readonly StoredRecheck[], nextRecheck: ReadonlyMap<string, number>, now: number, gone: readonly string[]): RecheckWrites {
   const goneSet = new Set(gone);
   const current = new Map(stored.map((row) => [row.profileId, row]));
   // Never in the past: a re-check due now would be taken again at once, forever.
@@ -357,18 +414,45 @@ async function writeRechecks(
       const row = current.get(profileId);
       return !row || row.dueAt !== at || row.failedAttempts !== 0;
     });
-  if (due.length > 0) {
-    await client.query(
-      `insert into segment_rechecks (workspace_id, profile_id, due_at)
-       select $1, p, d from unnest($2::uuid[], $3::timestamptz[]) as r(p, d)
-       on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null`,
-      [workspaceId, due.map(([profileId]) => profileId), due.map(([, at]) => new Date(at))],
-    );
-  }
   const none = stored.map((row) => row.profileId).filter((id) => !nextRecheck.has(id) || goneSet.has(id));
-  if (none.length > 0) {
-    await deleteProfileRows(client, 'segment_rechecks', workspaceId, none);
+  return { due, none };
+}
+
+const UPSERT_RECHECKS = (workspace: string, profileIds: string, dueAts: string) =>
+  `insert into segment_rechecks (workspace_id, profile_id, due_at)
+   select ${workspace}, p, d from unnest(${profileIds}::uuid[], ${dueAts}::timestamptz[]) as r(p, d)
+   on conflict (workspace_id, profile_id) do update set due_at = excluded.due_at, failed_attempts = 0, last_error = null`;
+
+async function writeRechecks(client: DbClient, workspaceId: string, writes: RecheckWrites): Promise<void> {
+  if (writes.due.length > 0) {
+    await client.query(UPSERT_RECHECKS('$1', '$2', '$3'), [workspaceId, writes.due.map(([profileId]) => profileId), writes.due.map(([, at]) => new Date(at))]);
   }
+  if (writes.none.length > 0) await deleteProfileRows(client, 'segment_rechecks', workspaceId, writes.none);
+}
+
+/**
+ * A batch's last writes but the member counts, in one statement: its re-checks (written, deleted)
+ * and the end of its queue rows (finishQueuedProfiles, by address). Three round trips before.
+ * The two re-check parts touch different profiles' rows.
+ */
+async function writeRechecksAndDequeue(client: DbClient, workspaceId: string, writes: RecheckWrites, work: Work): Promise<{ dequeued: number }> {
+  if (!work.queuedRows) throw new Error('the queue rows were not taken by address');
+  const { rows } = await client.query<{ dequeued: number }>(
+    `with upserted as (${UPSERT_RECHECKS('$1', '$2', '$3')} returning 1),
+     removed as (${deleteProfileRowsSql('segment_rechecks', '$1', '$4')} returning 1),
+     dequeued as (${finishByAddressSql('$1', '$5', '$6', '$7')} returning 1)
+     select (select count(*) from upserted)::int as upserted, (select count(*) from removed)::int as removed, (select count(*) from dequeued)::int as dequeued`,
+    [
+      workspaceId,
+      writes.due.map(([profileId]) => profileId),
+      writes.due.map(([, at]) => new Date(at)),
+      writes.none,
+      work.queuedRows,
+      work.queued,
+      work.queuedVersions,
+    ],
+  );
+  return { dequeued: rows[0]!.dequeued };
 }
 
 function mergeReads(into: ConditionReads, from: ConditionReads): void {
@@ -424,12 +508,29 @@ export async function loadWorkspaceSegments(
   client: Queryable,
   workspaceId: string,
 ): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
-  const { rows: all } = await client.query<{ id: string; key: string; name: string; version: number; definition: Condition | null }>(
-    `select id, key, name, version,
-            case when kind = 'realtime' and status = 'active' and state = 'ready' then definition end as definition
-       from segments where workspace_id = $1`,
-    [workspaceId],
-  );
+  const { rows } = await client.query<WorkspaceSegmentRow>(workspaceSegmentsSql('$1'), [workspaceId]);
+  return workspaceSegmentsFromRows(client, workspaceId, rows);
+}
+
+interface WorkspaceSegmentRow {
+  id: string;
+  key: string;
+  name: string;
+  version: number;
+  definition: Condition | null;
+}
+
+/** loadWorkspaceSegments's query, for `workspace` (SQL: a parameter or literal of type uuid). */
+const workspaceSegmentsSql = (workspace: string) =>
+  `select id, key, name, version,
+          case when kind = 'realtime' and status = 'active' and state = 'ready' then definition end as definition
+     from segments where workspace_id = ${workspace}`;
+
+async function workspaceSegmentsFromRows(
+  client: Queryable,
+  workspaceId: string,
+  all: readonly WorkspaceSegmentRow[],
+): Promise<{ realtime: RealtimeSegment[]; keysById: Map<string, string> }> {
   const keysById = new Map(all.map((row) => [row.id, row.key]));
   const rows = all.filter((row): row is typeof row & { definition: Condition } => row.definition !== null);
   const realtime: RealtimeSegment[] = [];

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { parseInstant } from '../ingest/normalize.ts';
 import type { Queryable } from '../storage/database.ts';
 import { isPool, loadDigestEvents, type DigestSpec } from './digests.ts';
+import type { StepClock } from './drain-metrics.ts';
 import { durationMs, type Condition, type EventMatch, type Measure, type Window } from './ast.ts';
 import type { ProfileEvent, ProfileSnapshot } from './snapshot.ts';
 
@@ -278,7 +279,7 @@ export async function loadDrainSnapshots(
   profileIds: readonly string[],
   needs: SnapshotNeeds,
   reader: Queryable,
-  options: { digests?: DigestSpec | null } = {},
+  options: { digests?: DigestSpec | null; clock?: StepClock } = {},
 ): Promise<{ snapshots: ProfileSnapshot[]; rechecks: StoredRecheck[] }> {
   if (profileIds.length === 0) return { snapshots: [], rechecks: [] };
   const ids = [...profileIds].sort();
@@ -319,9 +320,16 @@ export async function loadDrainSnapshots(
          left join lateral (select r.due_at, r.failed_attempts from segment_rechecks r where r.workspace_id = $1 and r.profile_id = of_profile.id offset 0) r on true`,
       params,
     );
+  // Each read's own time (they overlap): the batch's steps show which one the drain waited for.
+  const timed = async <T>(step: string, run: () => Promise<T>): Promise<T> => {
+    const started = performance.now();
+    const result = await run();
+    options.clock?.add(step, performance.now() - started);
+    return result;
+  };
   const [{ rows }, events] = await readTogether(reader, [
-    read,
-    () => (needsEvents(needs) ? readEvents(reader, workspaceId, ids, needs, options.digests ?? null) : Promise.resolve([] as EventRow[])),
+    () => timed('read.profiles', read),
+    () => timed('read.events', () => (needsEvents(needs) ? readEvents(reader, workspaceId, ids, needs, options.digests ?? null) : Promise.resolve([] as EventRow[]))),
   ] as const);
   const byId = new Map<string, { profileId: string; traits: Record<string, unknown>; identifierTypes: Set<string>; consents: Map<string, boolean>; memberships: Set<string>; events: ProfileEvent[] }>();
   const rechecks: StoredRecheck[] = [];

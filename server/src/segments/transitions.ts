@@ -1,5 +1,6 @@
 import { assignTransactionId, type Db, type DbClient } from '../storage/database.ts';
 import { ensureMonthlyPartitions } from '../storage/partitions.ts';
+import { noSteps, type StepClock } from './drain-metrics.ts';
 
 export type TransitionCause = 'event' | 'expiry' | 'compute' | 'merge' | 'list';
 
@@ -69,67 +70,99 @@ export async function recordTransitions(
   changes: readonly MembershipChange[],
   cause: TransitionCause,
   at: Date,
-  options: { counts?: Map<string, number> } = {},
+  options: { counts?: Map<string, number>; clock?: StepClock } = {},
 ): Promise<RecordedTransition[]> {
+  const clock = options.clock ?? noSteps;
   if (changes.length === 0) return [];
   const entering = changes.filter((c) => c.member);
   const leaving = changes.filter((c) => !c.member);
-  const real: Array<{ segment: SegmentRef; profileId: string; transition: 'entered' | 'exited' }> = [];
   const bySegment = new Map(changes.map((c) => [c.segment.id, c.segment]));
-
-  if (entering.length > 0) {
-    const { rows } = await client.query<{ segment_id: string; profile_id: string }>(
-      `insert into segment_memberships (workspace_id, segment_id, profile_id, entered_at)
-       select $1, s, p, $4 from unnest($2::uuid[], $3::uuid[]) as c(s, p)
+  const segments = [...bySegment.values()];
+  const sourceId = await cachedSystemSourceId(client, workspaceId);
+  // One statement (it was six round trips: memberships in, out, transitions, the source, the
+  // transaction id, the timeline events; each waited on a busy event loop and backend under the
+  // real-time load). The membership rows still decide which changes are real: only rows the
+  // insert or delete touched are recorded, and each recorded transition's event is derived from
+  // its id. The events' seq numbers are drawn after the transaction has its id (pg_current_xact_id,
+  // see assignTransactionId).
+  const { rows } = await client.query<{ id: string; segment_id: string; profile_id: string; transition: 'entered' | 'exited'; stored: number }>(
+    `with entered as (
+       insert into segment_memberships (workspace_id, segment_id, profile_id, entered_at)
+       select $1, s, p, $6 from unnest($2::uuid[], $3::uuid[]) as c(s, p)
        on conflict do nothing
-       returning segment_id, profile_id`,
-      [workspaceId, entering.map((c) => c.segment.id), entering.map((c) => c.profileId), at],
-    );
-    for (const row of rows) real.push({ segment: bySegment.get(row.segment_id)!, profileId: row.profile_id, transition: 'entered' });
-  }
-  if (leaving.length > 0) {
-    const { rows } = await client.query<{ segment_id: string; profile_id: string }>(
-      `delete from segment_memberships m using unnest($2::uuid[], $3::uuid[]) as c(s, p)
+       returning segment_id, profile_id, 'entered'::text as transition),
+     exited as (
+       delete from segment_memberships m using unnest($4::uuid[], $5::uuid[]) as c(s, p)
         where m.workspace_id = $1 and m.segment_id = c.s and m.profile_id = c.p
-       returning m.segment_id, m.profile_id`,
-      [workspaceId, leaving.map((c) => c.segment.id), leaving.map((c) => c.profileId)],
-    );
-    for (const row of rows) real.push({ segment: bySegment.get(row.segment_id)!, profileId: row.profile_id, transition: 'exited' });
-  }
-  if (real.length === 0) return [];
-
-  const { rows: recorded } = await client.query<{ id: string; segment_id: string; profile_id: string; transition: 'entered' | 'exited' }>(
-    `insert into segment_transitions (workspace_id, segment_id, profile_id, transition, at, cause, segment_version)
-     select $1, s, p, t, $5, $6, v from unnest($2::uuid[], $3::uuid[], $4::text[], $7::int[]) as c(s, p, t, v)
-     returning id, segment_id, profile_id, transition`,
+       returning m.segment_id, m.profile_id, 'exited'::text as transition),
+     segment as (select * from unnest($8::uuid[], $9::text[], $10::text[], $11::int[]) as g(id, key, name, version)),
+     recorded as (
+       insert into segment_transitions (workspace_id, segment_id, profile_id, transition, at, cause, segment_version)
+       select $1, r.segment_id, r.profile_id, r.transition, $6, $7, g.version
+         from (select * from entered union all select * from exited) r join segment g on g.id = r.segment_id
+       returning id, segment_id, profile_id, transition),
+     writer as materialized (select pg_current_xact_id() as xid),
+     incoming as materialized (
+       select 'segment-transition-' || r.id as message_id, r.profile_id,
+              case when r.transition = 'entered' then 'Segment Entered' else 'Segment Exited' end as event,
+              jsonb_build_object('segment_id', g.id, 'segment_key', g.key, 'segment_name', g.name, 'segment_version', g.version, 'cause', $7::text) as properties,
+              nextval('events_seq') as seq
+         from writer cross join recorded r join segment g on g.id = r.segment_id
+        where writer.xid is not null
+        order by r.id),
+     ids as (
+       insert into event_message_ids (workspace_id, message_id)
+       select $1, message_id from incoming
+       on conflict do nothing returning message_id),
+     stored as (
+       insert into events (workspace_id, timestamp, seq, message_id, source_id, type, event, properties, received_at, profile_id)
+       select $1, $6, i.seq, i.message_id, $12, 'track', i.event, i.properties, $6, i.profile_id
+         from incoming i join ids using (message_id)
+       returning 1)
+     select r.id, r.segment_id, r.profile_id, r.transition, (select count(*)::int from stored) as stored
+       from recorded r order by r.id`,
     [
       workspaceId,
-      real.map((r) => r.segment.id),
-      real.map((r) => r.profileId),
-      real.map((r) => r.transition),
+      entering.map((c) => c.segment.id),
+      entering.map((c) => c.profileId),
+      leaving.map((c) => c.segment.id),
+      leaving.map((c) => c.profileId),
       at,
       cause,
-      real.map((r) => r.segment.version),
+      segments.map((segment) => segment.id),
+      segments.map((segment) => segment.key),
+      segments.map((segment) => segment.name),
+      segments.map((segment) => segment.version),
+      sourceId,
     ],
   );
+  clock.lap('transitions');
+  if (rows.length === 0) return [];
+  if (rows[0]!.stored !== rows.length) {
+    // Every transition's timeline event must be written with it: a source removed since it was
+    // looked up (the cache) is the one way to miss; the batch is undone and tried again.
+    systemSources.delete(workspaceId);
+    throw new Error(`recorded ${rows.length} segment transitions but stored ${rows[0]!.stored} of their events`);
+  }
 
   const delta = options.counts ?? new Map<string, number>();
-  for (const r of real) delta.set(r.segment.id, (delta.get(r.segment.id) ?? 0) + (r.transition === 'entered' ? 1 : -1));
+  for (const row of rows) delta.set(row.segment_id, (delta.get(row.segment_id) ?? 0) + (row.transition === 'entered' ? 1 : -1));
   if (!options.counts) await applyMemberCounts(client, workspaceId, delta);
 
-  const events = recorded.map((row): SystemEvent => {
-    const segment = bySegment.get(row.segment_id)!;
-    return {
-      // Derived from the transition id, so the timeline holds each transition once.
-      messageId: `segment-transition-${row.id}`,
-      event: row.transition === 'entered' ? 'Segment Entered' : 'Segment Exited',
-      profileId: row.profile_id,
-      properties: { segment_id: segment.id, segment_key: segment.key, segment_name: segment.name, segment_version: segment.version, cause },
-    };
-  });
-  await insertSystemEvents(client, workspaceId, events, at);
+  return rows.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
+}
 
-  return recorded.map((row) => ({ id: Number(row.id), segmentId: row.segment_id, profileId: row.profile_id, transition: row.transition }));
+// Each workspace's system source id, once it exists (it is created on first use and kept).
+const systemSources = new Map<string, string>();
+const MAX_CACHED_SOURCES = 10_000;
+
+async function cachedSystemSourceId(client: DbClient, workspaceId: string): Promise<string> {
+  const known = systemSources.get(workspaceId);
+  if (known) return known;
+  const id = await systemSourceId(client, workspaceId);
+  if (systemSources.size >= MAX_CACHED_SOURCES) systemSources.clear();
+  systemSources.set(workspaceId, id);
+  return id;
 }
 
 /**

@@ -147,11 +147,17 @@ export async function listComputedTraits(db: Queryable, workspaceId: string, sta
 
 /** The traits the real-time refresh keeps up to date: active ones, whatever their full computation's state. */
 export async function loadActiveComputedTraits(db: Queryable, workspaceId: string): Promise<ComputedTrait[]> {
-  const { rows } = await db.query<ComputedTraitRow>(
-    `select ${COLUMNS} from computed_traits where workspace_id = $1 and status = 'active' order by key`,
-    [workspaceId],
-  );
-  return rows.map(toComputedTrait);
+  const { rows } = await db.query<ComputedTraitRow>(activeComputedTraitsSql('$1'), [workspaceId]);
+  return activeComputedTraitsFromRows(rows);
+}
+
+/** loadActiveComputedTraits's query, for `workspace` (SQL: a parameter or literal), to run in a caller's statement batch. */
+export const activeComputedTraitsSql = (workspace: string) =>
+  `select ${COLUMNS} from computed_traits where workspace_id = ${workspace} and status = 'active' order by key`;
+
+/** The traits from the rows of activeComputedTraitsSql. */
+export function activeComputedTraitsFromRows(rows: readonly unknown[]): ComputedTrait[] {
+  return (rows as ComputedTraitRow[]).map(toComputedTrait);
 }
 
 export interface ComputedTraitChanges {
