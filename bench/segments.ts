@@ -573,7 +573,8 @@ export async function benchRealtime(
     worker = await startWorker({
       db,
       concurrency: config.workerConcurrency,
-      ingestLoad,
+      // BENCH_INGEST_STEP_BACK=0: the worker does not see the API's load (A/B of the step-back).
+      ingestLoad: process.env.BENCH_INGEST_STEP_BACK === '0' ? undefined : ingestLoad,
       // The worker a server starts with TOUCHPOINT_SEGMENT_DIGESTS=on (the rest of the config is the defaults).
       segmentDigests: loadConfig({ TOUCHPOINT_SEGMENT_DIGESTS: process.env.TOUCHPOINT_SEGMENT_DIGESTS }).segmentDigests,
       logger: (level, message) => {
