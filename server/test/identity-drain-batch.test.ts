@@ -6,10 +6,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentityDrain, IDENTITY_BATCH, IDENTITY_BATCH_MAX, nextBatchSize } from '../src/identity/loop.ts';
 import { resolveQueuedEvents } from '../src/identity/resolver.ts';
-import { normalizeEvent, type NormalizedEvent } from '../src/ingest/normalize.ts';
+import type { NormalizedEvent } from '../src/ingest/normalize.ts';
 import { storeEvents, type SourceRef } from '../src/ingest/store.ts';
 import { createSource, createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { numberedEvent } from './support/events.ts';
 
 const T0 = Date.parse('2026-01-05T00:00:00Z');
 
@@ -43,12 +44,7 @@ describe('identity drain on real PostgreSQL', () => {
           { type: 'identify', userId: `u-${i}`, anonymousId: `w-${i}`, traits: { plan: 'free' } },
           { type: 'track', event: 'Signed In', userId: `u-${i}`, anonymousId: `p-${i}` },
         ][step]!;
-        const normalized = normalizeEvent(
-          { ...raw, messageId: `${tag}-${String(out.length).padStart(5, '0')}`, timestamp: new Date(T0 + out.length * 1000).toISOString() },
-          { receivedAt: new Date(T0 + 86_400_000), historical: true },
-        );
-        if (!normalized.ok) throw new Error(normalized.rejection.message);
-        out.push(normalized.event);
+        out.push(numberedEvent(raw, tag, out.length, T0));
       }
     }
     return out;

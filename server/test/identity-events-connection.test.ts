@@ -14,6 +14,7 @@ import { storeEvents, type SourceRef } from '../src/ingest/store.ts';
 import { openPii } from '../src/privacy/pii-codec.ts';
 import { createSource, createWorkspace } from '../src/workspaces/store.ts';
 import { createTestDatabase, type TestDatabase } from './support/db.ts';
+import { numberedEvent } from './support/events.ts';
 
 const T0 = Date.parse('2026-01-05T00:00:00Z');
 
@@ -39,12 +40,7 @@ function interleaved(people: number[], tag: string): NormalizedEvent[] {
     for (const q of queues) {
       const raw = q.shift();
       if (!raw) continue;
-      const normalized = normalizeEvent(
-        { ...raw, messageId: `${tag}-${String(out.length).padStart(5, '0')}`, timestamp: new Date(T0 + out.length * 1000).toISOString() },
-        { receivedAt: new Date(T0 + 86_400_000), historical: true },
-      );
-      if (!normalized.ok) throw new Error(normalized.rejection.message);
-      out.push(normalized.event);
+      out.push(numberedEvent(raw, tag, out.length, T0));
     }
   }
   return out;

@@ -17,18 +17,22 @@ describe('real-time drain batch reports', () => {
   });
   afterAll(async () => t.close());
 
-  it('reports each committed batch: queued and re-checked counts, and every queued profile’s wait since it was queued', async () => {
-    const { workspace } = await t.addWorkspace('drain-metrics');
-    const ws = workspace.id;
+  /** A workspace with `count` profiles (created at T) and one real-time segment "vip" (trait vip = true). */
+  async function vipWorkspace(slug: string, count: number): Promise<{ ws: string; ids: string[] }> {
+    const { workspace } = await t.addWorkspace(slug);
     const { rows } = await t.db.query<{ id: string }>(
-      `insert into profiles (workspace_id, created_at) select $1, $2 from generate_series(1, 5) returning id`,
-      [ws, new Date(T)],
+      `insert into profiles (workspace_id, created_at) select $1, $2 from generate_series(1, $3::int) returning id`,
+      [workspace.id, new Date(T), count],
     );
-    const ids = rows.map((row) => row.id);
     await t.db.query(
       `insert into segments (workspace_id, key, name, kind, definition, state) values ($1, 'vip', 'VIP', 'realtime', $2, 'ready')`,
-      [ws, JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: true })],
+      [workspace.id, JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: true })],
     );
+    return { ws: workspace.id, ids: rows.map((row) => row.id) };
+  }
+
+  it('reports each committed batch: queued and re-checked counts, and every queued profile’s wait since it was queued', async () => {
+    const { ws, ids } = await vipWorkspace('drain-metrics', 5);
     // Three queued at known times (minutes 0, 1, 2 after T), two due re-checks.
     await t.db.query(
       `insert into segment_queue (workspace_id, profile_id, queued_at) select $1, p, q from unnest($2::uuid[], $3::timestamptz[]) as x(p, q)`,
@@ -65,17 +69,7 @@ describe('real-time drain batch reports', () => {
   });
 
   it('reports where the batch’s time went, step by step, and how many queued profiles had changed again while waiting', async () => {
-    const { workspace } = await t.addWorkspace('drain-steps');
-    const ws = workspace.id;
-    const { rows } = await t.db.query<{ id: string }>(
-      `insert into profiles (workspace_id, created_at) select $1, $2 from generate_series(1, 3) returning id`,
-      [ws, new Date(T)],
-    );
-    const ids = rows.map((row) => row.id);
-    await t.db.query(
-      `insert into segments (workspace_id, key, name, kind, definition, state) values ($1, 'vip', 'VIP', 'realtime', $2, 'ready')`,
-      [ws, JSON.stringify({ kind: 'trait', trait: 'vip', op: 'eq', value: true })],
-    );
+    const { ws, ids } = await vipWorkspace('drain-steps', 3);
     // One profile enters (a transition to write); one was queued again before the drain took it.
     await t.db.query(
       `insert into profile_traits (workspace_id, profile_id, key, value, source_kind, source_name, message_id, observed_at)
