@@ -18,7 +18,9 @@ import {
   ReplayResultSchema,
 } from '../ingest/quarantine.ts';
 import { EventListQuerySchema, EventListSchema, listRecentEvents } from '../ingest/recent-events.ts';
-import type { Db } from '../storage/database.ts';
+import { withTransaction, type Db } from '../storage/database.ts';
+import { rescheduleSegmentsForTimeZone } from '../segments/schedule.ts';
+import { rescheduleJourneysForTimeZone } from '../journeys/schedules.ts';
 import {
   ApiKeySchema,
   CreateKeySchema,
@@ -58,6 +60,8 @@ export interface AdminOptions {
   verifyAdmin: (token: string) => boolean;
   /** Cleared after every change so a disabled key, source or workspace is refused at once. */
   keys: KeyResolver;
+  /** The clock schedules are moved by when a workspace's time zone changes. */
+  now?: () => Date;
 }
 
 const WorkspaceParams = Type.Object({
@@ -92,6 +96,7 @@ async function withTimeZoneField<T>(work: () => Promise<T>): Promise<T> {
  */
 export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, options) => {
   const { db, keys } = options;
+  const now = options.now ?? (() => new Date());
 
   app.setValidatorCompiler(strictValidatorCompiler);
   app.addHook('onRequest', async (request) => requireAdmin(options.verifyAdmin, request));
@@ -131,7 +136,18 @@ export const adminRoutes: FastifyPluginAsyncTypebox<AdminOptions> = async (app, 
     },
     async (request) => {
       const workspace = await getWorkspace(db, request.params.workspace);
-      return withTimeZoneField(() => updateWorkspace(db, workspace.id, request.body));
+      return withTimeZoneField(() =>
+        withTransaction(db, async (client) => {
+          const updated = await updateWorkspace(client, workspace.id, request.body);
+          if (updated.timeZone !== workspace.timeZone) {
+            // Runs already placed in the old zone's wall-clock time move with the zone.
+            const at = now();
+            await rescheduleSegmentsForTimeZone(client, workspace.id, updated.timeZone, at);
+            await rescheduleJourneysForTimeZone(client, workspace.id, updated.timeZone, at);
+          }
+          return updated;
+        }),
+      );
     },
   );
 

@@ -1,6 +1,6 @@
 import { nextRunAfter } from '../segments/cron.ts';
 import { prepareTransitionStorage } from '../segments/transitions.ts';
-import { withTransaction, type Db, type DbClient } from '../storage/database.ts';
+import { withTransaction, type Db, type DbClient, type Queryable } from '../storage/database.ts';
 import { entryNode, type JourneyDefinition, type Trigger } from './definition.ts';
 import { enterProfiles, type EntryRequest } from './executor.ts';
 import { dateOccurrences, nextDateOccurrence } from './dates.ts';
@@ -75,6 +75,37 @@ export async function syncJourneySchedule(client: DbClient, workspaceId: string,
   );
 }
 
+/**
+ * When a workspace's time zone changes, in the same transaction: each scheduled audience whose
+ * cron follows the workspace zone (no zone of its own) and whose next run is still waiting moves
+ * to the cron's next run in the new zone. Date triggers rebuild their occurrences at their next
+ * scan (the zone is part of their key); one-off instants do not move.
+ */
+export async function rescheduleJourneysForTimeZone(db: Queryable, workspaceId: string, timeZone: string, now: Date): Promise<number> {
+  const { rows } = await db.query<{ journey_id: string; definition: JourneyDefinition; last_run_at: Date | null }>(
+    `select s.journey_id, v.definition, s.last_run_at
+       from journey_schedules s
+       join journeys j on j.workspace_id = s.workspace_id and j.id = s.journey_id
+       join journey_versions v on v.workspace_id = j.workspace_id and v.journey_id = j.id and v.version = j.current_version
+      where s.workspace_id = $1 and s.kind = 'schedule' and s.next_run_at > $2`,
+    [workspaceId, now],
+  );
+  let moved = 0;
+  for (const row of rows) {
+    const trigger = entryNode(row.definition).trigger;
+    if (trigger.kind !== 'schedule' || trigger.cron === undefined || trigger.timeZone !== undefined) continue;
+    let next: Date | null;
+    try {
+      next = nextScheduledRun(trigger, timeZone, now, row.last_run_at);
+    } catch {
+      continue;
+    }
+    await db.query('update journey_schedules set next_run_at = $3 where workspace_id = $1 and journey_id = $2', [workspaceId, row.journey_id, next]);
+    moved += 1;
+  }
+  return moved;
+}
+
 interface DueSchedule {
   workspace_id: string;
   journey_id: string;
@@ -132,8 +163,11 @@ export async function drainScheduledEntries(db: Db, now: Date, options: Schedule
   }
 }
 
-/** A date trigger's fields the occurrence table depends on (a change rebuilds it). */
-const dateTriggerKey = (trigger: DateTrigger) => [trigger.trait, trigger.days ?? 0, trigger.time, trigger.repeat];
+/**
+ * What the occurrence table depends on (a change rebuilds it): the trigger's fields and the
+ * workspace time zone, which places the occurrences of every profile without a zone trait.
+ */
+const dateTriggerKey = (trigger: DateTrigger, workspaceZone: string) => [trigger.trait, trigger.days ?? 0, trigger.time, trigger.repeat, workspaceZone];
 
 interface DateRow {
   profile_id: string;
@@ -193,7 +227,7 @@ async function storeNextOccurrences(client: DbClient, due: DueSchedule, trigger:
  */
 async function refreshOccurrences(client: DbClient, due: DueSchedule, trigger: DateTrigger, settled: number | null, after: Date): Promise<boolean> {
   if (settled === null) return false;
-  const key = dateTriggerKey(trigger);
+  const key = dateTriggerKey(trigger, due.time_zone);
   if (due.dates_history_cursor === null || JSON.stringify(due.dates_trigger) !== JSON.stringify(key)) {
     await client.query('delete from journey_date_occurrences where workspace_id = $1 and journey_id = $2', [due.workspace_id, due.journey_id]);
     await storeNextOccurrences(client, due, trigger, await readDateRows(client, due.workspace_id, trigger.trait, null), [], after);

@@ -1,4 +1,4 @@
-import type { Db } from '../storage/database.ts';
+import type { Db, Queryable } from '../storage/database.ts';
 import { computeSegmentWithDependents, type ComputeOutcome } from './compute.ts';
 import { nextRunAfter } from './cron.ts';
 
@@ -76,4 +76,31 @@ export async function runDueSegments(db: Db, now: Date, options: DueRunOptions =
   );
   for (const row of stalled) outcomes.push(...(await computeSegmentWithDependents(db, row.workspace_id, row.id, now, 'compute')));
   return outcomes;
+}
+
+/**
+ * When a workspace's time zone changes, in the same transaction: each periodic segment's next run
+ * still waiting (next_run_at after `now`) moves to its schedule's next occurrence in the new zone.
+ * Without this the first run after the change would still fire at the old zone's wall-clock time.
+ * A run already due keeps its time (the scheduler runs it); a schedule the new zone cannot place
+ * keeps its old time, and the scheduler records the error when it runs.
+ */
+export async function rescheduleSegmentsForTimeZone(db: Queryable, workspaceId: string, timeZone: string, now: Date): Promise<number> {
+  const { rows } = await db.query<{ id: string; schedule: string }>(
+    `select id, schedule from segments
+      where workspace_id = $1 and kind = 'periodic' and schedule is not null and next_run_at > $2`,
+    [workspaceId, now],
+  );
+  let moved = 0;
+  for (const row of rows) {
+    let next: Date;
+    try {
+      next = nextRunAfter(row.schedule, timeZone, now);
+    } catch {
+      continue;
+    }
+    await db.query('update segments set next_run_at = $3 where workspace_id = $1 and id = $2', [workspaceId, row.id, next]);
+    moved += 1;
+  }
+  return moved;
 }
