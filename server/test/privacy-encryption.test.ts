@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { forgetKeys, openText, rotateDataKey, rotateMasterKey, sealText } from '../src/privacy/data-keys.ts';
-import { decryptText, encryptText, masterKeyId, newDataKey, openDataKey, sealDataKey, tokenKeyNumber } from '../src/privacy/encryption.ts';
+import { decryptText, encryptText, masterKeyId, newDataKey, nextIv, openDataKey, sealDataKey, tokenKeyNumber } from '../src/privacy/encryption.ts';
 import { lookupForms } from '../src/privacy/sealed-payloads.ts';
 import { createKey } from '../src/workspaces/store.ts';
 import { ADMIN_TOKEN, basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -34,6 +34,21 @@ describe('envelope encryption (pure)', () => {
     expect(() => decryptText(key.key, WS, 'other.purpose', token)).toThrow();
     const tampered = token.slice(0, -2) + (token.endsWith('A') ? 'B' : 'A') + token.slice(-1);
     expect(() => decryptText(key.key, WS, 'quarantine.payload', tampered)).toThrow();
+  });
+
+  it('gives every seal a fresh IV, across refills of the IV pool', () => {
+    const key = { number: 1, key: newDataKey() };
+    const ivs = new Set<string>();
+    // More seals than one pool holds (341 IVs), so the pool is refilled at least twice.
+    for (let i = 0; i < 1000; i++) {
+      const token = encryptText(key, WS, 'event.pii', 'same value');
+      ivs.add(Buffer.from(token.split('.')[2]!, 'base64url').subarray(0, 12).toString('hex'));
+      expect(decryptText(key.key, WS, 'event.pii', token)).toBe('same value');
+    }
+    expect(ivs.size).toBe(1000);
+    const next = [nextIv(), nextIv()];
+    expect(next[0]).toHaveLength(12);
+    expect(next[0]!.equals(next[1]!)).toBe(false);
   });
 
   it('indexes values as written, lower-cased and, for phone-like values, as digits', () => {

@@ -72,6 +72,12 @@ describe('monthly partitions', () => {
     expect(rows.map((row) => row.name)).toEqual(['events_y2011m03', 'events_y2011m04']);
     expect(partitionName('events', monthStart(times[1]!))).toBe('events_y2011m03');
   });
+
+  it('leave room on each events page for the row version identity resolution writes', async () => {
+    await ensureMonthlyPartitions(t.db, 'events', [new Date('2011-06-01T00:00:00Z')]);
+    const { rows } = await t.db.query<{ options: string[] | null }>(`select reloptions as options from pg_class where relname = 'events_y2011m06'`);
+    expect(rows[0]?.options).toEqual(['fillfactor=80']);
+  });
 });
 
 describe('embedded PostgreSQL start-up errors', () => {
