@@ -9,8 +9,9 @@ import type { ConditionReads } from './snapshots.ts';
  * read, each as [seq, type, name, epoch ms, the properties they read]. A re-evaluation reads it
  * with one primary-key probe instead of one index descent per monthly partition of `events` plus
  * a heap visit per event. Triggers on `events` keep it in step with every change: new events are
- * appended as small rows (migration 0078) that a read folds into the digest, so the digest row is
- * written once per evaluation, not once per event (the cost that made ingest WAL-bound); a digest that
+ * appended as small rows (migration 0078) that a read serves with the digest and folds into it once
+ * there are several (DRAIN_FOLD_AT), so the digest row is written neither per event (the cost that
+ * made ingest WAL-bound) nor per evaluation (the drain's largest item then); a digest that
  * is missing, invalidated or of another spec is rebuilt from `events` here (the backfill), and
  * when that cannot be done at once (a lock held elsewhere) the caller reads `events` as before.
  */
@@ -158,7 +159,7 @@ const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.
  * Pending appends a profile's digest may have before a read folds them into it. Below that the
  * read serves the digest and its appends as they are, in the same statement (one snapshot: an
  * append is either folded, i.e. deleted and in the digest, or pending, never both), so the digest
- * row is rewritten once per FOLD_AT evaluations instead of once per evaluation: the fold (lock the
+ * row is rewritten once per DRAIN_FOLD_AT appends instead of at every evaluation: the fold (lock the
  * rows, rewrite each whole digest) was the drain's largest PostgreSQL item per profile with
  * digests on (docs/benchmarks.md, branch rt-pipe). 1: fold whatever is pending.
  */
