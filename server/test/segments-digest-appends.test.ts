@@ -92,6 +92,41 @@ describe('segment digest appends', () => {
     expect(await stored(profile)).toEqual(written);
   });
 
+  it('serves fewer than foldAt pending appends with the digest unwritten, and folds them once at foldAt', async () => {
+    await send([{ type: 'track', event: 'Order Completed', userId: 'lazy-1', properties: { revenue: 1 }, messageId: 'lazy-0', timestamp: iso(NOW - 9 * DAY) }]);
+    const profile = await owner('lazy-1');
+    const lazily = async () => {
+      const result = await loadDigestEvents(t.db, t.workspace.id, [profile], spec, { foldAt: 3 });
+      expect(result.unserved).toEqual([]);
+      return (result.events.get(profile) ?? []).map((e) => `${e.type}:${e.event ?? e.name}:${e.timestamp}:${JSON.stringify(e.properties?.revenue ?? null)}`).sort();
+    };
+    await lazily();
+    const digest = (await stored(profile))!;
+    for (const [i, day] of [8, 7].entries()) {
+      await send([{ type: 'track', event: 'Order Completed', userId: 'lazy-1', properties: { revenue: 10 + i }, messageId: `lazy-${day}`, timestamp: iso(NOW - day * DAY) }]);
+      // Below the threshold: every event served, the digest row not written, the appends kept.
+      expect(await lazily()).toEqual(await truth(profile));
+      expect(await stored(profile)).toEqual(digest);
+      expect(await pending(profile)).toBe(i + 1);
+    }
+    // The third append reaches it: folded into the digest, each exactly once.
+    await send([{ type: 'page', name: 'Lazy', userId: 'lazy-1', messageId: 'lazy-6', timestamp: iso(NOW - 6 * DAY) }]);
+    expect(await lazily()).toEqual(await truth(profile));
+    expect(await pending(profile)).toBe(0);
+    expect((await stored(profile))!.events).toHaveLength(4);
+    expect(await lazily()).toEqual(await truth(profile));
+    // An append of another spec version still rebuilds, below the threshold too.
+    await t.db.query(
+      `insert into segment_digest_appends (workspace_id, profile_id, spec_version, seq, entries)
+       select $1, $2, version - 1, 1, '[[1, "page", "Stale", 0, null]]' from segment_event_digest_specs where workspace_id = $1`,
+      [t.workspace.id, profile],
+    );
+    const rebuilt = await loadDigestEvents(t.db, t.workspace.id, [profile], spec, { foldAt: 3 });
+    expect(rebuilt.built).toBe(1);
+    expect(await lazily()).toEqual(await truth(profile));
+    expect(await pending(profile)).toBe(0);
+  });
+
   it('a build deletes the appends of the events it read, so they are not folded again', async () => {
     const profile = await owner('a-2');
     await served(profile);

@@ -63,6 +63,13 @@ describe('segment queue and re-check takes on real PostgreSQL', () => {
     );
   });
 
+  it('indexes the queue and the re-checks only as the drain reads them (each index is written by every enqueue and re-check move)', async () => {
+    const { rows } = await t.db.query<{ indexname: string }>(
+      `select indexname from pg_indexes where schemaname = current_schema() and tablename in ('segment_queue', 'segment_rechecks') order by indexname`,
+    );
+    expect(rows.map((row) => row.indexname)).toEqual(['segment_queue_pkey', 'segment_queue_workspace_oldest', 'segment_rechecks_pkey', 'segment_rechecks_workspace_due']);
+  });
+
   it('deleteProfileRows deletes exactly the given profiles’ rows of the workspace', async () => {
     const a = await workspaceWithProfiles(5);
     const b = await workspaceWithProfiles(2);

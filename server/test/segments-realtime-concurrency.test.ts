@@ -39,11 +39,14 @@ const SEGMENTS: Record<string, Condition> = {
 };
 
 // As one worker draining one batch at a time, and as two workers each draining the profiles in
-// parallel parts (lock.ts): the parts of two drains overlap in time, never in profiles.
+// parallel parts (lock.ts): the parts of two drains overlap in time, never in profiles. And with
+// the events read from the digests, whose pending appends (moved and dropped by merges) are served
+// unfolded below the drain's fold threshold (digests.ts DRAIN_FOLD_AT).
 describe.each([
-  { mode: 'one drain, one batch at a time', parallel: false, drains: 1 },
-  { mode: 'two drains, each in parallel parts', parallel: true, drains: 2 },
-])('real-time segments while identity resolution runs (merges included): $mode', ({ parallel, drains }) => {
+  { mode: 'one drain, one batch at a time', parallel: false, drains: 1, digests: false },
+  { mode: 'two drains, each in parallel parts', parallel: true, drains: 2, digests: false },
+  { mode: 'two drains in parallel parts, reading event digests', parallel: true, drains: 2, digests: true },
+])('real-time segments while identity resolution runs (merges included): $mode', ({ parallel, drains, digests }) => {
   let t: TestApp;
   const ids = new Map<string, string>();
 
@@ -92,7 +95,7 @@ describe.each([
     })();
     const drain = async () => {
       for (;;) {
-        const taken = await drainSegmentQueue(t.db, { now: new Date(NOW), batchSize: 10, parallel, onError: (error, message) => errors.push(`${message}: ${String(error)}`) });
+        const taken = await drainSegmentQueue(t.db, { now: new Date(NOW), batchSize: 10, parallel, digests, onError: (error, message) => errors.push(`${message}: ${String(error)}`) });
         if (taken > 0) continue;
         if (!resolving) return;
         await pause();
@@ -141,5 +144,15 @@ describe.each([
     );
     expect(check[0]!.timeline).toBe(check[0]!.transitions);
     expect(check[0]!.counted).toBe(check[0]!.members);
+    if (digests) {
+      // The digest path ran, and events were served from appends still pending, not folded.
+      const { rows: kept } = await t.db.query<{ digests: number; appends: number }>(
+        `select (select count(*)::int from segment_event_digests where workspace_id = $1 and complete) as digests,
+                (select count(*)::int from segment_digest_appends where workspace_id = $1) as appends`,
+        [t.workspace.id],
+      );
+      expect(kept[0]!.digests).toBeGreaterThan(0);
+      expect(kept[0]!.appends).toBeGreaterThan(0);
+    }
   });
 });

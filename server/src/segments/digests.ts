@@ -9,8 +9,9 @@ import type { ConditionReads } from './snapshots.ts';
  * read, each as [seq, type, name, epoch ms, the properties they read]. A re-evaluation reads it
  * with one primary-key probe instead of one index descent per monthly partition of `events` plus
  * a heap visit per event. Triggers on `events` keep it in step with every change: new events are
- * appended as small rows (migration 0078) that a read folds into the digest, so the digest row is
- * written once per evaluation, not once per event (the cost that made ingest WAL-bound); a digest that
+ * appended as small rows (migration 0078) that a read serves with the digest and folds into it once
+ * there are several (DRAIN_FOLD_AT), so the digest row is written neither per event (the cost that
+ * made ingest WAL-bound) nor per evaluation (the drain's largest item then); a digest that
  * is missing, invalidated or of another spec is rebuilt from `events` here (the backfill), and
  * when that cannot be done at once (a lock held elsewhere) the caller reads `events` as before.
  */
@@ -155,23 +156,43 @@ export async function dropWorkspaceDigests(db: Db, workspaceId: string): Promise
 const sameList = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((value, i) => value === b[i]);
 
 /**
- * The digested events of `profileIds` (sorted), folding in their pending appends (migration 0078)
- * and building the digests that are missing or stale. Read on the pool: the caller holds the
+ * Pending appends a profile's digest may have before a read folds them into it. Below that the
+ * read serves the digest and its appends as they are, in the same statement (one snapshot: an
+ * append is either folded, i.e. deleted and in the digest, or pending, never both), so the digest
+ * row is rewritten once per DRAIN_FOLD_AT appends instead of at every evaluation: the fold (lock the
+ * rows, rewrite each whole digest) was the drain's largest PostgreSQL item per profile with
+ * digests on (docs/benchmarks.md, branch rt-pipe). 1: fold whatever is pending.
+ */
+export const DRAIN_FOLD_AT = 8;
+
+/**
+ * The digested events of `profileIds` (sorted), with their pending appends (migration 0078), and
+ * building the digests that are missing or stale. Appends are folded into the digest when a
+ * profile has `foldAt` of them or more (default 1: always), or one made with another spec version
+ * (the digest is then rebuilt); fewer are read as they are. Read on the pool: the caller holds the
  * workspace segment lock, and every change to a profile's events queues it again, as for the other
  * per-profile reads of loadProfileSnapshots.
  */
-export async function loadDigestEvents(db: Db, workspaceId: string, profileIds: readonly string[], spec: DigestSpec): Promise<DigestEvents> {
+export async function loadDigestEvents(
+  db: Db,
+  workspaceId: string,
+  profileIds: readonly string[],
+  spec: DigestSpec,
+  options: { foldAt?: number } = {},
+): Promise<DigestEvents> {
+  const foldAt = Math.max(1, Math.trunc(options.foldAt ?? 1));
   const version = await currentSpecVersion(db, workspaceId, spec);
   if (version === null) return { events: new Map(), unserved: [...profileIds], built: 0 };
-  const { rows } = await db.query<{ profile_id: string; events: StoredEvent[] | null; pending: boolean }>(
+  const { rows } = await db.query<{ profile_id: string; events: StoredEvent[] | null; appended: StoredEvent[][] | null; pending: boolean }>(
     // One primary-key probe per profile (as MEMBERSHIPS_OF_PROFILES, for the same planner reason),
-    // and one probe of the appends' index; a digest with appends pending is read when folded.
-    `select d.profile_id, case when p.pending then null else d.events end as events, p.pending
+    // and one probe of the appends' index; a digest to fold is read when folded.
+    `select d.profile_id, case when p.fold then null else d.events end as events, case when p.fold then null else p.appended end as appended, p.fold as pending
        from unnest($2::uuid[]) as of_profile(id)
        cross join lateral (select profile_id, events from segment_event_digests d
                             where d.workspace_id = $1 and d.profile_id = of_profile.id and d.complete and d.spec_version = $3 offset 0) d
-       cross join lateral (select exists (select 1 from segment_digest_appends a where a.workspace_id = $1 and a.profile_id = of_profile.id) as pending) p`,
-    [workspaceId, profileIds, version],
+       cross join lateral (select count(*) >= $4 or coalesce(bool_or(a.spec_version <> $3), false) as fold, jsonb_agg(a.entries order by a.seq) as appended
+                             from segment_digest_appends a where a.workspace_id = $1 and a.profile_id = of_profile.id) p`,
+    [workspaceId, profileIds, version, foldAt],
   );
   const events: DigestEvents['events'] = new Map();
   const serve = (row: { profile_id: string; events: StoredEvent[] }) =>
@@ -179,7 +200,8 @@ export async function loadDigestEvents(db: Db, workspaceId: string, profileIds: 
   const pending: string[] = [];
   for (const row of rows) {
     if (row.pending) pending.push(row.profile_id);
-    else serve({ profile_id: row.profile_id, events: row.events! });
+    // In the order a fold would write them: the digest's, then each append's in seq order.
+    else serve({ profile_id: row.profile_id, events: row.appended ? row.events!.concat(...row.appended) : row.events! });
   }
   // Profiles whose digest could not be folded now (its row locked by a writer): read from `events`.
   // In chunks, each a short transaction: a fold holds its digest rows locked (invalidations wait).

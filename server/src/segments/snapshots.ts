@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { parseInstant } from '../ingest/normalize.ts';
 import type { Queryable } from '../storage/database.ts';
-import { isPool, loadDigestEvents, type DigestSpec } from './digests.ts';
+import { DRAIN_FOLD_AT, isPool, loadDigestEvents, type DigestSpec } from './digests.ts';
 import type { StepClock } from './drain-metrics.ts';
 import { durationMs, type Condition, type EventMatch, type Measure, type Window } from './ast.ts';
 import type { ProfileEvent, ProfileSnapshot } from './snapshot.ts';
@@ -372,7 +372,8 @@ export const MEMBERSHIPS_OF_PROFILES = `unnest($2::uuid[]) as of_profile(id)
  */
 async function readEvents(reader: Queryable, workspaceId: string, ids: string[], needs: SnapshotNeeds, spec: DigestSpec | null): Promise<EventRow[]> {
   if (!spec || needs.context || !isPool(reader)) return loadEvents(reader, workspaceId, ids, needs);
-  const digested = await loadDigestEvents(reader, workspaceId, ids, spec);
+  // Only the real-time drain reads digests: a few pending appends are served as they are.
+  const digested = await loadDigestEvents(reader, workspaceId, ids, spec, { foldAt: DRAIN_FOLD_AT });
   const rows: EventRow[] = [];
   for (const events of digested.events.values()) for (const event of events) rows.push(event);
   if (digested.unserved.length > 0) rows.push(...(await loadEvents(reader, workspaceId, digested.unserved, needs)));
