@@ -150,6 +150,7 @@ describe('collection access: disabled keys, rate limits and load shedding', () =
         // Every slot given back once its connection closed, the shed one included.
         for (let i = 0; i < 100 && ingestLoad.inFlight !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
         expect(ingestLoad.inFlight).toBe(0);
+        expect(ingestLoad.eventsInFlight).toBe(0);
       } finally {
         await t2.close();
       }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIngestLoad, ingestSaturated, SATURATED_IN_FLIGHT, SATURATION_HOLD_MS, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
+import { createIngestLoad, ingestSaturated, SATURATED_EVENTS_IN_FLIGHT, SATURATION_HOLD_MS, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
 import { startPollingLoop } from '../src/worker/polling-loop.ts';
 
 /** A loop whose chunks record when they ran; the first `working` chunks find work, the rest none. */
@@ -25,12 +25,19 @@ const waitFor = async (check: () => boolean, ms = 5000) => {
 };
 
 describe('queue drains step back while the request path is saturated', () => {
-  it('counts saturation from the requests in flight once it has lasted, and holds it through short dips', () => {
+  it('counts events in flight once they have lasted, and holds saturation through short dips', () => {
     let clock = 1_000_000;
     const load = createIngestLoad(() => clock);
-    for (let i = 0; i < SATURATED_IN_FLIGHT - 1; i++) load.enter();
+    const perRequest = 100;
+    const requests = SATURATED_EVENTS_IN_FLIGHT / perRequest;
+    const held = Array.from({ length: requests }, () => load.enter());
+    // Requests whose bodies are not read yet carry no events.
+    expect(load.inFlight).toBe(requests);
+    expect(load.eventsInFlight).toBe(0);
+    held.slice(0, -1).forEach((request) => request.carry(perRequest));
     expect(ingestSaturated(load, clock)).toBe(false);
-    load.enter();
+    held.at(-1)!.carry(perRequest);
+    expect(load.eventsInFlight).toBe(SATURATED_EVENTS_IN_FLIGHT);
     // Just begun: a stall of a moment under a steady load must not hold the drains back.
     expect(ingestSaturated(load, clock)).toBe(false);
     clock += SATURATION_SUSTAIN_MS - 1;
@@ -38,12 +45,14 @@ describe('queue drains step back while the request path is saturated', () => {
     clock += 1;
     expect(ingestSaturated(load, clock)).toBe(true);
     // A dip shorter than the hold does not end it.
-    load.leave();
+    held[0]!.leave();
     clock += SATURATION_HOLD_MS - 100;
-    load.enter();
+    held[0] = load.enter();
+    held[0].carry(perRequest);
     expect(ingestSaturated(load, clock)).toBe(true);
     // One flush answers many requests at once: the count drops, the path still counts as saturated …
-    for (let i = 0; i < SATURATED_IN_FLIGHT; i++) load.leave();
+    held.forEach((request) => request.leave());
+    expect(load.eventsInFlight).toBe(0);
     expect(load.inFlight).toBe(0);
     clock += SATURATION_HOLD_MS - 1;
     expect(ingestSaturated(load, clock)).toBe(true);
@@ -51,10 +60,36 @@ describe('queue drains step back while the request path is saturated', () => {
     clock += 1;
     expect(ingestSaturated(load, clock)).toBe(false);
     // A new saturation starts over.
-    for (let i = 0; i < SATURATED_IN_FLIGHT; i++) load.enter();
+    const again = load.enter();
+    again.carry(SATURATED_EVENTS_IN_FLIGHT);
     expect(ingestSaturated(load, clock)).toBe(false);
     clock += SATURATION_SUSTAIN_MS;
     expect(ingestSaturated(load, clock)).toBe(true);
+  });
+
+  it('does not read a real-time load of many small requests as saturated', () => {
+    let clock = 1_000_000;
+    const load = createIngestLoad(() => clock);
+    // 2,000 events/s in requests of 20 answered in 200 ms: ~20 requests, 400 events in flight.
+    for (let i = 0; i < 20; i++) load.enter().carry(20);
+    clock += 10 * SATURATION_SUSTAIN_MS;
+    expect(load.inFlight).toBe(20);
+    expect(ingestSaturated(load, clock)).toBe(false);
+  });
+
+  it('counts a request once: a second carry and a second leave change nothing', () => {
+    const load = createIngestLoad();
+    const request = load.enter();
+    request.carry(30);
+    request.carry(500);
+    expect(load.eventsInFlight).toBe(30);
+    request.leave();
+    request.leave();
+    expect(load.eventsInFlight).toBe(0);
+    expect(load.inFlight).toBe(0);
+    // A request that leaves before its body was read (a shed or malformed one) carries nothing.
+    load.enter().leave();
+    expect(load.inFlight).toBe(0);
   });
 
   it('waits before a chunk while saturated, and goes on as soon as it is not', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createIdentityDrain } from '../src/identity/loop.ts';
-import { createIngestLoad, SATURATED_IN_FLIGHT, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
+import { createIngestLoad, SATURATED_EVENTS_IN_FLIGHT, SATURATION_SUSTAIN_MS } from '../src/ingest/load.ts';
 import { startPollingLoop } from '../src/worker/polling-loop.ts';
 import { startWorker, type WorkerLogLevel } from '../src/worker/runner.ts';
 import { basicAuth, startTestApp, type TestApp } from './support/app.ts';
@@ -163,7 +163,7 @@ describe('background worker', () => {
     });
     expect(sent.json()).toMatchObject({ accepted: 1 });
     const ingestLoad = createIngestLoad();
-    for (let i = 0; i < SATURATED_IN_FLIGHT; i++) ingestLoad.enter();
+    ingestLoad.enter().carry(SATURATED_EVENTS_IN_FLIGHT);
     // Saturation counts once it has lasted (ingest/load.ts).
     await new Promise((resolve) => setTimeout(resolve, SATURATION_SUSTAIN_MS));
     const started = Date.now();

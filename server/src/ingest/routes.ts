@@ -12,7 +12,7 @@ import { createSharedTokenBuckets } from '../api/shared-rate-limit.ts';
 import { suppressionFilter } from '../privacy/suppression.ts';
 import { BatchSchema, EventSchema, IngestResponseSchema, LIMITS, type EventType, type IngestResponse } from './schemas.ts';
 import { quarantine, storeEvents } from './store.ts';
-import type { IngestLoad } from './load.ts';
+import type { InFlightRequest, IngestLoad } from './load.ts';
 
 export interface CollectionOptions {
   db: Db;
@@ -90,6 +90,9 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
   });
   const suppression = suppressionFilter(db);
   const { load } = options;
+  // Each request's share of the load, so its events count once its body is read (ingest/load.ts).
+  const inFlightRequests = new WeakMap<FastifyRequest, InFlightRequest>();
+  const carry = (request: FastifyRequest, events: number) => inFlightRequests.get(request)?.carry(events);
 
   // Bodies are read raw by readJsonBody (gzip, any content type, limit after decompression).
   app.removeAllContentTypeParsers();
@@ -100,13 +103,14 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
     );
   });
 
-  app.addHook('onRequest', async (_request, reply) => {
+  app.addHook('onRequest', async (request, reply) => {
     if (load.inFlight >= options.maxInflight) {
       metrics.requestsRejected.inc({ reason: 'overloaded' });
       throw new ApiError(429, 'overloaded', 'Too many requests in flight; retry shortly', undefined, retryAfter(1));
     }
-    load.enter();
-    reply.raw.once('close', () => load.leave());
+    const inFlight = load.enter();
+    inFlightRequests.set(request, inFlight);
+    reply.raw.once('close', () => inFlight.leave());
   });
 
   // Refusals by the access-control hook (privacy/access.ts) are counted here.
@@ -189,6 +193,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
   for (const [type, short] of SINGLE_ENDPOINTS) {
     const handler = async (request: FastifyRequest, reply: FastifyReply) => {
       const body = requireBody(request);
+      carry(request, 1);
       const source = await authenticate(request);
       await checkRate(source, 1);
       const consent = consentRequirement(await collectionSettingsOf(db, source));
@@ -222,6 +227,7 @@ export async function collectionRoutes(app: FastifyInstance, options: Collection
       metrics.requestsRejected.inc({ reason: 'too_many_events' });
       throw new ApiError(400, 'too_many_events', `A batch holds at most ${LIMITS.batchEvents} events; this one has ${body.batch.length}`, 'batch');
     }
+    carry(request, body.batch.length);
     await checkRate(source, body.batch.length);
     const receivedAt = now();
     const defaults = { context: body.context, integrations: body.integrations, sentAt: body.sentAt };
