@@ -31,6 +31,8 @@ export interface ClientReport {
   seconds: number;
   /** Milliseconds per request, sorted ascending. */
   latenciesMs: number[];
+  /** The same, of the requests of each third of the run (by the order batches were sent), each sorted: where the tail sits. */
+  latenciesByThirdMs: [number[], number[], number[]];
   /** Events acknowledged in each whole second of the run. */
   eventsPerSecond: number[];
   cpuSeconds: number;
@@ -87,6 +89,7 @@ export async function runClient(config: ClientConfig, waitForGo: () => Promise<v
     firstFailure: null,
     seconds: 0,
     latenciesMs: [],
+    latenciesByThirdMs: [[], [], []],
     eventsPerSecond: [],
     cpuSeconds: 0,
     requestBytes: 0,
@@ -113,6 +116,7 @@ export async function runClient(config: ClientConfig, waitForGo: () => Promise<v
         report.requests++;
         report.events += size;
         report.latenciesMs.push(done - sent);
+        report.latenciesByThirdMs[Math.min(2, Math.floor((3 * batchIndex) / batches))]!.push(done - sent);
         if (status !== 200) {
           fail(String(status), `HTTP ${status}: ${text.slice(0, 300)}`);
           continue;
@@ -138,6 +142,7 @@ export async function runClient(config: ClientConfig, waitForGo: () => Promise<v
   const cpu = process.cpuUsage(cpuStart);
   report.cpuSeconds = (cpu.user + cpu.system) / 1e6;
   report.latenciesMs.sort((a, b) => a - b);
+  for (const third of report.latenciesByThirdMs) third.sort((a, b) => a - b);
   agent.destroy();
   return report;
 }

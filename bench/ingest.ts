@@ -83,6 +83,8 @@ export interface PhaseResult {
   /** Median over the run's whole seconds of events acknowledged in that second. */
   medianEventsPerSecond: number;
   latencyMs: { p50: number; p90: number; p99: number; max: number };
+  /** p99 of the requests of each third of the phase (by send order; absent in phases not run by the load client). */
+  p99ByThirdMs?: number[];
   peakRssMb: number;
   cpu: CpuSplit;
   accepted: number;
@@ -198,6 +200,7 @@ async function runClientPhase(config: ClientConfig, pgPid: number): Promise<Phas
       p99: percentile(report.latenciesMs, 99),
       max: percentile(report.latenciesMs, 100),
     },
+    p99ByThirdMs: report.latenciesByThirdMs.map((third) => percentile(third, 99)),
     peakRssMb,
     cpu,
     accepted: report.accepted,
@@ -631,6 +634,7 @@ function summaryLines(input: {
     row('(b) bare INSERT (driver)', input.bare),
     row('POST /v1/batch, stored', input.stored),
     `ratios: stored/bare ${input.ratios.storedToBareInsert}, stored/no-store ${input.ratios.storedToNoStore}`,
+    `stored p99 by third of the load (ms): ${input.stored.p99ByThirdMs?.join(' / ') ?? '-'}`,
     `worker: ${input.worker ? 'ran' : 'absent'}; when the load ended: ${input.backlogAtEnd.jobs} jobs (${input.backlogAtEnd.jobPayloadMb} MB payload), ` +
       `${input.backlogAtEnd.identityQueue ?? 'no'} events queued for identity resolution, ` +
       `${input.backlogAtEnd.catalogueQueue ?? 'no'} requests in catalogue_queue (${input.backlogAtEnd.catalogueQueueMb ?? 0} MB)`,
