@@ -95,6 +95,27 @@ describe('collection access: disabled keys, rate limits and load shedding', () =
       expect((await post(t, '/v1/track', track('rl-over'), {}, key)).statusCode).toBe(200);
     });
 
+    it('counts the events of the requests in flight, once each body is read (the saturation signal of the worker)', async () => {
+      const ingestLoad = createIngestLoad();
+      const t2 = await startTestApp({ ingestLoad });
+      try {
+        // onSend runs after the handler, before the connection closes: the request still holds its events.
+        const heldWhileAnswering: number[] = [];
+        t2.app.addHook('onSend', async (_request, _reply, payload) => {
+          heldWhileAnswering.push(ingestLoad.eventsInFlight);
+          return payload;
+        });
+        const batch = { batch: [track('held-1'), track('held-2'), track('held-3')].map((event) => ({ type: 'track', ...event })) };
+        expect((await post(t2, '/v1/batch', batch)).statusCode).toBe(200);
+        expect((await post(t2, '/v1/track', track('held-4'))).statusCode).toBe(200);
+        expect(heldWhileAnswering).toEqual([3, 1]);
+        for (let i = 0; i < 100 && ingestLoad.eventsInFlight !== 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        expect(ingestLoad.eventsInFlight).toBe(0);
+      } finally {
+        await t2.close();
+      }
+    });
+
     it('when more requests are in flight than maxInflightIngest (load shedding), and recovers after', async () => {
       // The count is shared with a worker in the same process (ingest/load.ts): it must see the request.
       const ingestLoad = createIngestLoad();
